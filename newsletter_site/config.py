@@ -1,0 +1,201 @@
+"""Turn environment variables into Django settings.
+
+Every function takes the variable's *name* and reads it from a mapping (``os.environ`` by
+default), so a bad value produces an ``ImproperlyConfigured`` that names the variable the
+operator has to fix, and tests can pass their own mapping.
+"""
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_VALUES = {"1", "true", "yes", "on"}
+FALSE_VALUES = {"0", "false", "no", "off", ""}
+
+# anymail ESPs we document and test; any other anymail backend module also works, the name
+# is checked against the installed package when the URL is parsed.
+ANYMAIL_API_KEY_OPTION = {
+    "postmark": ("server_token", "POSTMARK_SERVER_TOKEN"),
+    "mailgun": ("api_key", "MAILGUN_API_KEY"),
+    "sendgrid": ("api_key", "SENDGRID_API_KEY"),
+    "brevo": ("api_key", "BREVO_API_KEY"),
+    "mailjet": ("api_key", "MAILJET_API_KEY"),
+    "resend": ("api_key", "RESEND_API_KEY"),
+    "sparkpost": ("api_key", "SPARKPOST_API_KEY"),
+    "mailersend": ("api_token", "MAILERSEND_API_TOKEN"),
+    "amazon_ses": (None, None),  # boto3 reads AWS_* itself
+}
+
+
+def _get(name, env):
+    env = os.environ if env is None else env
+    return env.get(name)
+
+
+def env_str(name: str, default: str = "", env: Mapping | None = None) -> str:
+    value = _get(name, env)
+    return default if value is None else value
+
+
+def env_bool(name: str, default: bool = False, env: Mapping | None = None) -> bool:
+    value = _get(name, env)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in TRUE_VALUES:
+        return True
+    if lowered in FALSE_VALUES:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean: use 1/0, true/false, yes/no or on/off.")
+
+
+def env_int(name: str, default: int, env: Mapping | None = None, minimum: int | None = None) -> int:
+    value = _get(name, env)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number.") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}.")
+    return number
+
+
+def env_float(name: str, default: float, env: Mapping | None = None) -> float:
+    value = _get(name, env)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+    if number < 0:
+        raise ImproperlyConfigured(f"{name}={value!r} must not be negative.")
+    return number
+
+
+def env_list(name: str, default: list[str] | None = None, env: Mapping | None = None) -> list[str]:
+    value = _get(name, env)
+    if value is None:
+        return list(default or [])
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def database_from_env(name: str, default_path: Path, env: Mapping | None = None) -> dict:
+    """``DATABASE_URL`` (postgres://, sqlite:///...) to a DATABASES['default'] dict."""
+    value = _get(name, env) or f"sqlite:///{default_path}"
+    try:
+        config = dj_database_url.parse(value, conn_max_age=0)
+    except (ValueError, KeyError) as error:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a database URL: {error}") from None
+    if not config.get("ENGINE"):
+        raise ImproperlyConfigured(f"{name}={value!r}: unknown database scheme.")
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # The worker and the web server share the file: wait for locks instead of failing,
+        # and take the write lock up front so a reader never has to upgrade mid-transaction.
+        config.setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+        Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    return config
+
+
+def _query_flag(query: dict, key: str, name: str, value: str) -> bool:
+    raw = query.get(key, [""])[-1].lower()
+    if raw in TRUE_VALUES:
+        return True
+    if raw in FALSE_VALUES:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r}: {key}={raw!r} is not a boolean.")
+
+
+def mailer_from_url(name: str, value: str, outbox_dir: Path) -> dict:
+    """One ``MAILERS`` entry from an email URL.
+
+    smtp://user:pass@host:587?tls=1, smtps://user:pass@host:465, console://, outbox://[path],
+    locmem://, anymail://ESP (credentials from ``<ESP>_API_KEY``-style variables, see
+    .env.example).
+    """
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a valid URL: {error}") from None
+    scheme = parts.scheme.lower()
+    query = parse_qs(parts.query)
+    if scheme in ("smtp", "smtps"):
+        if not parts.hostname:
+            raise ImproperlyConfigured(f"{name}={value!r}: an SMTP URL needs a host.")
+        use_ssl = scheme == "smtps" or _query_flag(query, "ssl", name, value)
+        use_tls = _query_flag(query, "tls", name, value)
+        if use_ssl and use_tls:
+            raise ImproperlyConfigured(f"{name}={value!r}: choose tls=1 (STARTTLS) or smtps:// (SSL), not both.")
+        options = {
+            "host": parts.hostname,
+            "port": port or (465 if use_ssl else 587 if use_tls else 25),
+            "username": unquote(parts.username or ""),
+            "password": unquote(parts.password or ""),
+            "use_tls": use_tls,
+            "use_ssl": use_ssl,
+            "timeout": int(query.get("timeout", ["30"])[-1]),
+        }
+        return {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": options}
+    if scheme == "console":
+        return {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    if scheme == "locmem":
+        return {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
+    if scheme == "outbox":
+        path = unquote(parts.netloc + parts.path) or str(outbox_dir)
+        return {"BACKEND": "newsletter_site.outbox.OutboxBackend", "OPTIONS": {"directory": path}}
+    if scheme == "anymail":
+        esp = (parts.hostname or "").lower()
+        if esp not in ANYMAIL_API_KEY_OPTION and esp != "test":
+            known = ", ".join(sorted([*ANYMAIL_API_KEY_OPTION, "test"]))
+            raise ImproperlyConfigured(f"{name}={value!r}: unknown anymail ESP {esp!r} (one of: {known}).")
+        backend = f"anymail.backends.{esp}.EmailBackend"
+        return {"BACKEND": backend, "OPTIONS": {}}
+    raise ImproperlyConfigured(
+        f"{name}={value!r}: unknown scheme {scheme!r}; use smtp://, smtps://, console://, outbox://, "
+        "locmem:// or anymail://ESP."
+    )
+
+
+def anymail_settings(mailer: dict, env: Mapping | None = None) -> dict:
+    """The ``ANYMAIL`` dict for an anymail mailer: API key and base URL from the environment."""
+    backend = mailer["BACKEND"]
+    if not backend.startswith("anymail."):
+        return {}
+    esp = backend.split(".")[2]
+    settings = {}
+    option, variable = ANYMAIL_API_KEY_OPTION.get(esp, (None, None))
+    if variable and _get(variable, env):
+        settings[f"{esp.upper()}_{option.upper()}"] = _get(variable, env)
+    if base_url := _get("ANYMAIL_API_URL", env):
+        settings[f"{esp.upper()}_API_URL"] = base_url
+    if secret := _get("ANYMAIL_WEBHOOK_SECRET", env):
+        settings["WEBHOOK_SECRET"] = secret
+    if esp == "mailgun" and _get("MAILGUN_WEBHOOK_SIGNING_KEY", env):
+        settings["MAILGUN_WEBHOOK_SIGNING_KEY"] = _get("MAILGUN_WEBHOOK_SIGNING_KEY", env)
+    return settings
+
+
+def tasks_from_url(name: str, value: str, redis_url: str | None) -> dict:
+    """The ``TASKS`` setting from ``TASKS_URL``: db:// (default), rq://, immediate://."""
+    scheme = urlsplit(value).scheme.lower()
+    queues = ["default", "campaigns"]
+    if scheme == "db":
+        return {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": queues}}
+    if scheme == "rq":
+        if not redis_url:
+            raise ImproperlyConfigured(f"{name}={value!r} needs REDIS_URL (e.g. redis://127.0.0.1:6379/0).")
+        return {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": queues}}
+    if scheme == "immediate":
+        return {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": queues}}
+    raise ImproperlyConfigured(f"{name}={value!r}: unknown scheme {scheme!r}; use db://, rq:// or immediate://.")
+
+
+def rq_queues(redis_url: str) -> dict:
+    return {queue: {"URL": redis_url, "DEFAULT_TIMEOUT": 3600} for queue in ("default", "campaigns")}

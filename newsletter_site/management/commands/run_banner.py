@@ -1,0 +1,27 @@
+import os
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Print where to find the site, the admin and the outbox (used by `make run`)."
+
+    def handle(self, *args, **options):
+        base = f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+        mailer = settings.MAILERS["default"]
+        outbox = mailer.get("OPTIONS", {}).get("directory") if mailer["BACKEND"].endswith("OutboxBackend") else None
+        lines = [
+            "",
+            "Broadsheet is starting (web server + task worker). Open:",
+            f"  Site:         {base}/",
+            f"  Archive:      {base}/archive/",
+            f"  Subscribe:    {base}/subscribe/",
+            f"  Wagtail admin {base}/admin/  (user: admin, password: see above, or `make demo`)",
+        ]
+        if outbox:
+            lines.append(f"  Outbox:       {outbox}/new/*.eml  (every email sent, openable in a mail client)")
+        else:
+            lines.append(f"  Mail goes to: {mailer['BACKEND']}")
+        lines.append("Stop with Ctrl+C.\n")
+        self.stdout.write("\n".join(lines))

@@ -1,0 +1,28 @@
+"""Run the background task worker for whichever backend TASKS_URL selects.
+
+Lets the Procfile say `worker: python manage.py worker` for every deployment: the database
+backend's db_worker on a laptop, RQ's rqworker when TASKS_URL=rq://.
+"""
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run the task worker of the configured backend (db_worker or rqworker)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--batch", action="store_true", help="Run until the queue is empty, then exit.")
+
+    def handle(self, *args, **options):
+        backend = settings.TASKS["default"]["BACKEND"]
+        queues = settings.TASKS["default"].get("QUEUES", ["default"])
+        if backend.startswith("django_tasks_db"):
+            extra = ["--batch"] if options["batch"] else []
+            call_command("db_worker", "--queue-name", ",".join(queues), *extra)
+        elif backend.startswith("django_tasks_rq"):
+            extra = ["--burst"] if options["batch"] else []
+            call_command("rqworker", *queues, "--job-class", "django_tasks_rq.Job", *extra)
+        else:
+            self.stderr.write(f"The task backend {backend} runs tasks in-process; no worker is needed.")

@@ -1,0 +1,156 @@
+"""Settings shared by every environment. Every value comes from the environment (see
+.env.example); the defaults are safe for a developer's laptop, production.py removes them."""
+
+from pathlib import Path
+
+from newsletter_site import config
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(config.env_str("VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = config.env_bool("DEBUG", False)
+SECRET_KEY = config.env_str("SECRET_KEY", "")
+ALLOWED_HOSTS = config.env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = config.env_list("CSRF_TRUSTED_ORIGINS")
+
+# Absolute base of every link in an email (and of List-Unsubscribe). No trailing slash.
+BASE_URL = config.env_str("BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+WAGTAILADMIN_BASE_URL = BASE_URL
+
+INSTALLED_APPS = [
+    "newsletter_site",
+    "campaigns",
+    "subscribers",
+    "wagtail.contrib.forms",
+    "wagtail.contrib.redirects",
+    "wagtail.contrib.settings",
+    "wagtail.embeds",
+    "wagtail.sites",
+    "wagtail.users",
+    "wagtail.snippets",
+    "wagtail.documents",
+    "wagtail.images",
+    "wagtail.search",
+    "wagtail.admin",
+    "wagtail",
+    "modelcluster",
+    "taggit",
+    "anymail",
+    "django_tasks",
+    "django_tasks_db",
+    "django_rq",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "wagtail.contrib.redirects.middleware.RedirectMiddleware",
+]
+
+ROOT_URLCONF = "newsletter_site.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "wagtail.contrib.settings.context_processors.settings",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "newsletter_site.wsgi.application"
+
+DATABASES = {"default": config.database_from_env("DATABASE_URL", VAR_DIR / "db.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = config.env_str("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    # Shared by the web server and the worker processes (rate limits, throttling), unlike locmem.
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "broadsheet_cache"}
+    }
+
+# Background work: Django's tasks API (the django_tasks package, which Wagtail 8 also uses).
+TASKS = config.tasks_from_url("TASKS_URL", config.env_str("TASKS_URL", "db://"), REDIS_URL)
+RQ_QUEUES = config.rq_queues(REDIS_URL or "redis://127.0.0.1:6379/0")
+
+# Mail: Django 6.1 MAILERS, chosen by EMAIL_URL. The outbox writes .eml files to var/outbox.
+OUTBOX_DIR = VAR_DIR / "outbox"
+MAILERS = {"default": config.mailer_from_url("EMAIL_URL", config.env_str("EMAIL_URL", "outbox://"), OUTBOX_DIR)}
+ANYMAIL = config.anymail_settings(MAILERS["default"])
+DEFAULT_FROM_EMAIL = config.env_str("DEFAULT_FROM_EMAIL", "Broadsheet <newsletter@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = config.env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(config.env_str("STATIC_ROOT", str(VAR_DIR / "static")))
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(config.env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+WAGTAIL_SITE_NAME = config.env_str("SITE_NAME", "Broadsheet")
+WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
+WAGTAILDOCS_EXTENSIONS = ["csv", "docx", "key", "odt", "pdf", "pptx", "rtf", "txt", "xlsx", "zip"]
+
+# Newsletter behaviour.
+BROADSHEET = {
+    # Double opt-in confirmation links expire after this many days.
+    "CONFIRM_TOKEN_DAYS": config.env_int("CONFIRM_TOKEN_DAYS", 7, minimum=1),
+    # Optional mailbox for the mailto: form of List-Unsubscribe (e.g. unsubscribe@example.com).
+    "UNSUBSCRIBE_MAILBOX": config.env_str("UNSUBSCRIBE_MAILBOX", ""),
+    # Gmail Feedback-ID sender part: stable, 5-15 characters.
+    "FEEDBACK_SENDER_ID": config.env_str("FEEDBACK_SENDER_ID", "broadsheet"),
+    # Sending throttle per mailer, honoured across all workers (0 = unlimited).
+    "SEND_RATE_PER_SECOND": config.env_float("SEND_RATE_PER_SECOND", 0),
+    "SEND_RATE_PER_HOUR": config.env_float("SEND_RATE_PER_HOUR", 0),
+    "BATCH_SIZE": config.env_int("SEND_BATCH_SIZE", 500, minimum=1),
+    "MAX_ATTEMPTS": config.env_int("SEND_MAX_ATTEMPTS", 5, minimum=1),
+    # Staff addresses told when someone confirms (comma-separated); "daily" sends a digest.
+    "NOTIFY_STAFF": config.env_list("NOTIFY_STAFF"),
+    "NOTIFY_STAFF_MODE": config.env_str("NOTIFY_STAFF_MODE", "each"),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": config.env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

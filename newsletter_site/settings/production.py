@@ -1,0 +1,28 @@
+"""Production: no embedded defaults for secrets or hosts; fails at boot when they are missing."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .base import *  # noqa: F403
+from .base import config
+
+REQUIRED = ["SECRET_KEY", "ALLOWED_HOSTS", "BASE_URL", "DATABASE_URL", "EMAIL_URL"]
+missing = [name for name in REQUIRED if not config.env_str(name)]
+if missing:
+    raise ImproperlyConfigured(f"Production settings need these environment variables: {', '.join(missing)}.")
+if not BASE_URL.startswith("https://"):  # noqa: F405
+    raise ImproperlyConfigured("BASE_URL must be https:// in production (RFC 8058 one-click unsubscribe).")
+
+DEBUG = False
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = config.env_bool("SECURE_SSL_REDIRECT", True)
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SECURE_HSTS_SECONDS = config.env_int("SECURE_HSTS_SECONDS", 0)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+if not DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
+    import warnings
+
+    warnings.warn("Production on SQLite: one worker only; use PostgreSQL to scale out.", stacklevel=1)

@@ -1,0 +1,237 @@
+"""Who is on which list, and the proof that they asked to be (GDPR Art. 7(1))."""
+
+import hashlib
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import models
+from django.db.models import Count, Q
+from django.utils import timezone
+from wagtail.admin.panels import FieldPanel
+from wagtail.fields import RichTextField
+from wagtail.models import Page
+
+
+def normalise_email(address: str) -> str:
+    """The identity of an address: trimmed, lower-cased, domain in IDNA (punycode) form.
+
+    ``Ann@Example.com`` and ``ann@EXAMPLE.com`` are one subscriber; so are ``bob@bücher.de``
+    and ``bob@xn--bcher-kva.de``. Raises ``ValidationError`` for a malformed address.
+    """
+    address = (address or "").strip()
+    local, sep, domain = address.rpartition("@")
+    if not sep or not local or not domain:
+        raise ValidationError("Enter a valid email address.", code="invalid")
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValidationError("Enter a valid email address.", code="invalid") from None
+    normalised = f"{local}@{domain}".lower()
+    validate_email(normalised)
+    return normalised
+
+
+def email_hash(normalised: str) -> str:
+    """Keyless SHA-256 of a normalised address, kept after erasure so it is never re-imported."""
+    return hashlib.sha256(normalised.encode()).hexdigest()
+
+
+class MailingList(models.Model):
+    name = models.CharField(max_length=150)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    is_public = models.BooleanField(
+        default=True, help_text="Public lists are offered on the subscribe form and in the preference centre."
+    )
+    double_opt_in = models.BooleanField(
+        default=True, help_text="Send a confirmation email and add nobody until they confirm."
+    )
+    from_name = models.CharField(max_length=100, blank=True, help_text="Overrides the site's sender name.")
+    from_email = models.EmailField(blank=True, help_text="Overrides the site's sender address.")
+    reply_to = models.EmailField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class SubscriberQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(state=Subscriber.State.ACTIVE)
+
+    def sendable(self, lists):
+        """Active subscribers confirmed on any of ``lists`` (ids or MailingLists), each once."""
+        confirmed = Subscription.objects.filter(list__in=lists, status=Subscription.Status.SUBSCRIBED)
+        return self.active().filter(pk__in=confirmed.values("subscriber_id"))
+
+    def with_list_counts(self):
+        return self.annotate(list_count=Count("subscriptions", filter=Q(subscriptions__status="subscribed")))
+
+
+class Subscriber(models.Model):
+    """One row per address. ``state`` is global: a suppressed address gets nothing, from any list."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Complained"
+        BLOCKED = "blocked", "Blocked"
+
+    SUPPRESSED_STATES = (State.BOUNCED, State.COMPLAINED, State.BLOCKED)
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    email = models.EmailField(max_length=254, help_text="As the subscriber typed it.")
+    email_normalised = models.CharField(max_length=254, unique=True, editable=False)
+    name = models.CharField(max_length=200, blank=True)
+    language = models.CharField(max_length=16, blank=True, default=settings.LANGUAGE_CODE)
+    attributes = models.JSONField(default=dict, blank=True, help_text="Merge fields, e.g. {\"city\": \"Leeds\"}.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE, db_index=True)
+    state_reason = models.CharField(max_length=255, blank=True)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    # Consecutive campaigns on which the address soft-bounced; reset by a delivery.
+    soft_bounce_streak = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = SubscriberQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["email_normalised"]
+
+    def __str__(self):
+        return self.email
+
+    def save(self, *args, **kwargs):
+        self.email_normalised = normalise_email(self.email)
+        super().save(*args, **kwargs)
+
+    @property
+    def is_suppressed(self) -> bool:
+        return self.state in self.SUPPRESSED_STATES
+
+    def suppress(self, state: str, reason: str = "") -> bool:
+        """Move to a suppressed state; returns False when it already was. Saves the state fields."""
+        if self.state == state:
+            return False
+        self.state = state
+        self.state_reason = reason[:255]
+        self.state_changed_at = timezone.now()
+        self.save(update_fields=["state", "state_reason", "state_changed_at", "updated_at"])
+        return True
+
+
+class SubscriptionQuerySet(models.QuerySet):
+    def subscribed(self):
+        return self.filter(status=Subscription.Status.SUBSCRIBED)
+
+    def pending(self):
+        return self.filter(status=Subscription.Status.PENDING)
+
+
+class Subscription(models.Model):
+    """(subscriber, list), with the consent record. Never hard-deleted by an unsubscribe."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending confirmation"
+        SUBSCRIBED = "subscribed", "Subscribed"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+
+    class Source(models.TextChoices):
+        FORM = "form", "Subscribe form"
+        IMPORT = "import", "Import"
+        ADMIN = "admin", "Admin"
+        PREFERENCES = "preferences", "Preference centre"
+
+    class UnsubscribeMethod(models.TextChoices):
+        LINK = "link", "Unsubscribe link"
+        ONE_CLICK = "one_click", "One-click (List-Unsubscribe-Post)"
+        PREFERENCES = "preferences", "Preference centre"
+        ADMIN = "admin", "Admin"
+        ESP = "esp", "ESP event"
+        COMPLAINT = "complaint", "Spam complaint"
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="subscriptions")
+    list = models.ForeignKey(MailingList, on_delete=models.CASCADE, related_name="subscriptions")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    # Consent: who (the subscriber), when, how, what they were told, from where.
+    consent_at = models.DateTimeField(null=True, blank=True)
+    consent_source = models.CharField(max_length=16, choices=Source.choices, default=Source.FORM)
+    consent_detail = models.CharField(
+        max_length=500, blank=True, help_text="Form page URL, import file and note, or admin user."
+    )
+    consent_text = models.TextField(blank=True, help_text="The exact sentence the subscriber agreed to.")
+    consent_text_hash = models.CharField(max_length=64, blank=True)
+    consent_ip = models.GenericIPAddressField(null=True, blank=True)
+    consent_user_agent = models.CharField(max_length=500, blank=True)
+
+    confirmation_sent_at = models.DateTimeField(null=True, blank=True)
+    confirmation_count = models.PositiveSmallIntegerField(default=0)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirm_ip = models.GenericIPAddressField(null=True, blank=True)
+    confirm_user_agent = models.CharField(max_length=500, blank=True)
+
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    unsubscribe_method = models.CharField(max_length=16, choices=UnsubscribeMethod.choices, blank=True)
+
+    objects = SubscriptionQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["subscriber", "list"], name="unique_subscription")]
+        indexes = [models.Index(fields=["list", "status"])]
+
+    def __str__(self):
+        return f"{self.subscriber} on {self.list}: {self.status}"
+
+
+class SubscriberEvent(models.Model):
+    """The history of one subscriber: every consent, confirmation, status and state change."""
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="events")
+    list = models.ForeignKey(MailingList, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=40)
+    detail = models.JSONField(default=dict, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self):
+        return f"{self.kind} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class Suppression(models.Model):
+    """An address we must never add again, kept only as a hash (e.g. after a GDPR erasure)."""
+
+    email_hash = models.CharField(max_length=64, unique=True)
+    reason = models.CharField(max_length=40)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.email_hash[:12]}… ({self.reason})"
+
+
+class SubscribePage(Page):
+    """A page with the subscribe form (public lists as unticked checkboxes and a consent sentence)."""
+
+    intro = RichTextField(blank=True)
+    consent_text = models.TextField(
+        default=(
+            "I agree to receive the newsletters I selected by email. I can unsubscribe at any time "
+            "with the link in every email."
+        ),
+        help_text="Shown next to the form and stored with every subscription as the proof of consent.",
+    )
+    thank_you_text = RichTextField(blank=True, help_text="Shown after the form is sent.")
+
+    content_panels = [*Page.content_panels, FieldPanel("intro"), FieldPanel("consent_text"), FieldPanel("thank_you_text")]
+    subpage_types = []
