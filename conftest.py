@@ -1,0 +1,43 @@
+"""Fixtures shared by every app's tests: a Wagtail site with an archive and one issue."""
+
+import pytest
+from wagtail.models import Page, Site
+
+
+@pytest.fixture
+def home_page(db):
+    from campaigns.models import HomePage
+
+    root = Page.get_first_root_node()
+    home = root.add_child(instance=HomePage(title="Broadsheet", slug="broadsheet-home"))
+    Site.objects.filter(is_default_site=True).delete()
+    Site.objects.create(hostname="news.example.com", port=443, root_page=home, is_default_site=True)
+    return home
+
+
+@pytest.fixture
+def newsletter_settings(home_page):
+    from campaigns.models import NewsletterSettings
+
+    site = Site.objects.get(is_default_site=True)
+    settings_obj = NewsletterSettings.for_site(site)
+    settings_obj.sender_name = "The Broadsheet"
+    settings_obj.sender_email = "news@example.com"
+    settings_obj.reply_to = "editor@example.com"
+    settings_obj.postal_address = "1 Fleet Street\nLondon EC4Y 1AA\nUnited Kingdom"
+    settings_obj.save()
+    return settings_obj
+
+
+@pytest.fixture
+def archive_page(home_page):
+    from campaigns.models import NewsletterIndexPage
+
+    return home_page.add_child(instance=NewsletterIndexPage(title="Archive", slug="archive"))
+
+
+@pytest.fixture
+def issue_page(archive_page, newsletter_settings):
+    from campaigns.tests.factories import make_issue
+
+    return make_issue(archive_page)
