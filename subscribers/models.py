@@ -235,3 +235,44 @@ class SubscribePage(Page):
 
     content_panels = [*Page.content_panels, FieldPanel("intro"), FieldPanel("consent_text"), FieldPanel("thank_you_text")]
     subpage_types = []
+
+
+class ImportJob(models.Model):
+    """One CSV upload being imported in the background; the admin polls it for progress."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting"
+        RUNNING = "running", "Importing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Mode(models.TextChoices):
+        SUBSCRIBE = "subscribe", "Subscribe directly (consent already obtained)"
+        CONFIRM = "confirm", "Send a confirmation email (double opt-in)"
+
+    file = models.FileField(upload_to="imports/")
+    original_name = models.CharField(max_length=255)
+    column_map = models.JSONField(default=dict, help_text='CSV header to field, e.g. {"E-mail": "email"}.')
+    lists = models.ManyToManyField(MailingList, related_name="+")
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.CONFIRM)
+    consent_note = models.CharField(max_length=500, blank=True, help_text="Where and how consent was obtained.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    total_rows = models.PositiveIntegerField(null=True, blank=True)
+    processed_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="The first line-numbered errors.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Import of {self.original_name} ({self.get_status_display()})"
