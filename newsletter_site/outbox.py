@@ -35,7 +35,9 @@ class OutboxBackend(BaseEmailBackend):
         for message in email_messages:
             if not message.recipients():
                 continue
-            self.write_bytes(message.message().as_bytes(linesep="\r\n"))
+            mime = message.message()
+            # RFC 5322 wants CRLF line ends on disk too; mail clients open either.
+            self.write_bytes(mime.as_bytes(policy=mime.policy.clone(linesep="\r\n")))
             sent += 1
         return sent
 
