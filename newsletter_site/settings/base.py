@@ -89,9 +89,7 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     # Shared by the web server and the worker processes (rate limits, throttling), unlike locmem.
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "broadsheet_cache"}
-    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "broadsheet_cache"}}
 
 # Background work: Django's tasks API (the django_tasks package, which Wagtail 8 also uses).
 TASKS = config.tasks_from_url("TASKS_URL", config.env_str("TASKS_URL", "db://"), REDIS_URL)

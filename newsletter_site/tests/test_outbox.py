@@ -7,7 +7,8 @@ from newsletter_site.outbox import OutboxBackend
 
 
 def _outbox(tmp_path, settings):
-    settings.MAILERS = {"default": {"BACKEND": "newsletter_site.outbox.OutboxBackend", "OPTIONS": {"directory": str(tmp_path)}}}
+    backend = "newsletter_site.outbox.OutboxBackend"
+    settings.MAILERS = {"default": {"BACKEND": backend, "OPTIONS": {"directory": str(tmp_path)}}}
     return mail.mailers["default"]
 
 
