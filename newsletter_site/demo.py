@@ -1,0 +1,335 @@
+"""Demo content for `make run`: a home page, an archive with three issues, two lists with a few
+hundred subscribers in mixed states, newsletter settings and an admin user.
+
+Every step looks for what it would create first, so running it again changes nothing.
+"""
+
+import datetime
+import io
+import random
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.files.images import ImageFile
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image as PILImage
+from PIL import ImageDraw
+from wagtail.images import get_image_model
+from wagtail.models import Page, Site
+
+from campaigns.models import HomePage, NewsletterIndexPage, NewsletterIssuePage, NewsletterSettings
+from subscribers.models import MailingList, SubscribePage, Subscriber, SubscriberEvent, Subscription
+
+ADMIN_USERNAME = "admin"
+CONSENT_TEXT = (
+    "I agree to receive the newsletters I selected by email. I can unsubscribe at any time with the link in "
+    "every email."
+)
+FIRST_NAMES = "Ada Ben Chloe Dev Elif Farah Gus Hana Ivan Jun Kofi Lena Mateo Nia Omar Priya Quinn Rosa Sami".split()
+LAST_NAMES = "Okafor Lindqvist Moreau Tanaka Silva Novak Haddad Byrne Kowalski Mensah Rossi Ahmed Park Weber".split()
+
+ISSUES = [
+    {
+        "slug": "issue-1-the-return-of-print",
+        "title": "Issue 1: The return of print",
+        "subject": "The return of print, and why your inbox is the new front page",
+        "preheader": "Three stories on slow media, a reader's letter and what we are reading.",
+        "date": datetime.date(2026, 9, 4),
+        "colour": (179, 38, 30),
+        "heading": "Slow news is good news",
+        "paragraphs": [
+            "<p>Welcome to the first <b>Broadsheet</b>. Every other Friday we send one carefully edited issue: "
+            "no breaking news, no outrage, just the stories that will still matter next month.</p>",
+            "<p>This week we visit a family printing works in Leeds that has doubled its staff since 2020, and "
+            'ask why independent magazines are <a href="https://en.wikipedia.org/wiki/Zine">growing again</a>.</p>',
+        ],
+        "quote": ("People don't want more news. They want to finish something.", "A reader in Bristol"),
+        "teasers": [
+            ("Ink and iron", "Inside the last letterpress shop on the high street."),
+            ("The zine revival", "Why twenty-somethings are stapling paper again."),
+        ],
+    },
+    {
+        "slug": "issue-2-rivers-and-cities",
+        "title": "Issue 2: Rivers and cities",
+        "subject": "Rivers and cities: how three towns got their waterfronts back",
+        "preheader": "From culverts to kayaks: urban rivers, restored.",
+        "date": datetime.date(2026, 9, 18),
+        "colour": (30, 92, 150),
+        "heading": "The rivers under our streets",
+        "paragraphs": [
+            "<p>Most cities buried their small rivers a century ago. A handful are now digging them up, and the "
+            "results are <i>cooler streets, fewer floods and a lot more herons</i>.</p>",
+            "<ul><li>Seoul's Cheonggyecheon, twenty years on</li><li>Sheffield's Porter Brook</li>"
+            "<li>Zürich's open streams programme</li></ul>",
+        ],
+        "quote": ("A river is the cheapest air conditioner a city will ever own.", "An urban ecologist"),
+        "teasers": [
+            ("Daylighting, explained", "What it costs to bring a buried river back."),
+            ("Walk the Porter Brook", "A two-hour route with a map."),
+        ],
+    },
+    {
+        "slug": "issue-3-the-repair-economy",
+        "title": "Issue 3: The repair economy",
+        "subject": "Fix it: the repair economy is bigger than you think",
+        "preheader": "Repair cafés, right-to-repair laws and a very old toaster.",
+        "date": datetime.date(2026, 10, 2),
+        "colour": (46, 125, 50),
+        "heading": "Everything can be fixed (almost)",
+        "paragraphs": [
+            "<p>New right-to-repair rules mean spare parts and manuals for phones, washing machines and "
+            "bicycles. We spent a Saturday at a repair café to see what people bring in.</p>",
+            "<ol><li>Lamps (the easiest fix)</li><li>Toasters</li><li>Laptop hinges (the hardest)</li></ol>",
+        ],
+        "quote": ("We don't fix things for people. We fix them with people.", "A repair café volunteer"),
+        "teasers": [
+            ("Your rights, in plain English", "What the new rules cover and what they don't."),
+            ("A toaster from 1961", "Still working. Here's why."),
+        ],
+    },
+]
+
+
+def _picture(title: str, colour: tuple[int, int, int], size=(1200, 600)) -> ImageFile:
+    """A simple generated illustration (stripes and a circle), so the demo needs no downloads."""
+    image = PILImage.new("RGB", size, colour)
+    draw = ImageDraw.Draw(image)
+    width, height = size
+    for i in range(0, width, 60):
+        shade = tuple(min(255, c + 25) for c in colour)
+        draw.rectangle([i, 0, i + 25, height], fill=shade)
+    draw.ellipse([width * 0.6, height * 0.15, width * 0.6 + height * 0.7, height * 0.85], fill=(255, 253, 248))
+    draw.text((40, height - 80), title, fill=(255, 255, 255))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return ImageFile(buffer, name=f"{title.lower().replace(' ', '-')[:40]}.jpg")
+
+
+def _image(title: str, colour) -> "get_image_model()":
+    model = get_image_model()
+    existing = model.objects.filter(title=title).first()
+    return existing or model.objects.create(title=title, file=_picture(title, colour))
+
+
+def admin_password() -> str:
+    """The demo admin's password: generated once, kept in var/ (not in git), printed each run."""
+    path = Path(settings.VAR_DIR) / "demo-admin-password.txt"
+    if path.exists():
+        return path.read_text().strip()
+    password = secrets.token_urlsafe(12)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    return password
+
+
+def ensure_admin() -> tuple[str, str]:
+    user_model = get_user_model()
+    password = admin_password()
+    user = user_model.objects.filter(username=ADMIN_USERNAME).first()
+    if user is None:
+        user_model.objects.create_superuser(ADMIN_USERNAME, "admin@example.com", password)
+    return ADMIN_USERNAME, password
+
+
+def ensure_site() -> HomePage:
+    home = HomePage.objects.first()
+    if home is None:
+        root = Page.get_first_root_node()
+        home = root.add_child(
+            instance=HomePage(
+                title="Broadsheet",
+                slug="broadsheet",
+                intro="<p>An independent newsletter about slow news, cities and the things we make. "
+                "One carefully edited issue every other Friday.</p>",
+            )
+        )
+        home.save_revision().publish()
+    # The site's own address is what Wagtail's page.full_url uses: keep it in step with BASE_URL.
+    base = urlsplit(settings.BASE_URL)
+    port = base.port or (443 if base.scheme == "https" else 80)
+    site = Site.objects.filter(is_default_site=True).first()
+    if site is None:
+        site = Site.objects.create(hostname=base.hostname, port=port, root_page=home, is_default_site=True)
+    elif (site.hostname, site.port) != (base.hostname, port):
+        site.hostname, site.port = base.hostname, port
+        site.save()
+    if site.root_page_id != home.pk:
+        old_root = site.root_page
+        site.root_page = home
+        site.save()
+        # Wagtail's placeholder "Welcome to your new Wagtail site!" page is no longer reachable.
+        if old_root.specific_class is Page and not old_root.get_children().exists():
+            old_root.delete()
+    return home
+
+
+def ensure_lists() -> list[MailingList]:
+    weekly, _ = MailingList.objects.get_or_create(
+        slug="broadsheet",
+        defaults={"name": "The Broadsheet", "description": "Our main issue, every other Friday."},
+    )
+    culture, _ = MailingList.objects.get_or_create(
+        slug="culture-desk",
+        defaults={"name": "Culture desk", "description": "Books, exhibitions and film, once a month."},
+    )
+    return [weekly, culture]
+
+
+def ensure_settings(home: HomePage, lists: list[MailingList]) -> None:
+    site = Site.objects.get(root_page=home)
+    newsletter = NewsletterSettings.for_site(site)
+    if not newsletter.postal_address:
+        newsletter.sender_name = "The Broadsheet"
+        newsletter.sender_email = "newsletter@example.com"
+        newsletter.reply_to = "editors@example.com"
+        newsletter.postal_address = "Broadsheet Media Ltd\n12 Printing House Square\nLondon EC4V 3AA\nUnited Kingdom"
+        newsletter.save()
+        newsletter.default_lists.set(lists[:1])
+
+
+def ensure_subscribe_page(home: HomePage) -> None:
+    if SubscribePage.objects.exists():
+        return
+    page = home.add_child(
+        instance=SubscribePage(
+            title="Subscribe",
+            slug="subscribe",
+            intro="<p>Get the Broadsheet in your inbox. We never share your address, and every email has a "
+            "one-click unsubscribe link.</p>",
+            consent_text=CONSENT_TEXT,
+            thank_you_text="<p>Almost done: check your inbox and click the button in our email to confirm.</p>",
+        )
+    )
+    page.save_revision().publish()
+
+
+def ensure_issues(home: HomePage) -> NewsletterIndexPage:
+    archive = NewsletterIndexPage.objects.first()
+    if archive is None:
+        archive = home.add_child(
+            instance=NewsletterIndexPage(
+                title="Archive", slug="archive", intro="<p>Every issue we have sent, newest first.</p>"
+            )
+        )
+        archive.save_revision().publish()
+    for spec in ISSUES:
+        if NewsletterIssuePage.objects.filter(slug=spec["slug"]).exists():
+            continue
+        hero = _image(spec["title"], spec["colour"])
+        teaser_images = [_image(f"{title} (teaser)", spec["colour"]) for title, _ in spec["teasers"]]
+        teasers = [
+            {
+                "image": image,
+                "alt_text": f"Illustration for {title}",
+                "title": title,
+                "summary": summary,
+                "page": None,
+                "link_url": f"https://example.org/{spec['slug']}/{i}",
+            }
+            for i, ((title, summary), image) in enumerate(zip(spec["teasers"], teaser_images, strict=True))
+        ]
+        body = [
+            ("heading", {"text": spec["heading"], "level": "h2"}),
+            *[("paragraph", html) for html in spec["paragraphs"]],
+            ("image", {"image": hero, "alt_text": f"Illustration: {spec['heading']}", "caption": spec["title"]}),
+            ("quote", {"text": spec["quote"][0], "attribution": spec["quote"][1]}),
+            ("divider", None),
+            ("article_teaser", {"left": teasers[0], "right": teasers[1]}),
+            ("button", {"label": "Read the full stories", "page": archive, "link_url": ""}),
+        ]
+        page = archive.add_child(
+            instance=NewsletterIssuePage(
+                title=spec["title"],
+                slug=spec["slug"],
+                subject=spec["subject"],
+                preheader=spec["preheader"],
+                issue_date=spec["date"],
+                hero_image=hero,
+                hero_alt_text=f"Illustration for {spec['title']}",
+                body=body,
+            )
+        )
+        page.save_revision().publish()
+    return archive
+
+
+def ensure_subscribers(lists: list[MailingList], count: int = 300) -> int:
+    """A few hundred subscribers in mixed states, deterministic so re-runs find them."""
+    if Subscriber.objects.filter(email__endswith="@demo.example.com").exists():
+        return 0
+    rng = random.Random(2026)
+    now = timezone.now()
+    weekly, culture = lists
+    subscribers = []
+    for i in range(count):
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        subscriber = Subscriber(
+            email=f"{first}.{last}.{i}@demo.example.com".lower(),
+            name=f"{first} {last}",
+            created_at=now - datetime.timedelta(days=rng.randint(0, 120), minutes=rng.randint(0, 1440)),
+        )
+        subscriber.email_normalised = subscriber.email
+        if i % 50 == 7:
+            subscriber.state, subscriber.state_reason = Subscriber.State.BOUNCED, "demo: hard bounce"
+        elif i % 97 == 11:
+            subscriber.state, subscriber.state_reason = Subscriber.State.COMPLAINED, "demo: spam complaint"
+        subscribers.append(subscriber)
+    Subscriber.objects.bulk_create(subscribers)
+    subscribers = list(Subscriber.objects.filter(email__endswith="@demo.example.com"))
+
+    subscriptions, events = [], []
+    for i, subscriber in enumerate(subscribers):
+        joined = subscriber.created_at
+        for mailing_list, chance in ((weekly, 1.0), (culture, 0.45)):
+            if rng.random() > chance:
+                continue
+            roll = rng.random()
+            status = "subscribed" if roll < 0.8 else "pending" if roll < 0.9 else "unsubscribed"
+            subscriptions.append(
+                Subscription(
+                    subscriber=subscriber,
+                    list=mailing_list,
+                    status=status,
+                    created_at=joined,
+                    consent_at=joined,
+                    consent_source=Subscription.Source.FORM,
+                    consent_detail="/subscribe/ (demo data)",
+                    consent_text=CONSENT_TEXT,
+                    consent_ip=f"192.0.2.{i % 250 + 1}",
+                    consent_user_agent="Mozilla/5.0 (demo)",
+                    confirmation_sent_at=joined,
+                    confirmation_count=1,
+                    confirmed_at=None if status == "pending" else joined + datetime.timedelta(minutes=7),
+                    unsubscribed_at=joined + datetime.timedelta(days=3) if status == "unsubscribed" else None,
+                    unsubscribe_method="link" if status == "unsubscribed" else "",
+                )
+            )
+            events.append(SubscriberEvent(subscriber=subscriber, list=mailing_list, kind="subscribed_form", at=joined))
+    Subscription.objects.bulk_create(subscriptions)
+    SubscriberEvent.objects.bulk_create(events)
+    return len(subscribers)
+
+
+@transaction.atomic
+def load_demo_content() -> dict:
+    """Create whatever demo content is missing; returns what the command prints."""
+    username, password = ensure_admin()
+    home = ensure_site()
+    lists = ensure_lists()
+    ensure_settings(home, lists)
+    ensure_subscribe_page(home)
+    ensure_issues(home)
+    created = ensure_subscribers(lists)
+    return {
+        "username": username,
+        "password": password,
+        "subscribers_created": created,
+        "issues": NewsletterIssuePage.objects.live().count(),
+        "lists": {ml.name: ml.subscriptions.filter(status="subscribed").count() for ml in lists},
+    }
