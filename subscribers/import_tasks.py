@@ -1,0 +1,12 @@
+"""Background task for CSV imports (kept apart from the flows' subscribers/tasks.py)."""
+
+from django_tasks import task
+
+from subscribers.importing import run_import_job
+
+
+@task()
+def run_import_task(job_id: int, encoding: str = "utf-8", delimiter: str = "") -> str:
+    """Run ImportJob ``job_id``; safe to run twice (a job that already started is left alone)."""
+    job = run_import_job(job_id, encoding=encoding, delimiter=delimiter)
+    return job.status if job else "skipped"

@@ -1,0 +1,607 @@
+"""CSV import of subscribers: streamed, chunked, bulk queries, line-numbered report.
+
+The file is read line by line from a binary stream and decoded per line, so a 1,000,000-row
+file never sits in memory and a byte that is not valid in the chosen encoding is reported with
+its line number. Encodings: UTF-8 by default (a byte-order mark is accepted and dropped); for
+files saved by older spreadsheet software the operator chooses Windows-1252 or Latin-1
+explicitly. We do not guess the encoding: a wrong guess silently corrupts names, a clear error
+does not. UTF-16 files are not supported (save as "CSV UTF-8").
+
+Rules: every row is validated (``normalise_email``); an address that appears twice in the file
+is imported once and the later lines are reported; an address in ``Suppression`` (erased) or
+whose subscriber is suppressed (bounced, complained, blocked) is skipped entirely; a
+subscription that was unsubscribed is never re-activated. Every subscription that changes gets
+a consent record (source import, the file name, the note, the admin user) and a SubscriberEvent.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from subscribers.models import (
+    ImportJob,
+    MailingList,
+    Subscriber,
+    SubscriberEvent,
+    Subscription,
+    Suppression,
+    email_hash,
+    normalise_email,
+)
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 1000
+MAX_NOTES = 1000  # Line-numbered problems kept for the report; all of them are counted.
+SNIFF_BYTES = 64 * 1024
+DELIMITERS = ",;\t|"
+ENCODINGS = {
+    "utf-8": "UTF-8 (also with a byte-order mark)",
+    "cp1252": "Windows-1252 (older Excel on Windows)",
+    "latin-1": "Latin-1 (ISO-8859-1)",
+}
+CORE_FIELDS = ("email", "name", "language")
+# Header spellings recognised when proposing a column map.
+HEADER_GUESSES = {
+    "email": {"email", "e-mail", "email address", "e-mail address", "mail", "address"},
+    "name": {"name", "full name", "fullname", "first name"},
+    "language": {"language", "lang", "locale"},
+}
+EVENT_KIND = {Subscription.Status.SUBSCRIBED: "subscribed", Subscription.Status.PENDING: "subscription_pending"}
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be read (encoding, no header, no email column)."""
+
+
+@dataclass
+class ImportResult:
+    """Counts for one import. ``notes`` holds the first MAX_NOTES line-numbered problems."""
+
+    processed_rows: int = 0
+    created_count: int = 0  # New subscribers.
+    updated_count: int = 0  # Existing subscribers given a new or changed subscription or data.
+    skipped_count: int = 0  # Rows that changed nothing: duplicates, suppressed, unsubscribed, unchanged.
+    error_count: int = 0  # Invalid rows.
+    duplicate_count: int = 0
+    suppressed_count: int = 0
+    unsubscribed_count: int = 0
+    notes: list[dict] = field(default_factory=list)
+    pending_subscription_ids: list[int] = field(default_factory=list)
+
+    def note(self, line: int, kind: str, message: str, value: str = "") -> None:
+        if len(self.notes) < MAX_NOTES:
+            entry = {"line": line, "kind": kind, "message": message}
+            if value:
+                entry["value"] = value[:200]
+            self.notes.append(entry)
+
+    def error(self, line: int, message: str, value: str = "") -> None:
+        self.error_count += 1
+        self.note(line, "error", message, value)
+
+
+@dataclass
+class ImportOptions:
+    """What to do with the rows: target lists, column map, mode and the consent record."""
+
+    lists: list[MailingList]
+    column_map: dict[str, str]
+    mode: str = ImportJob.Mode.CONFIRM
+    consent_note: str = ""
+    source_name: str = ""
+    actor: object = None  # The admin user, or None from the command line.
+    job_id: int | None = None
+    chunk_size: int = CHUNK_SIZE
+
+    def __post_init__(self):
+        if self.mode not in ImportJob.Mode.values:
+            raise ValueError(f"Unknown import mode {self.mode!r}.")
+        if self.mode == ImportJob.Mode.SUBSCRIBE and not self.consent_note.strip():
+            raise ValueError("Subscribing directly needs a note saying where and how consent was obtained.")
+        if not self.lists:
+            raise ValueError("Choose at least one list.")
+        if "email" not in self.column_map.values():
+            raise ValueError("Map one column to the email address.")
+
+    @property
+    def consent_detail(self) -> str:
+        who = f" by {self.actor.get_username()}" if self.actor is not None else ""
+        return f"Import of {self.source_name}{who}: {self.consent_note}".strip()[:500]
+
+
+@dataclass
+class _Row:
+    line: int
+    email: str
+    normalised: str
+    name: str
+    language: str
+    attributes: dict
+
+
+# --- Reading ----------------------------------------------------------------------------------
+
+
+def _decoded_lines(stream: BinaryIO, encoding: str) -> Iterator[str]:
+    """Yield the file's lines as text; a byte the encoding rejects raises with its line number."""
+    codec = codecs.lookup(encoding).name
+    for number, raw in enumerate(stream, start=1):
+        if number == 1 and raw.startswith(codecs.BOM_UTF8) and codec == "utf-8":
+            raw = raw[len(codecs.BOM_UTF8) :]
+        try:
+            yield raw.decode(codec)
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(
+                f"Line {number} is not valid {ENCODINGS.get(encoding, encoding)} (byte 0x{raw[exc.start]:02x} at "
+                f"column {exc.start + 1}). Save the file as CSV UTF-8, or choose the encoding it was saved in "
+                f"(e.g. Windows-1252)."
+            ) from None
+
+
+def detect_delimiter(stream: BinaryIO, encoding: str = "utf-8") -> str:
+    """Guess the delimiter (one of ``, ; tab |``) from the start of ``stream``; rewinds it."""
+    sample = stream.read(SNIFF_BYTES)
+    stream.seek(0)
+    text = sample.decode(encoding if encoding != "utf-8" else "utf-8-sig", errors="replace")
+    if len(sample) == SNIFF_BYTES:
+        text = text.rsplit("\n", 1)[0]  # Drop the partial last line.
+    try:
+        return csv.Sniffer().sniff(text, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        # One column, or too little text: count the candidates on the header line instead.
+        header = text.split("\n", 1)[0]
+        counts = {d: header.count(d) for d in DELIMITERS}
+        best = max(counts, key=counts.get)
+        return best if counts[best] else ","
+
+
+def _check_encoding(encoding: str) -> str:
+    if encoding not in ENCODINGS:
+        raise ImportFileError(f"Unsupported encoding {encoding!r}; choose one of {', '.join(ENCODINGS)}.")
+    return encoding
+
+
+def read_rows(
+    stream: BinaryIO, encoding: str = "utf-8", delimiter: str | None = None
+) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """Open a CSV stream: returns its header and an iterator of (first line number, cells)."""
+    _check_encoding(encoding)
+    if not delimiter:
+        delimiter = detect_delimiter(stream, encoding)
+    reader = csv.reader(_decoded_lines(stream, encoding), delimiter=delimiter)
+    try:
+        header = [cell.strip() for cell in next(reader)]
+    except StopIteration:
+        raise ImportFileError("The file is empty.") from None
+    except csv.Error as exc:
+        raise ImportFileError(f"Line 1 could not be read as CSV: {exc}.") from None
+    if not any(header):
+        raise ImportFileError("The first line must name the columns (e.g. email,name).")
+
+    def rows():
+        last = reader.line_num
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise ImportFileError(f"Line {last + 1} could not be read as CSV: {exc}.") from None
+            start, last = last + 1, reader.line_num
+            yield start, cells
+
+    return header, rows()
+
+
+def read_header(stream: BinaryIO, encoding: str = "utf-8", delimiter: str | None = None) -> tuple[list[str], str]:
+    """The column names of a CSV stream and the delimiter in use; rewinds the stream."""
+    if not delimiter:
+        delimiter = detect_delimiter(stream, encoding)
+    header, _rows = read_rows(stream, encoding, delimiter)
+    stream.seek(0)
+    return header, delimiter
+
+
+def guess_column_map(header: Iterable[str]) -> dict[str, str]:
+    """Propose a column map: known spellings of email/name/language, everything else an attribute."""
+    mapping = {}
+    taken = set()
+    for column in header:
+        key = column.strip().lower()
+        target = next((f for f, names in HEADER_GUESSES.items() if key in names and f not in taken), None)
+        if target:
+            taken.add(target)
+            mapping[column] = target
+        elif column:
+            mapping[column] = attribute_key(column)
+    return mapping
+
+
+def attribute_key(column: str) -> str:
+    return "_".join(column.strip().lower().split())[:50]
+
+
+def count_lines(stream: BinaryIO) -> int:
+    """Data lines in the file (lines minus the header), counted in 1 MB blocks; rewinds."""
+    lines = 0
+    last = b"\n"
+    while block := stream.read(1024 * 1024):
+        lines += block.count(b"\n")
+        last = block[-1:]
+    stream.seek(0)
+    if last != b"\n":
+        lines += 1
+    return max(lines - 1, 0)
+
+
+# --- Importing --------------------------------------------------------------------------------
+
+
+def _parse(line: int, cells: list[str], indexes: dict, result: ImportResult) -> _Row | None:
+    """One validated row, or None (an error is recorded) for a bad one; blank rows are ignored."""
+    if not any(cell.strip() for cell in cells):
+        return None
+
+    def cell(index):
+        return cells[index].strip() if index < len(cells) else ""
+
+    raw_email = cell(indexes["email"])
+    if not raw_email:
+        result.error(line, "No email address.")
+        return None
+    try:
+        normalised = normalise_email(raw_email)
+    except ValidationError:
+        result.error(line, "Not a valid email address.", raw_email)
+        return None
+    if len(raw_email) > 254 or len(normalised) > 254:
+        result.error(line, "The email address is longer than 254 characters.", raw_email[:60])
+        return None
+    name = cell(indexes["name"]) if "name" in indexes else ""
+    if len(name) > 200:
+        result.error(line, "The name is longer than 200 characters.", name[:60])
+        return None
+    language = cell(indexes["language"]) if "language" in indexes else ""
+    if len(language) > 16:
+        result.error(line, "The language code is longer than 16 characters.", language)
+        return None
+    attributes = {key: cell(index) for key, index in indexes["attributes"].items() if cell(index)}
+    return _Row(line, raw_email, normalised, name, language, attributes)
+
+
+class _Importer:
+    def __init__(self, options: ImportOptions, result: ImportResult):
+        self.options = options
+        self.result = result
+        self.list_ids = [mailing_list.pk for mailing_list in options.lists]
+        # Subscribers with a higher pk were created by this import: meeting one again means the
+        # address is repeated in the file. This keeps duplicate detection independent of file size.
+        self.max_pk_before = Subscriber.objects.aggregate(m=Max("pk"))["m"] or 0
+        # Existing subscribers already met in the file (bounded by the database, not the file).
+        self.seen_existing: set[int] = set()
+        self.actor_id = options.actor.pk if options.actor is not None else None
+        self.status = (
+            Subscription.Status.SUBSCRIBED if options.mode == ImportJob.Mode.SUBSCRIBE else Subscription.Status.PENDING
+        )
+
+    def process(self, rows: list[_Row]) -> None:
+        result = self.result
+        unique: dict[str, _Row] = {}
+        for row in rows:
+            if first := unique.get(row.normalised):
+                self._duplicate(row, f"Repeats the address on line {first.line}.")
+            else:
+                unique[row.normalised] = row
+        if not unique:
+            return
+
+        hashes = {email_hash(n): n for n in unique}
+        erased = set(Suppression.objects.filter(email_hash__in=hashes).values_list("email_hash", flat=True))
+        existing = {
+            s.email_normalised: s
+            for s in Subscriber.objects.filter(email_normalised__in=list(unique)).only(
+                "pk", "email_normalised", "state", "name", "language", "attributes"
+            )
+        }
+        now = timezone.now()
+        to_create, to_update, targets = [], [], {}
+        for normalised, row in unique.items():
+            if email_hash(normalised) in erased:
+                self._skip_suppressed(row, "The address was erased and may not be added again.")
+                continue
+            subscriber = existing.get(normalised)
+            if subscriber is None:
+                to_create.append(
+                    Subscriber(
+                        email=row.email,
+                        email_normalised=normalised,
+                        name=row.name,
+                        language=row.language or settings.LANGUAGE_CODE,
+                        attributes=row.attributes,
+                        created_at=now,
+                    )
+                )
+                continue
+            if subscriber.pk > self.max_pk_before or subscriber.pk in self.seen_existing:
+                self._duplicate(row, "Repeats an address from an earlier line.")
+                continue
+            self.seen_existing.add(subscriber.pk)
+            if subscriber.is_suppressed:
+                self._skip_suppressed(row, f"The address is suppressed ({subscriber.get_state_display().lower()}).")
+                continue
+            if self._merge(subscriber, row):
+                subscriber.updated_at = now
+                to_update.append(subscriber)
+            targets[subscriber.pk] = row
+
+        with transaction.atomic():
+            if to_create:
+                # ignore_conflicts: an address that signed up through the form a moment ago wins.
+                Subscriber.objects.bulk_create(to_create, ignore_conflicts=True)
+                created = Subscriber.objects.filter(
+                    email_normalised__in=[s.email_normalised for s in to_create], pk__gt=self.max_pk_before
+                ).values_list("email_normalised", "pk")
+                for normalised, pk in created:
+                    targets[pk] = unique[normalised]
+                result.created_count += len(created)
+            if to_update:
+                Subscriber.objects.bulk_update(to_update, ["name", "language", "attributes", "updated_at"])
+            changed = self._subscribe(targets, now, new_ids={pk for pk in targets if pk > self.max_pk_before})
+        updated = {pk for pk in changed if pk <= self.max_pk_before} | {s.pk for s in to_update}
+        result.updated_count += len(updated)
+        untouched = [pk for pk in targets if pk <= self.max_pk_before and pk not in updated]
+        result.skipped_count += len(untouched)
+
+    def _merge(self, subscriber: Subscriber, row: _Row) -> bool:
+        """Fill in the file's name, language and attributes; True when something changed."""
+        changed = False
+        if row.name and row.name != subscriber.name:
+            subscriber.name, changed = row.name, True
+        if row.language and row.language != subscriber.language:
+            subscriber.language, changed = row.language, True
+        if row.attributes and any(subscriber.attributes.get(k) != v for k, v in row.attributes.items()):
+            subscriber.attributes = {**subscriber.attributes, **row.attributes}
+            changed = True
+        return changed
+
+    def _subscribe(self, targets: dict[int, _Row], now, new_ids: set[int]) -> set[int]:
+        """Create or upgrade subscriptions for ``targets``; returns the subscriber ids changed."""
+        if not targets:
+            return set()
+        options = self.options
+        consent = {
+            "consent_at": now,
+            "consent_source": Subscription.Source.IMPORT,
+            "consent_detail": options.consent_detail,
+            "consent_text": "",
+            "consent_text_hash": "",
+            "consent_ip": None,
+            "consent_user_agent": "",
+        }
+        current = {}
+        old_ids = [pk for pk in targets if pk not in new_ids]
+        if old_ids:
+            current = {
+                (sub_id, list_id): (pk, status)
+                for pk, sub_id, list_id, status in Subscription.objects.filter(
+                    subscriber_id__in=old_ids, list_id__in=self.list_ids
+                ).values_list("pk", "subscriber_id", "list_id", "status")
+            }
+        new, upgrade, events, changed = [], [], [], set()
+        for subscriber_id, row in targets.items():
+            for list_id in self.list_ids:
+                found = current.get((subscriber_id, list_id))
+                if found is None:
+                    new.append(
+                        Subscription(subscriber_id=subscriber_id, list_id=list_id, status=self.status, **consent)
+                    )
+                elif found[1] == Subscription.Status.UNSUBSCRIBED:
+                    self.result.unsubscribed_count += 1
+                    self.result.note(row.line, "unsubscribed", "Unsubscribed from this list: not re-subscribed.")
+                    continue
+                elif found[1] == Subscription.Status.PENDING and self.status == Subscription.Status.SUBSCRIBED:
+                    upgrade.append(found[0])
+                else:
+                    continue
+                changed.add(subscriber_id)
+                events.append(
+                    SubscriberEvent(
+                        subscriber_id=subscriber_id,
+                        list_id=list_id,
+                        kind=EVENT_KIND[self.status],
+                        detail={
+                            "source": Subscription.Source.IMPORT,
+                            "file": options.source_name,
+                            "line": row.line,
+                            "note": options.consent_note,
+                            "import_job": options.job_id,
+                        },
+                        actor_id=self.actor_id,
+                        at=now,
+                    )
+                )
+        if new:
+            Subscription.objects.bulk_create(new, ignore_conflicts=True)
+        if upgrade:
+            Subscription.objects.filter(pk__in=upgrade, status=Subscription.Status.PENDING).update(
+                status=Subscription.Status.SUBSCRIBED, **consent
+            )
+        if events:
+            SubscriberEvent.objects.bulk_create(events)
+        if self.status == Subscription.Status.PENDING and new:
+            self.result.pending_subscription_ids.extend(
+                Subscription.objects.filter(
+                    subscriber_id__in={s.subscriber_id for s in new},
+                    list_id__in=self.list_ids,
+                    status=Subscription.Status.PENDING,
+                    consent_at=now,
+                ).values_list("pk", flat=True)
+            )
+        return changed
+
+    def _duplicate(self, row: _Row, message: str) -> None:
+        self.result.duplicate_count += 1
+        self.result.skipped_count += 1
+        self.result.note(row.line, "duplicate", message, row.email)
+
+    def _skip_suppressed(self, row: _Row, message: str) -> None:
+        self.result.suppressed_count += 1
+        self.result.skipped_count += 1
+        self.result.note(row.line, "suppressed", message)
+
+
+def _column_indexes(header: list[str], column_map: dict[str, str]) -> dict:
+    indexes = {"attributes": {}}
+    for index, column in enumerate(header):
+        target = (column_map.get(column) or "").strip()
+        if not target:
+            continue
+        if target in CORE_FIELDS:
+            indexes.setdefault(target, index)
+        else:
+            indexes["attributes"][attribute_key(target)] = index
+    if "email" not in indexes:
+        raise ImportFileError("No column of the file is mapped to the email address.")
+    return indexes
+
+
+def import_csv(
+    stream: BinaryIO,
+    options: ImportOptions,
+    *,
+    encoding: str = "utf-8",
+    delimiter: str | None = None,
+    progress: Callable[[ImportResult], None] | None = None,
+    on_pending: Callable[[list[int]], None] | None = None,
+) -> ImportResult:
+    """Import a CSV from a binary, seekable ``stream`` into ``options.lists``.
+
+    Returns the counts and the first line-numbered notes. ``progress`` is called after every
+    chunk. In confirmation mode ``on_pending`` receives the ids of each chunk's new pending
+    subscriptions once that chunk is committed (to send the confirmation emails). Raises
+    ``ImportFileError`` when the file as a whole cannot be read; rows already committed stay.
+    """
+    result = ImportResult()
+    header, rows = read_rows(stream, encoding, delimiter)
+    indexes = _column_indexes(header, options.column_map)
+    importer = _Importer(options, result)
+    chunk: list[_Row] = []
+
+    def flush():
+        importer.process(chunk)
+        chunk.clear()
+        if on_pending and result.pending_subscription_ids:
+            ids = list(result.pending_subscription_ids)
+            transaction.on_commit(lambda: on_pending(ids))
+        result.pending_subscription_ids.clear()
+        if progress:
+            progress(result)
+
+    for line, cells in rows:
+        result.processed_rows += 1
+        row = _parse(line, cells, indexes, result)
+        if row is not None:
+            chunk.append(row)
+        if len(chunk) >= options.chunk_size:
+            flush()
+    flush()
+    return result
+
+
+# --- Jobs -------------------------------------------------------------------------------------
+
+
+def send_confirmations(subscription_ids: list[int]) -> None:
+    """Ask the double opt-in workflow to send a confirmation for each new pending subscription."""
+    from subscribers import services  # The flows' workflow module; imported late, it imports us.
+
+    services.send_import_confirmations(subscription_ids)
+
+
+def start_import(
+    *, uploaded_file, lists, column_map, mode, consent_note, user, encoding="utf-8", delimiter=""
+) -> ImportJob:
+    """Save an upload as an ImportJob and enqueue its background task after commit."""
+    from subscribers.import_tasks import run_import_task
+
+    job = ImportJob(
+        original_name=getattr(uploaded_file, "name", "upload.csv")[:255],
+        column_map=column_map,
+        mode=mode,
+        consent_note=consent_note,
+        created_by=user,
+    )
+    job.file.save(job.original_name, uploaded_file, save=False)
+    job.save()
+    job.lists.set(lists)
+    transaction.on_commit(lambda: run_import_task.enqueue(job.pk, encoding=encoding, delimiter=delimiter or ""))
+    return job
+
+
+def run_import_job(job_id: int, *, encoding: str = "utf-8", delimiter: str = "") -> ImportJob | None:
+    """Run one waiting ImportJob to the end; a job already started or finished is left alone."""
+    claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.PENDING).update(
+        status=ImportJob.Status.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return None  # Run twice, or deleted: nothing to do.
+    job = ImportJob.objects.get(pk=job_id)
+
+    def save_progress(result: ImportResult):
+        job.processed_rows = result.processed_rows
+        job.created_count = result.created_count
+        job.updated_count = result.updated_count
+        job.skipped_count = result.skipped_count
+        job.error_count = result.error_count
+        job.errors = result.notes
+        job.save(
+            update_fields=[
+                "processed_rows", "created_count", "updated_count", "skipped_count", "error_count", "errors"
+            ]
+        )  # fmt: skip
+
+    try:
+        with job.file.open("rb") as stream:
+            job.total_rows = count_lines(stream)
+            job.save(update_fields=["total_rows"])
+            options = ImportOptions(
+                lists=list(job.lists.all()),
+                column_map=job.column_map,
+                mode=job.mode,
+                consent_note=job.consent_note,
+                source_name=job.original_name,
+                actor=job.created_by,
+                job_id=job.pk,
+            )
+            import_csv(
+                stream,
+                options,
+                encoding=encoding,
+                delimiter=delimiter or None,
+                progress=save_progress,
+                on_pending=send_confirmations if job.mode == ImportJob.Mode.CONFIRM else None,
+            )
+    except (ImportFileError, ValueError) as exc:
+        job.errors = [*job.errors[: MAX_NOTES - 1], {"line": None, "kind": "fatal", "message": str(exc)}]
+        job.status = ImportJob.Status.FAILED
+    except Exception:
+        logger.exception("Import job %s failed", job_id)
+        job.errors = [*job.errors[: MAX_NOTES - 1], {"line": None, "kind": "fatal", "message": "Unexpected error."}]
+        job.status = ImportJob.Status.FAILED
+    else:
+        job.status = ImportJob.Status.DONE
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "errors", "finished_at"])
+    return job

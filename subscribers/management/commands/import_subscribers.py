@@ -1,0 +1,82 @@
+"""manage.py import_subscribers FILE --list SLUG [...]: the admin's CSV import, with a progress bar."""
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from subscribers.importing import (
+    ENCODINGS,
+    ImportFileError,
+    ImportOptions,
+    count_lines,
+    guess_column_map,
+    import_csv,
+    read_header,
+    send_confirmations,
+)
+from subscribers.models import ImportJob, MailingList
+
+
+class Command(BaseCommand):
+    help = "Import subscribers from a CSV file (streamed; columns mapped by their header names)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file")
+        parser.add_argument("--list", dest="lists", action="append", required=True, help="List slug (repeatable).")
+        parser.add_argument("--mode", choices=ImportJob.Mode.values, default=ImportJob.Mode.CONFIRM)
+        parser.add_argument("--consent-note", default="", help="Where and how consent was obtained (subscribe mode).")
+        parser.add_argument("--encoding", choices=list(ENCODINGS), default="utf-8")
+        parser.add_argument("--delimiter", default="", help="Default: detected (, ; tab |). Use 'tab' for a tab.")
+        parser.add_argument(
+            "--column", action="append", default=[], metavar="HEADER=FIELD",
+            help="Map a column (email, name, language, or an attribute name); default: guessed from the header.",
+        )  # fmt: skip
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, file, lists, mode, consent_note, encoding, delimiter, column, no_progress, **options):
+        found = list(MailingList.objects.filter(slug__in=lists))
+        missing = set(lists) - {m.slug for m in found}
+        if missing:
+            raise CommandError(f"No list with slug {', '.join(sorted(missing))}.")
+        delimiter = "\t" if delimiter == "tab" else delimiter
+        try:
+            with open(file, "rb") as stream:
+                header, delimiter = read_header(stream, encoding, delimiter or None)
+                column_map = guess_column_map(header)
+                for item in column:
+                    name, _, target = item.partition("=")
+                    column_map[name] = target
+                import_options = ImportOptions(
+                    lists=found,
+                    column_map=column_map,
+                    mode=mode,
+                    consent_note=consent_note,
+                    source_name=str(file).rsplit("/", 1)[-1],
+                )
+                total = None if no_progress else count_lines(stream)
+                with tqdm(total=total, unit="rows", disable=no_progress, file=self.stderr) as bar:
+
+                    def progress(result):
+                        bar.update(result.processed_rows - bar.n)
+
+                    result = import_csv(
+                        stream,
+                        import_options,
+                        encoding=encoding,
+                        delimiter=delimiter,
+                        progress=progress,
+                        on_pending=send_confirmations if mode == ImportJob.Mode.CONFIRM else None,
+                    )
+        except (ImportFileError, ValueError, OSError) as exc:
+            raise CommandError(str(exc)) from exc
+
+        for note in result.notes:
+            self.stdout.write(
+                f"Line {note['line']}: {note['kind']}: {note['message']} {note.get('value', '')}".rstrip()
+            )
+        if result.error_count + result.skipped_count > len(result.notes):
+            self.stdout.write(f"(only the first {len(result.notes)} problems are listed)")
+        self.stdout.write(
+            f"{result.processed_rows} rows: created {result.created_count}, updated {result.updated_count}, "
+            f"skipped {result.skipped_count} (duplicates {result.duplicate_count}, suppressed "
+            f"{result.suppressed_count}, unsubscribed {result.unsubscribed_count}), errors {result.error_count}."
+        )
