@@ -1,0 +1,303 @@
+"""A real SMTP server on 127.0.0.1 for tests, which records what it receives and can misbehave.
+
+Use it as a context manager (or through a pytest fixture of your own) and point Django's mailer
+at it::
+
+    from campaigns.tests.fake_smtp import FakeSMTPServer
+
+    @pytest.fixture
+    def smtp_server(settings):
+        with FakeSMTPServer() as server:
+            settings.MAILERS = server.mailers_setting()
+            yield server
+
+    def test_something(smtp_server):
+        smtp_server.fail_temporarily(at=3)              # the 3rd message gets "421", link closed
+        smtp_server.reject_recipient("gone@example.com")  # "550" at RCPT TO, every time
+        smtp_server.drop_connection(after=5)             # link cut after the 5th accepted message
+        ...  # send
+        assert smtp_server.recipients() == [...]
+        message = smtp_server.messages[0].parsed()       # an email.message.EmailMessage
+
+What it records: ``messages`` is the list of accepted messages (``ReceivedMessage``: envelope
+sender, envelope recipients, raw bytes as received after dot-unstuffing), ``attempts`` counts
+every DATA transaction it read (accepted or not), ``connections`` counts the connections it
+accepted, ``in_flight`` holds messages whose data was read but whose connection was cut before
+the reply (the client cannot know whether they were delivered).
+
+Faults are counted across the whole server (not per connection) and each one applies once unless
+said otherwise:
+
+- ``fail_temporarily(at=N, times=1)``: the Nth message (counting every DATA attempt from 1) and the
+  ``times - 1`` attempts after it are answered ``421 4.3.2`` at the end of DATA and the server
+  closes the connection, as a real server shedding load does. smtplib raises ``SMTPDataError``.
+- ``fail_temporarily_for(seconds)``: every message is answered ``421`` until ``seconds`` from now.
+- ``reject_recipient(address, code=550)``: that recipient is refused at ``RCPT TO`` (permanently,
+  every time). With a single recipient smtplib raises ``SMTPRecipientsRefused``.
+- ``drop_connection(after=N)``: once N messages have been accepted in total, the connection that
+  carried the Nth is closed right after its ``250`` reply; the client's next command raises
+  ``SMTPServerDisconnected``. With ``in_flight=True`` the server instead reads the next message's
+  data and closes without replying (recorded in ``in_flight``, not in ``messages``).
+
+The server speaks enough ESMTP for smtplib and Django's SMTP backend: EHLO/HELO, MAIL, RCPT,
+DATA, RSET, NOOP, QUIT; no TLS, no AUTH.
+"""
+
+import contextlib
+import email
+import email.policy
+import socket
+import socketserver
+import threading
+import time
+from dataclasses import dataclass
+
+DEFAULT_TEMPORARY_REPLY = "421 4.3.2 Service temporarily unavailable, try again later"
+DEFAULT_PERMANENT_REPLY = "5.1.1 Mailbox unavailable"
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """One accepted message: envelope sender, envelope recipients, raw bytes (CRLF line ends)."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+    def parsed(self) -> email.message.EmailMessage:
+        """The message parsed with the modern ``email`` policy (headers decoded, ``get_body()``)."""
+        return email.message_from_bytes(self.data, policy=email.policy.default)
+
+
+class _Dropped(Exception):
+    """The server decided to cut this connection."""
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: "_Server"
+
+    def handle(self):
+        fake = self.server.fake
+        fake._connection_opened(self.connection)
+        try:
+            self._reply("220 fake-smtp.test ESMTP ready")
+            self._session(fake)
+        except (_Dropped, ConnectionError, OSError):
+            pass
+        finally:
+            fake._connection_closed(self.connection)
+
+    def _reply(self, line: str):
+        self.wfile.write(line.encode("ascii") + b"\r\n")
+        self.wfile.flush()
+
+    def _session(self, fake: "FakeSMTPServer"):
+        mail_from = None
+        rcpt_tos: list[str] = []
+        while True:
+            raw = self.rfile.readline(65536)
+            if not raw:
+                return
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            verb, _, arg = line.partition(" ")
+            verb = verb.upper()
+            if verb == "EHLO":
+                self._reply("250-fake-smtp.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800")
+            elif verb == "HELO":
+                self._reply("250 fake-smtp.test")
+            elif verb == "MAIL" and arg.upper().startswith("FROM:"):
+                mail_from, rcpt_tos = _address(arg[5:]), []
+                self._reply("250 2.1.0 OK")
+            elif verb == "RCPT" and arg.upper().startswith("TO:"):
+                if mail_from is None:
+                    self._reply("503 5.5.1 Need MAIL first")
+                    continue
+                address = _address(arg[3:])
+                refusal = fake._refusal_for(address)
+                if refusal:
+                    self._reply(refusal)
+                else:
+                    rcpt_tos.append(address)
+                    self._reply("250 2.1.5 OK")
+            elif verb == "DATA":
+                if not rcpt_tos:
+                    self._reply("503 5.5.1 Need RCPT first")
+                    continue
+                self._reply("354 End data with <CR><LF>.<CR><LF>")
+                data = self._read_data()
+                reply, close = fake._receive(ReceivedMessage(mail_from or "", tuple(rcpt_tos), data))
+                mail_from, rcpt_tos = None, []
+                if reply is None:
+                    raise _Dropped
+                self._reply(reply)
+                if close:
+                    raise _Dropped
+            elif verb == "RSET":
+                mail_from, rcpt_tos = None, []
+                self._reply("250 2.0.0 OK")
+            elif verb == "NOOP":
+                self._reply("250 2.0.0 OK")
+            elif verb == "QUIT":
+                self._reply("221 2.0.0 Bye")
+                return
+            else:
+                self._reply("502 5.5.2 Command not implemented")
+
+    def _read_data(self) -> bytes:
+        lines = []
+        while True:
+            raw = self.rfile.readline(1 << 20)
+            if not raw:
+                raise _Dropped
+            if raw in (b".\r\n", b".\n"):
+                return b"".join(lines)
+            # RFC 5321 4.5.2: the client doubled every leading dot.
+            lines.append(raw[1:] if raw.startswith(b".") else raw)
+
+
+def _address(arg: str) -> str:
+    """The address inside ``<...>`` of a MAIL FROM / RCPT TO argument, ESMTP parameters dropped."""
+    arg = arg.strip()
+    if arg.startswith("<"):
+        return arg[1 : arg.find(">")]
+    return arg.split(" ", 1)[0]
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, fake):
+        self.fake = fake
+        super().__init__(address, _Handler)
+
+
+class FakeSMTPServer:
+    """A threaded SMTP server on ``host`` and an ephemeral port; see the module docstring."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self._lock = threading.Lock()
+        self._server = _Server((host, port), self)
+        self.host, self.port = self._server.server_address[:2]
+        self._thread: threading.Thread | None = None
+        self._open_sockets: set[socket.socket] = set()
+        self.reset()
+
+    # Lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> "FakeSMTPServer":
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-smtp", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()
+        with self._lock:
+            sockets = list(self._open_sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> "FakeSMTPServer":
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def reset(self):
+        """Forget every recorded message and fault."""
+        with self._lock:
+            self.messages: list[ReceivedMessage] = []
+            self.in_flight: list[ReceivedMessage] = []
+            self.attempts = 0
+            self.connections = 0
+            self._temporary_at: set[int] = set()
+            self._temporary_until = 0.0
+            self._temporary_reply = DEFAULT_TEMPORARY_REPLY
+            self._refused: dict[str, str] = {}
+            self._drop_after: int | None = None
+            self._drop_in_flight = False
+
+    # Settings helpers ----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """An ``EMAIL_URL`` for this server (``smtp://127.0.0.1:PORT``)."""
+        return f"smtp://{self.host}:{self.port}"
+
+    def mailers_setting(self, timeout: int = 5) -> dict:
+        """A ``MAILERS`` setting whose default mailer is Django's SMTP backend pointed here."""
+        options = {"host": self.host, "port": self.port, "use_tls": False, "use_ssl": False, "timeout": timeout}
+        return {"default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": options}}
+
+    # Faults --------------------------------------------------------------------------------
+
+    def fail_temporarily(self, *, at: int, times: int = 1, reply: str = DEFAULT_TEMPORARY_REPLY):
+        """Answer the ``at``-th DATA attempt (1-based, server-wide) and the next ``times - 1`` with
+        ``reply`` (a 421 by default) and close the connection."""
+        with self._lock:
+            self._temporary_at.update(range(at, at + times))
+            self._temporary_reply = reply
+
+    def fail_temporarily_for(self, seconds: float, *, reply: str = DEFAULT_TEMPORARY_REPLY):
+        """Answer every message with ``reply`` (421) for the next ``seconds``, closing each time."""
+        with self._lock:
+            self._temporary_until = time.monotonic() + seconds
+            self._temporary_reply = reply
+
+    def reject_recipient(self, address: str, *, code: int = 550, message: str = DEFAULT_PERMANENT_REPLY):
+        """Refuse ``address`` at RCPT TO with ``code`` (a permanent 550 by default), every time."""
+        with self._lock:
+            self._refused[address.lower()] = f"{code} {message}"
+
+    def drop_connection(self, *, after: int, in_flight: bool = False):
+        """Cut the connection once ``after`` messages have been accepted in total (once).
+
+        in_flight=False: right after the 250 for the ``after``-th message.
+        in_flight=True: after reading the data of the next message, without replying.
+        """
+        with self._lock:
+            self._drop_after = after
+            self._drop_in_flight = in_flight
+
+    # Reading what arrived ------------------------------------------------------------------
+
+    def recipients(self) -> list[str]:
+        """Envelope recipients of every accepted message, in arrival order (duplicates kept)."""
+        with self._lock:
+            return [address for message in self.messages for address in message.rcpt_tos]
+
+    # Called by the connection handlers -----------------------------------------------------
+
+    def _connection_opened(self, sock):
+        with self._lock:
+            self.connections += 1
+            self._open_sockets.add(sock)
+
+    def _connection_closed(self, sock):
+        with self._lock:
+            self._open_sockets.discard(sock)
+
+    def _refusal_for(self, address: str) -> str | None:
+        with self._lock:
+            return self._refused.get(address.lower())
+
+    def _receive(self, message: ReceivedMessage) -> tuple[str | None, bool]:
+        """Decide the fate of one message: (reply or None to cut without reply, close after)."""
+        with self._lock:
+            self.attempts += 1
+            if self.attempts in self._temporary_at or time.monotonic() < self._temporary_until:
+                return self._temporary_reply, True
+            if self._drop_after is not None and self._drop_in_flight and len(self.messages) >= self._drop_after:
+                self._drop_after = None
+                self.in_flight.append(message)
+                return None, True
+            self.messages.append(message)
+            close = False
+            if self._drop_after is not None and not self._drop_in_flight and len(self.messages) >= self._drop_after:
+                self._drop_after = None
+                close = True
+            return "250 2.0.0 OK queued", close
