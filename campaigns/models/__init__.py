@@ -1,4 +1,14 @@
+from .campaign import Campaign, Delivery, DeliveryEvent, SendWindow
 from .pages import HomePage, NewsletterIndexPage, NewsletterIssuePage
 from .site_settings import NewsletterSettings
 
-__all__ = ["HomePage", "NewsletterIndexPage", "NewsletterIssuePage", "NewsletterSettings"]
+__all__ = [
+    "Campaign",
+    "Delivery",
+    "DeliveryEvent",
+    "SendWindow",
+    "HomePage",
+    "NewsletterIndexPage",
+    "NewsletterIssuePage",
+    "NewsletterSettings",
+]
