@@ -58,7 +58,8 @@ HEADER_GUESSES = {
     "name": {"name", "full name", "fullname", "first name"},
     "language": {"language", "lang", "locale"},
 }
-EVENT_KIND = {Subscription.Status.SUBSCRIBED: "subscribed", Subscription.Status.PENDING: "subscription_pending"}
+# The same kinds as the flows in services.py write, so the history reads the same.
+EVENT_KIND = {Subscription.Status.SUBSCRIBED: "subscribed", Subscription.Status.PENDING: "subscribe_requested"}
 
 
 class ImportFileError(Exception):
@@ -422,7 +423,7 @@ class _Importer:
                         list_id=list_id,
                         kind=EVENT_KIND[self.status],
                         detail={
-                            "source": Subscription.Source.IMPORT,
+                            "via": Subscription.Source.IMPORT,
                             "file": options.source_name,
                             "line": row.line,
                             "note": options.consent_note,
@@ -524,10 +525,16 @@ def import_csv(
 
 
 def send_confirmations(subscription_ids: list[int]) -> None:
-    """Ask the double opt-in workflow to send a confirmation for each new pending subscription."""
-    from subscribers import services  # The flows' workflow module; imported late, it imports us.
+    """Enqueue the double opt-in email (the flows' ``send_confirmation`` task) per subscriber."""
+    from subscribers.tasks import send_confirmation
 
-    services.send_import_confirmations(subscription_ids)
+    by_subscriber: dict[int, list[int]] = {}
+    for subscriber_id, list_id in Subscription.objects.filter(pk__in=subscription_ids).values_list(
+        "subscriber_id", "list_id"
+    ):
+        by_subscriber.setdefault(subscriber_id, []).append(list_id)
+    for subscriber_id, list_ids in by_subscriber.items():
+        send_confirmation.enqueue(subscriber_id, list_ids)
 
 
 def start_import(

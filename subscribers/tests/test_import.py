@@ -13,6 +13,7 @@ from subscribers.importing import (
     guess_column_map,
     import_csv,
     read_header,
+    send_confirmations,
     start_import,
 )
 from subscribers.models import ImportJob, Subscriber, SubscriberEvent, Subscription, Suppression, email_hash
@@ -258,3 +259,13 @@ def test_management_command_imports_a_file(news, tmp_path):
 
     assert Subscription.objects.get().subscriber.name == "Ann"
     assert "created 1" in out.getvalue() and "line 3" in out.getvalue().lower()
+
+
+def test_confirm_mode_sends_one_confirmation_email_per_address(news, django_capture_on_commit_callbacks, mailoutbox):
+    other = MailingListFactory(slug="other")
+    options = ImportOptions(lists=[news, other], column_map={"email": "email"}, mode="confirm", source_name="f.csv")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        import_csv(io.BytesIO(b"email\nann@example.com\n"), options, on_pending=send_confirmations)
+
+    assert [m.to for m in mailoutbox] == [["ann@example.com"]]
