@@ -36,7 +36,8 @@ demo: migrate
 
 run: demo
 	@HOST=$(HOST) PORT=$(PORT) $(PY) manage.py run_banner
-	HOST=$(HOST) PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	# The Procfile says `python`: put the venv first on PATH so honcho's processes use it.
+	PATH="$(CURDIR)/$(BIN):$$PATH" HOST=$(HOST) PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 check: dev-venv
 	$(PY) manage.py check --fail-level WARNING

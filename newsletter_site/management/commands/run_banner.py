@@ -17,7 +17,7 @@ class Command(BaseCommand):
             f"  Site:         {base}/",
             f"  Archive:      {base}/archive/",
             f"  Subscribe:    {base}/subscribe/",
-            f"  Wagtail admin {base}/admin/  (user: admin, password: see above, or `make demo`)",
+            f"  Wagtail admin {base}/admin/  (login printed above)",
         ]
         if outbox:
             lines.append(f"  Outbox:       {outbox}/new/*.eml  (every email sent, openable in a mail client)")
