@@ -1,0 +1,298 @@
+"""The plaintext part of an email, derived from its rendered HTML with BeautifulSoup.
+
+Walks the DOM and emits blocks (paragraphs, headings, list items, table rows), each wrapped on
+its own: headings underlined, lists as ``- `` / ``1. ``, links as ``text (url)``, buttons as
+``label: url``, images as their alt text, hidden parts (preheader, tracking pixels) dropped.
+URLs and %%placeholders%% are single words to the wrapper, so they are never broken.
+"""
+
+import re
+import textwrap
+from dataclasses import dataclass
+
+from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+
+BLOCK_TAGS = frozenset(
+    "address article aside blockquote body caption center dd details div dl dt fieldset figcaption figure "
+    "footer form h1 h2 h3 h4 h5 h6 header hr html li main nav ol p pre section table tbody td tfoot th "
+    "thead tr ul".split()
+)
+SKIPPED_TAGS = frozenset("head style script title template noscript meta link button input select textarea".split())
+HEADINGS = {"h1": "=", "h2": "=", "h3": "-", "h4": "-", "h5": "-", "h6": "-"}
+_SPACES = re.compile(r"[ \t\n\r\f\v]+")  # HTML whitespace only: a no-break space stays a space
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+_PIXEL_STYLE = re.compile(r"(?:^|;)\s*(?:width|height)\s*:\s*[01]px", re.IGNORECASE)
+_BUTTON_CLASSES = frozenset({"button", "btn"})
+
+
+@dataclass
+class _Block:
+    lines: list[str]
+    tight: bool  # joined to the previous block by one newline instead of a blank line
+    gap: str = ""  # the "blank" line before it: ">" between paragraphs of one quote
+
+
+class _Prefix:
+    """Indentation of nested lists and quotes: ``first`` on the first line written inside, then ``rest``."""
+
+    def __init__(self, first: str, rest: str):
+        self.first, self.rest, self.used = first, rest, False
+
+
+def html_to_text(html: str, width: int = 78) -> str:
+    """Convert an email's HTML to readable plaintext wrapped at ``width`` columns.
+
+    Returns the text with one blank line between blocks and a final newline (empty string
+    for HTML with no visible text).
+    """
+    soup = BeautifulSoup(html, "html.parser")
+    converter = _Converter(width)
+    converter.walk(soup)
+    converter.flush()
+    return converter.result()
+
+
+class _Converter:
+    def __init__(self, width: int):
+        self.width = width
+        self.blocks: list[_Block] = []
+        self.inline: list[str] = []
+        self.prefixes: list[_Prefix] = []
+        self.next_tight = False
+        self.list_depth = 0
+        self.quote_starts: list[int] = []  # index of the first block of each open <blockquote>
+
+    # -- output -------------------------------------------------------------------------------
+
+    def _indents(self) -> tuple[str, str]:
+        first = "".join(p.rest if p.used else p.first for p in self.prefixes)
+        rest = "".join(p.rest for p in self.prefixes)
+        for p in self.prefixes:
+            p.used = True
+        return first, rest
+
+    def _emit(self, lines: list[str], *, wrap: bool = True, underline: str = "") -> None:
+        first, rest = self._indents()
+        out: list[str] = []
+        for i, line in enumerate(lines):
+            initial = first if i == 0 else rest
+            if not wrap or not line:
+                out.append((initial + line) if line else initial.rstrip())
+                continue
+            wrapper = textwrap.TextWrapper(
+                width=self.width,
+                initial_indent=initial,
+                subsequent_indent=rest,
+                break_long_words=False,  # URLs and placeholders must stay whole
+                break_on_hyphens=False,
+            )
+            out.extend(wrapper.wrap(line) or [initial.rstrip()])
+        if underline:
+            longest = max(len(line) - len(rest) for line in out)
+            out.append(rest + underline * min(longest, self.width - len(rest)))
+        inside_quote = bool(self.quote_starts) and len(self.blocks) > self.quote_starts[-1]
+        self.blocks.append(_Block(out, self.next_tight, rest.rstrip() if inside_quote else ""))
+        self.next_tight = False
+
+    def flush(self, *, underline: str = "") -> None:
+        """Turn the pending inline text into a block (a <br> is a line break inside it)."""
+        text = "".join(self.inline)
+        self.inline = []
+        lines = [line.strip(" ") for line in text.split("\n")]
+        while lines and not lines[0]:
+            lines.pop(0)
+        while lines and not lines[-1]:
+            lines.pop()
+        if lines:
+            self._emit(lines, underline=underline)
+
+    def result(self) -> str:
+        parts: list[str] = []
+        for block in self.blocks:
+            if parts:
+                parts.append("\n" if block.tight else f"\n{block.gap}\n")
+            parts.append("\n".join(block.lines))
+        text = "".join(parts).replace("\xa0", " ")
+        text = "\n".join(line.rstrip() for line in text.split("\n"))
+        text = re.sub(r"\n{3,}", "\n\n", text).strip("\n")
+        return text + "\n" if text else ""
+
+    # -- walking ------------------------------------------------------------------------------
+
+    def walk(self, node) -> None:
+        for child in list(node.children):
+            if isinstance(child, Comment):
+                continue  # includes Outlook's <!--[if mso]> conditional markup
+            if isinstance(child, NavigableString):
+                if type(child) is NavigableString:  # not Doctype, CData, processing instructions
+                    self.inline.append(_SPACES.sub(" ", str(child)))
+                continue
+            if isinstance(child, Tag):
+                self.element(child)
+
+    def element(self, tag: Tag) -> None:
+        name = tag.name.lower()
+        if name in SKIPPED_TAGS or _is_hidden(tag):
+            return
+        if name == "br":
+            self.inline.append("\n")
+        elif name == "img":
+            self.image(tag)
+        elif name == "a":
+            self.link(tag)
+        elif name in HEADINGS:
+            self.flush()
+            self.walk(tag)
+            self.flush(underline=HEADINGS[name])
+        elif name in ("ul", "ol"):
+            self.listing(tag, ordered=name == "ol")
+        elif name == "table":
+            self.table(tag)
+        elif name == "blockquote":
+            self.flush()
+            self.prefixes.append(_Prefix("> ", "> "))
+            self.quote_starts.append(len(self.blocks))
+            self.walk(tag)
+            self.flush()
+            self.quote_starts.pop()
+            self.prefixes.pop()
+        elif name == "pre":
+            self.flush()
+            self._emit(tag.get_text().strip("\n").split("\n"), wrap=False)
+        elif name == "hr":
+            self.flush()
+            self._emit(["-" * min(20, self.width)], wrap=False)
+        elif name in BLOCK_TAGS:
+            self.flush()
+            self.walk(tag)
+            self.flush()
+        else:
+            self.walk(tag)
+
+    def image(self, tag: Tag) -> None:
+        if _is_pixel(tag):
+            return
+        alt = _SPACES.sub(" ", tag.get("alt") or "").strip()
+        if alt:
+            self.inline.append(alt)
+
+    def link(self, tag: Tag) -> None:
+        href = (tag.get("href") or "").strip()
+        if tag.find(BLOCK_TAGS):
+            # A link around whole blocks (a card): its blocks as usual, then the address on its own.
+            self.flush()
+            self.walk(tag)
+            self.flush()
+            if _is_followable(href):
+                self.inline.append(href)
+                self.flush()
+            return
+        start = len(self.inline)
+        self.walk(tag)
+        text = _SPACES.sub(" ", "".join(self.inline[start:])).strip()
+        del self.inline[start:]
+        self.inline.append(_format_link(text, href, button=_is_button(tag)))
+
+    def listing(self, tag: Tag, *, ordered: bool) -> None:
+        self.flush()
+        try:
+            number = int(tag.get("start", 1))
+        except ValueError:
+            number = 1
+        nested = self.list_depth > 0
+        self.list_depth += 1
+        for index, item in enumerate(tag.find_all("li", recursive=False)):
+            marker = f"{number + index}. " if ordered else "- "
+            self.prefixes.append(_Prefix(marker, " " * len(marker)))
+            # Items of one list sit on consecutive lines; a nested list hugs its parent item.
+            self.next_tight = index > 0 or nested
+            self.walk(item)
+            self.flush()
+            self.prefixes.pop()
+        self.list_depth -= 1
+        self.next_tight = nested
+
+    def table(self, tag: Tag) -> None:
+        self.flush()
+        previous_was_data = False
+        for row in _rows(tag):
+            cells = [c for c in row.find_all(["td", "th"], recursive=False) if not _is_hidden(c)]
+            if len(cells) > 1 and not any(c.find(BLOCK_TAGS) for c in cells):
+                # A data row: its cells on one line.
+                texts = []
+                for cell in cells:
+                    self.walk(cell)
+                    texts.append(_SPACES.sub(" ", "".join(self.inline)).strip())
+                    self.inline = []
+                texts = [t for t in texts if t]
+                if texts:
+                    self.inline.append(" | ".join(texts))
+                    self.next_tight = previous_was_data
+                    self.flush()
+                    previous_was_data = True
+                continue
+            previous_was_data = False
+            # A layout row: each cell is a container of blocks.
+            for cell in cells:
+                self.flush()
+                self.walk(cell)
+                self.flush()
+        caption = tag.find("caption", recursive=False)
+        if caption:
+            self.walk(caption)
+            self.flush()
+
+
+def _rows(table: Tag) -> list[Tag]:
+    rows = []
+    for child in table.find_all(["tr", "thead", "tbody", "tfoot"], recursive=False):
+        if child.name == "tr":
+            rows.append(child)
+        else:
+            rows.extend(child.find_all("tr", recursive=False))
+    return rows
+
+
+def _is_hidden(tag: Tag) -> bool:
+    if tag.get("data-plaintext") == "skip" or tag.has_attr("hidden"):
+        return True
+    if "preheader" in (tag.get("class") or []):
+        return True
+    return bool(_HIDDEN_STYLE.search(tag.get("style") or ""))
+
+
+def _is_pixel(tag: Tag) -> bool:
+    """A tracking pixel: an image at most one pixel wide or high."""
+    if (tag.get("width") or "").strip() in ("0", "1") or (tag.get("height") or "").strip() in ("0", "1"):
+        return True
+    return bool(_PIXEL_STYLE.search(tag.get("style") or ""))
+
+
+def _is_button(tag: Tag) -> bool:
+    return tag.has_attr("data-button") or bool(_BUTTON_CLASSES.intersection(tag.get("class") or []))
+
+
+def _is_followable(href: str) -> bool:
+    return bool(href) and not href.startswith("#") and not href.lower().startswith("javascript:")
+
+
+def _bare(url: str) -> str:
+    url = url.lower()
+    for scheme in ("mailto:", "tel:", "https://", "http://"):
+        if url.startswith(scheme):
+            url = url[len(scheme) :]
+            break
+    return url.rstrip("/")
+
+
+def _format_link(text: str, href: str, *, button: bool) -> str:
+    if not _is_followable(href):
+        return text
+    if not text:
+        return href
+    if _bare(text) == _bare(href):
+        # The link shows its own address: print it once (the address itself for mailto:/tel:).
+        return text if href.lower().startswith(("mailto:", "tel:")) else href
+    if button:
+        return f"{text}: {href}"
+    return f"{text} ({href})"
