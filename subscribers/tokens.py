@@ -1,0 +1,100 @@
+"""Signed links in emails: confirm (expires), unsubscribe and preferences (never expire).
+
+Each purpose has its own salt, so a token made for one purpose fails the signature check of
+every other (an unsubscribe link cannot confirm anyone, a confirmation link cannot unsubscribe).
+Tokens carry the subscriber's random ``uid`` and list ids, never the address, and are HMAC-signed
+with ``SECRET_KEY``: they cannot be guessed or altered. The format is
+``<uid hex>[-<list id>...].<signature>`` (plus a timestamp for confirmations), all URL-safe.
+"""
+
+import uuid
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core import signing
+
+CONFIRM_SALT = "broadsheet.subscribers.confirm"
+UNSUBSCRIBE_SALT = "broadsheet.subscribers.unsubscribe"
+PREFERENCES_SALT = "broadsheet.subscribers.preferences"
+# "." is not a base64url character, so it cannot occur in the signature or the payload.
+SEPARATOR = "."
+
+
+class BadToken(Exception):
+    """The token is malformed, forged, or was made for another purpose."""
+
+
+class ExpiredToken(BadToken):
+    """The token was genuine but is older than its purpose allows."""
+
+
+def _payload(subscriber_uid, list_ids: Iterable[int]) -> str:
+    uid = subscriber_uid if isinstance(subscriber_uid, uuid.UUID) else uuid.UUID(str(subscriber_uid))
+    return "-".join([uid.hex, *(str(int(pk)) for pk in sorted(set(list_ids)))])
+
+
+def _parse(payload: str) -> tuple[uuid.UUID, list[int]]:
+    uid_hex, *ids = payload.split("-")
+    try:
+        return uuid.UUID(hex=uid_hex), [int(pk) for pk in ids]
+    except ValueError:
+        raise BadToken("Malformed token payload.") from None
+
+
+def _signer(salt: str, timestamped: bool = False) -> signing.Signer:
+    cls = signing.TimestampSigner if timestamped else signing.Signer
+    return cls(salt=salt, sep=SEPARATOR, algorithm="sha256")
+
+
+def _unsign(token: str, salt: str) -> str:
+    try:
+        return _signer(salt).unsign(token or "")
+    except signing.BadSignature:
+        raise BadToken("Invalid signature.") from None
+
+
+def unsubscribe_token(subscriber_uid, list_ids: Iterable[int] = ()) -> str:
+    """A permanent token to leave ``list_ids`` (empty: every list) for the subscriber ``subscriber_uid``."""
+    return _signer(UNSUBSCRIBE_SALT).sign(_payload(subscriber_uid, list_ids))
+
+
+def read_unsubscribe_token(token: str) -> tuple[uuid.UUID, list[int]]:
+    """``(subscriber uid, list ids)`` from an unsubscribe token; raises ``BadToken``."""
+    return _parse(_unsign(token, UNSUBSCRIBE_SALT))
+
+
+def preferences_token(subscriber_uid) -> str:
+    """A permanent token that opens the subscriber's preference centre."""
+    return _signer(PREFERENCES_SALT).sign(_payload(subscriber_uid, ()))
+
+
+def read_preferences_token(token: str) -> uuid.UUID:
+    """The subscriber uid from a preferences token; raises ``BadToken``."""
+    uid, list_ids = _parse(_unsign(token, PREFERENCES_SALT))
+    if list_ids:
+        raise BadToken("Not a preferences token.")
+    return uid
+
+
+def confirm_token(subscriber_uid, list_ids: Iterable[int]) -> str:
+    """A double opt-in token for the pending subscriptions to ``list_ids``; expires (CONFIRM_TOKEN_DAYS)."""
+    return _signer(CONFIRM_SALT, timestamped=True).sign(_payload(subscriber_uid, list_ids))
+
+
+def confirm_token_max_age() -> int:
+    return int(settings.BROADSHEET["CONFIRM_TOKEN_DAYS"]) * 24 * 60 * 60
+
+
+def read_confirm_token(token: str) -> tuple[uuid.UUID, list[int]]:
+    """``(subscriber uid, list ids)`` from a confirmation token.
+
+    Raises ``ExpiredToken`` when it is older than ``CONFIRM_TOKEN_DAYS``, ``BadToken`` when it is
+    forged, malformed or made for another purpose.
+    """
+    try:
+        payload = _signer(CONFIRM_SALT, timestamped=True).unsign(token or "", max_age=confirm_token_max_age())
+    except signing.SignatureExpired:
+        raise ExpiredToken("Confirmation link expired.") from None
+    except signing.BadSignature:
+        raise BadToken("Invalid signature.") from None
+    return _parse(payload)
