@@ -33,6 +33,11 @@ def normalise_email(address: str) -> str:
     return normalised
 
 
+def consent_text_hash(text: str) -> str:
+    """SHA-256 of the consent sentence as shown, to prove later which wording someone agreed to."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def email_hash(normalised: str) -> str:
     """Keyless SHA-256 of a normalised address, kept after erasure so it is never re-imported."""
     return hashlib.sha256(normalised.encode()).hexdigest()
@@ -64,6 +69,13 @@ class SubscriberQuerySet(models.QuerySet):
     def active(self):
         return self.filter(state=Subscriber.State.ACTIVE)
 
+    def suppressed(self):
+        return self.filter(state__in=Subscriber.SUPPRESSED_STATES)
+
+    def for_email(self, address: str):
+        """The subscriber (0 or 1 rows) whose normalised address matches ``address`` in any spelling."""
+        return self.filter(email_normalised=normalise_email(address))
+
     def sendable(self, lists):
         """Active subscribers confirmed on any of ``lists`` (ids or MailingLists), each once."""
         confirmed = Subscription.objects.filter(list__in=lists, status=Subscription.Status.SUBSCRIBED)
@@ -89,7 +101,7 @@ class Subscriber(models.Model):
     email_normalised = models.CharField(max_length=254, unique=True, editable=False)
     name = models.CharField(max_length=200, blank=True)
     language = models.CharField(max_length=16, blank=True, default=settings.LANGUAGE_CODE)
-    attributes = models.JSONField(default=dict, blank=True, help_text="Merge fields, e.g. {\"city\": \"Leeds\"}.")
+    attributes = models.JSONField(default=dict, blank=True, help_text='Merge fields, e.g. {"city": "Leeds"}.')
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE, db_index=True)
     state_reason = models.CharField(max_length=255, blank=True)
     state_changed_at = models.DateTimeField(null=True, blank=True)
@@ -131,6 +143,10 @@ class SubscriptionQuerySet(models.QuerySet):
 
     def pending(self):
         return self.filter(status=Subscription.Status.PENDING)
+
+    def current(self):
+        """Pending or subscribed: the subscriptions an unsubscribe ends."""
+        return self.filter(status__in=[Subscription.Status.PENDING, Subscription.Status.SUBSCRIBED])
 
 
 class Subscription(models.Model):
@@ -189,6 +205,58 @@ class Subscription(models.Model):
     def __str__(self):
         return f"{self.subscriber} on {self.list}: {self.status}"
 
+    def record_consent(self, *, source: str, detail: str, text: str, ip: str | None, user_agent: str, at=None):
+        """Set the consent record (who is the subscriber; when, how, what they were told, from where).
+
+        Does not save: the caller saves it together with the status change it belongs to.
+        """
+        self.consent_at = at or timezone.now()
+        self.consent_source = source
+        self.consent_detail = (detail or "")[:500]
+        self.consent_text = text or ""
+        self.consent_text_hash = consent_text_hash(text) if text else ""
+        self.consent_ip = ip or None
+        self.consent_user_agent = (user_agent or "")[:500]
+
+    def confirmation_due(self, now, *, resend_after, max_sends: int, window) -> bool:
+        """May another confirmation email go out now?
+
+        At most ``max_sends`` (the first email and one reminder) within ``window`` (the token's
+        lifetime) and never twice within ``resend_after``; after the window a request starts afresh.
+        """
+        if self.confirmation_sent_at is None or now - self.confirmation_sent_at >= window:
+            return True
+        return self.confirmation_count < max_sends and now - self.confirmation_sent_at >= resend_after
+
+    def mark_confirmation_sent(self, now, *, window):
+        """Count one confirmation email (restarting the count after ``window``); saves those fields."""
+        if self.confirmation_sent_at is None or now - self.confirmation_sent_at >= window:
+            self.confirmation_count = 0
+        self.confirmation_count += 1
+        self.confirmation_sent_at = now
+        self.save(update_fields=["confirmation_count", "confirmation_sent_at"])
+
+    def mark_confirmed(self, *, ip: str | None, user_agent: str, at=None) -> bool:
+        """Pending to subscribed, recording the confirmation; False (no change) in any other status."""
+        if self.status != self.Status.PENDING:
+            return False
+        self.status = self.Status.SUBSCRIBED
+        self.confirmed_at = at or timezone.now()
+        self.confirm_ip = ip or None
+        self.confirm_user_agent = (user_agent or "")[:500]
+        self.save(update_fields=["status", "confirmed_at", "confirm_ip", "confirm_user_agent"])
+        return True
+
+    def mark_unsubscribed(self, method: str, at=None) -> bool:
+        """End a pending or confirmed subscription, recording when and how; False if it already was."""
+        if self.status == self.Status.UNSUBSCRIBED:
+            return False
+        self.status = self.Status.UNSUBSCRIBED
+        self.unsubscribed_at = at or timezone.now()
+        self.unsubscribe_method = method
+        self.save(update_fields=["status", "unsubscribed_at", "unsubscribe_method"])
+        return True
+
 
 class SubscriberEvent(models.Model):
     """The history of one subscriber: every consent, confirmation, status and state change."""
@@ -219,6 +287,11 @@ class Suppression(models.Model):
     def __str__(self):
         return f"{self.email_hash[:12]}… ({self.reason})"
 
+    @classmethod
+    def covers(cls, address: str) -> bool:
+        """Is ``address`` (any spelling) on the suppression list?"""
+        return cls.objects.filter(email_hash=email_hash(normalise_email(address))).exists()
+
 
 class SubscribePage(Page):
     """A page with the subscribe form (public lists as unticked checkboxes and a consent sentence)."""
@@ -233,8 +306,20 @@ class SubscribePage(Page):
     )
     thank_you_text = RichTextField(blank=True, help_text="Shown after the form is sent.")
 
-    content_panels = [*Page.content_panels, FieldPanel("intro"), FieldPanel("consent_text"), FieldPanel("thank_you_text")]
+    content_panels = [
+        *Page.content_panels,
+        FieldPanel("intro"),
+        FieldPanel("consent_text"),
+        FieldPanel("thank_you_text"),
+    ]
     subpage_types = []
+    template = "subscribers/subscribe_page.html"
+
+    def serve(self, request, *args, **kwargs):
+        # GET shows the form, POST handles it: a view does both so the page model stays declarative.
+        from subscribers.views import subscribe_page
+
+        return subscribe_page(request, self)
 
 
 class ImportJob(models.Model):
