@@ -52,6 +52,15 @@ class Campaign(models.Model):
     failed = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
 
+    # Tracking counters (campaigns.tracking): each delivery counts once, the first time it reaches
+    # the state; changed only with F() so concurrent webhook requests never lose an update.
+    delivered = models.PositiveIntegerField(default=0)
+    unique_opens = models.PositiveIntegerField(default=0)
+    unique_clicks = models.PositiveIntegerField(default=0)
+    bounced = models.PositiveIntegerField(default=0)
+    complained = models.PositiveIntegerField(default=0)
+    unsubscribed = models.PositiveIntegerField(default=0)
+
     # Rendered once at start, so every worker sends the identical content.
     subject = models.CharField(max_length=998, blank=True)
     html = models.TextField(blank=True)
@@ -162,6 +171,8 @@ class DeliveryEvent(models.Model):
     message_id = models.CharField(max_length=255, blank=True, db_index=True)
     recipient = models.CharField(max_length=254, blank=True)
     timestamp = models.DateTimeField(null=True, blank=True)
+    # The clicked link, for "clicked" events (the report's top links).
+    url = models.CharField(max_length=2000, blank=True, default="")
     payload = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
