@@ -1,0 +1,75 @@
+"""Visitor forms: subscribe (with a honeypot) and the preference centre. They parse; services act."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from subscribers.models import normalise_email
+
+
+class ListCheckboxes(forms.ModelMultipleChoiceField):
+    widget = forms.CheckboxSelectMultiple
+
+    def label_from_instance(self, obj):
+        return obj.name
+
+
+class SubscribeForm(forms.Form):
+    email = forms.CharField(
+        label=_("Email address"),
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "placeholder": "name@example.com"}),
+    )
+    name = forms.CharField(
+        label=_("Name (optional)"),
+        max_length=200,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    lists = ListCheckboxes(
+        label=_("Newsletters"),
+        queryset=None,
+        error_messages={"required": _("Choose at least one newsletter.")},
+    )
+    # Honeypot: hidden from people by CSS (.honeypot) and from screen readers; bots fill it in.
+    website = forms.CharField(
+        label=_("Leave this field empty"),
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "tabindex": "-1"}),
+    )
+    # Path of the page a subscribe block sat on, for the consent record (optional).
+    source = forms.CharField(required=False, max_length=300, widget=forms.HiddenInput)
+
+    def __init__(self, *args, lists, **kwargs):
+        super().__init__(*args, **kwargs)
+        # None pre-ticked: ticking a list is the subscriber's own act of consent.
+        self.fields["lists"].queryset = lists
+        self.fields["lists"].initial = []
+
+    def clean_email(self):
+        email = self.cleaned_data["email"].strip()
+        try:
+            normalise_email(email)
+        except ValidationError:
+            raise ValidationError(_("Enter a valid email address, like name@example.com."), code="invalid") from None
+        return email
+
+    def clean_source(self):
+        source = self.cleaned_data["source"].strip()
+        # Only a local path: this lands in the consent record and must not point elsewhere.
+        if not source.startswith("/") or source.startswith("//"):
+            return ""
+        return source
+
+    @property
+    def is_bot(self) -> bool:
+        return bool(self.cleaned_data.get("website"))
+
+
+class PreferencesForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200, required=False)
+    lists = ListCheckboxes(label=_("Newsletters"), queryset=None, required=False)
+
+    def __init__(self, *args, lists, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["lists"].queryset = lists

@@ -1,0 +1,266 @@
+"""Visitor pages: subscribe, confirm, unsubscribe (link and RFC 8058 one-click), preference centre.
+
+Views parse the request, call a workflow in ``subscribers.services`` and render. GET requests
+never change anything (mail scanners fetch every link); only POSTs do.
+"""
+
+from django.conf import settings
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+from django_ratelimit.core import is_ratelimited
+
+from subscribers import services, tokens
+from subscribers.forms import PreferencesForm, SubscribeForm
+from subscribers.models import MailingList, SubscribePage, Subscriber, Subscription, normalise_email
+
+# django-ratelimit's counting (cache.add + cache.incr, fixed windows) on the default cache. The
+# app is deliberately not in INSTALLED_APPS: its system check rejects the DatabaseCache we use
+# without Redis (increments there are not atomic, so a burst can over-run a limit by a few,
+# which is fine for stopping bots and mail-bombing). With REDIS_URL set, counting is atomic.
+SUBSCRIBE_RATE_PER_IP = "20/h"
+SUBSCRIBE_RATE_PER_ADDRESS = "5/h"
+
+
+def _client_ip(request) -> str | None:
+    # REMOTE_ADDR: behind a reverse proxy the deployment must pass the client address through
+    # (it is what the consent record and the per-IP limit see).
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _user_agent(request) -> str:
+    return request.META.get("HTTP_USER_AGENT", "")[:500]
+
+
+def _address_key(group, request) -> str:
+    return normalise_email(request.POST.get("email", ""))
+
+
+def _rate(name: str, default: str) -> str:
+    return settings.BROADSHEET.get(name, default)
+
+
+def _subscribe_url() -> str | None:
+    page = SubscribePage.objects.live().public().first()
+    return page.url if page else None
+
+
+def _bad_link(request, *, expired: bool = False):
+    """The page for a forged, wrong-purpose or expired link: 400 (410 when expired), no change."""
+    return TemplateResponse(
+        request,
+        "subscribers/link_expired.html" if expired else "subscribers/link_invalid.html",
+        {"subscribe_url": _subscribe_url()},
+        status=410 if expired else 400,
+    )
+
+
+# --- Subscribe --------------------------------------------------------------------------------
+
+
+def subscribe_page(request, page: SubscribePage):
+    """GET: the form. POST: validate, call ``services.subscribe``, show the thank-you page.
+
+    The thank-you page is the same whatever happened (new, pending, already subscribed,
+    suppressed, honeypot filled, per-address limit reached), so the page never tells who is
+    subscribed. Only the per-IP limit answers differently (429), which says nothing about an address.
+    """
+    lists = MailingList.objects.filter(is_public=True)
+    context = page.get_context(request)
+    template = page.get_template(request)
+    if request.method == "POST":
+        if is_ratelimited(
+            request,
+            group="subscribers.subscribe.ip",
+            key="ip",
+            rate=_rate("SUBSCRIBE_RATE_PER_IP", SUBSCRIBE_RATE_PER_IP),
+            method="POST",
+            increment=True,
+        ):
+            return TemplateResponse(request, template, {**context, "rate_limited": True}, status=429)
+        form = SubscribeForm(request.POST, lists=lists)
+        if form.is_valid():
+            address_limited = is_ratelimited(
+                request,
+                group="subscribers.subscribe.address",
+                key=_address_key,
+                rate=_rate("SUBSCRIBE_RATE_PER_ADDRESS", SUBSCRIBE_RATE_PER_ADDRESS),
+                method="POST",
+                increment=True,
+            )
+            if not form.is_bot and not address_limited:
+                detail = page.full_url or ""
+                if form.cleaned_data["source"]:
+                    detail = f"{detail} (form on {settings.BASE_URL}{form.cleaned_data['source']})"
+                services.subscribe(
+                    email=form.cleaned_data["email"],
+                    name=form.cleaned_data["name"],
+                    lists=form.cleaned_data["lists"],
+                    consent_text=page.consent_text,
+                    consent_detail=detail,
+                    source=Subscription.Source.FORM,
+                    ip=_client_ip(request),
+                    user_agent=_user_agent(request),
+                    language=getattr(request, "LANGUAGE_CODE", "") or settings.LANGUAGE_CODE,
+                )
+            return TemplateResponse(request, template, {**context, "sent": True})
+    else:
+        form = SubscribeForm(lists=lists)
+    return TemplateResponse(request, template, {**context, "form": form})
+
+
+# --- Double opt-in ----------------------------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def confirm(request, token):
+    """GET: a page with a Confirm button (link scanners change nothing). POST: confirm."""
+    try:
+        uid, list_ids = tokens.read_confirm_token(token)
+    except tokens.ExpiredToken:
+        return _bad_link(request, expired=True)
+    except tokens.BadToken:
+        return _bad_link(request)
+    if request.method == "POST":
+        state = services.confirm_subscription(uid, list_ids, ip=_client_ip(request), user_agent=_user_agent(request))
+    else:
+        state = services.confirmation_status(uid, list_ids)
+    lists = MailingList.objects.filter(pk__in=list_ids)
+    if state == services.CONFIRM_DONE:
+        return TemplateResponse(request, "subscribers/already_confirmed.html", {"lists": lists})
+    if state == services.CONFIRM_GONE:
+        return _bad_link(request, expired=True)
+    if request.method == "POST":
+        urls = services.recipient_urls(uid, list_ids)
+        return TemplateResponse(
+            request, "subscribers/confirmed.html", {"lists": lists, "preferences_url": urls["preferences_url"]}
+        )
+    return TemplateResponse(request, "subscribers/confirm.html", {"lists": lists})
+
+
+# --- Unsubscribe ------------------------------------------------------------------------------
+
+
+def _unsubscribe_page(request, token, uid, list_ids):
+    return TemplateResponse(
+        request,
+        "subscribers/unsubscribe.html",
+        {
+            "lists": MailingList.objects.filter(pk__in=list_ids) if list_ids else None,
+            "action_url": reverse("subscribers:unsubscribe", args=[token]),
+            "preferences_url": reverse("subscribers:preferences", args=[tokens.preferences_token(uid)]),
+        },
+    )
+
+
+# CSRF-exempt: the unguessable token in the URL is the only credential (no cookie or session
+# grants anything here), and leaving must work even where cookies are blocked.
+@csrf_exempt
+@never_cache
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request, token):
+    """GET: a page with an Unsubscribe button and a preference-centre link. POST: unsubscribe."""
+    try:
+        uid, list_ids = tokens.read_unsubscribe_token(token)
+    except tokens.BadToken:
+        return _bad_link(request)
+    if request.method != "POST":
+        return _unsubscribe_page(request, token, uid, list_ids)
+    services.unsubscribe(
+        uid,
+        list_ids,
+        method=Subscription.UnsubscribeMethod.LINK,
+        ip=_client_ip(request),
+        user_agent=_user_agent(request),
+    )
+    return TemplateResponse(
+        request,
+        "subscribers/unsubscribed.html",
+        {
+            "lists": MailingList.objects.filter(pk__in=list_ids) if list_ids else None,
+            "preferences_url": reverse("subscribers:preferences", args=[tokens.preferences_token(uid)]),
+        },
+    )
+
+
+@csrf_exempt
+@never_cache
+@require_http_methods(["GET", "POST"])
+def one_click(request, token):
+    """RFC 8058 target of ``List-Unsubscribe``: POST unsubscribes and answers 200 (no redirect).
+
+    Mail clients POST ``List-Unsubscribe=One-Click`` without cookies or CSRF token. Any POST is
+    accepted, whatever its encoding: this URL appears only in the header, and withdrawing consent
+    must not fail on a client's formatting. Idempotent. GET shows the page with a button.
+    """
+    try:
+        uid, list_ids = tokens.read_unsubscribe_token(token)
+    except tokens.BadToken:
+        return HttpResponse(
+            _("This unsubscribe link is not valid."), status=400, content_type="text/plain; charset=utf-8"
+        )
+    if request.method != "POST":
+        return _unsubscribe_page(request, token, uid, list_ids)
+    services.unsubscribe(
+        uid,
+        list_ids,
+        method=Subscription.UnsubscribeMethod.ONE_CLICK,
+        ip=_client_ip(request),
+        user_agent=_user_agent(request),
+    )
+    return HttpResponse(_("You have been unsubscribed."), content_type="text/plain; charset=utf-8")
+
+
+# --- Preference centre ------------------------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def preferences(request, token):
+    """The subscriber's public lists and name; POST (with CSRF) saves or unsubscribes from everything."""
+    try:
+        uid = tokens.read_preferences_token(token)
+    except tokens.BadToken:
+        return _bad_link(request)
+    subscriber = Subscriber.objects.filter(uid=uid).first()
+    if subscriber is None:
+        return _bad_link(request)
+    public_lists = MailingList.objects.filter(is_public=True)
+    if request.method == "POST":
+        if "unsubscribe_all" in request.POST:
+            services.unsubscribe(
+                uid,
+                (),
+                method=Subscription.UnsubscribeMethod.PREFERENCES,
+                ip=_client_ip(request),
+                user_agent=_user_agent(request),
+            )
+            return redirect(f"{request.path}?done=all")
+        form = PreferencesForm(request.POST, lists=public_lists)
+        if form.is_valid():
+            services.update_preferences(
+                uid,
+                list_ids=[m.pk for m in form.cleaned_data["lists"]],
+                name=form.cleaned_data["name"],
+                ip=_client_ip(request),
+                user_agent=_user_agent(request),
+                page_url=settings.BASE_URL + request.path,
+            )
+            # Post/redirect/get: reloading the page must not post the choices again.
+            return redirect(f"{request.path}?done=saved")
+    else:
+        choices = services.preference_choices(subscriber)
+        form = PreferencesForm(
+            initial={"name": subscriber.name, "lists": [m.pk for m, chosen in choices if chosen]}, lists=public_lists
+        )
+    return TemplateResponse(
+        request,
+        "subscribers/preferences.html",
+        {"form": form, "subscriber": subscriber, "done": request.GET.get("done", "")},
+    )
