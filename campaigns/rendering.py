@@ -1,0 +1,171 @@
+"""Email rendering: one newsletter issue (or a transactional body) into a complete HTML email and
+its plaintext, rendered ONCE; per-recipient values are literal placeholders filled in by
+RenderedEmail.personalise(), a cheap string substitution the sending engine runs per recipient."""
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urljoin
+
+import css_inline
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+from wagtail.models import Site
+
+from campaigns.plaintext import html_to_text
+
+# Per-recipient values, as literal tokens in the rendered html and text. Keys are what
+# RenderedEmail.personalise() expects in its ``values``.
+PLACEHOLDERS = {
+    "name": "%%name%%",
+    "email": "%%email%%",
+    "unsubscribe_url": "%%unsubscribe_url%%",
+    "preferences_url": "%%preferences_url%%",
+}
+
+EMAIL_LAYOUT = "campaigns/email/layout.html"
+
+# Invisible padding after the preheader so inbox previews do not run on into the body text
+# (combining grapheme joiner + zero-width non-joiner + no-break space is the usual recipe).
+_PREHEADER_SPACER = mark_safe("&#847;&zwnj;&nbsp;" * 60)
+
+# One inliner for the process: @media rules stay in <style> (keep_at_rules), everything else
+# becomes style attributes; remote stylesheets are never fetched (no network at render time).
+_INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False, keep_link_tags=False)
+
+# css-inline serialises every attribute with double quotes, so this sees every href/src.
+_URL_ATTR = re.compile(r'(\s(?:href|src))="([^"]*)"')
+_ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """A rendered email, identical for every recipient until personalise() fills the placeholders."""
+
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+    def personalise(self, values: dict[str, str]) -> tuple[str, str]:
+        """Fill PLACEHOLDERS with one recipient's ``values`` (keys as in PLACEHOLDERS).
+
+        Returns ``(html, text)``. Values are HTML-escaped in the html part only; a missing value
+        becomes an empty string so no raw token ever reaches a reader.
+        """
+        html, text = self.html, self.text
+        for key, token in PLACEHOLDERS.items():
+            value = str(values.get(key) or "")
+            html = html.replace(token, escape(value))
+            text = text.replace(token, value)
+        return html, text
+
+
+def render_issue(page, *, base_url: str | None = None) -> RenderedEmail:
+    """Render a NewsletterIssuePage into a complete email with placeholders for recipient values.
+
+    ``base_url`` (default settings.BASE_URL) is the origin every relative link and image is
+    resolved against. The footer carries the sender's postal address, the unsubscribe and
+    preferences placeholders and a "view in browser" link to the page itself.
+    """
+    base_url = _base(base_url)
+    body = render_to_string("campaigns/email/issue.html", {"page": page, "base_url": base_url})
+    return _render_layout(
+        subject=page.subject,
+        preheader=page.preheader,
+        body=body,
+        base_url=base_url,
+        view_url=_page_url(page, base_url),
+        unsubscribe_url=PLACEHOLDERS["unsubscribe_url"],
+        preferences_url=PLACEHOLDERS["preferences_url"],
+    )
+
+
+def render_transactional(
+    *, subject: str, preheader: str, template_name: str, context: dict, base_url: str | None = None
+) -> RenderedEmail:
+    """Render ``template_name`` with ``context`` inside the newsletter email layout.
+
+    For double opt-in confirmations and staff notices. The footer shows unsubscribe,
+    preferences and "view in browser" links only when ``context`` has ``unsubscribe_url``,
+    ``preferences_url`` or ``view_url`` (values or PLACEHOLDERS tokens). Returns a RenderedEmail.
+    """
+    base_url = _base(base_url)
+    body_html = render_to_string(template_name, {**context, "base_url": base_url})
+    # Safe: the output of a template, escaped by it.
+    body = render_to_string("campaigns/email/transactional.html", {"body_html": mark_safe(body_html)})
+    return _render_layout(
+        subject=subject,
+        preheader=preheader,
+        body=body,
+        base_url=base_url,
+        view_url=context.get("view_url", ""),
+        unsubscribe_url=context.get("unsubscribe_url", ""),
+        preferences_url=context.get("preferences_url", ""),
+    )
+
+
+def _render_layout(*, subject, preheader, body, base_url, view_url, unsubscribe_url, preferences_url):
+    sender = _newsletter_settings()
+    html = render_to_string(
+        EMAIL_LAYOUT,
+        {
+            "subject": subject,
+            "preheader": preheader,
+            "preheader_spacer": _PREHEADER_SPACER,
+            "body": mark_safe(body),  # rendered by our own templates, escaped there
+            "sender_name": sender.sender_name if sender else "",
+            "postal_address": sender.postal_address if sender else "",
+            "footer_text": sender.footer_text if sender else "",
+            "view_url": view_url,
+            "unsubscribe_url": unsubscribe_url,
+            "preferences_url": preferences_url,
+        },
+    )
+    html = absolutise_urls(_INLINER.inline(html), base_url, page_url=view_url or base_url + "/")
+    return RenderedEmail(subject=subject, preheader=preheader, html=html, text=html_to_text(html))
+
+
+def absolutise_urls(html: str, base_url: str, *, page_url: str | None = None) -> str:
+    """Make every href/src in ``html`` absolute against ``base_url``.
+
+    Absolute URLs (any scheme) and %%placeholders%% are kept; ``//host`` gets https; ``#anchor``
+    links point into ``page_url``; empty hrefs are dropped. Expects double-quoted attributes
+    (css-inline's output).
+    """
+    base = base_url.rstrip("/") + "/"
+    page_url = page_url or base
+
+    def fix(match: re.Match) -> str:
+        attr, url = match.group(1), match.group(2).strip()
+        if not url:
+            return ""
+        if url.startswith("%%") or _ABSOLUTE.match(url):
+            return match.group(0)
+        if url.startswith("//"):
+            return f'{attr}="https:{url}"'
+        if url.startswith("#"):
+            return f'{attr}="{page_url.split("#")[0]}{url}"'
+        return f'{attr}="{urljoin(base, url)}"'
+
+    return _URL_ATTR.sub(fix, html)
+
+
+def _base(base_url: str | None) -> str:
+    return (base_url or settings.BASE_URL).rstrip("/")
+
+
+def _page_url(page, base_url: str) -> str:
+    """The page's public URL, absolute even when it has no routable site yet (unsaved previews)."""
+    url = page.full_url
+    if not url:
+        return base_url + "/"
+    return urljoin(base_url + "/", url)
+
+
+def _newsletter_settings():
+    from campaigns.models import NewsletterSettings
+
+    site = Site.objects.filter(is_default_site=True).first() or Site.objects.first()
+    return NewsletterSettings.for_site(site) if site else NewsletterSettings()
