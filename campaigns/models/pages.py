@@ -1,7 +1,11 @@
+from django.conf import settings
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.db import models
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from wagtail.admin.panels import FieldPanel, MultiFieldPanel
+from wagtail.contrib.routable_page.models import RoutablePageMixin, path
 from wagtail.fields import RichTextField, StreamField
 from wagtail.models import Page
 from wagtail.search import index
@@ -22,10 +26,17 @@ class HomePage(Page):
         context = super().get_context(request, *args, **kwargs)
         context["latest_issues"] = NewsletterIssuePage.objects.live().public().order_by("-issue_date")[:3]
         context["archive"] = NewsletterIndexPage.objects.live().first()
+        context["subscribe_page"] = Page.objects.live().public().type(_subscribe_page_model()).first()
         return context
 
 
-class NewsletterIndexPage(Page):
+def _subscribe_page_model():
+    from subscribers.models import SubscribePage  # subscribers imports campaigns; keep this lazy
+
+    return SubscribePage
+
+
+class NewsletterIndexPage(RoutablePageMixin, Page):
     """The public archive: every published issue, newest first, with an Atom feed."""
 
     intro = RichTextField(blank=True)
@@ -49,6 +60,16 @@ class NewsletterIndexPage(Page):
             page_obj = paginator.page(paginator.num_pages)
         context["issues"] = page_obj
         return context
+
+    @path("")
+    def archive(self, request):
+        return self.render(request)
+
+    @path("feed/", name="feed")
+    def feed(self, request):
+        from campaigns.feeds import IssueFeed
+
+        return IssueFeed(self)(request)
 
 
 class NewsletterIssuePage(Page):
@@ -75,5 +96,34 @@ class NewsletterIssuePage(Page):
     parent_page_types = ["campaigns.NewsletterIndexPage"]
     subpage_types = []
 
+    # The editor sees exactly what is sent: the email and its plaintext come from render_issue,
+    # personalised with SAMPLE_RECIPIENT as the sending engine personalises for real readers.
+    preview_modes = [("", "Web page"), ("email", "Email (HTML)"), ("text", "Plain text")]
+
     class Meta:
         verbose_name = "newsletter issue"
+
+    def sample_recipient(self) -> dict[str, str]:
+        """Stand-in recipient values for previews and test sends."""
+        return {
+            "name": "Sample Reader",
+            "email": "sample.reader@example.com",
+            "unsubscribe_url": f"{settings.BASE_URL}/newsletter/unsubscribe/sample-preview-token/",
+            "preferences_url": f"{settings.BASE_URL}/newsletter/preferences/sample-preview-token/",
+        }
+
+    def serve_preview(self, request, mode_name):
+        if mode_name not in ("email", "text"):
+            return super().serve_preview(request, mode_name)
+        from campaigns.rendering import render_issue  # rendering imports the models
+
+        rendered = render_issue(self)
+        html, text = rendered.personalise(self.sample_recipient())
+        if mode_name == "email":
+            return HttpResponse(html)
+        # Plain text goes out wrapped in a <pre> page rather than as text/plain: browsers soft-wrap
+        # text/plain documents, which would hide whether our 78-column wrapping is right, and the
+        # preview iframe would guess the charset; the <pre> shows the exact lines, in UTF-8.
+        return TemplateResponse(
+            request, "campaigns/preview_text.html", {"page": self, "rendered": rendered, "text": text}
+        )
