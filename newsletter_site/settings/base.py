@@ -144,6 +144,11 @@ BROADSHEET = {
     # Staff addresses told when someone confirms (comma-separated); "daily" sends a digest.
     "NOTIFY_STAFF": config.env_list("NOTIFY_STAFF"),
     "NOTIFY_STAFF_MODE": config.env_str("NOTIFY_STAFF_MODE", "each"),
+    # ESP feedback: suppress an address that soft-bounces on this many consecutive campaigns.
+    "SOFT_BOUNCE_LIMIT": config.env_int("SOFT_BOUNCE_LIMIT", 3, minimum=1),
+    # Own tracking for plain SMTP (ESPs track themselves): signed redirect links, a 1x1 open pixel.
+    "TRACK_CLICKS": config.env_bool("TRACK_CLICKS", False),
+    "TRACK_OPENS": config.env_bool("TRACK_OPENS", False),
 }
 
 LOGGING = {
