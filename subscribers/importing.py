@@ -537,24 +537,43 @@ def send_confirmations(subscription_ids: list[int]) -> None:
         send_confirmation.enqueue(subscriber_id, list_ids)
 
 
-def start_import(
-    *, uploaded_file, lists, column_map, mode, consent_note, user, encoding="utf-8", delimiter=""
-) -> ImportJob:
-    """Save an upload as an ImportJob and enqueue its background task after commit."""
-    from subscribers.import_tasks import run_import_task
-
-    job = ImportJob(
-        original_name=getattr(uploaded_file, "name", "upload.csv")[:255],
-        column_map=column_map,
-        mode=mode,
-        consent_note=consent_note,
-        created_by=user,
-    )
-    job.file.save(job.original_name, uploaded_file, save=False)
+def create_import_job(uploaded_file, user) -> ImportJob:
+    """Store an uploaded CSV as an ImportJob awaiting its column map (nothing runs yet)."""
+    job = ImportJob(original_name=getattr(uploaded_file, "name", "upload.csv")[:255], created_by=user)
+    job.file.save(job.original_name.rsplit("/", 1)[-1], uploaded_file, save=False)
     job.save()
+    return job
+
+
+def queue_import_job(
+    job: ImportJob, *, lists, column_map, mode, consent_note="", encoding="utf-8", delimiter=""
+) -> ImportJob:
+    """Set what to import where, then enqueue the background task after commit.
+
+    Raises ValueError for options the importer would refuse (no email column, no list,
+    subscribing directly without a consent note).
+    """
+    from subscribers.import_tasks import run_import_task  # The task module imports this one.
+
+    ImportOptions(lists=list(lists), column_map=column_map, mode=mode, consent_note=consent_note)
+    _check_encoding(encoding)
+    job.column_map = column_map
+    job.mode = mode
+    job.consent_note = consent_note
+    job.save(update_fields=["column_map", "mode", "consent_note"])
     job.lists.set(lists)
+    # The encoding and delimiter travel as task arguments: ImportJob has no fields for them.
     transaction.on_commit(lambda: run_import_task.enqueue(job.pk, encoding=encoding, delimiter=delimiter or ""))
     return job
+
+
+def start_import(*, uploaded_file, lists, column_map, mode, consent_note, user, encoding="utf-8", delimiter=""):
+    """Create and queue an import in one step (the command line and tests)."""
+    job = create_import_job(uploaded_file, user)
+    return queue_import_job(
+        job, lists=lists, column_map=column_map, mode=mode, consent_note=consent_note, encoding=encoding,
+        delimiter=delimiter,
+    )  # fmt: skip
 
 
 def run_import_job(job_id: int, *, encoding: str = "utf-8", delimiter: str = "") -> ImportJob | None:

@@ -1,0 +1,135 @@
+"""Forms of the subscribers admin: the import steps, the erasure confirmation, the listing filters."""
+
+import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
+
+from subscribers.importing import CORE_FIELDS, ENCODINGS, attribute_key
+from subscribers.models import ImportJob, MailingList, Subscriber, Subscription
+
+DELIMITER_CHOICES = [("", "Detect automatically"), (",", "Comma (,)"), (";", "Semicolon (;)"), ("\t", "Tab"),
+                     ("|", "Pipe (|)")]  # fmt: skip
+IGNORE = "-"
+
+
+class ImportUploadForm(forms.Form):
+    file = forms.FileField(help_text="A CSV file whose first line names the columns.")
+    encoding = forms.ChoiceField(
+        choices=list(ENCODINGS.items()),
+        initial="utf-8",
+        help_text='Excel\'s "CSV UTF-8" is UTF-8. Choose Windows-1252 for an older Excel "CSV" file.',
+    )
+    delimiter = forms.ChoiceField(choices=DELIMITER_CHOICES, required=False)
+
+
+class ImportMappingForm(forms.Form):
+    """One choice per CSV column (email, name, language, ignore, or an attribute), lists and mode."""
+
+    lists = forms.ModelMultipleChoiceField(
+        queryset=MailingList.objects.all(), widget=forms.CheckboxSelectMultiple, help_text="Add every row to these."
+    )
+    mode = forms.ChoiceField(choices=ImportJob.Mode.choices, widget=forms.RadioSelect, initial=ImportJob.Mode.CONFIRM)
+    consent_note = forms.CharField(
+        max_length=400,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required to subscribe directly: where, when and how these people agreed "
+        '(e.g. "Paper sign-up sheet, Leeds book fair, 3 May 2025"). Stored with every subscription.',
+    )
+    encoding = forms.ChoiceField(choices=list(ENCODINGS.items()), widget=forms.HiddenInput)
+    delimiter = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, header: list[str], initial_map: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.header = header
+        choices = [(IGNORE, "Ignore this column"), *[(f, f.capitalize()) for f in CORE_FIELDS],
+                   ("attribute", "Attribute (merge field)")]  # fmt: skip
+        self.column_fields = []
+        for index, column in enumerate(header):
+            target = initial_map.get(column, "")
+            core = target if target in CORE_FIELDS else ("attribute" if target else IGNORE)
+            self.fields[f"col_{index}"] = forms.ChoiceField(label=column or f"Column {index + 1}", choices=choices,
+                                                            initial=core)  # fmt: skip
+            self.fields[f"attr_{index}"] = forms.CharField(
+                label="Attribute name", required=False, initial=attribute_key(column) if column else "",
+            )  # fmt: skip
+            self.column_fields.append((self[f"col_{index}"], self[f"attr_{index}"]))
+
+    def clean(self):
+        data = super().clean()
+        column_map, seen = {}, set()
+        for index, column in enumerate(self.header):
+            target = data.get(f"col_{index}")
+            if target in CORE_FIELDS:
+                if target in seen:
+                    raise ValidationError(f"Only one column can be the {target}.")
+                seen.add(target)
+                column_map[column] = target
+            elif target == "attribute":
+                name = attribute_key(data.get(f"attr_{index}") or column)
+                if not name or name in CORE_FIELDS:
+                    self.add_error(f"attr_{index}", "Give the attribute a name (not email, name or language).")
+                column_map[column] = name
+        if "email" not in seen:
+            raise ValidationError("Choose the column that holds the email address.")
+        if data.get("mode") == ImportJob.Mode.SUBSCRIBE and not (data.get("consent_note") or "").strip():
+            self.add_error("consent_note", "Say where and how these people gave their consent.")
+        data["column_map"] = column_map
+        return data
+
+
+class EraseForm(forms.Form):
+    confirm_email = forms.CharField(label="Type the address to confirm")
+
+    def __init__(self, *args, subscriber, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.subscriber = subscriber
+
+    def clean_confirm_email(self):
+        value = self.cleaned_data["confirm_email"].strip().lower()
+        if value != self.subscriber.email_normalised:
+            raise ValidationError("This is not the subscriber's address.")
+        return value
+
+
+SUBSCRIBER_SEARCH_FIELDS = ["email", "email_normalised", "name"]
+
+
+def search_subscribers(queryset, query: str):
+    """Subscribers whose address or name contains ``query`` (any case), as the listing searches."""
+    condition = Q()
+    for name in SUBSCRIBER_SEARCH_FIELDS:
+        condition |= Q(**{f"{name}__icontains": query})
+    return queryset.filter(condition)
+
+
+class SubscriberFilterSet(WagtailFilterSet):
+    """Listing filters. List and status apply to the same subscription: "unsubscribed from News"."""
+
+    list = django_filters.ModelChoiceFilter(queryset=MailingList.objects.all(), label="List", method="by_subscription")
+    status = django_filters.ChoiceFilter(
+        choices=Subscription.Status.choices, label="Subscription status", method="by_subscription"
+    )
+    state = django_filters.ChoiceFilter(choices=Subscriber.State.choices, label="State")
+    created_at = django_filters.DateFromToRangeFilter(label="Added", widget=DateRangePickerWidget)
+
+    class Meta:
+        model = Subscriber
+        fields = ["list", "status", "state", "created_at"]
+
+    def by_subscription(self, queryset, name, value):
+        return queryset  # Both are applied together in filter_queryset.
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        mailing_list, status = self.form.cleaned_data.get("list"), self.form.cleaned_data.get("status")
+        if mailing_list or status:
+            subscriptions = Subscription.objects.all()
+            if mailing_list:
+                subscriptions = subscriptions.filter(list=mailing_list)
+            if status:
+                subscriptions = subscriptions.filter(status=status)
+            queryset = queryset.filter(pk__in=subscriptions.values("subscriber_id"))
+        return queryset

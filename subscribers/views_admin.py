@@ -1,0 +1,289 @@
+"""Wagtail admin views for operators: CSV import with progress, CSV export, GDPR export and erasure.
+
+The listings, edit forms and the subscriber history page are Wagtail viewsets (wagtail_hooks.py);
+these are the extra screens. Each view parses the request, calls importing / exporting / gdpr,
+and renders.
+"""
+
+from urllib.parse import urlencode
+
+from django.http import JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.utils.text import slugify
+from django.views.generic import FormView, TemplateView, View
+from wagtail.admin import messages
+from wagtail.admin.auth import permission_required
+from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
+
+from subscribers import exporting, gdpr
+from subscribers.admin_forms import (
+    EraseForm,
+    ImportMappingForm,
+    ImportUploadForm,
+    SubscriberFilterSet,
+    search_subscribers,
+)
+from subscribers.importing import (
+    ENCODINGS,
+    ImportFileError,
+    create_import_job,
+    guess_column_map,
+    queue_import_job,
+    read_header,
+)
+from subscribers.models import ImportJob, MailingList, Subscriber, Subscription
+
+IMPORT_PERMISSION = "subscribers.add_subscriber"
+EXPORT_PERMISSION = "subscribers.view_subscriber"
+ERASE_PERMISSION = "subscribers.delete_subscriber"
+
+requires_import = method_decorator(permission_required(IMPORT_PERMISSION), name="dispatch")
+requires_export = method_decorator(permission_required(EXPORT_PERMISSION), name="dispatch")
+requires_erase = method_decorator(permission_required(ERASE_PERMISSION), name="dispatch")
+
+
+def _breadcrumbs(*items):
+    return [{"url": reverse("wagtailadmin_home"), "label": "Home"}, *items]
+
+
+def _subscribers_crumb():
+    return {"url": reverse("subscribers_subscriber:index"), "label": "Subscribers"}
+
+
+def _imports_crumb():
+    return {"url": reverse("subscribers_import:index"), "label": "Import"}
+
+
+# --- Import -----------------------------------------------------------------------------------
+
+
+@requires_import
+class ImportUploadView(WagtailAdminTemplateMixin, FormView):
+    """Step 1: upload the file (and say its encoding); also lists the recent imports."""
+
+    template_name = "subscribers/admin/import_upload.html"
+    form_class = ImportUploadForm
+    page_title = "Import subscribers"
+    header_icon = "upload"
+
+    def get_breadcrumbs_items(self):
+        return _breadcrumbs({"url": "", "label": "Import"})
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(recent_jobs=ImportJob.objects.prefetch_related("lists")[:20], **kwargs)
+
+    def form_valid(self, form):
+        job = create_import_job(form.cleaned_data["file"], self.request.user)
+        query = {"encoding": form.cleaned_data["encoding"], "delimiter": form.cleaned_data["delimiter"]}
+        url = reverse("subscribers_import:map", args=[job.pk])
+        return redirect(f"{url}?{urlencode(query)}")
+
+
+@requires_import
+class ImportMappingView(WagtailAdminTemplateMixin, FormView):
+    """Step 2: map the columns, choose the lists and the mode; then the job is queued."""
+
+    template_name = "subscribers/admin/import_map.html"
+    form_class = ImportMappingForm
+    page_title = "Import subscribers"
+    header_icon = "upload"
+
+    def dispatch(self, request, *args, **kwargs):
+        self.job = get_object_or_404(ImportJob, pk=kwargs["pk"])
+        if self.job.column_map:  # Already queued: the mapping cannot change under a running import.
+            return redirect("subscribers_import:progress", self.job.pk)
+        source = request.POST if request.method == "POST" else request.GET
+        self.encoding = source.get("encoding") if source.get("encoding") in ENCODINGS else "utf-8"
+        self.delimiter = source.get("delimiter") or ""
+        try:
+            with self.job.file.open("rb") as stream:
+                self.header, self.delimiter = read_header(stream, self.encoding, self.delimiter or None)
+        except ImportFileError as exc:
+            self.header, self.file_error = [], str(exc)
+        else:
+            self.file_error = ""
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_page_subtitle(self):
+        return self.job.original_name
+
+    def get_breadcrumbs_items(self):
+        return _breadcrumbs(_imports_crumb(), {"url": "", "label": self.job.original_name})
+
+    def get_form_kwargs(self):
+        kwargs = super().get_form_kwargs()
+        kwargs.update(header=self.header, initial_map=guess_column_map(self.header))
+        kwargs["initial"] = {"encoding": self.encoding, "delimiter": self.delimiter, "mode": ImportJob.Mode.CONFIRM}
+        return kwargs
+
+    def get_context_data(self, **kwargs):
+        delimiter_names = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+        return super().get_context_data(
+            job=self.job,
+            file_error=self.file_error,
+            encoding_label=ENCODINGS[self.encoding],
+            delimiter_label=delimiter_names.get(self.delimiter, repr(self.delimiter)),
+            **kwargs,
+        )
+
+    def form_valid(self, form):
+        if self.file_error:
+            return self.form_invalid(form)
+        data = form.cleaned_data
+        queue_import_job(
+            self.job,
+            lists=data["lists"],
+            column_map=data["column_map"],
+            mode=data["mode"],
+            consent_note=data["consent_note"].strip(),
+            encoding=data["encoding"],
+            delimiter=self.delimiter,
+        )
+        messages.success(self.request, f"Importing {self.job.original_name}.")
+        return redirect("subscribers_import:progress", self.job.pk)
+
+
+def _job_status(job: ImportJob) -> dict:
+    percent = None
+    if job.total_rows:
+        percent = min(100, round(100 * job.processed_rows / job.total_rows))
+    elif job.status == ImportJob.Status.DONE:
+        percent = 100
+    return {
+        "status": job.status,
+        "status_label": job.get_status_display(),
+        "finished": job.status in (ImportJob.Status.DONE, ImportJob.Status.FAILED),
+        "total_rows": job.total_rows,
+        "processed_rows": job.processed_rows,
+        "percent": percent,
+        "created": job.created_count,
+        "updated": job.updated_count,
+        "skipped": job.skipped_count,
+        "errors": job.error_count,
+    }
+
+
+@requires_import
+class ImportProgressView(WagtailAdminTemplateMixin, TemplateView):
+    """The job's progress (polled from ImportStatusView) and, once done, its line-numbered report."""
+
+    template_name = "subscribers/admin/import_progress.html"
+    page_title = "Import"
+    header_icon = "upload"
+
+    def dispatch(self, request, *args, **kwargs):
+        self.job = get_object_or_404(ImportJob.objects.prefetch_related("lists"), pk=kwargs["pk"])
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_page_subtitle(self):
+        return self.job.original_name
+
+    def get_breadcrumbs_items(self):
+        return _breadcrumbs(_imports_crumb(), {"url": "", "label": self.job.original_name})
+
+    def get_context_data(self, **kwargs):
+        status = _job_status(self.job)
+        return super().get_context_data(
+            job=self.job,
+            job_status=status,
+            status_url=reverse("subscribers_import:status", args=[self.job.pk]),
+            **kwargs,
+        )
+
+
+@requires_import
+class ImportStatusView(View):
+    """JSON progress of one import, polled by the progress page."""
+
+    def get(self, request, pk):
+        return JsonResponse(_job_status(get_object_or_404(ImportJob, pk=pk)))
+
+
+# --- Export -----------------------------------------------------------------------------------
+
+
+def _csv_response(lines, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@requires_export
+class ExportListView(View):
+    """A list's subscriptions as CSV; ``?status=subscribed`` (repeatable) narrows it."""
+
+    def get(self, request, pk):
+        mailing_list = get_object_or_404(MailingList, pk=pk)
+        statuses = [s for s in request.GET.getlist("status") if s in Subscription.Status.values]
+        stamp = timezone.now().strftime("%Y%m%d-%H%M")
+        return _csv_response(exporting.export_list(mailing_list, statuses), f"{mailing_list.slug}-{stamp}.csv")
+
+
+@requires_export
+class ExportSubscribersView(View):
+    """The subscriber listing as CSV, with the same search and filters as the listing's query string."""
+
+    def get(self, request):
+        queryset = Subscriber.objects.all()
+        if query := request.GET.get("q", "").strip():
+            queryset = search_subscribers(queryset, query)
+        filters = SubscriberFilterSet(request.GET, queryset=queryset, request=request)
+        if filters.is_valid():
+            queryset = filters.qs
+        stamp = timezone.now().strftime("%Y%m%d-%H%M")
+        return _csv_response(exporting.export_subscribers(queryset), f"subscribers-{stamp}.csv")
+
+
+# --- GDPR -------------------------------------------------------------------------------------
+
+
+@requires_export
+class GdprExportView(View):
+    """Everything held about one subscriber, downloaded as JSON."""
+
+    def get(self, request, pk):
+        subscriber = get_object_or_404(Subscriber, pk=pk)
+        data = gdpr.export_subscriber_data(subscriber)
+        response = JsonResponse(data, json_dumps_params={"indent": 2, "ensure_ascii": False})
+        filename = f"subscriber-{slugify(subscriber.email_normalised) or subscriber.uid}.json"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+
+@requires_erase
+class GdprEraseView(WagtailAdminTemplateMixin, FormView):
+    """Confirm, then erase one subscriber's personal data (a suppression hash stays)."""
+
+    template_name = "subscribers/admin/erase.html"
+    form_class = EraseForm
+    page_title = "Erase personal data"
+    header_icon = "bin"
+
+    def dispatch(self, request, *args, **kwargs):
+        self.subscriber = get_object_or_404(Subscriber, pk=kwargs["pk"])
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_page_subtitle(self):
+        return self.subscriber.email
+
+    def get_breadcrumbs_items(self):
+        return _breadcrumbs(_subscribers_crumb(), {"url": "", "label": self.subscriber.email})
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "subscriber": self.subscriber}
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            subscriber=self.subscriber,
+            subscription_count=self.subscriber.subscriptions.count(),
+            event_count=self.subscriber.events.count(),
+            **kwargs,
+        )
+
+    def form_valid(self, form):
+        gdpr.erase_subscriber(self.subscriber, actor=self.request.user)
+        messages.success(self.request, "The subscriber's personal data was erased; the address stays suppressed.")
+        return redirect("subscribers_subscriber:inspect", self.subscriber.pk)

@@ -1,0 +1,199 @@
+"""The "Subscribers" admin menu: lists (with counts), subscribers (search, filters, history), import."""
+
+from django.db.models import Count, Q
+from django.urls import path, reverse
+from django.utils.functional import cached_property
+from wagtail import hooks
+from wagtail.admin.menu import MenuItem as AdminMenuItem
+from wagtail.admin.ui.menus import MenuItem
+from wagtail.admin.ui.tables import Column, NumberColumn
+from wagtail.admin.views import generic
+from wagtail.admin.viewsets.base import ViewSet, ViewSetGroup
+from wagtail.admin.viewsets.model import ModelViewSet
+from wagtail.admin.widgets.button import Button
+
+from subscribers import views_admin
+from subscribers.admin_forms import SUBSCRIBER_SEARCH_FIELDS, SubscriberFilterSet
+from subscribers.models import MailingList, Subscriber, Subscription
+
+# --- Lists ------------------------------------------------------------------------------------
+
+
+class MailingListIndexView(generic.IndexView):
+    def get_base_queryset(self):
+        status = Subscription.Status
+        return (
+            super()
+            .get_base_queryset()
+            .annotate(
+                subscribed_count=Count("subscriptions", filter=Q(subscriptions__status=status.SUBSCRIBED)),
+                pending_count=Count("subscriptions", filter=Q(subscriptions__status=status.PENDING)),
+                unsubscribed_count=Count("subscriptions", filter=Q(subscriptions__status=status.UNSUBSCRIBED)),
+            )
+        )
+
+    def get_list_more_buttons(self, instance):
+        buttons = super().get_list_more_buttons(instance)
+        subscribers_url = reverse("subscribers_subscriber:index")
+        buttons += [
+            MenuItem("Subscribers", url=f"{subscribers_url}?list={instance.pk}", icon_name="user", priority=5),
+            MenuItem(
+                "Export CSV",
+                url=reverse("subscribers_import:export_list", args=[instance.pk]),
+                icon_name="download",
+                priority=25,
+            ),
+        ]
+        return buttons
+
+
+class MailingListViewSet(ModelViewSet):
+    model = MailingList
+    name = "subscribers_list"
+    url_prefix = "subscriber-lists"
+    icon = "list-ul"
+    menu_label = "Lists"
+    index_view_class = MailingListIndexView
+    copy_view_enabled = False
+    form_fields = ["name", "slug", "description", "is_public", "double_opt_in", "from_name", "from_email", "reply_to"]
+    search_fields = ["name", "slug"]
+    list_display = [
+        "name",
+        "slug",
+        "is_public",
+        "double_opt_in",
+        NumberColumn("subscribed_count", label="Subscribed", sort_key="subscribed_count"),
+        NumberColumn("pending_count", label="Pending", sort_key="pending_count"),
+        NumberColumn("unsubscribed_count", label="Unsubscribed", sort_key="unsubscribed_count"),
+    ]
+
+
+# --- Subscribers ------------------------------------------------------------------------------
+
+
+class SubscriberIndexView(generic.IndexView):
+    @cached_property
+    def header_more_buttons(self):
+        buttons = super().header_more_buttons
+        query = self.request.GET.copy()
+        query.pop("p", None)
+        url = reverse("subscribers_import:export_subscribers")
+        buttons.append(
+            Button("Export these as CSV", url=f"{url}?{query.urlencode()}", icon_name="download", priority=50)
+        )
+        return buttons
+
+    def get_list_more_buttons(self, instance):
+        buttons = super().get_list_more_buttons(instance)
+        buttons.append(
+            MenuItem(
+                "Export personal data (JSON)",
+                url=reverse("subscribers_import:gdpr_export", args=[instance.pk]),
+                icon_name="download",
+                priority=40,
+            )
+        )
+        return buttons
+
+
+class SubscriberHistoryView(generic.InspectView):
+    """A subscriber's details, the consent record of each subscription and every event."""
+
+    template_name = "subscribers/admin/subscriber_history.html"
+    page_title = "History"
+    fields = ["email", "name", "language", "state", "state_reason", "created_at", "updated_at"]
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            subscriptions=self.object.subscriptions.select_related("list").order_by("list__name"),
+            events=self.object.events.select_related("list", "actor").order_by("-at", "-pk"),
+            attributes=sorted(self.object.attributes.items()),
+            **kwargs,
+        )
+
+    @cached_property
+    def header_more_buttons(self):
+        buttons = super().header_more_buttons
+        buttons.append(
+            Button(
+                "Export personal data (JSON)",
+                url=reverse("subscribers_import:gdpr_export", args=[self.object.pk]),
+                icon_name="download",
+                priority=30,
+            )
+        )
+        if self.request.user.has_perm(views_admin.ERASE_PERMISSION):
+            buttons.append(
+                Button(
+                    "Erase personal data",
+                    url=reverse("subscribers_import:gdpr_erase", args=[self.object.pk]),
+                    icon_name="warning",
+                    priority=40,
+                )
+            )
+        return buttons
+
+
+class SubscriberViewSet(ModelViewSet):
+    model = Subscriber
+    name = "subscribers_subscriber"
+    url_prefix = "subscribers"
+    icon = "user"
+    menu_label = "Subscribers"
+    index_view_class = SubscriberIndexView
+    inspect_view_enabled = True
+    inspect_view_class = SubscriberHistoryView
+    copy_view_enabled = False
+    form_fields = ["email", "name", "language", "attributes", "state", "state_reason"]
+    search_fields = SUBSCRIBER_SEARCH_FIELDS
+    filterset_class = SubscriberFilterSet
+    list_per_page = 50
+    list_display = [
+        "email",
+        "name",
+        Column("state", label="State", accessor="get_state_display", sort_key="state"),
+        "created_at",
+    ]
+
+
+# --- Import, export, GDPR screens ---------------------------------------------------------
+
+
+class SubscriberToolsViewSet(ViewSet):
+    """The import screens (menu item "Import") and the export / GDPR endpoints."""
+
+    name = "subscribers_import"
+    url_prefix = "subscriber-import"
+    icon = "upload"
+    menu_label = "Import"
+
+    @cached_property
+    def menu_item_class(self):
+        def is_shown(_self, request):
+            return request.user.has_perm(views_admin.IMPORT_PERMISSION)
+
+        return type("SubscriberImportMenuItem", (AdminMenuItem,), {"is_shown": is_shown})
+
+    def get_urlpatterns(self):
+        return [
+            path("", views_admin.ImportUploadView.as_view(), name="index"),
+            path("<int:pk>/map/", views_admin.ImportMappingView.as_view(), name="map"),
+            path("<int:pk>/", views_admin.ImportProgressView.as_view(), name="progress"),
+            path("<int:pk>/status.json", views_admin.ImportStatusView.as_view(), name="status"),
+            path("export/list/<int:pk>/", views_admin.ExportListView.as_view(), name="export_list"),
+            path("export/subscribers/", views_admin.ExportSubscribersView.as_view(), name="export_subscribers"),
+            path("gdpr/<int:pk>/export/", views_admin.GdprExportView.as_view(), name="gdpr_export"),
+            path("gdpr/<int:pk>/erase/", views_admin.GdprEraseView.as_view(), name="gdpr_erase"),
+        ]
+
+
+class SubscribersGroup(ViewSetGroup):
+    menu_label = "Subscribers"
+    menu_icon = "group"
+    menu_order = 210
+    items = (MailingListViewSet, SubscriberViewSet, SubscriberToolsViewSet)
+
+
+@hooks.register("register_admin_viewset")
+def register_subscribers_viewsets():
+    return SubscribersGroup()
