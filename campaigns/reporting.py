@@ -1,0 +1,231 @@
+"""Figures for the admin: a campaign's progress while it sends, its report, and the subscriber growth.
+
+Read-only queries; the counters themselves are kept by the sending engine (sent/failed/skipped)
+and by the tracking receiver (delivered, unique opens/clicks, bounces, complaints, unsubscribes).
+"""
+
+import datetime
+from dataclasses import dataclass
+
+from anymail.signals import EventType
+from django.db.models import Count, Q
+from django.db.models.functions import Coalesce, TruncDate, TruncHour
+from django.utils import timezone
+
+from campaigns.models import Campaign, Delivery, DeliveryEvent
+from subscribers.models import Subscription
+
+RATE_WINDOW = datetime.timedelta(minutes=1)
+REPORT_HOURS = 48
+
+
+# --- Progress ----------------------------------------------------------------------------------
+
+
+def send_rate(campaign: Campaign, now: datetime.datetime | None = None) -> float:
+    """Messages per second over the last minute, from ``Delivery.sent_at``.
+
+    A campaign that started less than a minute ago is measured over the time since it started,
+    so the first seconds do not read as a slow send.
+    """
+    now = now or timezone.now()
+    window = RATE_WINDOW
+    if campaign.started_at and now - campaign.started_at < window:
+        window = max(now - campaign.started_at, datetime.timedelta(seconds=1))
+    sent = Delivery.objects.filter(campaign=campaign, sent_at__gt=now - window, sent_at__lte=now).count()
+    return sent / window.total_seconds()
+
+
+def progress(campaign: Campaign, now: datetime.datetime | None = None) -> dict:
+    """What the live progress bar shows, as a JSON-ready dict.
+
+    Keys: status, status_label, is_final, recipients, sent, failed, skipped, done, remaining,
+    percent (0-100, one decimal), rate (msgs/s over the last minute), eta_seconds (None when
+    nothing is moving), scheduled_at / started_at / finished_at (ISO 8601 or None).
+    """
+    now = now or timezone.now()
+    done = campaign.sent + campaign.failed + campaign.skipped
+    remaining = campaign.remaining
+    rate = send_rate(campaign, now) if campaign.status == Campaign.Status.SENDING else 0.0
+    eta = round(remaining / rate) if rate > 0 and remaining else None
+    return {
+        "status": campaign.status,
+        "status_label": campaign.get_status_display(),
+        "is_final": campaign.is_final,
+        "recipients": campaign.recipients,
+        "sent": campaign.sent,
+        "failed": campaign.failed,
+        "skipped": campaign.skipped,
+        "done": done,
+        "remaining": remaining,
+        "percent": round(100 * done / campaign.recipients, 1) if campaign.recipients else 0.0,
+        "rate": round(rate, 2),
+        "eta_seconds": eta,
+        "scheduled_at": _iso(campaign.scheduled_at),
+        "started_at": _iso(campaign.started_at),
+        "finished_at": _iso(campaign.finished_at),
+    }
+
+
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+# --- Report ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One number of the report, with its rate (0-1, or None when the base is zero)."""
+
+    key: str
+    label: str
+    count: int
+    rate: float | None
+    base: str  # what the rate is relative to, for the template's explanation
+
+
+@dataclass(frozen=True)
+class TopLink:
+    url: str
+    clicks: int
+    unique_clicks: int
+
+
+@dataclass(frozen=True)
+class HourBucket:
+    hour: int  # hours since the campaign started, 0-based
+    opens: int
+    clicks: int
+
+
+@dataclass(frozen=True)
+class CampaignReport:
+    figures: list[Figure]
+    top_links: list[TopLink]
+    hours: list[HourBucket]
+
+    def figure(self, key: str) -> Figure:
+        return next(f for f in self.figures if f.key == key)
+
+
+def _rate(count: int, base: int) -> float | None:
+    return count / base if base else None
+
+
+def report_figures(campaign: Campaign) -> list[Figure]:
+    """Sent, delivered, unique opens, unique clicks, bounces, complaints and unsubscribes with rates.
+
+    Delivered and bounced are relative to sent. Opens, clicks, complaints and unsubscribes are
+    relative to delivered when the ESP reports deliveries, else to sent (plain SMTP reports none).
+    """
+    sent = campaign.sent
+    reached, reached_label = (campaign.delivered, "delivered") if campaign.delivered else (sent, "sent")
+    return [
+        Figure("sent", "Sent", sent, _rate(sent, campaign.recipients), "recipients"),
+        Figure("delivered", "Delivered", campaign.delivered, _rate(campaign.delivered, sent), "sent"),
+        Figure(
+            "unique_opens", "Unique opens", campaign.unique_opens, _rate(campaign.unique_opens, reached), reached_label
+        ),
+        Figure(
+            "unique_clicks",
+            "Unique clicks",
+            campaign.unique_clicks,
+            _rate(campaign.unique_clicks, reached),
+            reached_label,
+        ),
+        Figure("bounced", "Bounces", campaign.bounced, _rate(campaign.bounced, sent), "sent"),
+        Figure("complained", "Complaints", campaign.complained, _rate(campaign.complained, reached), reached_label),
+        Figure(
+            "unsubscribed", "Unsubscribes", campaign.unsubscribed, _rate(campaign.unsubscribed, reached), reached_label
+        ),
+    ]
+
+
+def top_links(campaign: Campaign, limit: int = 10) -> list[TopLink]:
+    """The most clicked URLs of a campaign (from click events), with total and unique clicks."""
+    rows = (
+        DeliveryEvent.objects.filter(campaign=campaign, event_type=EventType.CLICKED)
+        .exclude(url="")
+        .values("url")
+        .annotate(clicks=Count("pk"), unique_clicks=Count("delivery", distinct=True))
+        .order_by("-clicks", "url")[:limit]
+    )
+    return [TopLink(r["url"], r["clicks"], r["unique_clicks"]) for r in rows]
+
+
+def hourly_activity(campaign: Campaign, hours: int = REPORT_HOURS) -> list[HourBucket]:
+    """Open and click events per hour for the first ``hours`` hours after the campaign started.
+
+    Buckets are whole clock hours (UTC), the first one being the hour the campaign started in;
+    always ``hours`` buckets, zeros included. Empty when the campaign never started.
+    """
+    if not campaign.started_at:
+        return []
+    utc = datetime.UTC
+    first = campaign.started_at.astimezone(utc).replace(minute=0, second=0, microsecond=0)
+    rows = (
+        DeliveryEvent.objects.filter(
+            campaign=campaign,
+            event_type__in=[EventType.OPENED, EventType.CLICKED],
+            timestamp__gte=first,
+            timestamp__lt=first + datetime.timedelta(hours=hours),
+        )
+        .annotate(hour=TruncHour("timestamp", tzinfo=utc))
+        .values("hour", "event_type")
+        .annotate(n=Count("pk"))
+    )
+    opens, clicks = [0] * hours, [0] * hours
+    for row in rows:
+        index = int((row["hour"] - first).total_seconds() // 3600)
+        target = opens if row["event_type"] == EventType.OPENED else clicks
+        target[index] += row["n"]
+    return [HourBucket(i, opens[i], clicks[i]) for i in range(hours)]
+
+
+def campaign_report(campaign: Campaign) -> CampaignReport:
+    """Everything the report page shows for one campaign."""
+    return CampaignReport(report_figures(campaign), top_links(campaign), hourly_activity(campaign))
+
+
+# --- Subscriber growth -------------------------------------------------------------------------
+
+
+def subscriber_growth(days: int = 90, today: datetime.date | None = None) -> list[tuple[datetime.date, int]]:
+    """Confirmed subscriptions (all lists) at the end of each of the last ``days`` days, oldest first.
+
+    A subscription counts from its confirmation (or consent, or creation, for imports that carry
+    no confirmation time) until it is unsubscribed; pending subscriptions never count. Days are
+    in the current time zone (the editor's, in the admin).
+    """
+    tz = timezone.get_current_timezone()
+    today = today or timezone.localdate()
+    first_day = today - datetime.timedelta(days=days - 1)
+    window_start = datetime.datetime.combine(first_day, datetime.time.min, tzinfo=tz)
+
+    counted = Subscription.objects.filter(
+        Q(status=Subscription.Status.SUBSCRIBED)
+        | Q(status=Subscription.Status.UNSUBSCRIBED, confirmed_at__isnull=False)
+    ).annotate(started=Coalesce("confirmed_at", "consent_at", "created_at"))
+
+    before = counted.filter(started__lt=window_start)
+    total = before.count() - before.filter(unsubscribed_at__lt=window_start).count()
+
+    joins = dict(
+        counted.filter(started__gte=window_start)
+        .annotate(day=TruncDate("started", tzinfo=tz))
+        .values_list("day")
+        .annotate(n=Count("pk"))
+    )
+    leaves = dict(
+        counted.filter(unsubscribed_at__gte=window_start)
+        .annotate(day=TruncDate("unsubscribed_at", tzinfo=tz))
+        .values_list("day")
+        .annotate(n=Count("pk"))
+    )
+    series = []
+    for offset in range(days):
+        day = first_day + datetime.timedelta(days=offset)
+        total += joins.get(day, 0) - leaves.get(day, 0)
+        series.append((day, total))
+    return series
