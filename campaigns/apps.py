@@ -5,3 +5,11 @@ class CampaignsConfig(AppConfig):
     name = "campaigns"
     verbose_name = "Campaigns"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from anymail.signals import tracking
+
+        from campaigns import signal_handlers
+
+        # dispatch_uid: connected once even if ready() runs again (tests, autoreload).
+        tracking.connect(signal_handlers.handle_tracking_event, dispatch_uid="campaigns.tracking")
