@@ -5,6 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from bs4 import BeautifulSoup
+from django.core.cache import cache
 from wagtail.images.models import Image
 from wagtail.images.tests.utils import get_test_image_file
 
@@ -76,6 +77,7 @@ def test_feed_lists_published_issues_newest_first_with_absolute_links(client, tw
 
 
 def test_issue_page_shows_subject_date_hero_and_body(client, archive_page, newsletter_settings):
+    cache.clear()  # Wagtail's rendition cache is keyed by image id, and ids repeat between tests
     image = Image.objects.create(title="Hero", file=get_test_image_file(filename="hero.png"))
     make_issue(archive_page, slug="with-hero", hero_image=image, hero_alt_text="Readers at a kiosk")
 
@@ -100,3 +102,13 @@ def test_home_page_shows_the_latest_three_issues_and_links_the_archive(client, t
     assert response.status_code == 200
     assert subjects(response) == ["Subject 12", "Subject 11", "Subject 10"]
     assert BeautifulSoup(response.content, "html.parser").find("a", href="/archive/")
+
+
+def test_home_page_links_the_subscribe_page(client, home_page):
+    from subscribers.models import SubscribePage
+
+    home_page.add_child(instance=SubscribePage(title="Subscribe", slug="subscribe"))
+
+    doc = BeautifulSoup(client.get("/").content, "html.parser")
+
+    assert doc.select_one(".content a.button")["href"] == "/subscribe/"
