@@ -28,8 +28,17 @@ SUBSCRIBE_RATE_PER_ADDRESS = "5/h"
 
 
 def _client_ip(request) -> str | None:
-    # REMOTE_ADDR: behind a reverse proxy the deployment must pass the client address through
-    # (it is what the consent record and the per-IP limit see).
+    """The visitor's address, for the consent record and the per-IP limit.
+
+    Behind N reverse proxies (settings.BROADSHEET["TRUSTED_PROXY_COUNT"]) REMOTE_ADDR is the last
+    proxy; the client is the Nth entry from the right of X-Forwarded-For, the part the trusted
+    proxies appended (entries further left are whatever the client chose to send).
+    """
+    hops = int(settings.BROADSHEET.get("TRUSTED_PROXY_COUNT", 0))
+    if hops:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops]
     return request.META.get("REMOTE_ADDR") or None
 
 

@@ -141,6 +141,12 @@ BROADSHEET = {
     "SEND_RATE_PER_HOUR": config.env_float("SEND_RATE_PER_HOUR", 0),
     "BATCH_SIZE": config.env_int("SEND_BATCH_SIZE", 500, minimum=1),
     "MAX_ATTEMPTS": config.env_int("SEND_MAX_ATTEMPTS", 5, minimum=1),
+    # Subscribe form limits (django-ratelimit rates) and the gap before a confirmation is re-sent.
+    "SUBSCRIBE_RATE_PER_IP": config.env_str("SUBSCRIBE_RATE_PER_IP", "20/h"),
+    "SUBSCRIBE_RATE_PER_ADDRESS": config.env_str("SUBSCRIBE_RATE_PER_ADDRESS", "5/h"),
+    "CONFIRM_RESEND_MINUTES": config.env_int("CONFIRM_RESEND_MINUTES", 10, minimum=1),
+    # Reverse proxies in front of the site that append to X-Forwarded-For (0: use REMOTE_ADDR).
+    "TRUSTED_PROXY_COUNT": config.env_int("TRUSTED_PROXY_COUNT", 0, minimum=0),
     # Staff addresses told when someone confirms (comma-separated); "daily" sends a digest.
     "NOTIFY_STAFF": config.env_list("NOTIFY_STAFF"),
     "NOTIFY_STAFF_MODE": config.env_str("NOTIFY_STAFF_MODE", "each"),

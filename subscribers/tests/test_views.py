@@ -97,6 +97,16 @@ def test_subscribe_post_shows_thanks_and_records_consent(flows, news, mailoutbox
     assert [m.to for m in mailoutbox] == [["Ann@Example.com"]]
 
 
+def test_behind_a_trusted_proxy_the_consent_records_the_visitor_not_the_proxy(flows, news, settings, post_subscribe):
+    settings.BROADSHEET = {**settings.BROADSHEET, "TRUSTED_PROXY_COUNT": 1}
+    client = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.20")
+
+    post_subscribe(client, "ann@example.com", [news])
+
+    # The left entry is whatever the client claimed; the one the proxy appended is the real address.
+    assert Subscription.objects.get().consent_ip == "203.0.113.20"
+
+
 def test_malformed_address_gets_a_clear_error_and_nothing_is_stored(flows, news, post_subscribe):
     response = post_subscribe(Client(), "ann@@example", [news])
 
