@@ -1,0 +1,377 @@
+"""The batch workflow: claim rows, send them, record every outcome exactly once.
+
+Durability rules (what a kill -9 can lose):
+
+- A row is handed to the transport only after it has been marked ``sending`` (with a strictly
+  increasing ``sending_at`` per worker) in its own committed UPDATE: one write per message.
+- A successful row stays ``sending`` until the next checkpoint (every CHECKPOINT_EVERY messages,
+  every ESP call, any failure, the end of the batch), which marks it ``sent`` and adds it to the
+  campaign counters with F() in ONE transaction: counters always equal the ledger.
+- Failures and temporary refusals are written at once (also with their counters).
+- So the ``sending`` rows of a dead worker are: the newest ``sending_at`` (the message, or the ESP
+  call, in flight: reported failed as "unknown", never re-sent) and older ones that went out
+  successfully before the worker died (recorded as sent). Its claimed ``queued`` rows go back to
+  the queue. A worker is dead when none of its rows was touched for CLAIM_TIMEOUT_SECONDS.
+"""
+
+import datetime
+import logging
+import os
+import socket
+import uuid
+from collections import Counter
+from email.utils import formatdate
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Max, Min
+from django.utils import timezone
+
+from campaigns.models import Campaign, Delivery
+from campaigns.sending import transports as transports_module
+from campaigns.sending.headers import LinkMaker, Recipient, build_content, recipient_values
+from campaigns.sending.throttle import Throttle
+from campaigns.sending.transports import SENT, TEMPORARY, UNKNOWN, Outcome, Outgoing, TransportUnavailable
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_EVERY = 100
+# Consecutive temporary refusals after which the batch stops and hands its rows back.
+TEMPORARY_STREAK_LIMIT = 3
+UNKNOWN_ERROR = "unknown: worker died while sending"
+
+
+def _config(name, default):
+    return settings.BROADSHEET.get(name, default)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Exponential: RETRY_BACKOFF_SECONDS * 2**(attempts-1), at most RETRY_BACKOFF_MAX_SECONDS."""
+    base = float(_config("RETRY_BACKOFF_SECONDS", 60))
+    return min(base * 2 ** max(attempts - 1, 0), float(_config("RETRY_BACKOFF_MAX_SECONDS", 3600)))
+
+
+# --- Claiming and recovery --------------------------------------------------------------------
+
+
+def claim_deliveries(campaign_id: int, worker_id: str, limit: int) -> list[int]:
+    """Claim up to ``limit`` claimable rows for ``worker_id``; returns their ids in id order.
+
+    On PostgreSQL, SELECT ... FOR UPDATE SKIP LOCKED lets any number of workers claim at the
+    same time without waiting for each other or taking the same row: a row locked by another
+    worker's claim transaction is simply skipped. The transaction only lasts for the claim, so
+    the lock never spans the network sends. On SQLite (one writer at a time) it is a no-op.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.claimable(now)
+            .filter(campaign_id=campaign_id)
+            .order_by("pk")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            Delivery.objects.filter(pk__in=ids).update(claimed_by=worker_id, claimed_at=now)
+    return ids
+
+
+def recover_stale_deliveries(campaign_id: int, *, stale_after: float | None = None) -> dict:
+    """Settle the rows of workers that stopped touching them ``stale_after`` seconds ago.
+
+    Claimed queued rows go back to the queue; the newest ``sending`` rows of each dead worker
+    become failed ("unknown: worker died while sending"); its older ``sending`` rows were sent.
+    Returns {"requeued", "sent", "unknown"}.
+    """
+    stale_after = float(_config("CLAIM_TIMEOUT_SECONDS", 600) if stale_after is None else stale_after)
+    cutoff = timezone.now() - datetime.timedelta(seconds=stale_after)
+    result = Counter()
+    workers = (
+        Delivery.objects.unfinished()
+        .filter(campaign_id=campaign_id)
+        .exclude(claimed_by="")
+        .values("claimed_by")
+        .annotate(last=Max("claimed_at"))
+        .filter(last__lt=cutoff)
+    )
+    for worker in list(workers):
+        worker_id = worker["claimed_by"]
+        with transaction.atomic():
+            rows = Delivery.objects.filter(campaign_id=campaign_id, claimed_by=worker_id)
+            # Re-check inside the transaction: the worker may have come back to life.
+            if rows.unfinished().filter(claimed_at__gte=cutoff).exists():
+                continue
+            result["requeued"] += rows.filter(status=Delivery.Status.QUEUED).update(claimed_by="", claimed_at=None)
+            sending = rows.filter(status=Delivery.Status.SENDING)
+            newest = sending.aggregate(newest=Max("sending_at"))["newest"]
+            if newest is None:
+                continue
+            now = timezone.now()
+            unknown = sending.filter(sending_at=newest).update(
+                status=Delivery.Status.FAILED, last_error=UNKNOWN_ERROR, claimed_by=""
+            )
+            sent = sending.filter(sending_at__lt=newest).update(status=Delivery.Status.SENT, sent_at=now, claimed_by="")
+            Campaign.objects.filter(pk=campaign_id).update(sent=F("sent") + sent, failed=F("failed") + unknown)
+            result["sent"] += sent
+            result["unknown"] += unknown
+            logger.warning(
+                "campaign %s: worker %s died; %s in flight reported failed, %s recorded sent, %s requeued",
+                campaign_id,
+                worker_id,
+                unknown,
+                sent,
+                result["requeued"],
+            )
+    return dict(result)
+
+
+def release_claims(campaign_id: int, worker_id: str) -> int:
+    """Hand back the claimed, unsent rows of ``worker_id`` (skipped if the campaign was cancelled)."""
+    with transaction.atomic():
+        status = Campaign.objects.filter(pk=campaign_id).values_list("status", flat=True).first()
+        rows = Delivery.objects.filter(campaign_id=campaign_id, claimed_by=worker_id, status=Delivery.Status.QUEUED)
+        if status == Campaign.Status.CANCELLED:
+            count = rows.update(status=Delivery.Status.SKIPPED, claimed_by="", last_error="campaign cancelled")
+            Campaign.objects.filter(pk=campaign_id).update(skipped=F("skipped") + count)
+            return count
+        return rows.update(claimed_by="", claimed_at=None)
+
+
+def finish_if_done(campaign_id: int) -> bool:
+    """Mark the campaign sent when no queued or in-flight row remains; True for the one caller that did."""
+    if Delivery.objects.unfinished().filter(campaign_id=campaign_id).exists():
+        return False
+    # Conditional UPDATE: of several workers finishing together exactly one flips the status.
+    return bool(
+        Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).update(
+            status=Campaign.Status.SENT, finished_at=timezone.now()
+        )
+    )
+
+
+def work_remaining(campaign_id: int) -> dict:
+    """{"claimable": rows a worker could claim now, "unfinished": rows not settled, "next_retry_at"}."""
+    now = timezone.now()
+    unfinished = Delivery.objects.unfinished().filter(campaign_id=campaign_id)
+    next_retry = (
+        unfinished.filter(status=Delivery.Status.QUEUED, retry_at__gt=now)
+        .aggregate(Min("retry_at"))
+        .get("retry_at__min")
+    )
+    return {
+        "claimable": Delivery.objects.claimable(now).filter(campaign_id=campaign_id).exists(),
+        "unfinished": unfinished.exists(),
+        "next_retry_at": next_retry,
+    }
+
+
+# --- Sending ----------------------------------------------------------------------------------
+
+
+class _Batch:
+    """The state of one send_batch call."""
+
+    def __init__(self, campaign: Campaign, worker_id: str):
+        self.campaign_id = campaign.pk
+        self.worker_id = worker_id
+        self.pending_sent: list[tuple[int, str]] = []
+        self.settled: list[tuple[int, str, str]] = []  # (id, status, error) failures and retries
+        self.counts = Counter()
+        self.last_sending_at = None
+        self.max_attempts = int(_config("MAX_ATTEMPTS", 5))
+        self.attempts: dict[int, int] = {}
+
+    def next_sending_at(self):
+        # Strictly increasing per worker, so recovery can tell the newest (in flight) apart.
+        now = timezone.now()
+        if self.last_sending_at is not None and now <= self.last_sending_at:
+            now = self.last_sending_at + datetime.timedelta(microseconds=1)
+        self.last_sending_at = now
+        return now
+
+    def mark_sending(self, items: list[Outgoing], message_ids: bool) -> None:
+        ids = [item.recipient.delivery_id for item in items]
+        now = self.next_sending_at()
+        update = {
+            "status": Delivery.Status.SENDING,
+            "sending_at": now,
+            "claimed_at": now,
+            "attempts": F("attempts") + 1,
+        }
+        if message_ids and len(items) == 1:
+            update["esp_message_id"] = items[0].values["message_id"]
+        Delivery.objects.filter(pk__in=ids).update(**update)
+
+    def record(self, outcomes) -> int:
+        """Buffer outcomes; returns how many were temporary."""
+        temporary = 0
+        for outcome in outcomes:
+            if outcome.status == SENT:
+                self.pending_sent.append((outcome.delivery_id, outcome.message_id))
+            elif outcome.status == TEMPORARY:
+                temporary += 1
+                self.settled.append((outcome.delivery_id, TEMPORARY, outcome.error))
+            else:
+                self.settled.append((outcome.delivery_id, outcome.status, outcome.error))
+        return temporary
+
+    def checkpoint(self, *, esp_ids: bool) -> None:
+        """Write buffered outcomes and their counter increments in one transaction."""
+        if not self.pending_sent and not self.settled:
+            return
+        now = timezone.now()
+        sent = failed = 0
+        with transaction.atomic():
+            if self.pending_sent:
+                ids = [pk for pk, _ in self.pending_sent]
+                if esp_ids:
+                    rows = [
+                        Delivery(
+                            pk=pk, status=Delivery.Status.SENT, sent_at=now, claimed_by="", esp_message_id=mid[:255]
+                        )
+                        for pk, mid in self.pending_sent
+                    ]
+                    Delivery.objects.bulk_update(rows, ["status", "sent_at", "claimed_by", "esp_message_id"])
+                else:
+                    Delivery.objects.filter(pk__in=ids).update(status=Delivery.Status.SENT, sent_at=now, claimed_by="")
+                sent = len(ids)
+            for pk, status, error in self.settled:
+                row = Delivery.objects.filter(pk=pk)
+                if status == TEMPORARY:
+                    attempts = row.values_list("attempts", flat=True).first() or 0
+                    if attempts < self.max_attempts:
+                        retry_at = now + datetime.timedelta(seconds=backoff_seconds(attempts))
+                        row.update(
+                            status=Delivery.Status.QUEUED,
+                            claimed_by="",
+                            claimed_at=None,
+                            retry_at=retry_at,
+                            last_error=error[:1000],
+                        )
+                        self.counts["retried"] += 1
+                        continue
+                    error = f"gave up after {attempts} attempts: {error}"
+                row.update(status=Delivery.Status.FAILED, claimed_by="", last_error=error[:1000])
+                failed += 1
+                self.counts["unknown" if status == UNKNOWN else "failed"] += 1
+            Campaign.objects.filter(pk=self.campaign_id).update(sent=F("sent") + sent, failed=F("failed") + failed)
+        self.counts["sent"] += sent
+        self.pending_sent.clear()
+        self.settled.clear()
+
+
+_content_cache: dict[int, tuple] = {}
+
+
+def _content(campaign: Campaign):
+    """The campaign's MessageContent, built once per process (it never changes after start)."""
+    key = (campaign.pk, campaign.started_at)
+    cached = _content_cache.get(campaign.pk)
+    if cached is None or cached[0] != key:
+        content = build_content(campaign)
+        cached = _content_cache[campaign.pk] = (key, content, LinkMaker(content.list_ids))
+    return cached[1], cached[2]
+
+
+def _campaign_status(campaign_id: int) -> str | None:
+    return Campaign.objects.filter(pk=campaign_id).values_list("status", flat=True).first()
+
+
+def send_batch(campaign_id: int, *, worker_id: str, limit: int | None = None, on_claimed=None) -> dict:
+    """Claim up to ``limit`` (default BATCH_SIZE) queued deliveries of a sending campaign and send them.
+
+    Returns counts: claimed, sent, failed, unknown, retried, released, recovered, plus ``status``
+    (the campaign's status afterwards), ``more`` (rows remain for some worker) and ``retry_at``
+    (ISO time before which nothing is claimable, or None). Safe to call from any number of workers.
+    ``on_claimed(work_remaining(...))`` is called right after the claim (used to enqueue the next
+    batch before sending, so a killed worker does not end the chain).
+    """
+    result = {"claimed": 0, "sent": 0, "failed": 0, "unknown": 0, "retried": 0, "released": 0, "recovered": 0}
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None or campaign.status != Campaign.Status.SENDING:
+        result.update(status=campaign.status if campaign else None, more=False, retry_at=None)
+        return result
+    recovered = recover_stale_deliveries(campaign_id)
+    result["recovered"] = sum(recovered.values())
+    limit = limit or int(_config("BATCH_SIZE", 500))
+    ids = claim_deliveries(campaign_id, worker_id, limit)
+    result["claimed"] = len(ids)
+    if on_claimed is not None:
+        on_claimed(work_remaining(campaign_id))
+    retry_at = None
+    if ids:
+        retry_at = _send_claimed(campaign, worker_id, ids, result)
+    finish_if_done(campaign_id)
+    remaining = work_remaining(campaign_id)
+    status = _campaign_status(campaign_id)
+    if retry_at is None and not remaining["claimable"] and remaining["next_retry_at"]:
+        retry_at = remaining["next_retry_at"].timestamp()
+    result.update(
+        status=status,
+        more=status == Campaign.Status.SENDING and remaining["unfinished"],
+        retry_at=datetime.datetime.fromtimestamp(retry_at, tz=datetime.UTC).isoformat() if retry_at else None,
+    )
+    return result
+
+
+def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: dict) -> float | None:
+    """Send the claimed rows; returns a Unix time to come back at if the batch had to stop early."""
+    rows = list(Delivery.objects.filter(pk__in=ids).order_by("pk").values_list("pk", "email", "name", "subscriber_uid"))
+    content, links = _content(campaign)
+    transport = transports_module.get_transport(content)
+    throttle = Throttle("default")
+    batch = _Batch(campaign, worker_id)
+    esp_ids = transport.batch_size > 1
+    date = formatdate(usegmt=True)
+    come_back_at = None
+    index = since_check = streak = 0
+    try:
+        transport.open()
+    except TransportUnavailable as error:
+        logger.warning("campaign %s: %s", campaign.pk, error)
+        result["released"] = release_claims(campaign.pk, worker_id)
+        return timezone.now().timestamp() + backoff_seconds(1)
+    try:
+        while index < len(rows):
+            if since_check >= CHECKPOINT_EVERY:
+                batch.checkpoint(esp_ids=esp_ids)
+                since_check = 0
+                # Pause and cancel take effect here, within one batch.
+                if _campaign_status(campaign.pk) != Campaign.Status.SENDING:
+                    break
+            want = min(transport.batch_size, len(rows) - index)
+            granted = throttle.take(want)
+            if not granted:
+                come_back_at = throttle.resume_at
+                break
+            chunk = rows[index : index + granted]
+            index += granted
+            items = []
+            for pk, address, name, uid in chunk:
+                recipient = Recipient(pk, address, name, uid)
+                items.append(Outgoing(recipient, recipient_values(content, links, recipient)))
+            batch.mark_sending(items, message_ids=not esp_ids)
+            try:
+                outcomes = transport.send(items, date=date)
+            except TransportUnavailable as error:
+                # Could not reconnect: these were never handed over; queue them again.
+                outcomes = [Outcome(item.recipient.delivery_id, TEMPORARY, error=str(error)) for item in items]
+            temporary = batch.record(outcomes)
+            since_check += len(items)
+            streak = streak + temporary if temporary == len(items) else 0
+            if esp_ids or batch.settled:
+                batch.checkpoint(esp_ids=esp_ids)
+            if streak >= TEMPORARY_STREAK_LIMIT:
+                come_back_at = timezone.now().timestamp() + backoff_seconds(1)
+                break
+    finally:
+        batch.checkpoint(esp_ids=esp_ids)
+        transport.close()
+        result["released"] = release_claims(campaign.pk, worker_id)
+    for key in ("sent", "failed", "unknown", "retried"):
+        result[key] = batch.counts[key]
+    return come_back_at

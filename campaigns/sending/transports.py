@@ -1,0 +1,416 @@
+"""How personalised messages leave: SMTP, the outbox, anymail ESPs, any other Django backend.
+
+The base class owns the flow (open once per batch, send items, classify every outcome, close);
+subclasses fill in ``open``/``close`` and ``send`` for their medium. Outcomes are one of:
+
+- ``sent``: accepted (with the message id the medium reports);
+- ``temporary``: 4xx / 429 / rate limited: queue again and back off;
+- ``failed``: permanent for this recipient (5xx, ESP rejection); recorded, never retried;
+- ``unknown``: the message may or may not have gone (connection cut after the data was sent):
+  reported as failed, never silently re-sent.
+
+A feature a transport cannot honour raises ``UnsupportedFeature`` instead of being dropped.
+"""
+
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+
+from django.conf import settings
+from django.core import mail
+from django.core.mail import EmailMultiAlternatives
+from django.utils.module_loading import import_string
+
+from campaigns.sending.headers import CompiledMessage, MessageContent, Recipient, personalise
+
+SENT, TEMPORARY, FAILED, UNKNOWN = "sent", "temporary", "failed", "unknown"
+
+
+class UnsupportedFeature(Exception):
+    """The configured mailer cannot do what the campaign needs."""
+
+
+class TransportUnavailable(Exception):
+    """The medium cannot be reached at all right now (connect/login failed): retry the batch later."""
+
+
+@dataclass
+class Outgoing:
+    """One message to send: the recipient and every per-recipient value."""
+
+    recipient: Recipient
+    values: dict[str, str]
+
+
+@dataclass
+class Outcome:
+    delivery_id: int
+    status: str
+    message_id: str = ""
+    error: str = ""
+
+
+@dataclass
+class Transport:
+    """Base: subclasses set ``batch_size`` (recipients per call) and implement ``send``."""
+
+    content: MessageContent
+    options: dict = field(default_factory=dict)
+    batch_size = 1
+    name = "base"
+
+    def open(self) -> None:
+        """Open the connection used for the whole batch."""
+
+    def close(self) -> None:
+        """Close it (errors ignored: the outcomes are already known)."""
+
+    def send(self, items: list[Outgoing], *, date: str) -> list[Outcome]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# --- Raw bytes: SMTP and the outbox ---------------------------------------------------------
+
+
+@dataclass
+class RawTransport(Transport):
+    """Transports that take the message as bytes from CompiledMessage (no MIME per recipient)."""
+
+    compiled: CompiledMessage | None = None
+
+    def __post_init__(self):
+        if self.compiled is None:
+            self.compiled = CompiledMessage(self.content)
+
+    def envelope_sender(self) -> str:
+        from email.utils import parseaddr
+
+        return parseaddr(self.content.from_email)[1]
+
+
+@dataclass
+class SMTPTransport(RawTransport):
+    """One SMTP connection per batch; each message is MAIL/RCPT/DATA of pre-built bytes."""
+
+    name = "smtp"
+    connection: smtplib.SMTP | None = None
+
+    def open(self) -> None:
+        options = self.options
+        host, port = options.get("host", "localhost"), int(options.get("port", 25))
+        timeout = options.get("timeout") or 30
+        try:
+            if options.get("use_ssl"):
+                connection = smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
+            else:
+                connection = smtplib.SMTP(host, port, timeout=timeout)
+                if options.get("use_tls"):
+                    connection.starttls(context=ssl.create_default_context())
+            connection.ehlo_or_helo_if_needed()
+            if options.get("username"):
+                connection.login(options["username"], options.get("password", ""))
+        except (OSError, smtplib.SMTPException) as error:
+            raise TransportUnavailable(f"SMTP {host}:{port}: {error}") from error
+        self.connection = connection
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.quit()
+            except (OSError, smtplib.SMTPException):
+                self.connection.close()
+            self.connection = None
+
+    def _reset(self) -> None:
+        try:
+            self.connection.rset()
+        except (OSError, smtplib.SMTPException):
+            self.close()
+
+    def send(self, items: list[Outgoing], *, date: str) -> list[Outcome]:
+        return [self.send_one(item, date=date) for item in items]
+
+    def send_one(self, item: Outgoing, *, date: str) -> Outcome:
+        delivery_id, address = item.recipient.delivery_id, item.recipient.email
+        message_id = item.values["message_id"]
+        if not address.isascii():
+            return Outcome(delivery_id, FAILED, error="non-ASCII address needs SMTPUTF8, not supported")
+        raw = self.compiled.render(item.values, date=date)
+        # A dropped connection before DATA is answered is safe to retry at once on a new one
+        # (the server cannot have accepted anything); after the data went out it is not.
+        for attempt in (1, 2):
+            if self.connection is None:
+                self.open()
+            connection = self.connection
+            stage = "mail"
+            try:
+                code, reply = connection.mail(self.envelope_sender())
+                if code != 250:
+                    self._reset()
+                    return self._refused(delivery_id, code, reply, "MAIL FROM")
+                stage = "rcpt"
+                code, reply = connection.rcpt(address)
+                if code not in (250, 251):
+                    self._reset()
+                    return self._refused(delivery_id, code, reply, "RCPT TO")
+                stage = "data"
+                code, reply = connection.data(raw)
+            except smtplib.SMTPDataError as error:
+                # 421 closes the connection; anything else leaves it usable after RSET.
+                if error.smtp_code == 421:
+                    self.close()
+                else:
+                    self._reset()
+                return self._refused(delivery_id, error.smtp_code, error.smtp_error, "DATA")
+            except (smtplib.SMTPServerDisconnected, ConnectionError, OSError) as error:
+                self.connection = None
+                connection.close()
+                if stage == "data":
+                    return Outcome(delivery_id, UNKNOWN, message_id, f"unknown: connection lost during DATA: {error}")
+                if attempt == 2:
+                    return Outcome(delivery_id, TEMPORARY, error=f"connection lost: {error}")
+                continue
+            if code != 250:
+                self._reset()
+                return self._refused(delivery_id, code, reply, "DATA")
+            return Outcome(delivery_id, SENT, message_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _refused(delivery_id: int, code: int, reply, stage: str) -> Outcome:
+        text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        status = TEMPORARY if 400 <= code < 500 else FAILED
+        return Outcome(delivery_id, status, error=f"{stage} {code} {text}"[:1000])
+
+
+@dataclass
+class OutboxTransport(RawTransport):
+    """The development Maildir (newsletter_site.outbox.OutboxBackend.write_bytes)."""
+
+    name = "outbox"
+    backend: object = None
+
+    def open(self) -> None:
+        from newsletter_site.outbox import OutboxBackend
+
+        self.backend = OutboxBackend(**self.options)
+        self.backend.open()
+
+    def send(self, items: list[Outgoing], *, date: str) -> list[Outcome]:
+        outcomes = []
+        for item in items:
+            self.backend.write_bytes(self.compiled.render(item.values, date=date))
+            outcomes.append(Outcome(item.recipient.delivery_id, SENT, item.values["message_id"]))
+        return outcomes
+
+
+# --- Django email backends: anymail and anything else -----------------------------------------
+
+
+def _message_headers(content: MessageContent, values: dict[str, str], date: str) -> dict[str, str]:
+    headers = {
+        "Date": date,
+        "Message-ID": values["message_id"],
+        "List-Unsubscribe": values["list_unsubscribe"].replace("\r\n", ""),
+    }
+    headers.update(content.static_headers())
+    return headers
+
+
+@dataclass
+class DjangoBackendTransport(Transport):
+    """Per-recipient EmailMultiAlternatives with the same headers, over one backend connection.
+
+    The fallback for locmem/console and any backend we have no faster path for, and for ESPs
+    whose anymail backend cannot batch inline content.
+    """
+
+    name = "django"
+    alias: str = "default"
+    connection: object = None
+
+    def open(self) -> None:
+        self.connection = mail.mailers[self.alias]
+        self.connection.open()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            finally:
+                self.connection = None
+
+    def build(self, item: Outgoing, date: str) -> EmailMultiAlternatives:
+        content, values = self.content, item.values
+        message = EmailMultiAlternatives(
+            subject=content.full_subject,
+            body=personalise(content.text, values, escape=False),
+            from_email=content.from_email,
+            to=[_display_address(item.recipient)],
+            reply_to=[content.reply_to] if content.reply_to else None,
+            headers=_message_headers(content, values, date),
+        )
+        message.attach_alternative(personalise(content.html, values, escape=True), "text/html")
+        return message
+
+    def send(self, items: list[Outgoing], *, date: str) -> list[Outcome]:
+        outcomes = []
+        for item in items:
+            message = self.build(item, date)
+            outcomes.append(self._send_one(item, message))
+        return outcomes
+
+    def _send_one(self, item: Outgoing, message) -> Outcome:
+        delivery_id = item.recipient.delivery_id
+        try:
+            count = self.connection.send_messages([message])
+        except Exception as error:
+            return _classify_exception(delivery_id, error)
+        status = getattr(message, "anymail_status", None)
+        if status is not None and status.recipients:
+            return _anymail_outcome(delivery_id, status.recipients.get(item.recipient.email) or status)
+        if not count:
+            return Outcome(delivery_id, FAILED, error="the mail backend did not send the message")
+        return Outcome(delivery_id, SENT, item.values["message_id"])
+
+
+# Recipients per API call and the ESP's inline merge-field syntax ({} is the field name). ESPs
+# absent here (Postmark, Amazon SES, Resend, MailerSend...) need a stored template for batch
+# sends of per-recipient content in anymail, so they get one message per recipient, over one
+# connection (DjangoBackendTransport). docs/sending.md has the table.
+ESP_BATCH = {
+    "test": (1000, "{{{{{}}}}}"),
+    "mailgun": (1000, "%recipient.{}%"),
+    "mailjet": (50, "[[var:{}]]"),
+    "brevo": (1000, "{{{{ params.{} }}}}"),
+    "sendinblue": (1000, "{{{{ params.{} }}}}"),
+    "sparkpost": (1000, "{{{{{}}}}}"),
+}
+
+
+def _esp_name(backend_path: str) -> str:
+    parts = backend_path.split(".")
+    return parts[2] if len(parts) > 3 and parts[0] == "anymail" else ""
+
+
+def _anymail_outcome(delivery_id: int, recipient_status) -> Outcome:
+    status = getattr(recipient_status, "status", None)
+    if isinstance(status, set):  # the message-level AnymailStatus
+        status = next(iter(status)) if len(status) == 1 else "unknown"
+    message_id = getattr(recipient_status, "message_id", None)
+    message_id = "" if message_id is None else str(message_id)
+    if status in ("sent", "queued", "scheduled"):
+        return Outcome(delivery_id, SENT, message_id)
+    return Outcome(delivery_id, FAILED, message_id, f"ESP status {status}")
+
+
+def _classify_exception(delivery_id: int, error: Exception) -> Outcome:
+    """A send exception from a Django backend: 429/5xx-server/connection = temporary, else failed."""
+    status_code = getattr(getattr(error, "response", None), "status_code", None)
+    if status_code is not None:
+        if status_code == 429 or status_code >= 500:
+            return Outcome(delivery_id, TEMPORARY, error=f"HTTP {status_code}: {error}"[:1000])
+        return Outcome(delivery_id, FAILED, error=f"HTTP {status_code}: {error}"[:1000])
+    if isinstance(error, smtplib.SMTPResponseException) and 400 <= error.smtp_code < 500:
+        return Outcome(delivery_id, TEMPORARY, error=str(error)[:1000])
+    if isinstance(error, (ConnectionError, TimeoutError, smtplib.SMTPServerDisconnected)):
+        return Outcome(delivery_id, TEMPORARY, error=f"connection: {error}"[:1000])
+    return Outcome(delivery_id, FAILED, error=f"{type(error).__name__}: {error}"[:1000])
+
+
+@dataclass
+class AnymailBatchTransport(DjangoBackendTransport):
+    """One anymail batch send per API call: merge_data / merge_metadata / merge_headers."""
+
+    name = "anymail"
+    esp: str = "test"
+    batch_size = 1000
+
+    def __post_init__(self):
+        limit, field_format = ESP_BATCH[self.esp]
+        self.batch_size = min(limit, settings.BROADSHEET.get("ESP_BATCH_LIMIT") or limit)
+        fields = {key: field_format.format(key) for key in ("name", "email", "unsubscribe_url", "preferences_url")}
+        html_fields = {key: field_format.format(f"{key}_html") for key in fields}
+        self.text_body = personalise(self.content.text, fields, escape=False)
+        self.html_body = self.content.html
+        for key, token in html_fields.items():
+            self.html_body = personalise(self.html_body, {key: token}, escape=False)
+
+    def send(self, items: list[Outgoing], *, date: str) -> list[Outcome]:
+        from anymail.message import AnymailMessage
+
+        content = self.content
+        message = AnymailMessage(
+            subject=content.full_subject,
+            body=self.text_body,
+            from_email=content.from_email,
+            to=[_display_address(item.recipient) for item in items],
+            reply_to=[content.reply_to] if content.reply_to else None,
+            # The ESP sets Date and Message-ID itself (and reports its id back).
+            headers=content.static_headers(),
+        )
+        message.attach_alternative(self.html_body, "text/html")
+        merge_data, merge_headers, merge_metadata = {}, {}, {}
+        for item in items:
+            values, address = item.values, item.recipient.email
+            data = {key: values.get(key) or "" for key in ("name", "email", "unsubscribe_url", "preferences_url")}
+            data.update({f"{key}_html": _escape(value) for key, value in list(data.items())})
+            merge_data[address] = data
+            merge_headers[address] = {"List-Unsubscribe": values["list_unsubscribe"].replace("\r\n", "")}
+            merge_metadata[address] = {"delivery_id": str(item.recipient.delivery_id)}
+        message.merge_data = merge_data
+        message.merge_headers = merge_headers
+        message.merge_metadata = merge_metadata
+        message.metadata = {"campaign_id": str(content.campaign_id)}
+        try:
+            self.connection.send_messages([message])
+        except Exception as error:
+            return [_classify_exception(item.recipient.delivery_id, error) for item in items]
+        recipients = message.anymail_status.recipients or {}
+        outcomes = []
+        for item in items:
+            status = recipients.get(item.recipient.email)
+            if status is None:
+                outcomes.append(Outcome(item.recipient.delivery_id, UNKNOWN, error="unknown: no status from the ESP"))
+            else:
+                outcomes.append(_anymail_outcome(item.recipient.delivery_id, status))
+        return outcomes
+
+
+def _display_address(recipient: Recipient) -> str:
+    """``"Name" <address>`` unencoded: Django and anymail encode the name themselves."""
+    if not recipient.name:
+        return recipient.email
+    local, _, domain = recipient.email.rpartition("@")
+    return str(Address(display_name=recipient.name, username=local, domain=domain))
+
+
+def _escape(value: str) -> str:
+    import html
+
+    return html.escape(value)
+
+
+def get_transport(content: MessageContent, *, alias: str = "default", test: bool = False) -> Transport:
+    """The transport for ``settings.MAILERS[alias]``; ``test`` sends always go message by message."""
+    config = settings.MAILERS[alias]
+    backend = config.get("BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+    options = dict(config.get("OPTIONS", {}))
+    backend_class = import_string(backend)
+    if backend == "django.core.mail.backends.smtp.EmailBackend":
+        return SMTPTransport(content=content, options=options)
+    if backend == "newsletter_site.outbox.OutboxBackend":
+        return OutboxTransport(content=content, options=options)
+    esp = _esp_name(backend)
+    if esp in ESP_BATCH and not test:
+        return AnymailBatchTransport(content=content, options=options, alias=alias, esp=esp)
+    del backend_class  # imported only to fail early on a misconfigured backend path
+    return DjangoBackendTransport(content=content, options=options, alias=alias)

@@ -1,0 +1,355 @@
+"""Campaign workflows: create, start (now or scheduled), pause, resume, cancel, retry, test send.
+
+Views, commands and tasks call these; the per-batch sending lives in campaigns.sending.
+"""
+
+import math
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.db.models import F, Value
+from django.utils import timezone
+from wagtail.models import Site
+
+from campaigns.models import Campaign, Delivery, NewsletterIssuePage, NewsletterSettings
+from subscribers.models import Subscriber
+
+SEND_PERMISSION = "campaigns.send_campaign"
+
+
+class CampaignError(Exception):
+    """A campaign cannot do what was asked (the message says why, for a person to read)."""
+
+
+# --- Creating ---------------------------------------------------------------------------------
+
+
+def _newsletter_settings(page) -> NewsletterSettings:
+    site = page.get_site() if page is not None else None
+    return NewsletterSettings.for_site(site or Site.objects.get(is_default_site=True))
+
+
+def create_campaign(page, lists, *, user=None, subject=None, from_email=None, reply_to=None) -> Campaign:
+    """A draft campaign of ``page`` to ``lists`` (MailingLists or ids).
+
+    Sender and reply-to default to the first list's overrides, then the site's NewsletterSettings.
+    """
+    site_settings = _newsletter_settings(page)
+    lists = list(lists)
+    from subscribers.models import MailingList
+
+    list_objects = [item if isinstance(item, MailingList) else MailingList.objects.get(pk=item) for item in lists]
+    first = list_objects[0] if list_objects else None
+    if from_email is None:
+        if first is not None and first.from_email:
+            from email.headerregistry import Address
+
+            local, _, domain = first.from_email.partition("@")
+            name = first.from_name or site_settings.sender_name
+            from_email = str(Address(display_name=name, username=local, domain=domain))
+        else:
+            from_email = site_settings.from_email
+    if reply_to is None:
+        reply_to = (first.reply_to if first is not None else "") or site_settings.reply_to
+    campaign = Campaign.objects.create(
+        page=page,
+        subject_override=subject or "",
+        from_email=from_email,
+        reply_to=reply_to,
+        created_by=user if getattr(user, "pk", None) else None,
+    )
+    campaign.lists.set(list_objects)
+    return campaign
+
+
+# --- Starting ---------------------------------------------------------------------------------
+
+
+# Delivery column <- Subscriber column or constant: every NOT NULL column without a database default.
+SNAPSHOT_COLUMNS = [
+    ("campaign_id", "snap_campaign"),
+    ("subscriber_id", "pk"),
+    ("email", "email"),
+    ("name", "name"),
+    ("subscriber_uid", "uid"),
+    ("status", "snap_status"),
+    ("attempts", "snap_zero"),
+    ("claimed_by", "snap_blank"),
+    ("last_error", "snap_blank"),
+    ("esp_message_id", "snap_blank"),
+    ("open_count", "snap_zero"),
+    ("click_count", "snap_zero"),
+    ("bounce_type", "snap_blank"),
+]
+
+
+def snapshot_recipients(campaign: Campaign) -> int:
+    """Insert one queued Delivery per sendable subscriber of the campaign's lists; returns the count.
+
+    One INSERT ... SELECT in the database: no row passes through Python, so a million recipients
+    take seconds. Subscriber.objects.sendable() already yields each subscriber once however many
+    target lists they are on, and excludes unsubscribed, pending and suppressed addresses. Call it
+    inside the start transaction.
+    """
+    source = (
+        Subscriber.objects.sendable(campaign.lists.all())
+        .order_by()
+        .annotate(
+            snap_campaign=Value(campaign.pk),
+            snap_status=Value(Delivery.Status.QUEUED),
+            snap_zero=Value(0),
+            snap_blank=Value(""),
+        )
+        .values_list(*[select for _, select in SNAPSHOT_COLUMNS])
+    )
+    select_sql, params = source.query.sql_with_params()
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    column_sql = ", ".join(connection.ops.quote_name(column) for column, _ in SNAPSHOT_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} ({column_sql}) {select_sql}", params)
+        return cursor.rowcount
+
+
+def _check_can_start(campaign: Campaign, user=None) -> None:
+    if user is not None and not user.has_perm(SEND_PERMISSION):
+        raise PermissionDenied("You do not have permission to send campaigns.")
+    if campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED):
+        raise CampaignError(f"This campaign is {campaign.get_status_display().lower()}: it cannot be sent again.")
+    page = campaign.page
+    if not page.live or page.live_revision_id is None:
+        raise CampaignError("The issue is not published: publish it before sending.")
+    if not _newsletter_settings(page).can_send:
+        raise CampaignError("Set a postal address in the newsletter settings before sending (CAN-SPAM).")
+    if not campaign.lists.exists():
+        raise CampaignError("Choose at least one list.")
+    if not Subscriber.objects.sendable(campaign.lists.all()).exists():
+        raise CampaignError("Nobody on these lists can receive it (no confirmed, active subscribers).")
+
+
+def _begin(campaign_id: int, *, user=None, scheduled: bool = False) -> Campaign:
+    """Snapshot, render and go: one transaction; batch tasks are enqueued after it commits."""
+    from campaigns.rendering import render_issue
+
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
+        _check_can_start(campaign, user)
+        if scheduled and campaign.status != Campaign.Status.SCHEDULED:
+            raise CampaignError("This campaign is not scheduled.")
+        page = campaign.page
+        revision = page.live_revision
+        # Render what is published now, from the revision we record: later edits change neither.
+        rendered = render_issue(revision.as_object())
+        campaign.page_revision = revision
+        campaign.subject = campaign.subject_override or rendered.subject
+        campaign.html = rendered.html
+        campaign.text = rendered.text
+        campaign.status = Campaign.Status.SENDING
+        campaign.started_at = timezone.now()
+        if user is not None and getattr(user, "pk", None):
+            campaign.started_by = user
+        campaign.recipients = snapshot_recipients(campaign)
+        if not campaign.recipients:
+            raise CampaignError("Nobody on these lists can receive it (no confirmed, active subscribers).")
+        campaign.save()
+        transaction.on_commit(lambda: enqueue_batches(campaign.pk, campaign.recipients))
+    return campaign
+
+
+def enqueue_batches(campaign_id: int, recipients: int | None = None) -> int:
+    """Enqueue min(ceil(recipients / BATCH_SIZE), PARALLEL_BATCHES) batch tasks; returns how many."""
+    from campaigns.tasks import send_batch_task
+
+    if recipients is None:
+        recipients = Delivery.objects.unfinished().filter(campaign_id=campaign_id).count()
+    batch_size = int(settings.BROADSHEET.get("BATCH_SIZE", 500))
+    parallel = int(settings.BROADSHEET.get("PARALLEL_BATCHES", 4))
+    count = max(1, min(math.ceil(recipients / batch_size), parallel))
+    for _ in range(count):
+        send_batch_task.enqueue(campaign_id)
+    return count
+
+
+def start_campaign(campaign_id: int, *, user=None, at=None) -> Campaign:
+    """Send a draft campaign now, or at ``at`` (an aware datetime) if that is in the future.
+
+    Raises PermissionDenied without the "Can send campaigns" permission and CampaignError when the
+    campaign was already started, the issue is not live, no postal address is configured, or the
+    audience is empty. A scheduled start is a start_campaign_task enqueued with run_after.
+    """
+    if at is not None and at > timezone.now():
+        with transaction.atomic():
+            campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
+            _check_can_start(campaign, user)
+            campaign.status = Campaign.Status.SCHEDULED
+            campaign.scheduled_at = at
+            if user is not None and getattr(user, "pk", None):
+                campaign.started_by = user
+            campaign.save(update_fields=["status", "scheduled_at", "started_by"])
+            transaction.on_commit(lambda: _enqueue_start(campaign.pk, at))
+        return campaign
+    return _begin(campaign_id, user=user)
+
+
+def _enqueue_start(campaign_id: int, at) -> None:
+    from campaigns.tasks import start_campaign_task
+
+    task = start_campaign_task
+    if task.get_backend().supports_defer:
+        task = task.using(run_after=at)
+    # Without run_after support (the immediate backend) the task runs now and refuses to start
+    # early; start_due_campaigns() (the send_campaign --due command) starts it when due.
+    task.enqueue(campaign_id)
+
+
+def start_scheduled_campaign(campaign_id: int) -> str:
+    """Start a scheduled campaign if its time has come. Returns what happened (for the task result)."""
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None or campaign.status != Campaign.Status.SCHEDULED:
+        return "not scheduled"
+    if campaign.scheduled_at and campaign.scheduled_at > timezone.now():
+        return "not due"
+    try:
+        _begin(campaign_id, user=None, scheduled=True)
+    except CampaignError as error:
+        Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SCHEDULED).update(
+            status=Campaign.Status.FAILED, last_error=str(error), finished_at=timezone.now()
+        )
+        return f"failed: {error}"
+    return "started"
+
+
+def start_due_campaigns() -> list[int]:
+    """Start every scheduled campaign whose time has passed (a safety net for missed tasks)."""
+    started = []
+    for campaign_id in Campaign.objects.due().values_list("pk", flat=True):
+        if start_scheduled_campaign(campaign_id) == "started":
+            started.append(campaign_id)
+    return started
+
+
+# --- Controlling ------------------------------------------------------------------------------
+
+
+def _set_status(campaign_id: int, allowed, status, user=None) -> Campaign:
+    if user is not None and not user.has_perm(SEND_PERMISSION):
+        raise PermissionDenied("You do not have permission to send campaigns.")
+    updated = Campaign.objects.filter(pk=campaign_id, status__in=allowed).update(status=status)
+    campaign = Campaign.objects.get(pk=campaign_id)
+    if not updated:
+        raise CampaignError(f"A {campaign.get_status_display().lower()} campaign cannot be {status}.")
+    return campaign
+
+
+def pause_campaign(campaign_id: int, user=None) -> Campaign:
+    """Stop sending after the current chunk; queued rows wait for resume_campaign()."""
+    return _set_status(campaign_id, [Campaign.Status.SENDING], Campaign.Status.PAUSED, user)
+
+
+def resume_campaign(campaign_id: int, user=None) -> Campaign:
+    """Continue a paused campaign (also settles rows of workers that died meanwhile)."""
+    from campaigns.sending import recover_stale_deliveries
+
+    campaign = _set_status(campaign_id, [Campaign.Status.PAUSED], Campaign.Status.SENDING, user)
+    recover_stale_deliveries(campaign_id)
+    transaction.on_commit(lambda: enqueue_batches(campaign_id))
+    return campaign
+
+
+def cancel_campaign(campaign_id: int, user=None) -> Campaign:
+    """Stop for good: queued rows become skipped (claimed ones as soon as their worker notices)."""
+    active = [Campaign.Status.DRAFT, Campaign.Status.SCHEDULED, Campaign.Status.SENDING, Campaign.Status.PAUSED]
+    with transaction.atomic():
+        campaign = _set_status(campaign_id, active, Campaign.Status.CANCELLED, user)
+        skipped = Delivery.objects.filter(campaign_id=campaign_id, status=Delivery.Status.QUEUED, claimed_by="").update(
+            status=Delivery.Status.SKIPPED, last_error="campaign cancelled"
+        )
+        Campaign.objects.filter(pk=campaign_id).update(skipped=F("skipped") + skipped, finished_at=timezone.now())
+    campaign.refresh_from_db()
+    return campaign
+
+
+def retry_failed(campaign_id: int, *, include_unknown: bool = False) -> int:
+    """Queue the campaign's failed deliveries again; returns how many.
+
+    Deliveries that failed as "unknown" (the worker died while sending them) may have arrived,
+    so they are only retried with ``include_unknown=True``, an explicit decision.
+    """
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
+        if campaign.status not in (Campaign.Status.SENDING, Campaign.Status.PAUSED, Campaign.Status.SENT):
+            raise CampaignError(f"A {campaign.get_status_display().lower()} campaign cannot be retried.")
+        rows = Delivery.objects.filter(campaign_id=campaign_id, status=Delivery.Status.FAILED)
+        if not include_unknown:
+            rows = rows.exclude(last_error__startswith="unknown:")
+        count = rows.update(status=Delivery.Status.QUEUED, claimed_by="", claimed_at=None, retry_at=None, attempts=0)
+        if count:
+            status = Campaign.Status.PAUSED if campaign.status == Campaign.Status.PAUSED else Campaign.Status.SENDING
+            Campaign.objects.filter(pk=campaign_id).update(failed=F("failed") - count, status=status, finished_at=None)
+            if status == Campaign.Status.SENDING:
+                transaction.on_commit(lambda: enqueue_batches(campaign_id, count))
+    return count
+
+
+# --- Test sends -------------------------------------------------------------------------------
+
+
+def send_test(page_or_campaign, addresses, *, subscriber=None) -> int:
+    """Send the issue to ``addresses`` marked "[TEST] ", never touching the ledger; returns how many went.
+
+    A Campaign that has started sends its stored render; otherwise the page's latest revision
+    (draft included) is rendered. Personal values come from ``subscriber`` or a sample reader.
+    """
+    from email.utils import formatdate
+
+    from campaigns.rendering import render_issue
+    from campaigns.sending.headers import LinkMaker, MessageContent, Recipient, build_content, recipient_values
+    from campaigns.sending.transports import SENT, Outgoing, get_transport
+
+    if isinstance(page_or_campaign, Campaign):
+        campaign = page_or_campaign
+        page = campaign.page
+    else:
+        page = page_or_campaign
+        campaign = Campaign(page=page, from_email=_newsletter_settings(page).from_email, created_at=timezone.now())
+    if isinstance(page, NewsletterIssuePage) and not campaign.html:
+        rendered = render_issue(page.get_latest_revision_as_object())
+        campaign.subject = campaign.subject_override or rendered.subject
+        campaign.html, campaign.text = rendered.html, rendered.text
+        campaign.reply_to = campaign.reply_to or _newsletter_settings(page).reply_to
+    if campaign.pk:
+        content = build_content(campaign, subject_prefix="[TEST] ")
+    else:
+        from campaigns.sending.headers import _site_domain, feedback_id_header
+
+        domain = _site_domain()
+        content = MessageContent(
+            campaign_id=0,
+            subject=campaign.subject,
+            html=campaign.html,
+            text=campaign.text,
+            from_email=campaign.from_email,
+            reply_to=campaign.reply_to,
+            list_id=f'"Test" <test.{domain}>',
+            feedback_id=feedback_id_header(0, "test"),
+            list_ids=(),
+            domain=domain,
+            message_id_prefix=f"test.{timezone.now():%Y%m%d%H%M%S}.{uuid.uuid4().hex[:8]}",
+            unsubscribe_mailbox=settings.BROADSHEET.get("UNSUBSCRIBE_MAILBOX", ""),
+            subject_prefix="[TEST] ",
+        )
+    links = LinkMaker(content.list_ids)
+    transport = get_transport(content, test=True)
+    name = subscriber.name if subscriber is not None else "Sample Reader"
+    uid = subscriber.uid if subscriber is not None else uuid.UUID(int=0)
+    items = []
+    for index, address in enumerate(addresses):
+        recipient = Recipient(delivery_id=-(index + 1), email=address, name=name, uid=uid)
+        values = recipient_values(content, links, recipient)
+        values["email"] = subscriber.email if subscriber is not None else address
+        values["message_id"] = f"<{content.message_id_prefix}.test{index}.{uuid.uuid4().hex[:8]}@{content.domain}>"
+        items.append(Outgoing(recipient, values))
+    with transport:
+        outcomes = transport.send(items, date=formatdate(usegmt=True))
+    return sum(1 for outcome in outcomes if outcome.status == SENT)
