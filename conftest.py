@@ -1,7 +1,16 @@
 """Fixtures shared by every app's tests: a Wagtail site with an archive and one issue."""
 
 import pytest
+from django.core.cache import cache
 from wagtail.models import Page, Site
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Ids repeat between tests, so anything cached by id (renditions, rate limits) must not leak."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -51,7 +51,9 @@ class ButtonBlock(blocks.StructBlock):
         value = super().clean(value)
         if bool(value.get("page")) == bool(value.get("link_url")):
             raise StructBlockValidationError(
-                block_errors={"link_url": ErrorList([ValidationError("Choose a page or enter a URL (one of the two).")])}
+                block_errors={
+                    "link_url": ErrorList([ValidationError("Choose a page or enter a URL (one of the two).")])
+                }
             )
         return value
 
@@ -98,5 +100,7 @@ class IssueBodyBlock(blocks.StreamBlock):
     image = ImageBlock()
     button = ButtonBlock()
     quote = QuoteBlock()
-    divider = blocks.StaticBlock(admin_text="Divider line", icon="horizontalrule", template="campaigns/blocks/divider.html")
+    divider = blocks.StaticBlock(
+        admin_text="Divider line", icon="horizontalrule", template="campaigns/blocks/divider.html"
+    )
     article_teaser = ArticleTeaserBlock()
