@@ -84,6 +84,11 @@ class Figure:
     rate: float | None
     base: str  # what the rate is relative to, for the template's explanation
 
+    @property
+    def percent(self) -> str:
+        """The rate as "12.3 %" ("" without a rate)."""
+        return "" if self.rate is None else f"{self.rate * 100:.1f} %"
+
 
 @dataclass(frozen=True)
 class TopLink:

@@ -1,0 +1,151 @@
+"""Forms and filters of the campaign admin: the "Send as newsletter" form and the campaign listing filters."""
+
+import django_filters
+from django import forms
+from django.core.validators import validate_email
+from django.db.models import Count, Q
+from django.utils import timezone
+from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
+from wagtail.admin.widgets import AdminDateTimeInput
+
+from campaigns.models import Campaign, Delivery
+from subscribers.models import MailingList, Subscriber, Subscription
+
+
+def sendable_counts() -> dict[int, int]:
+    """{list id: active, confirmed subscribers} for every list, in one query.
+
+    The same figure as ``Subscriber.objects.sendable([list]).count()``: a subscriber has at most
+    one subscription per list, so counting subscriptions counts subscribers.
+    """
+    rows = (
+        Subscription.objects.filter(status=Subscription.Status.SUBSCRIBED, subscriber__state=Subscriber.State.ACTIVE)
+        .values_list("list")
+        .annotate(n=Count("pk"))
+    )
+    return dict(rows)
+
+
+class ListsField(forms.ModelMultipleChoiceField):
+    """Checkboxes labelled with each list's live subscriber count."""
+
+    widget = forms.CheckboxSelectMultiple
+
+    def __init__(self, *args, counts: dict[int, int] | None = None, **kwargs):
+        self.counts = counts or {}
+        super().__init__(*args, **kwargs)
+
+    def label_from_instance(self, obj):
+        count = self.counts.get(obj.pk, 0)
+        return f"{obj.name} ({count:,} subscriber{'' if count == 1 else 's'})"
+
+
+class SendCampaignForm(forms.Form):
+    """Who gets the issue, from whom, and when. Times are read in the current (editor's) time zone."""
+
+    NOW, LATER = "now", "later"
+
+    lists = ListsField(queryset=MailingList.objects.all(), label="Send to")
+    subject = forms.CharField(max_length=200)
+    from_email = forms.CharField(label="Sender", max_length=320, help_text='e.g. "The Broadsheet <news@example.com>"')
+    reply_to = forms.EmailField(label="Reply-to", required=False)
+    when = forms.ChoiceField(
+        choices=[(NOW, "Send now"), (LATER, "Schedule for a date and time")],
+        widget=forms.RadioSelect,
+        initial=NOW,
+        label="When",
+    )
+    send_at = forms.DateTimeField(label="Send at", required=False, widget=AdminDateTimeInput)
+
+    def __init__(self, *args, counts=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["lists"].counts = sendable_counts() if counts is None else counts
+        self.fields["send_at"].help_text = f"In your time zone ({timezone.get_current_timezone_name()})."
+
+    def clean_from_email(self):
+        from email.headerregistry import Address
+        from email.utils import parseaddr
+
+        value = self.cleaned_data["from_email"].strip()
+        name, address = parseaddr(value)
+        try:
+            validate_email(address)
+        except forms.ValidationError:
+            raise forms.ValidationError(
+                'Enter an address, optionally with a name: "Name <address@example.com>".'
+            ) from None
+        local, _, domain = address.partition("@")
+        return str(Address(display_name=name, username=local, domain=domain)) if name else address
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("when") == self.LATER:
+            send_at = cleaned.get("send_at")
+            if send_at is None:
+                self.add_error("send_at", "Choose when to send it.")
+            elif send_at <= timezone.now():
+                self.add_error("send_at", "Choose a time in the future.")
+        else:
+            cleaned["send_at"] = None
+        return cleaned
+
+
+def parse_addresses(value: str) -> list[str]:
+    """Comma/semicolon/whitespace-separated addresses, validated; raises ValidationError."""
+    addresses = [part for part in value.replace(";", ",").replace("\n", ",").split(",") if part.strip()]
+    addresses = [part.strip() for part in addresses]
+    for address in addresses:
+        validate_email(address)
+    return addresses
+
+
+class TestSendForm(forms.Form):
+    test_addresses = forms.CharField(
+        label="Send a test to",
+        max_length=1000,
+        help_text="Comma-separated addresses. The test is marked [TEST] and shows the latest draft.",
+    )
+
+    # At most a handful: a test send is not a way around the campaign ledger.
+    MAX_ADDRESSES = 10
+
+    def clean_test_addresses(self):
+        try:
+            addresses = parse_addresses(self.cleaned_data["test_addresses"])
+        except forms.ValidationError:
+            raise forms.ValidationError("Enter valid email addresses, separated by commas.") from None
+        if not addresses:
+            raise forms.ValidationError("Enter at least one address.")
+        if len(addresses) > self.MAX_ADDRESSES:
+            raise forms.ValidationError(f"Send a test to at most {self.MAX_ADDRESSES} addresses.")
+        return addresses
+
+
+class CampaignFilterSet(WagtailFilterSet):
+    status = django_filters.ChoiceFilter(choices=Campaign.Status.choices, empty_label="Any status")
+    list = django_filters.ModelChoiceFilter(
+        field_name="lists", queryset=MailingList.objects.all(), label="List", empty_label="Any list"
+    )
+    created = django_filters.DateFromToRangeFilter(
+        field_name="created_at", label="Created", widget=DateRangePickerWidget
+    )
+
+    class Meta:
+        model = Campaign
+        fields = ["status", "list", "created"]
+
+
+class DeliveryFilterForm(forms.Form):
+    """Search and status filter above a campaign's deliveries table."""
+
+    q = forms.CharField(label="Search by address", required=False)
+    status = forms.ChoiceField(choices=[("", "Any status"), *Delivery.Status.choices], required=False)
+
+    def filter(self, queryset):
+        if not self.is_valid():
+            return queryset
+        if query := self.cleaned_data["q"].strip():
+            queryset = queryset.filter(Q(email__icontains=query) | Q(name__icontains=query))
+        if status := self.cleaned_data["status"]:
+            queryset = queryset.filter(status=status)
+        return queryset

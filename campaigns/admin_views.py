@@ -1,0 +1,461 @@
+"""Wagtail admin views for sending an issue and watching the campaign: parse, call campaigns.services, render.
+
+Every view requires the ``campaigns.send_campaign`` permission (editing pages is a separate one)
+and answers 403 without it. Every action is written to Wagtail's audit log with the user.
+"""
+
+from email.headerregistry import Address
+
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Q
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.views.generic import FormView, TemplateView, View
+from wagtail.admin import messages
+from wagtail.admin.ui.tables import Column, DateColumn, NumberColumn, StatusTagColumn, TitleColumn
+from wagtail.admin.views import generic
+from wagtail.admin.widgets.button import HeaderButton
+
+from campaigns import audit, charts, reporting, services
+from campaigns.admin_forms import CampaignFilterSet, DeliveryFilterForm, SendCampaignForm, TestSendForm
+from campaigns.models import Campaign, Delivery, NewsletterIssuePage, NewsletterSettings
+from subscribers.models import Subscriber
+
+SEND_PERMISSION = services.SEND_PERMISSION
+# Campaigns that went out (or are going out) to a list: the ones that make a second send a re-send.
+ALREADY_SENT_STATUSES = [
+    Campaign.Status.SCHEDULED,
+    Campaign.Status.SENDING,
+    Campaign.Status.PAUSED,
+    Campaign.Status.SENT,
+]
+
+
+def can_send(user) -> bool:
+    return user.has_perm(SEND_PERMISSION)
+
+
+def sendable_page(page) -> bool:
+    """A NewsletterIssuePage that is live: the published revision is what a campaign sends."""
+    return isinstance(page, NewsletterIssuePage) and page.live and page.live_revision_id is not None
+
+
+def forbidden(request):
+    """A Wagtail-styled 403 page.
+
+    Returned rather than raising PermissionDenied: Wagtail's admin turns that exception into a
+    redirect to the dashboard, and a URL that must not be used should say 403.
+    """
+    return TemplateResponse(request, "campaigns/admin/forbidden.html", status=403)
+
+
+class SendPermissionRequired:
+    """403 for users without the send permission, whatever else they may do in the admin."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not can_send(request.user):
+            return forbidden(request)
+        return super().dispatch(request, *args, **kwargs)
+
+
+def _crumbs(*items):
+    return [
+        {"url": reverse("wagtailadmin_home"), "label": "Home"},
+        {"url": reverse("campaigns_admin:index"), "label": "Campaigns"},
+        *items,
+    ]
+
+
+def _list_names(lists) -> str:
+    return ", ".join(str(item) for item in lists)
+
+
+def _local(value) -> str:
+    """``value`` in the current (editor's) time zone, unambiguous: "2027-01-15 10:00 (Europe/Paris)"."""
+    return f"{timezone.localtime(value):%Y-%m-%d %H:%M} ({timezone.get_current_timezone_name()})"
+
+
+# --- Send from the page --------------------------------------------------------------------------
+
+
+class SendCampaignView(SendPermissionRequired, generic.WagtailAdminTemplateMixin, FormView):
+    """The "Send as newsletter" form of one published issue: test send, review, confirm.
+
+    POST ``action``: ``test`` sends a test and stays on the form; ``review`` validates and shows
+    the confirmation step (exact recipients, warnings); ``confirm`` creates and starts (or schedules)
+    the campaign; ``edit`` goes back from the confirmation to the form.
+    """
+
+    template_name = "campaigns/admin/send.html"
+    confirm_template_name = "campaigns/admin/send_confirm.html"
+    form_class = SendCampaignForm
+    header_icon = "mail"
+
+    def dispatch(self, request, *args, **kwargs):
+        if not can_send(request.user):
+            return forbidden(request)
+        self.page = get_object_or_404(NewsletterIssuePage, pk=kwargs["page_id"])
+        if not sendable_page(self.page):
+            messages.error(request, f"'{self.page.title}' is not published: only a published issue can be sent.")
+            return redirect("wagtailadmin_pages:edit", self.page.pk)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_page_title(self):
+        return "Send as newsletter"
+
+    def get_page_subtitle(self):
+        return self.page.get_admin_display_title()
+
+    def get_breadcrumbs_items(self):
+        return _crumbs({"url": "", "label": f"Send '{self.page.title}'"})
+
+    @property
+    def newsletter_settings(self):
+        return NewsletterSettings.for_site(self.page.get_site())
+
+    def get_initial(self):
+        site_settings = self.newsletter_settings
+        lists = list(site_settings.default_lists.all())
+        initial = {
+            "lists": lists,
+            "subject": self.page.subject,
+            "from_email": site_settings.from_email,
+            "reply_to": site_settings.reply_to,
+        }
+        if len(lists) == 1:
+            # One preselected list with its own sender: that is the sender its readers know.
+            only = lists[0]
+            if only.from_email:
+                local, _, domain = only.from_email.partition("@")
+                name = only.from_name or site_settings.sender_name
+                initial["from_email"] = str(Address(display_name=name, username=local, domain=domain))
+            initial["reply_to"] = only.reply_to or site_settings.reply_to
+        return initial
+
+    def get_context_data(self, **kwargs):
+        kwargs.setdefault("test_form", TestSendForm(initial={"test_addresses": self.request.user.email}))
+        context = super().get_context_data(**kwargs)
+        context.update(
+            page=self.page,
+            can_send_settings=self.newsletter_settings.can_send,
+            previous_sends=self.previous_sends(),
+            action_url=self.request.path,
+        )
+        return context
+
+    def previous_sends(self, lists=None):
+        """[(list, campaign)] for every earlier campaign of this page to one of ``lists`` (all lists if None)."""
+        campaigns = (
+            Campaign.objects.filter(page=self.page, status__in=ALREADY_SENT_STATUSES)
+            .prefetch_related("lists")
+            .order_by("-created_at")
+        )
+        if lists is not None:
+            campaigns = campaigns.filter(lists__in=lists).distinct()
+        wanted = None if lists is None else {item.pk for item in lists}
+        return [
+            (mailing_list, campaign)
+            for campaign in campaigns
+            for mailing_list in campaign.lists.all()
+            if wanted is None or mailing_list.pk in wanted
+        ]
+
+    def post(self, request, *args, **kwargs):
+        action = request.POST.get("action", "review")
+        if action == "test":
+            return self.send_test()
+        form = self.get_form()
+        if action == "edit" or not form.is_valid():
+            return self.render_to_response(self.get_context_data(form=form))
+        if action == "confirm":
+            return self.start(form)
+        return self.confirm_step(form)
+
+    def send_test(self):
+        test_form = TestSendForm(self.request.POST)
+        # Keep what the editor typed in the main form without showing its errors yet.
+        form = self.form_class(initial=self._initial_from_post())
+        if test_form.is_valid():
+            addresses = test_form.cleaned_data["test_addresses"]
+            try:
+                count = services.send_test(self.page, addresses)
+            except services.CampaignError as error:
+                messages.error(self.request, str(error))
+            else:
+                audit.log_action(self.page, audit.TEST_SEND, self.request.user, addresses=", ".join(addresses))
+                messages.success(self.request, f"Test sent to {', '.join(addresses)} ({count} sent).")
+        return self.render_to_response(self.get_context_data(form=form, test_form=test_form))
+
+    def _initial_from_post(self):
+        data = self.request.POST
+        initial = {name: data.get(name) for name in self.form_class.base_fields if name in data}
+        initial["lists"] = data.getlist("lists")
+        return initial
+
+    def confirm_step(self, form):
+        lists = list(form.cleaned_data["lists"])
+        context = self.get_context_data(form=form)
+        context.update(
+            recipients=Subscriber.objects.sendable(lists).count(),
+            chosen_lists=lists,
+            already_sent=self.previous_sends(lists),
+            has_unpublished_changes=self.page.has_unpublished_changes,
+            send_at=form.cleaned_data["send_at"],
+        )
+        return self.response_class(
+            request=self.request, template=[self.confirm_template_name], context=context, using=self.template_engine
+        )
+
+    def start(self, form):
+        data = form.cleaned_data
+        lists, send_at = list(data["lists"]), data["send_at"]
+        try:
+            # One transaction: a campaign that cannot start is not left behind as a draft.
+            with transaction.atomic():
+                campaign = services.create_campaign(
+                    self.page,
+                    lists,
+                    user=self.request.user,
+                    subject=data["subject"],
+                    from_email=data["from_email"],
+                    reply_to=data["reply_to"],
+                )
+                campaign = services.start_campaign(campaign.pk, user=self.request.user, at=send_at)
+                recipients = campaign.recipients or Subscriber.objects.sendable(lists).count()
+                if campaign.status == Campaign.Status.SCHEDULED:
+                    audit.log_action(
+                        campaign,
+                        audit.SCHEDULE,
+                        self.request.user,
+                        scheduled_at=_local(campaign.scheduled_at),
+                        lists=_list_names(lists),
+                        recipients=recipients,
+                    )
+                else:
+                    audit.log_action(
+                        campaign, audit.SEND, self.request.user, lists=_list_names(lists), recipients=recipients
+                    )
+        except services.CampaignError as error:
+            messages.error(self.request, str(error))
+            return self.render_to_response(self.get_context_data(form=form))
+        if campaign.status == Campaign.Status.SCHEDULED:
+            messages.success(self.request, f"'{self.page.title}' is scheduled for {_local(campaign.scheduled_at)}.")
+        else:
+            messages.success(self.request, f"Sending '{self.page.title}' to {campaign.recipients:,} recipients.")
+        return redirect("campaigns_admin:detail", campaign.pk)
+
+
+# --- Campaign listing ----------------------------------------------------------------------------
+
+
+class CampaignIndexView(SendPermissionRequired, generic.IndexView):
+    model = Campaign
+    any_permission_required = None  # SendPermissionRequired decides
+    filterset_class = CampaignFilterSet
+    index_url_name = "campaigns_admin:index"
+    index_results_url_name = "campaigns_admin:index_results"
+    page_title = "Campaigns"
+    header_icon = "mail"
+    paginate_by = 25
+    default_ordering = "-created_at"
+
+    @property
+    def columns(self):
+        return [
+            TitleColumn("page", label="Issue", accessor="page", get_url=self.get_detail_url),
+            Column("lists", label="Lists", accessor=lambda c: _list_names(c.lists.all())),
+            StatusTagColumn("status", label="Status", accessor="get_status_display", primary=self._is_active),
+            DateColumn("scheduled_at", label="Scheduled"),
+            DateColumn("started_at", label="Started"),
+            DateColumn("finished_at", label="Finished"),
+            NumberColumn("recipients", label="Recipients"),
+            NumberColumn("sent", label="Sent"),
+            NumberColumn("failed", label="Failed"),
+            NumberColumn("unique_opens", label="Opens"),
+            NumberColumn("unique_clicks", label="Clicks"),
+        ]
+
+    @staticmethod
+    def _is_active(campaign):
+        return campaign.status in (Campaign.Status.SENDING, Campaign.Status.SCHEDULED, Campaign.Status.PAUSED)
+
+    def get_detail_url(self, campaign):
+        return reverse("campaigns_admin:detail", args=[campaign.pk])
+
+    def get_base_queryset(self):
+        return Campaign.objects.select_related("page").prefetch_related("lists")
+
+    def get_breadcrumbs_items(self):
+        return [*_crumbs()[:1], {"url": "", "label": "Campaigns"}]
+
+
+# --- One campaign --------------------------------------------------------------------------------
+
+
+class CampaignMixin(SendPermissionRequired):
+    def setup(self, request, *args, **kwargs):
+        super().setup(request, *args, **kwargs)
+        self.campaign = get_object_or_404(Campaign.objects.select_related("page"), pk=kwargs["pk"])
+
+
+class CampaignDetailView(CampaignMixin, generic.WagtailAdminTemplateMixin, TemplateView):
+    """Progress (live while sending), controls, and the per-recipient deliveries table."""
+
+    template_name = "campaigns/admin/detail.html"
+    header_icon = "mail"
+    deliveries_per_page = 50
+
+    def get_page_title(self):
+        return self.campaign.page.title
+
+    def get_page_subtitle(self):
+        return self.campaign.get_status_display()
+
+    def get_breadcrumbs_items(self):
+        return _crumbs({"url": "", "label": self.campaign.page.title})
+
+    def get_header_buttons(self):
+        return [
+            HeaderButton(
+                "Report",
+                url=reverse("campaigns_admin:report", args=[self.campaign.pk]),
+                icon_name="doc-full",
+            )
+        ]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        campaign = self.campaign
+        filter_form = DeliveryFilterForm(self.request.GET or None)
+        deliveries = filter_form.filter(campaign.deliveries.order_by("pk"))
+        paginator = Paginator(deliveries, self.deliveries_per_page)
+        page_obj = paginator.get_page(self.request.GET.get("p"))
+        context.update(
+            campaign=campaign,
+            lists=campaign.lists.all(),
+            progress=reporting.progress(campaign),
+            progress_url=reverse("campaigns_admin:progress", args=[campaign.pk]),
+            actions=campaign_actions(campaign),
+            filter_form=filter_form,
+            deliveries=page_obj,
+            elided_page_range=paginator.get_elided_page_range(page_obj.number),
+            delivery_statuses=Delivery.Status,
+        )
+        return context
+
+
+def campaign_actions(campaign: Campaign) -> list[dict]:
+    """Every control button, with ``shown`` saying whether it applies in the campaign's current status.
+
+    All are rendered (hidden when not shown) so the progress script can reveal them when the
+    status changes, e.g. Resume after someone else paused the campaign.
+    """
+    status = Campaign.Status
+    can_retry = campaign.failed > 0 and campaign.status in (status.SENDING, status.PAUSED, status.SENT)
+    buttons = [
+        ("pause", "Pause", "pause", "button-secondary", campaign.status == status.SENDING),
+        ("resume", "Resume", "play", "button-secondary", campaign.status == status.PAUSED),
+        ("retry", "Retry failed", "rotate", "button-secondary", can_retry),
+        (
+            "cancel",
+            "Cancel campaign",
+            "cross",
+            "no",
+            campaign.status in (status.DRAFT, status.SCHEDULED, status.SENDING, status.PAUSED),
+        ),
+    ]
+    return [
+        {
+            "name": name,
+            "label": label,
+            "icon": icon,
+            "classname": classname,
+            "shown": shown,
+            "url": reverse("campaigns_admin:action", args=[campaign.pk, name]),
+        }
+        for name, label, icon, classname, shown in buttons
+    ]
+
+
+class CampaignProgressView(CampaignMixin, View):
+    """The JSON the progress bar polls every 2 seconds (see campaigns/static/campaigns/progress.js)."""
+
+    def get(self, request, *args, **kwargs):
+        data = reporting.progress(self.campaign)
+        data["actions"] = [action["name"] for action in campaign_actions(self.campaign) if action["shown"]]
+        return JsonResponse(data)
+
+
+class CampaignActionView(CampaignMixin, View):
+    """POST pause / resume / cancel / retry: call the service, log it, go back to the campaign page."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        action, campaign, user = kwargs["action"], self.campaign, request.user
+        try:
+            if action == "pause":
+                services.pause_campaign(campaign.pk, user=user)
+                audit.log_action(campaign, audit.PAUSE, user)
+                messages.success(request, "Sending is paused.")
+            elif action == "resume":
+                services.resume_campaign(campaign.pk, user=user)
+                audit.log_action(campaign, audit.RESUME, user)
+                messages.success(request, "Sending resumed.")
+            elif action == "cancel":
+                services.cancel_campaign(campaign.pk, user=user)
+                audit.log_action(campaign, audit.CANCEL, user)
+                messages.success(request, "The campaign is cancelled: nothing more will be sent.")
+            elif action == "retry":
+                count = services.retry_failed(campaign.pk)
+                audit.log_action(campaign, audit.RETRY_FAILED, user, count=count)
+                messages.success(request, f"{count:,} failed deliveries queued again.")
+            else:
+                raise Http404
+        except services.CampaignError as error:
+            messages.error(request, str(error))
+        return redirect("campaigns_admin:detail", campaign.pk)
+
+
+class CampaignReportView(CampaignMixin, generic.WagtailAdminTemplateMixin, TemplateView):
+    template_name = "campaigns/admin/report.html"
+    header_icon = "doc-full"
+
+    def get_page_title(self):
+        return f"Report: {self.campaign.page.title}"
+
+    def get_breadcrumbs_items(self):
+        return _crumbs(
+            {"url": reverse("campaigns_admin:detail", args=[self.campaign.pk]), "label": self.campaign.page.title},
+            {"url": "", "label": "Report"},
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        report = reporting.campaign_report(self.campaign)
+        hours = report.hours
+        chart = None
+        if hours:
+            chart = charts.bar_chart(
+                [f"{h.hour}h" for h in hours],
+                [charts.Series("Opens", [h.opens for h in hours]), charts.Series("Clicks", [h.clicks for h in hours])],
+                title="Opens and clicks per hour, first 48 hours",
+                label_every=6,
+            )
+        context.update(
+            campaign=self.campaign,
+            report=report,
+            chart=chart,
+            lists=self.campaign.lists.all(),
+            detail_url=reverse("campaigns_admin:detail", args=[self.campaign.pk]),
+        )
+        return context
+
+
+def recent_campaigns(limit: int = 5):
+    """The newest campaigns, for the dashboard panel."""
+    return Campaign.objects.select_related("page").filter(~Q(status=Campaign.Status.DRAFT))[:limit]

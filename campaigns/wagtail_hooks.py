@@ -1,0 +1,138 @@
+"""Campaigns in the Wagtail admin: "Send as newsletter" on issues, the Campaigns menu, the dashboard panel.
+
+Everything here is shown only to users with ``campaigns.send_campaign``; the views check it again.
+"""
+
+from django.urls import path, reverse
+from wagtail import hooks
+from wagtail.admin.action_menu import ActionMenuItem
+from wagtail.admin.menu import MenuItem
+from wagtail.admin.ui.components import Component
+from wagtail.admin.viewsets.base import ViewSet
+from wagtail.admin.widgets import Button
+
+from campaigns import admin_views, audit, charts, reporting
+from campaigns.admin_views import can_send, sendable_page
+
+
+def send_url(page) -> str:
+    return reverse("campaigns_admin:send", args=[page.pk])
+
+
+# --- "Send as newsletter" on a published issue -------------------------------------------------
+
+
+class SendAsNewsletterMenuItem(ActionMenuItem):
+    """In the editor's action menu (the drop-up next to Publish) of a published issue."""
+
+    label = "Send as newsletter"
+    name = "action-send-newsletter"
+    icon_name = "mail"
+    order = 90
+
+    def is_shown(self, context):
+        page = context.get("page")
+        return (
+            context["view"] == "edit"
+            and page is not None
+            and can_send(context["request"].user)
+            and sendable_page(page.specific_deferred)
+        )
+
+    def get_url(self, parent_context):
+        return send_url(parent_context["page"])
+
+
+@hooks.register("register_page_action_menu_item")
+def register_send_menu_item():
+    return SendAsNewsletterMenuItem()
+
+
+def _send_button(page, user, priority):
+    if can_send(user) and sendable_page(page.specific_deferred):
+        yield Button("Send as newsletter", send_url(page), icon_name="mail", priority=priority)
+
+
+@hooks.register("register_page_listing_more_buttons")
+def page_listing_send_button(page, user, next_url=None):
+    yield from _send_button(page, user, priority=45)
+
+
+@hooks.register("register_page_header_buttons")
+def page_header_send_button(page, user, view_name, next_url=None):
+    yield from _send_button(page, user, priority=55)
+
+
+# --- The Campaigns menu and views ---------------------------------------------------------------
+
+
+class PermissionMenuItem(MenuItem):
+    def is_shown(self, request):
+        return can_send(request.user)
+
+
+class CampaignViewSet(ViewSet):
+    name = "campaigns_admin"
+    url_prefix = "campaigns"
+    icon = "mail"
+    menu_label = "Campaigns"
+    menu_name = "campaigns"
+    menu_order = 250
+    add_to_admin_menu = True
+    menu_item_class = PermissionMenuItem
+
+    def get_urlpatterns(self):
+        index = admin_views.CampaignIndexView
+        return [
+            path("", index.as_view(), name="index"),
+            path("results/", index.as_view(results_only=True), name="index_results"),
+            path("send/<int:page_id>/", admin_views.SendCampaignView.as_view(), name="send"),
+            path("<int:pk>/", admin_views.CampaignDetailView.as_view(), name="detail"),
+            path("<int:pk>/progress/", admin_views.CampaignProgressView.as_view(), name="progress"),
+            path("<int:pk>/report/", admin_views.CampaignReportView.as_view(), name="report"),
+            path(
+                "<int:pk>/<str:action>/",
+                admin_views.CampaignActionView.as_view(),
+                name="action",
+            ),
+        ]
+
+
+@hooks.register("register_admin_viewset")
+def register_campaign_viewset():
+    return CampaignViewSet()
+
+
+@hooks.register("register_log_actions")
+def register_campaign_log_actions(actions):
+    audit.register_actions(actions)
+
+
+# --- Dashboard -----------------------------------------------------------------------------------
+
+
+class CampaignsPanel(Component):
+    """The last campaigns and the subscriber growth over 90 days, on the admin dashboard."""
+
+    name = "campaigns"
+    template_name = "campaigns/admin/dashboard_panel.html"
+    order = 90
+
+    def get_context_data(self, parent_context):
+        growth = reporting.subscriber_growth(days=90)
+        values = [count for _, count in growth]
+        return {
+            "campaigns": admin_views.recent_campaigns(),
+            "index_url": reverse("campaigns_admin:index"),
+            "growth_chart": charts.line_chart(
+                [day.strftime("%d %b") for day, _ in growth], values, title="Subscriptions, last 90 days"
+            ),
+            "growth_now": values[-1] if values else 0,
+            "growth_change": values[-1] - values[0] if values else 0,
+        }
+
+
+@hooks.register("construct_homepage_panels")
+def add_campaigns_panel(request, panels):
+    if can_send(request.user):
+        panels.append(CampaignsPanel())
