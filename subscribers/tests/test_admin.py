@@ -227,3 +227,10 @@ def test_anonymous_visitor_is_sent_to_login(client, news):
     response = client.get(reverse("subscribers_import:export_list", args=[news.pk]))
 
     assert response.status_code == 302 and "login" in response.url
+
+
+def test_admin_menu_has_one_subscribers_group(admin_client):
+    response = admin_client.get(reverse("wagtailadmin_home"))
+
+    for name in ("subscribers_list:index", "subscribers_subscriber:index", "subscribers_import:index"):
+        assert reverse(name) in response.text
