@@ -340,9 +340,7 @@ class AnymailBatchTransport(DjangoBackendTransport):
         fields = {key: field_format.format(key) for key in ("name", "email", "unsubscribe_url", "preferences_url")}
         html_fields = {key: field_format.format(f"{key}_html") for key in fields}
         self.text_body = personalise(self.content.text, fields, escape=False)
-        self.html_body = self.content.html
-        for key, token in html_fields.items():
-            self.html_body = personalise(self.html_body, {key: token}, escape=False)
+        self.html_body = personalise(self.content.html, html_fields, escape=False)
 
     def send(self, items: list[Outgoing], *, date: str) -> list[Outcome]:
         from anymail.message import AnymailMessage
