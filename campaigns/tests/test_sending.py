@@ -1,0 +1,221 @@
+"""The batch engine: claims, crash-and-resume, exact counters, throttle, task chaining."""
+
+import datetime
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from campaigns import services
+from campaigns.models import Campaign, Delivery, SendWindow
+from campaigns.sending import claim_deliveries, recover_stale_deliveries, send_batch
+from campaigns.sending.engine import UNKNOWN_ERROR
+from campaigns.sending.throttle import Throttle
+from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def campaign(issue_page, django_capture_on_commit_callbacks):
+    """A started campaign to 6 readers whose batch tasks have not run."""
+    weekly = MailingListFactory(slug="weekly")
+    for index in range(6):
+        SubscriptionFactory(list=weekly, subscriber=SubscriberFactory(email=f"reader{index}@example.com"))
+    campaign = services.create_campaign(issue_page, [weekly])
+    with django_capture_on_commit_callbacks(execute=False):
+        services.start_campaign(campaign.pk)
+    return campaign
+
+
+def sent_addresses():
+    return sorted(address for message in mail.outbox for address in message.to)
+
+
+def test_claimed_rows_are_not_claimed_again(campaign):
+    first = claim_deliveries(campaign.pk, "w1", 4)
+    second = claim_deliveries(campaign.pk, "w2", 4)
+
+    assert len(first) == 4 and len(second) == 2
+    assert not set(first) & set(second)
+    assert claim_deliveries(campaign.pk, "w3", 4) == []
+
+
+def test_a_batch_sends_only_its_claim_and_leaves_the_rest_queued(campaign):
+    result = send_batch(campaign.pk, worker_id="w1", limit=4)
+
+    assert (result["claimed"], result["sent"], result["more"]) == (4, 4, True)
+    assert Delivery.objects.filter(status="queued", claimed_by="").count() == 2
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENDING
+
+
+def test_crash_and_resume_reports_the_message_in_flight_and_sends_the_rest_once(campaign):
+    # A worker claimed four rows, sent the first successfully (still 'sending', not checkpointed),
+    # handed the second to the transport and was killed.
+    ids = claim_deliveries(campaign.pk, "dead-worker", 4)
+    long_ago = timezone.now() - datetime.timedelta(hours=1)
+    Delivery.objects.filter(pk=ids[0]).update(status="sending", sending_at=long_ago, claimed_at=long_ago, attempts=1)
+    in_flight = long_ago + datetime.timedelta(seconds=1)
+    Delivery.objects.filter(pk=ids[1]).update(status="sending", sending_at=in_flight, claimed_at=in_flight, attempts=1)
+    Delivery.objects.filter(pk__in=ids[2:]).update(claimed_at=long_ago)
+
+    result = send_batch(campaign.pk, worker_id="new-worker")
+
+    assert result["recovered"] == 4  # 2 requeued, 1 recorded sent, 1 unknown
+    lost = Delivery.objects.get(pk=ids[1])
+    assert (lost.status, lost.last_error) == ("failed", UNKNOWN_ERROR)
+    assert Delivery.objects.get(pk=ids[0]).status == "sent"
+    resent = {row.email for row in Delivery.objects.filter(pk__in=ids[:2])}
+    assert not resent & set(sent_addresses())  # neither is sent again
+    assert len(sent_addresses()) == 4 == len(set(sent_addresses()))
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.sent, campaign.failed) == (Campaign.Status.SENT, 5, 1)
+
+
+def test_a_live_workers_claim_is_left_alone(campaign):
+    claim_deliveries(campaign.pk, "busy-worker", 3)
+
+    assert recover_stale_deliveries(campaign.pk) == {}
+    result = send_batch(campaign.pk, worker_id="other")
+
+    assert result["sent"] == 3
+    assert Delivery.objects.filter(claimed_by="busy-worker", status="queued").count() == 3
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENDING
+
+
+def test_counters_match_the_ledger_after_mixed_outcomes(campaign, settings, monkeypatch):
+    from anymail.backends.test import EmailBackend
+    from anymail.message import AnymailRecipientStatus
+
+    settings.MAILERS = {"default": {"BACKEND": "anymail.backends.test.EmailBackend"}}
+    first = Delivery.objects.order_by("pk").first()
+    original = EmailBackend.post_to_esp
+
+    def post_to_esp(self, payload, message):
+        original(self, payload, message)
+        return {
+            "recipient_status": {
+                address: AnymailRecipientStatus("id", "rejected" if address == first.email else "sent")
+                for address in payload.recipient_emails
+            }
+        }
+
+    monkeypatch.setattr(EmailBackend, "post_to_esp", post_to_esp)
+
+    send_batch(campaign.pk, worker_id="w1")
+
+    campaign.refresh_from_db()
+    ledger = {status: Delivery.objects.filter(status=status).count() for status in ("sent", "failed")}
+    assert (campaign.sent, campaign.failed) == (ledger["sent"], ledger["failed"]) == (5, 1)
+    assert campaign.status == Campaign.Status.SENT
+
+
+def test_only_one_finisher_marks_the_campaign_sent(campaign):
+    from campaigns.sending import finish_if_done
+
+    send_batch(campaign.pk, worker_id="w1")
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING, finished_at=None)
+
+    assert [finish_if_done(campaign.pk), finish_if_done(campaign.pk)] == [True, False]
+
+
+def test_pause_takes_effect_within_a_batch(campaign, monkeypatch):
+    from campaigns.sending import engine
+
+    monkeypatch.setattr(engine, "CHECKPOINT_EVERY", 2)
+    original = engine._Batch.checkpoint
+
+    def checkpoint_then_pause(self, **kwargs):
+        original(self, **kwargs)
+        Campaign.objects.filter(pk=self.campaign_id, status="sending").update(status=Campaign.Status.PAUSED)
+
+    monkeypatch.setattr(engine._Batch, "checkpoint", checkpoint_then_pause)
+
+    result = send_batch(campaign.pk, worker_id="w1")
+
+    assert (result["sent"], result["released"]) == (2, 4)
+    assert Delivery.objects.filter(status="queued", claimed_by="").count() == 4
+
+
+def test_send_batch_task_runs_the_campaign_to_the_end_inline(campaign, settings):
+    from campaigns.tasks import send_batch_task
+
+    settings.BROADSHEET = {**settings.BROADSHEET, "BATCH_SIZE": 2}
+    result = send_batch_task.enqueue(campaign.pk)
+
+    assert result.return_value["sent"] == 6
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENT
+
+
+def test_send_batch_task_enqueues_its_successor_before_sending(campaign, settings):
+    from django_tasks import default_task_backend
+
+    from campaigns.tasks import send_batch_task
+
+    settings.TASKS = {
+        "default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend", "QUEUES": ["default", "campaigns"]}
+    }
+    settings.BROADSHEET = {**settings.BROADSHEET, "BATCH_SIZE": 4}
+
+    send_batch_task.call(campaign.pk)  # run in-process, as a worker would
+    (successor,) = default_task_backend.results
+    assert successor.task.name == "send_batch_task" and successor.task.run_after is None
+
+    default_task_backend.clear()
+    send_batch_task.call(campaign.pk)  # takes the last two: only a watchdog in case this worker dies
+    (watchdog,) = default_task_backend.results
+    assert watchdog.task.run_after > timezone.now() + datetime.timedelta(seconds=500)
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENT
+
+    default_task_backend.clear()
+    send_batch_task.call(campaign.pk)  # the watchdog finds the campaign done: the chain ends
+    assert default_task_backend.results == []
+
+
+# --- Throttle ---------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self, now=1_000_000.0):
+        self.now = now
+        self.slept = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_throttle_grants_at_most_the_rate_per_second_across_throttles():
+    clock = FakeClock()
+    one = Throttle("default", per_second=10, per_hour=0, clock=clock, sleep=clock.sleep)
+    two = Throttle("default", per_second=10, per_hour=0, clock=clock, sleep=clock.sleep)
+
+    granted = [one.take(1) for _ in range(5)] + [two.take(1) for _ in range(5)]
+    assert sum(granted) == 10 and clock.slept == []
+
+    assert one.take(1) == 1  # the 11th waits for the next second
+    assert clock.slept and clock.now >= 1_000_001
+    assert SendWindow.objects.filter(period=1, window=1_000_000).get().count == 10
+
+
+def test_throttle_stops_when_the_hourly_allowance_is_spent():
+    clock = FakeClock()
+    throttle = Throttle("default", per_second=0, per_hour=3, clock=clock, sleep=clock.sleep)
+
+    assert throttle.take(5) == 3
+    assert throttle.take(1) == 0
+    assert throttle.resume_at == pytest.approx((int(clock.now // 3600) + 1) * 3600)
+    assert clock.slept == []
+
+
+def test_engine_honours_the_hourly_rate(campaign, settings):
+    settings.BROADSHEET = {**settings.BROADSHEET, "SEND_RATE_PER_HOUR": 4}
+
+    result = send_batch(campaign.pk, worker_id="w1")
+
+    assert (result["sent"], result["released"]) == (4, 2)
+    assert result["retry_at"] is not None
+    assert len(mail.outbox) == 4
