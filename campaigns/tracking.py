@@ -37,6 +37,7 @@ import hashlib
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC as datetime_utc
 from datetime import datetime
 
 from django.conf import settings
@@ -159,13 +160,16 @@ def record_tracking_event(event: TrackingEvent) -> str:
     if DeliveryEvent.objects.filter(event_id=key).exists():
         return DUPLICATE
     now = timezone.now()
-    at = event.timestamp or now
+    timestamp = event.timestamp
+    if timestamp is not None and timezone.is_naive(timestamp):
+        timestamp = timezone.make_aware(timestamp, datetime_utc)  # an ESP that omits the offset means UTC
+    at = timestamp or now
     found = find_delivery(event)
     with transaction.atomic():
         delivery = None
         if found is not None:
             # Events for one delivery are applied one at a time (PostgreSQL; SQLite locks the file).
-            delivery = Delivery.objects.select_for_update().select_related("subscriber").get(pk=found.pk)
+            delivery = Delivery.objects.select_for_update().get(pk=found.pk)
         try:
             with transaction.atomic():
                 DeliveryEvent.objects.create(
@@ -176,7 +180,7 @@ def record_tracking_event(event: TrackingEvent) -> str:
                     event_id=key,
                     message_id=(event.message_id or "")[:255],
                     recipient=(event.recipient or "")[:254],
-                    timestamp=event.timestamp,
+                    timestamp=timestamp,
                     url=(event.url or "")[:2000],
                     payload=event.payload or {},
                     created_at=now,

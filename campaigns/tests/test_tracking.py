@@ -1,8 +1,11 @@
 """The tracking workflow (campaigns.tracking.record_tracking_event), event by event."""
 
 import datetime
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connection
 
 from campaigns import tracking
 from campaigns.models import Campaign, Delivery, DeliveryEvent
@@ -280,3 +283,48 @@ def test_counters_only_change_for_the_events_campaign(delivery, issue_page):
 
     assert Campaign.objects.get(pk=other_campaign.pk).unique_opens == 0
     assert Delivery.objects.get(pk=delivery.pk).open_count == 1
+
+
+def run_concurrently(events):
+    """Record ``events`` from one thread each, all released at once; returns the outcomes."""
+    barrier = threading.Barrier(len(events))
+
+    def worker(tracking_event):
+        try:
+            barrier.wait()
+            return record_tracking_event(tracking_event)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=len(events)) as pool:
+        return list(pool.map(worker, events))
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_copies_of_one_event_count_once(issue_page):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL): SQLite serialises writers")
+    delivery = make_delivery(make_sent_campaign(issue_page), message_id="msg-race")
+
+    outcomes = run_concurrently([event(delivery, "opened", minutes=1) for _ in range(6)])
+
+    assert sorted(outcomes) == [tracking.DUPLICATE] * 5 + [tracking.RECORDED]
+    assert reload(delivery).open_count == 1
+    assert reload(delivery.campaign).unique_opens == 1
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_opens_of_one_delivery_all_count_and_count_unique_once(issue_page):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL): SQLite serialises writers")
+    delivery = make_delivery(make_sent_campaign(issue_page), message_id="msg-race")
+
+    outcomes = run_concurrently([event(delivery, "opened", minutes=minute) for minute in range(6)])
+
+    assert outcomes == [tracking.RECORDED] * 6
+    delivery = reload(delivery)
+    assert (delivery.open_count, delivery.first_opened_at) == (6, at(0))
+    campaign = reload(delivery.campaign)
+    assert (campaign.unique_opens, campaign.delivered) == (1, 1)
