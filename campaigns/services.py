@@ -128,7 +128,7 @@ def _check_can_start(campaign: Campaign, user=None) -> None:
         raise CampaignError("Nobody on these lists can receive it (no confirmed, active subscribers).")
 
 
-def _begin(campaign_id: int, *, user=None, scheduled: bool = False) -> Campaign:
+def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: bool = True) -> Campaign:
     """Snapshot, render and go: one transaction; batch tasks are enqueued after it commits."""
     from campaigns.rendering import render_issue
 
@@ -153,7 +153,8 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False) -> Campaign:
         if not campaign.recipients:
             raise CampaignError("Nobody on these lists can receive it (no confirmed, active subscribers).")
         campaign.save()
-        transaction.on_commit(lambda: enqueue_batches(campaign.pk, campaign.recipients))
+        if enqueue:
+            transaction.on_commit(lambda: enqueue_batches(campaign.pk, campaign.recipients))
     return campaign
 
 
@@ -171,12 +172,13 @@ def enqueue_batches(campaign_id: int, recipients: int | None = None) -> int:
     return count
 
 
-def start_campaign(campaign_id: int, *, user=None, at=None) -> Campaign:
+def start_campaign(campaign_id: int, *, user=None, at=None, enqueue: bool = True) -> Campaign:
     """Send a draft campaign now, or at ``at`` (an aware datetime) if that is in the future.
 
     Raises PermissionDenied without the "Can send campaigns" permission and CampaignError when the
     campaign was already started, the issue is not live, no postal address is configured, or the
     audience is empty. A scheduled start is a start_campaign_task enqueued with run_after.
+    ``enqueue=False`` starts without enqueueing batch tasks (the caller drives send_batch itself).
     """
     if at is not None and at > timezone.now():
         with transaction.atomic():
@@ -189,7 +191,7 @@ def start_campaign(campaign_id: int, *, user=None, at=None) -> Campaign:
             campaign.save(update_fields=["status", "scheduled_at", "started_by"])
             transaction.on_commit(lambda: _enqueue_start(campaign.pk, at))
         return campaign
-    return _begin(campaign_id, user=user)
+    return _begin(campaign_id, user=user, enqueue=enqueue)
 
 
 def _enqueue_start(campaign_id: int, at) -> None:
@@ -247,13 +249,14 @@ def pause_campaign(campaign_id: int, user=None) -> Campaign:
     return _set_status(campaign_id, [Campaign.Status.SENDING], Campaign.Status.PAUSED, user)
 
 
-def resume_campaign(campaign_id: int, user=None) -> Campaign:
+def resume_campaign(campaign_id: int, user=None, *, enqueue: bool = True) -> Campaign:
     """Continue a paused campaign (also settles rows of workers that died meanwhile)."""
     from campaigns.sending import recover_stale_deliveries
 
     campaign = _set_status(campaign_id, [Campaign.Status.PAUSED], Campaign.Status.SENDING, user)
     recover_stale_deliveries(campaign_id)
-    transaction.on_commit(lambda: enqueue_batches(campaign_id))
+    if enqueue:
+        transaction.on_commit(lambda: enqueue_batches(campaign_id))
     return campaign
 
 

@@ -1,0 +1,145 @@
+"""manage.py send_campaign <campaign id | issue page slug> [--lists ...] [--dry-run] [--test-to ...] [--at ISO]"""
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django_tasks.backends.immediate import ImmediateBackend
+from tqdm import tqdm
+
+from campaigns import services
+from campaigns.models import Campaign, NewsletterIssuePage
+from campaigns.sending import new_worker_id, send_batch
+from campaigns.tasks import send_batch_task
+from subscribers.models import MailingList, Subscriber
+
+
+class Command(BaseCommand):
+    help = (
+        "Send a campaign (by id) or a published issue (by page slug) to lists, with a progress bar. "
+        "--dry-run shows who would receive it, --test-to sends a [TEST] copy, --at schedules it."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("target", help="A campaign id, or the slug of a published issue page.")
+        parser.add_argument("--lists", nargs="+", metavar="SLUG", help="Target lists (for a page slug).")
+        parser.add_argument("--dry-run", action="store_true", help="Check and count, send nothing.")
+        parser.add_argument("--test-to", nargs="+", metavar="ADDRESS", help="Send a [TEST] copy only.")
+        parser.add_argument("--at", help="Schedule for this ISO 8601 time (e.g. 2026-05-01T09:00+01:00).")
+        parser.add_argument("--wait", action="store_true", help="Follow the background workers until done.")
+        parser.add_argument("--resume", action="store_true", help="Resume a paused campaign.")
+
+    def handle(self, *args, target, lists, dry_run, test_to, at, wait, resume, **options):
+        campaign, page = self._resolve(target, lists)
+        if test_to:
+            sent = services.send_test(campaign or page, test_to)
+            self.stdout.write(self.style.SUCCESS(f"Sent {sent} test message(s) to {', '.join(test_to)}."))
+            return
+        if campaign is None:
+            chosen = self._lists(lists, page)
+            if dry_run:
+                self._describe(page, chosen)
+                return
+            campaign = services.create_campaign(page, chosen)
+            self.stdout.write(f"Created campaign {campaign.pk}.")
+        elif dry_run:
+            self._describe(campaign.page, list(campaign.lists.all()), campaign)
+            return
+        immediate = isinstance(send_batch_task.get_backend(), ImmediateBackend)
+        try:
+            if resume:
+                campaign = services.resume_campaign(campaign.pk, enqueue=not immediate)
+            else:
+                when = self._parse_at(at)
+                campaign = services.start_campaign(campaign.pk, at=when, enqueue=not immediate)
+        except services.CampaignError as error:
+            raise CommandError(str(error)) from error
+        if campaign.status == Campaign.Status.SCHEDULED:
+            self.stdout.write(self.style.SUCCESS(f"Campaign {campaign.pk} scheduled for {campaign.scheduled_at}."))
+            return
+        self.stdout.write(f"Campaign {campaign.pk}: {campaign.recipients} recipient(s).")
+        if immediate:
+            self._drive(campaign)
+        elif wait:
+            self._follow(campaign)
+        else:
+            self.stdout.write(f"Batches enqueued; follow with: manage.py campaign_status {campaign.pk}")
+            return
+        campaign.refresh_from_db()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Campaign {campaign.pk} {campaign.get_status_display().lower()}: "
+                f"{campaign.sent} sent, {campaign.failed} failed, {campaign.skipped} skipped."
+            )
+        )
+
+    def _resolve(self, target, lists):
+        if target.isdigit():
+            campaign = Campaign.objects.filter(pk=int(target)).first()
+            if campaign is None:
+                raise CommandError(f"No campaign {target}.")
+            if lists:
+                raise CommandError("--lists only applies to a page slug; the campaign has its lists.")
+            return campaign, campaign.page
+        page = NewsletterIssuePage.objects.filter(slug=target).first()
+        if page is None:
+            raise CommandError(f"No campaign id or issue page slug {target!r}.")
+        return None, page
+
+    def _lists(self, slugs, page):
+        if slugs:
+            found = list(MailingList.objects.filter(slug__in=slugs))
+            missing = set(slugs) - {item.slug for item in found}
+            if missing:
+                raise CommandError(f"Unknown list(s): {', '.join(sorted(missing))}.")
+            return found
+        defaults = list(services._newsletter_settings(page).default_lists.all())
+        if not defaults:
+            raise CommandError("Give --lists (no default lists in the newsletter settings).")
+        return defaults
+
+    def _describe(self, page, lists, campaign=None):
+        count = Subscriber.objects.sendable(lists).count()
+        self.stdout.write(f"Issue: {page.title} (subject: {page.subject})")
+        self.stdout.write(f"Lists: {', '.join(item.slug for item in lists)}")
+        self.stdout.write(f"Would send to {count} recipient(s). Dry run: nothing sent.")
+        if campaign is not None:
+            self.stdout.write(f"Campaign {campaign.pk} is {campaign.get_status_display().lower()}.")
+
+    def _parse_at(self, value):
+        if not value:
+            return None
+        when = parse_datetime(value)
+        if when is None:
+            raise CommandError(f"--at {value!r} is not an ISO 8601 date and time.")
+        if timezone.is_naive(when):
+            when = timezone.make_aware(when)
+        return when
+
+    def _drive(self, campaign):
+        """Send every batch in this process (immediate task backend), with a progress bar."""
+        worker_id = new_worker_id()
+        with tqdm(total=campaign.recipients, unit="msg", file=self.stderr._out) as bar:
+            bar.update(campaign.recipients - campaign.remaining)
+            while True:
+                result = send_batch(campaign.pk, worker_id=worker_id)
+                bar.update(result["sent"] + result["failed"] + result["unknown"])
+                if not result["more"]:
+                    break
+                if not result["claimed"]:
+                    # Waiting for retries or for another worker's claim to go stale.
+                    time.sleep(1)
+
+    def _follow(self, campaign):
+        """Poll the campaign's exact counters while background workers send."""
+        with tqdm(total=campaign.recipients, unit="msg", file=self.stderr._out) as bar:
+            done = 0
+            while True:
+                campaign.refresh_from_db()
+                now_done = campaign.sent + campaign.failed + campaign.skipped
+                bar.update(now_done - done)
+                done = now_done
+                if campaign.is_final or campaign.status == Campaign.Status.PAUSED:
+                    break
+                time.sleep(1)
