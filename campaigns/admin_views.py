@@ -357,8 +357,8 @@ def campaign_actions(campaign: Campaign) -> list[dict]:
     status = Campaign.Status
     can_retry = campaign.failed > 0 and campaign.status in (status.SENDING, status.PAUSED, status.SENT)
     buttons = [
-        ("pause", "Pause", "pause", "button-secondary", campaign.status == status.SENDING),
-        ("resume", "Resume", "play", "button-secondary", campaign.status == status.PAUSED),
+        ("pause", "Pause", "time", "button-secondary", campaign.status == status.SENDING),
+        ("resume", "Resume", "resubmit", "button-secondary", campaign.status == status.PAUSED),
         ("retry", "Retry failed", "rotate", "button-secondary", can_retry),
         (
             "cancel",
