@@ -13,6 +13,9 @@ if not BASE_URL.startswith("https://"):  # noqa: F405
     raise ImproperlyConfigured("BASE_URL must be https:// in production (RFC 8058 one-click unsubscribe).")
 
 DEBUG = False
+# Static files straight from the app servers (after `collectstatic`), no separate file server.
+_security = MIDDLEWARE.index("django.middleware.security.SecurityMiddleware")  # noqa: F405
+MIDDLEWARE.insert(_security + 1, "whitenoise.middleware.WhiteNoiseMiddleware")  # noqa: F405
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = config.env_bool("SECURE_SSL_REDIRECT", True)
 SESSION_COOKIE_SECURE = True
