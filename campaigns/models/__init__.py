@@ -6,9 +6,9 @@ __all__ = [
     "Campaign",
     "Delivery",
     "DeliveryEvent",
-    "SendWindow",
     "HomePage",
     "NewsletterIndexPage",
     "NewsletterIssuePage",
     "NewsletterSettings",
+    "SendWindow",
 ]
