@@ -79,6 +79,7 @@ def render_issue(page, *, base_url: str | None = None) -> RenderedEmail:
         view_url=_page_url(page, base_url),
         unsubscribe_url=PLACEHOLDERS["unsubscribe_url"],
         preferences_url=PLACEHOLDERS["preferences_url"],
+        footer_text=None,
     )
 
 
@@ -103,11 +104,16 @@ def render_transactional(
         view_url=context.get("view_url", ""),
         unsubscribe_url=context.get("unsubscribe_url", ""),
         preferences_url=context.get("preferences_url", ""),
+        # The site's footer text says "you subscribed": untrue for a confirmation request.
+        footer_text=context.get("footer_text", ""),
     )
 
 
-def _render_layout(*, subject, preheader, body, base_url, view_url, unsubscribe_url, preferences_url):
+def _render_layout(*, subject, preheader, body, base_url, view_url, unsubscribe_url, preferences_url, footer_text):
+    """``footer_text`` None means the site's newsletter footer text."""
     sender = _newsletter_settings()
+    if footer_text is None:
+        footer_text = sender.footer_text if sender else ""
     html = render_to_string(
         EMAIL_LAYOUT,
         {
@@ -117,7 +123,7 @@ def _render_layout(*, subject, preheader, body, base_url, view_url, unsubscribe_
             "body": mark_safe(body),  # rendered by our own templates, escaped there
             "sender_name": sender.sender_name if sender else "",
             "postal_address": sender.postal_address if sender else "",
-            "footer_text": sender.footer_text if sender else "",
+            "footer_text": footer_text,
             "view_url": view_url,
             "unsubscribe_url": unsubscribe_url,
             "preferences_url": preferences_url,

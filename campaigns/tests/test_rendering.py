@@ -247,6 +247,8 @@ def test_transactional_email_uses_the_layout_without_unsubscribe_links(newslette
     assert "1 Fleet Street" in doc.find("td", class_="footer").get_text()
     assert "Unsubscribe" not in email.html
     assert f"confirm ({BASE}/c/1/)" in email.text
+    # The newsletter footer ("you receive this because you subscribed") is untrue before confirming.
+    assert newsletter_settings.footer_text not in email.text
 
 
 def test_transactional_email_keeps_unsubscribe_link_when_given(newsletter_settings, tmp_path, settings):
