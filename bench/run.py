@@ -1,0 +1,444 @@
+"""Send one campaign end to end and measure it against raw smtplib (see bench/README.md).
+
+    .venv/bin/python bench/run.py --recipients 10000 --transport smtp --database sqlite
+    .venv/bin/python bench/run.py --recipients 1000000 --transport esp --database postgres
+
+Sets up a throwaway database (an SQLite file in a temporary directory, or a PostgreSQL database
+``broadsheet_bench`` that it drops and creates), migrates it, creates a site, an issue, a list
+and N subscribers, starts the loopback SMTP sink (or the mock Mailgun API), starts the campaign,
+runs ONE worker subprocess (``manage.py worker --batch`` on the database task backend) until the
+queue is empty, and prints: recipients, wall time, messages/s, the worker's CPU per message and
+peak memory (from the kernel, via wait4), and the same for raw smtplib sending a pre-built message
+of the same size N times over one connection to the same sink, measured in the same run. It
+checks that the sink received every recipient exactly once.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path[:0] = [str(ROOT), str(BENCH)]
+
+import smtp_sink  # noqa: E402
+
+PG_SERVER_URL = "postgres://postgres@127.0.0.1:5432"
+PG_DATABASE = "broadsheet_bench"
+SAMPLE_EVERY = 0.5  # seconds between RSS / progress samples of the worker
+
+
+# --- Child processes ------------------------------------------------------------------------
+
+
+class Child:
+    """A subprocess whose own CPU time and peak memory the kernel reports when it exits.
+
+    Started through bench/rusage.py (see why there), which prints the child's pid and then its
+    wait4 figures; meanwhile we sample the child's RSS from /proc to show whether it stays flat.
+    """
+
+    def __init__(self, args, *, env=None, log: Path, cwd=ROOT):
+        self.started = time.perf_counter()
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, str(BENCH / "rusage.py"), str(log), "--", *args],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.pid = json.loads(self.process.stdout.readline())["pid"]
+        self.rss_samples: list[tuple[float, int, int]] = []  # (seconds, rss KB, messages so far)
+
+    def rss_kb(self) -> int:
+        try:
+            with open(f"/proc/{self.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def wait(self, progress=None) -> dict:
+        """Wait for exit, sampling RSS (and ``progress()``) meanwhile; returns times and rusage."""
+        while self.process.poll() is None:
+            elapsed = time.perf_counter() - self.started
+            rss = self.rss_kb()
+            if rss:
+                self.rss_samples.append((round(elapsed, 1), rss, progress() if progress else 0))
+            time.sleep(SAMPLE_EVERY)
+        wall = time.perf_counter() - self.started
+        usage = json.loads(self.process.stdout.read().strip().splitlines()[-1])
+        if usage["exit_code"]:
+            print(f"{self.log} (last lines):", *self.log.read_text().splitlines()[-30:], sep="\n", file=sys.stderr)
+        return {
+            "exit_code": usage["exit_code"],
+            "wall_seconds": wall,
+            "cpu_seconds": usage["user_seconds"] + usage["system_seconds"],
+            "user_seconds": usage["user_seconds"],
+            "system_seconds": usage["system_seconds"],
+            "max_rss_mb": usage["max_rss_kb"] / 1024,
+        }
+
+
+def start_server(script: str, track: int) -> tuple[subprocess.Popen, int]:
+    process = subprocess.Popen(
+        [sys.executable, str(BENCH / script), "--track", str(track)], stdout=subprocess.PIPE, text=True
+    )
+    port = json.loads(process.stdout.readline())["port"]
+    return process, port
+
+
+def stop_server(process: subprocess.Popen) -> dict:
+    process.terminate()
+    out, _ = process.communicate(timeout=30)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def esp_stats(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stats", timeout=10) as response:
+        return json.load(response)
+
+
+# --- Database and content -------------------------------------------------------------------
+
+
+def create_postgres_database(server_url: str, name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(server_url.replace("postgres://", "postgresql://") + "/postgres", autocommit=True) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        db.execute(f'CREATE DATABASE "{name}"')
+    return f"{server_url}/{name}"
+
+
+def drop_postgres_database(server_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server_url.replace("postgres://", "postgresql://") + "/postgres", autocommit=True) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+PARAGRAPH = (
+    "<p>The city council voted on Tuesday to keep the <b>old printing works</b> open as a community "
+    'space, after a campaign that gathered more than four thousand signatures. <a href="https://example.org/'
+    'story-{n}">Read the full story</a> on our website, where you will also find the minutes of the meeting, '
+    "the architects' drawings and a gallery of the presses as they were in 1962.</p>"
+)
+
+
+def create_content(recipients: int):
+    """A site with postal address, an archive, one published issue of typical length, a list of N."""
+    from generate_subscribers import generate_subscribers
+    from wagtail.models import Page, Site
+
+    from campaigns.models import HomePage, NewsletterIndexPage, NewsletterIssuePage, NewsletterSettings
+    from subscribers.models import MailingList
+
+    root = Page.get_first_root_node()
+    home = root.add_child(instance=HomePage(title="Broadsheet bench", slug="bench-home"))
+    Site.objects.all().delete()
+    site = Site.objects.create(hostname="news.example.com", port=443, root_page=home, is_default_site=True)
+    settings_obj = NewsletterSettings.for_site(site)
+    settings_obj.sender_name = "The Broadsheet"
+    settings_obj.sender_email = "news@bench.example"
+    settings_obj.reply_to = "editor@bench.example"
+    settings_obj.postal_address = "1 Fleet Street\nLondon EC4Y 1AA\nUnited Kingdom"
+    settings_obj.save()
+    archive = home.add_child(instance=NewsletterIndexPage(title="Archive", slug="archive"))
+    body = [("heading", {"text": "This week in the city", "level": "h2"})]
+    for n in range(6):
+        body.append(("paragraph", PARAGRAPH.format(n=n)))
+        if n == 2:
+            body.append(("quote", {"text": "Print is not dead; it was resting.", "attribution": "An editor"}))
+            body.append(("divider", None))
+    body.append(("button", {"label": "Read the issue online", "page": None, "link_url": "https://example.org/"}))
+    issue = archive.add_child(
+        instance=NewsletterIssuePage(
+            title="Issue 42",
+            slug="issue-42",
+            subject="Issue 42: the printing works stay open",
+            preheader="Six stories and a quote",
+            body=body,
+        )
+    )
+    issue.save_revision().publish()
+    issue.refresh_from_db()
+    mailing_list = MailingList.objects.create(name="Bench", slug="bench", double_opt_in=False)
+    started = time.perf_counter()
+    added = generate_subscribers(recipients, mailing_list)
+    return issue, mailing_list, added, time.perf_counter() - started
+
+
+def reference_message(campaign, size: int) -> bytes:
+    """The campaign's HTML and text as one multipart message, padded to ``size`` bytes."""
+    from django.core.mail import EmailMultiAlternatives
+
+    message = EmailMultiAlternatives(
+        subject=campaign.subject,
+        body=campaign.text,
+        from_email=campaign.from_email,
+        to=["sub0@bench.example"],
+        headers={"List-Unsubscribe": "<https://news.example.com/newsletter/u/x/>", "Precedence": "bulk"},
+    )
+    message.attach_alternative(campaign.html, "text/html")
+    mime = message.message()
+    data = mime.as_bytes(policy=mime.policy.clone(linesep="\r\n"))
+    if len(data) < size:
+        # Same size as what the engine sent: pad the text with a plain line.
+        data += (b"x" * 76 + b"\r\n") * ((size - len(data)) // 78)
+    return data
+
+
+# --- The run --------------------------------------------------------------------------------
+
+
+def configure(args, tmp: Path) -> dict:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DATABASE_", "EMAIL_", "TASKS_", "REDIS_", "ANYMAIL_", "MAILGUN_", "SEND_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="newsletter_site.settings.dev",
+        DEBUG="0",  # with DEBUG on, Django keeps every query in memory
+        SECRET_KEY="bench-only-secret-key",
+        BASE_URL="https://news.example.com",
+        ALLOWED_HOSTS="news.example.com",
+        VAR_DIR=str(tmp),
+        TASKS_URL="db://",
+        LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    if args.batch_size:
+        env["SEND_BATCH_SIZE"] = str(args.batch_size)
+    if args.database == "sqlite":
+        env["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
+    else:
+        env["DATABASE_URL"] = create_postgres_database(args.postgres, args.pg_database)
+    return env
+
+
+def run(args) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="broadsheet-bench-"))
+    server = None
+    try:
+        env = configure(args, tmp)
+        if args.transport == "smtp":
+            server, port = start_server("smtp_sink.py", args.recipients)
+            env["EMAIL_URL"] = f"smtp://127.0.0.1:{port}?timeout=60"
+
+            def delivered():
+                return smtp_sink.query("127.0.0.1", port)
+
+        else:
+            server, port = start_server("mock_esp.py", args.recipients)
+            env.update(
+                EMAIL_URL="anymail://mailgun",
+                MAILGUN_API_KEY="bench-key",
+                ANYMAIL_API_URL=f"http://127.0.0.1:{port}/v3",
+            )
+
+            def delivered():
+                return esp_stats(port)
+
+        os.environ.update(env)
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        step = time.perf_counter()
+        call_command("migrate", verbosity=0, interactive=False)
+        call_command("createcachetable", verbosity=0)
+        print(f"migrated {args.database} in {time.perf_counter() - step:.1f} s", flush=True)
+
+        issue, mailing_list, added, generate_seconds = create_content(args.recipients)
+        print(f"generated {added} subscribers in {generate_seconds:.1f} s", flush=True)
+
+        worker_args = [sys.executable, "manage.py", "worker", "--batch"]
+        # The first run drains Wagtail's own tasks (reference index, search) from creating the pages;
+        # the second measures the startup cost of a worker (imports, Django setup), to net it out.
+        Child(worker_args, env=env, log=tmp / "worker-drain.log").wait()
+        idle = Child(worker_args, env=env, log=tmp / "worker-idle.log").wait()
+
+        from campaigns.models import Campaign
+        from campaigns.services import create_campaign, start_campaign
+
+        campaign = create_campaign(issue, [mailing_list])
+        started = time.perf_counter()
+        start_campaign(campaign.pk)  # snapshot + render + enqueue, in this process
+        snapshot_seconds = time.perf_counter() - started
+        print(f"campaign started (snapshot of {args.recipients}) in {snapshot_seconds:.1f} s", flush=True)
+
+        if args.profile:
+            profile_path = tmp / "worker.prof"
+            worker_args = [sys.executable, "-m", "cProfile", "-o", str(profile_path), *worker_args[1:]]
+        worker = Child(worker_args, env=env, log=tmp / "worker.log")
+        engine = worker.wait(progress=lambda: delivered()["messages"])
+        end_to_end = time.perf_counter() - started
+        received = delivered()
+
+        campaign = Campaign.objects.get(pk=campaign.pk)
+        result = {
+            "recipients": args.recipients,
+            "transport": args.transport,
+            "database": args.database,
+            "subscribers_generated_seconds": generate_seconds,
+            "snapshot_seconds": snapshot_seconds,
+            "end_to_end_seconds": end_to_end,
+            "engine": engine,
+            "idle_worker": idle,
+            "campaign": {
+                "status": campaign.status,
+                "recipients": campaign.recipients,
+                "sent": campaign.sent,
+                "failed": campaign.failed,
+                "skipped": campaign.skipped,
+            },
+            "received": received,
+            "rss_samples": worker.rss_samples,
+        }
+        if args.profile:
+            result["profile"] = str(profile_path)
+            keep = BENCH / "last-worker.prof"
+            shutil.copy(profile_path, keep)
+            result["profile"] = str(keep)
+
+        if args.transport == "smtp":
+            size = received["bytes"] // max(received["messages"], 1) if "bytes" in received else 0
+            smtp_sink.query("127.0.0.1", port, "XRESET")
+            message_path = tmp / "reference.eml"
+            message_path.write_bytes(reference_message(campaign, size))
+            reference = Child(
+                [
+                    sys.executable,
+                    str(BENCH / "reference_smtp.py"),
+                    "--port",
+                    str(port),
+                    "--count",
+                    str(args.recipients),
+                    "--message",
+                    str(message_path),
+                ],
+                log=tmp / "reference.log",
+            ).wait()
+            reference["message_bytes"] = message_path.stat().st_size
+            reference["received"] = smtp_sink.query("127.0.0.1", port)
+            result["reference"] = reference
+        return result
+    finally:
+        if server is not None:
+            result_server = stop_server(server)
+            if "result" in locals():
+                result["server_final"] = result_server
+        if args.database == "postgres" and not args.keep:
+            drop_postgres_database(args.postgres, args.pg_database)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"kept {tmp}")
+
+
+def report(result: dict) -> str:
+    n = result["recipients"]
+    engine, idle = result["engine"], result["idle_worker"]
+    net_cpu = max(engine["cpu_seconds"] - idle["cpu_seconds"], 0)
+    rows = [
+        ("recipients", f"{n:,}"),
+        ("transport / database", f"{result['transport']} / {result['database']}"),
+        ("campaign status", f"{result['campaign']['status']} ({result['campaign']})"),
+        ("received by the sink", json.dumps(result["received"])),
+        ("snapshot + render + enqueue", f"{result['snapshot_seconds']:.1f} s"),
+        ("worker wall time", f"{engine['wall_seconds']:.1f} s"),
+        ("end to end (start to last message)", f"{result['end_to_end_seconds']:.1f} s"),
+        ("messages/s (worker wall)", f"{n / engine['wall_seconds']:,.0f}"),
+        ("messages/s (end to end)", f"{n / result['end_to_end_seconds']:,.0f}"),
+        (
+            "worker CPU per message",
+            f"{engine['cpu_seconds'] / n * 1e6:,.0f} us (user {engine['user_seconds']:.1f} s, "
+            f"sys {engine['system_seconds']:.1f} s); net of startup ({idle['cpu_seconds']:.1f} s): "
+            f"{net_cpu / n * 1e6:,.0f} us",
+        ),
+        ("worker peak memory", f"{engine['max_rss_mb']:.0f} MB (idle worker: {idle['max_rss_mb']:.0f} MB)"),
+    ]
+    samples = result["rss_samples"]
+    if samples:
+        picks = [samples[int(i * (len(samples) - 1) / 4)] for i in range(5)]
+        rows.append(("worker RSS over time", ", ".join(f"{t}s:{kb // 1024}MB@{m:,}" for t, kb, m in picks)))
+    if "reference" in result:
+        ref = result["reference"]
+        rows += [
+            ("reference: raw smtplib, 1 connection", f"{ref['message_bytes']:,} byte message, {ref['received']}"),
+            ("reference wall time", f"{ref['wall_seconds']:.1f} s ({n / ref['wall_seconds']:,.0f} messages/s)"),
+            ("reference CPU per message", f"{ref['cpu_seconds'] / n * 1e6:,.0f} us"),
+            ("reference peak memory", f"{ref['max_rss_mb']:.0f} MB"),
+            (
+                "ratio engine / reference CPU",
+                f"{engine['cpu_seconds'] / ref['cpu_seconds']:.2f}x (net of startup "
+                f"{net_cpu / ref['cpu_seconds']:.2f}x)",
+            ),
+        ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def check(result: dict) -> list[str]:
+    """Problems that make the run invalid (lost or duplicated messages, unfinished campaign)."""
+    problems = []
+    n, received = result["recipients"], result["received"]
+    if result["engine"]["exit_code"] != 0:
+        problems.append(f"worker exited with {result['engine']['exit_code']}")
+    if result["campaign"]["status"] != "sent":
+        problems.append(f"campaign is {result['campaign']['status']}, not sent")
+    if result["campaign"]["sent"] != n:
+        problems.append(f"campaign counted {result['campaign']['sent']} sent, expected {n}")
+    if received["recipients"] != n or received.get("distinct") != n or received.get("duplicates"):
+        problems.append(f"sink received {received}, expected {n} distinct recipients")
+    if "reference" in result and result["reference"]["received"]["messages"] != n:
+        problems.append(f"reference delivered {result['reference']['received']}")
+    return problems
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipients", type=int, default=10000)
+    parser.add_argument("--transport", choices=["smtp", "esp"], default="smtp")
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--postgres", default=PG_SERVER_URL, help="server URL without database name")
+    parser.add_argument("--pg-database", default=PG_DATABASE)
+    parser.add_argument("--batch-size", type=int, help="SEND_BATCH_SIZE for the worker")
+    parser.add_argument("--profile", action="store_true", help="run the worker under cProfile")
+    parser.add_argument("--keep", action="store_true", help="keep the database and temporary files")
+    parser.add_argument("--json", help="also write the raw figures here")
+    args = parser.parse_args(argv)
+
+    print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs", flush=True)
+    result = run(args)
+    print(report(result))
+    if args.profile:
+        import pstats
+
+        stats = pstats.Stats(result["profile"])
+        stats.sort_stats("tottime").print_stats(20)
+        stats.sort_stats("cumulative").print_stats(30)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+    problems = check(result)
+    for problem in problems:
+        print(f"INVALID RUN: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
