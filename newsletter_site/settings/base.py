@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # Wagtail's database search backend uses GIN indexes on PostgreSQL (system check postgres.E005).
+    "django.contrib.postgres",
 ]
 
 MIDDLEWARE = [
