@@ -22,7 +22,9 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
-DELIVERY_PLACEHOLDER = "%%delivery%%"
+from campaigns.rendering import PLACEHOLDERS
+
+DELIVERY_PLACEHOLDER = PLACEHOLDERS["delivery"]
 
 LINK_SALT = "campaigns.click_tracking.link"
 DELIVERY_SALT = "campaigns.click_tracking.delivery"

@@ -22,6 +22,8 @@ PLACEHOLDERS = {
     "email": "%%email%%",
     "unsubscribe_url": "%%unsubscribe_url%%",
     "preferences_url": "%%preferences_url%%",
+    # Signed delivery id in own click-tracking links (campaigns.click_tracking); absent otherwise.
+    "delivery": "%%delivery%%",
 }
 
 EMAIL_LAYOUT = "campaigns/email/layout.html"

@@ -130,6 +130,7 @@ def _check_can_start(campaign: Campaign, user=None) -> None:
 
 def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: bool = True) -> Campaign:
     """Snapshot, render and go: one transaction; batch tasks are enqueued after it commits."""
+    from campaigns.click_tracking import rewrite_links
     from campaigns.rendering import render_issue
 
     with transaction.atomic():
@@ -143,7 +144,8 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
         rendered = render_issue(revision.as_object())
         campaign.page_revision = revision
         campaign.subject = campaign.subject_override or rendered.subject
-        campaign.html = rendered.html
+        # Own click/open tracking (off by default) is added once here, like everything else.
+        campaign.html = rewrite_links(rendered.html, campaign.pk)
         campaign.text = rendered.text
         campaign.status = Campaign.Status.SENDING
         campaign.started_at = timezone.now()

@@ -56,6 +56,11 @@ class MessageContent:
     subject_prefix: str = ""
 
     @property
+    def tracks_clicks(self) -> bool:
+        """True when own click/open tracking put the delivery placeholder in the HTML."""
+        return PLACEHOLDERS["delivery"] in self.html
+
+    @property
     def full_subject(self) -> str:
         return self.subject_prefix + self.subject
 
@@ -146,7 +151,7 @@ def recipient_values(content: MessageContent, links: LinkMaker, recipient: Recip
     if content.unsubscribe_mailbox:
         subject = quote(f"unsubscribe {urls['token']}")
         list_unsubscribe += f",\r\n <mailto:{content.unsubscribe_mailbox}?subject={subject}>"
-    return {
+    values = {
         "name": recipient.name,
         "email": recipient.email,
         "unsubscribe_url": urls["unsubscribe_url"],
@@ -156,6 +161,11 @@ def recipient_values(content: MessageContent, links: LinkMaker, recipient: Recip
         "message_id": f"<{content.message_id_prefix}.d{recipient.delivery_id}@{content.domain}>",
         "list_unsubscribe": list_unsubscribe,
     }
+    if content.tracks_clicks:
+        from campaigns.click_tracking import delivery_token
+
+        values["delivery"] = delivery_token(recipient.delivery_id)
+    return values
 
 
 def personalise(template: str, values: dict[str, str], *, escape: bool) -> str:

@@ -12,6 +12,7 @@ subclasses fill in ``open``/``close`` and ``send`` for their medium. Outcomes ar
 A feature a transport cannot honour raises ``UnsupportedFeature`` instead of being dropped.
 """
 
+import html as html_lib
 import smtplib
 import ssl
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from django.core import mail
 from django.core.mail import EmailMultiAlternatives
 from django.utils.module_loading import import_string
 
-from campaigns.sending.headers import CompiledMessage, MessageContent, Recipient, personalise
+from campaigns.sending.headers import BODY_KEYS, CompiledMessage, MessageContent, Recipient, personalise
 
 SENT, TEMPORARY, FAILED, UNKNOWN = "sent", "temporary", "failed", "unknown"
 
@@ -337,7 +338,7 @@ class AnymailBatchTransport(DjangoBackendTransport):
     def __post_init__(self):
         limit, field_format = ESP_BATCH[self.esp]
         self.batch_size = min(limit, settings.BROADSHEET.get("ESP_BATCH_LIMIT") or limit)
-        fields = {key: field_format.format(key) for key in ("name", "email", "unsubscribe_url", "preferences_url")}
+        fields = {key: field_format.format(key) for key in BODY_KEYS}
         html_fields = {key: field_format.format(f"{key}_html") for key in fields}
         self.text_body = personalise(self.content.text, fields, escape=False)
         self.html_body = personalise(self.content.html, html_fields, escape=False)
@@ -359,8 +360,8 @@ class AnymailBatchTransport(DjangoBackendTransport):
         merge_data, merge_headers, merge_metadata = {}, {}, {}
         for item in items:
             values, address = item.values, item.recipient.email
-            data = {key: values.get(key) or "" for key in ("name", "email", "unsubscribe_url", "preferences_url")}
-            data.update({f"{key}_html": _escape(value) for key, value in list(data.items())})
+            data = {key: values.get(key) or "" for key in BODY_KEYS}
+            data.update({f"{key}_html": html_lib.escape(value) for key, value in list(data.items())})
             merge_data[address] = data
             merge_headers[address] = {"List-Unsubscribe": values["list_unsubscribe"].replace("\r\n", "")}
             merge_metadata[address] = {"delivery_id": str(item.recipient.delivery_id)}
@@ -389,12 +390,6 @@ def _display_address(recipient: Recipient) -> str:
         return recipient.email
     local, _, domain = recipient.email.rpartition("@")
     return str(Address(display_name=recipient.name, username=local, domain=domain))
-
-
-def _escape(value: str) -> str:
-    import html
-
-    return html.escape(value)
 
 
 def get_transport(content: MessageContent, *, alias: str = "default", test: bool = False) -> Transport:

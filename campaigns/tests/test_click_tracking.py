@@ -174,3 +174,29 @@ def test_open_pixel_with_a_bad_token_still_returns_the_image(client, delivery):
     assert (response.status_code, response["Content-Type"]) == (200, "image/gif")
     delivery.refresh_from_db()
     assert delivery.open_count == 0
+
+
+def test_a_campaign_sent_with_click_tracking_counts_a_readers_click(
+    issue_page, settings, client, mailoutbox, django_capture_on_commit_callbacks
+):
+    from campaigns import services
+    from campaigns.models import Delivery
+    from subscribers.tests.factories import SubscriptionFactory
+
+    settings.BROADSHEET = {**settings.BROADSHEET, "TRACK_CLICKS": True}
+    subscription = SubscriptionFactory()
+    campaign = services.create_campaign(issue_page, [subscription.list])
+    with django_capture_on_commit_callbacks(execute=True):
+        services.start_campaign(campaign.pk)  # ImmediateBackend: the batches run after commit
+
+    [message] = mailoutbox
+    html = message.alternatives[0].content
+    story = next(url for url in hrefs(html) if "/campaigns/c/" in url)
+    assert DELIVERY_PLACEHOLDER not in html
+    response = client.get(story.replace("https://news.example.com", ""))
+
+    assert response.status_code == 302
+    assert response["Location"] == "https://example.org/story"  # the factory issue's first link
+    delivery = Delivery.objects.get(campaign=campaign)
+    assert delivery.click_count == 1
+    assert "/campaigns/c/" not in message.body, "the plain text part keeps the real links"
