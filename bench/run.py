@@ -311,7 +311,8 @@ def run(args) -> dict:
         }
         if args.profile:
             result["profile"] = str(profile_path)
-            keep = BENCH / "last-worker.prof"
+            keep = BENCH / "results" / "worker.prof"
+            keep.parent.mkdir(exist_ok=True)
             shutil.copy(profile_path, keep)
             result["profile"] = str(keep)
 
