@@ -50,8 +50,9 @@ lint: dev-venv
 test: check lint
 	DJANGO_SETTINGS_MODULE=newsletter_site.settings.test $(BIN)/pytest
 
+# Sending benchmark (bench/README.md): make bench BENCH_ARGS="--recipients 100000 --database postgres"
 bench: dev-venv
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var/db.sqlite3 var/outbox var/media
