@@ -411,6 +411,22 @@ def check(result: dict) -> list[str]:
     return problems
 
 
+def code_version() -> str:
+    """The commit measured, and any uncommitted changes to the engine (they are measured too)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "status", "--short", "--", "campaigns", "newsletter_site", "subscribers"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return "unknown (no git)"
+    changed = " ".join(line[3:] for line in dirty.stdout.splitlines())
+    return commit.stdout.strip() + (f" + uncommitted changes in {changed}" if changed else "")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipients", type=int, default=10000)
@@ -425,6 +441,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs", flush=True)
+    print(f"code: {code_version()}", flush=True)
     result = run(args)
     print(report(result))
     if args.profile:
