@@ -630,4 +630,7 @@ def run_import_job(job_id: int, *, encoding: str = "utf-8", delimiter: str = "")
         job.status = ImportJob.Status.DONE
     job.finished_at = timezone.now()
     job.save(update_fields=["status", "errors", "finished_at"])
+    # The upload is a copy of personal data that a GDPR erasure could not reach: keep only the
+    # report. The name stays in the row (the field may not be empty) but the file is gone.
+    job.file.storage.delete(job.file.name)
     return job

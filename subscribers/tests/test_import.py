@@ -236,6 +236,19 @@ def test_background_job_records_progress_and_errors(news, django_capture_on_comm
     assert job.errors[0]["line"] == 3
 
 
+def test_uploaded_file_is_deleted_once_imported(news, django_capture_on_commit_callbacks):
+    upload = SimpleUploadedFile("people.csv", b"email\nann@example.com\n")
+    with django_capture_on_commit_callbacks(execute=True):
+        job = start_import(
+            uploaded_file=upload, lists=[news], column_map={"email": "email"}, mode="subscribe",
+            consent_note="Fair", user=None,
+        )  # fmt: skip
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE
+    assert not job.file.storage.exists(job.file.name)
+
+
 def test_background_job_fails_clearly_on_a_bad_encoding(news, django_capture_on_commit_callbacks):
     upload = SimpleUploadedFile("people.csv", "email,name\nzoe@example.com,Zoë\n".encode("cp1252"))
     with django_capture_on_commit_callbacks(execute=True):
