@@ -101,7 +101,6 @@ class SubscriberHistoryView(generic.InspectView):
 
     template_name = "subscribers/admin/subscriber_history.html"
     page_title = "History"
-    fields = ["email", "name", "language", "state", "state_reason", "created_at", "updated_at"]
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(
@@ -143,6 +142,7 @@ class SubscriberViewSet(ModelViewSet):
     index_view_class = SubscriberIndexView
     inspect_view_enabled = True
     inspect_view_class = SubscriberHistoryView
+    inspect_view_fields = ["email", "name", "language", "state", "state_reason", "state_changed_at", "created_at"]
     copy_view_enabled = False
     form_fields = ["email", "name", "language", "attributes", "state", "state_reason"]
     search_fields = SUBSCRIBER_SEARCH_FIELDS

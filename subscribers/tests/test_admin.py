@@ -127,6 +127,8 @@ def test_import_upload_map_and_progress(admin_client, news, django_capture_on_co
     assert "Not a valid email address" in progress.text
     status = admin_client.get(reverse("subscribers_import:status", args=[job.pk])).json()
     assert status["finished"] and status["created"] == 1 and status["errors"] == 1
+    recent = admin_client.get(reverse("subscribers_import:index"))
+    assert "people.csv" in recent.text and "Done" in recent.text
 
 
 def test_import_subscribe_mode_requires_consent_note(admin_client, news):
