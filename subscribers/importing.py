@@ -317,7 +317,7 @@ class _Importer:
             )
         }
         now = timezone.now()
-        to_create, to_update, targets = [], [], {}
+        to_create, to_update, targets, recent = [], [], {}, {}
         for normalised, row in unique.items():
             if email_hash(normalised) in erased:
                 self._skip_suppressed(row, "The address was erased and may not be added again.")
@@ -335,18 +335,26 @@ class _Importer:
                     )
                 )
                 continue
-            if subscriber.pk > self.max_pk_before or subscriber.pk in self.seen_existing:
+            if subscriber.pk in self.seen_existing:
                 self._duplicate(row, "Repeats an address from an earlier line.")
                 continue
-            self.seen_existing.add(subscriber.pk)
             if subscriber.is_suppressed:
+                self.seen_existing.add(subscriber.pk)
                 self._skip_suppressed(row, f"The address is suppressed ({subscriber.get_state_display().lower()}).")
                 continue
-            if self._merge(subscriber, row):
-                subscriber.updated_at = now
-                to_update.append(subscriber)
+            if subscriber.pk > self.max_pk_before:
+                # Created while this import runs: by an earlier line of the file (a duplicate) or,
+                # rarely, by the form or another import at the same time. Subscribing again is
+                # idempotent and tells the two apart: only the second changes anything.
+                recent[subscriber.pk] = row
+            else:
+                self.seen_existing.add(subscriber.pk)
+                if self._merge(subscriber, row):
+                    subscriber.updated_at = now
+                    to_update.append(subscriber)
             targets[subscriber.pk] = row
 
+        created_ids = set()
         with transaction.atomic():
             if to_create:
                 # ignore_conflicts: an address that signed up through the form a moment ago wins.
@@ -356,14 +364,20 @@ class _Importer:
                 ).values_list("email_normalised", "pk")
                 for normalised, pk in created:
                     targets[pk] = unique[normalised]
-                result.created_count += len(created)
+                    created_ids.add(pk)
+                result.created_count += len(created_ids)
             if to_update:
                 Subscriber.objects.bulk_update(to_update, ["name", "language", "attributes", "updated_at"])
-            changed = self._subscribe(targets, now, new_ids={pk for pk in targets if pk > self.max_pk_before})
-        updated = {pk for pk in changed if pk <= self.max_pk_before} | {s.pk for s in to_update}
+            changed = self._subscribe(targets, now, new_ids=created_ids)
+        for pk, row in recent.items():
+            if pk in changed:
+                result.updated_count += 1
+            else:
+                self._duplicate(row, "Repeats an address from an earlier line.")
+        existing_ids = set(targets) - created_ids - set(recent)
+        updated = (changed & existing_ids) | {s.pk for s in to_update}
         result.updated_count += len(updated)
-        untouched = [pk for pk in targets if pk <= self.max_pk_before and pk not in updated]
-        result.skipped_count += len(untouched)
+        result.skipped_count += len(existing_ids - updated)
 
     def _merge(self, subscriber: Subscriber, row: _Row) -> bool:
         """Fill in the file's name, language and attributes; True when something changed."""

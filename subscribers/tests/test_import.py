@@ -282,3 +282,19 @@ def test_confirm_mode_sends_one_confirmation_email_per_address(news, django_capt
         import_csv(io.BytesIO(b"email\nann@example.com\n"), options, on_pending=send_confirmations)
 
     assert [m.to for m in mailoutbox] == [["ann@example.com"]]
+
+
+def test_subscriber_created_during_the_import_by_someone_else_is_still_subscribed(news):
+    """A form sign-up (or a parallel import) while the file is read is not mistaken for a duplicate."""
+    options = ImportOptions(lists=[news], column_map={"email": "email"}, mode="subscribe", consent_note="x",
+                            chunk_size=1)  # fmt: skip
+    created_meanwhile = []
+
+    def sign_up_meanwhile(result):
+        if not created_meanwhile:
+            created_meanwhile.append(SubscriberFactory(email="zoe@example.com"))
+
+    result = import_csv(io.BytesIO(b"email\nann@example.com\nzoe@example.com\n"), options, progress=sign_up_meanwhile)
+
+    assert Subscription.objects.filter(subscriber=created_meanwhile[0], list=news).exists()
+    assert result.duplicate_count == 0 and result.updated_count == 1
