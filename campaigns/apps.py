@@ -10,6 +10,8 @@ class CampaignsConfig(AppConfig):
         from anymail.signals import tracking
 
         from campaigns import signal_handlers
+        from subscribers.signals import unsubscribed
 
         # dispatch_uid: connected once even if ready() runs again (tests, autoreload).
         tracking.connect(signal_handlers.handle_tracking_event, dispatch_uid="campaigns.tracking")
+        unsubscribed.connect(signal_handlers.handle_unsubscribe, dispatch_uid="campaigns.unsubscribed")

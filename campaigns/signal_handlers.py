@@ -2,7 +2,7 @@
 
 import json
 
-from campaigns.tracking import TrackingEvent, record_tracking_event
+from campaigns.tracking import TrackingEvent, record_campaign_unsubscribe, record_tracking_event
 
 # ESP bounce types that anymail reports as "bounced" but that are temporary. Postmark maps its
 # "SoftBounce" (and a virus notification, which says nothing about the address) to bounced.
@@ -53,3 +53,9 @@ def handle_tracking_event(sender, event, esp_name, **kwargs):
             payload=_payload(event.esp_event),
         )
     )
+
+
+def handle_unsubscribe(sender, subscriber, campaign_id=None, at=None, **kwargs):
+    """``subscribers.signals.unsubscribed`` receiver: credit the campaign whose link was used."""
+    if campaign_id:
+        record_campaign_unsubscribe(campaign_id, subscriber.pk, at=at)

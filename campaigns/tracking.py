@@ -245,6 +245,20 @@ def _apply(delivery: Delivery, event: TrackingEvent, at: datetime) -> str:
     return RECORDED
 
 
+def record_campaign_unsubscribe(campaign_id: int, subscriber_id: int, *, at=None) -> bool:
+    """Count an unsubscribe made through a campaign's own link (unsubscribe page or one-click).
+
+    Sets the delivery's ``unsubscribed_at`` and the campaign's counter the first time only;
+    returns True when it counted. Runs inside the unsubscribe transaction.
+    """
+    updated = Delivery.objects.filter(
+        campaign_id=campaign_id, subscriber_id=subscriber_id, unsubscribed_at__isnull=True
+    ).update(unsubscribed_at=at or timezone.now())
+    if updated:
+        Campaign.objects.filter(pk=campaign_id).update(unsubscribed=F("unsubscribed") + 1)
+    return bool(updated)
+
+
 def _first(delivery, field_name, at, changes, counters, counter):
     """Set a first-time timestamp (counting the campaign counter once) or move it earlier."""
     if getattr(delivery, field_name) is None:

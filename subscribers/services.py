@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from subscribers import tokens
+from subscribers import signals, tokens
 from subscribers.models import MailingList, Subscriber, SubscriberEvent, Subscription, Suppression, normalise_email
 
 logger = logging.getLogger(__name__)
@@ -304,12 +304,14 @@ def unsubscribe(
     ip: str | None = None,
     user_agent: str = "",
     actor=None,
+    campaign_id: int | None = None,
 ) -> list[MailingList]:
     """End the subscriber's pending or confirmed subscriptions to ``list_ids`` (empty: all lists).
 
     Idempotent: returns the lists actually left now (empty when there was nothing to do, also for
     an unknown uid, e.g. an erased subscriber). Records time and ``method`` on each subscription
-    and one event per list; nothing is deleted.
+    and one event per list; nothing is deleted. When lists were left, sends
+    ``subscribers.signals.unsubscribed`` (``campaign_id``: the campaign whose link was used).
     """
     list_ids = list(list_ids)
     now = timezone.now()
@@ -334,6 +336,10 @@ def unsubscribe(
                     user_agent=(user_agent or "")[:500],
                 )
                 left.append(subscription.list)
+        if left:
+            signals.unsubscribed.send(
+                sender=Subscriber, subscriber=subscriber, lists=left, method=method, campaign_id=campaign_id, at=now
+            )
     return left
 
 

@@ -4,11 +4,14 @@ Each purpose has its own salt, so a token made for one purpose fails the signatu
 every other (an unsubscribe link cannot confirm anyone, a confirmation link cannot unsubscribe).
 Tokens carry the subscriber's random ``uid`` and list ids, never the address, and are HMAC-signed
 with ``SECRET_KEY``: they cannot be guessed or altered. The format is
-``<uid hex>[-<list id>...].<signature>`` (plus a timestamp for confirmations), all URL-safe.
+``<uid hex>[-<list id>...][_<campaign id>].<signature>`` (plus a timestamp for confirmations),
+all URL-safe. The campaign id (unsubscribe links in a campaign's emails) lets the campaign's
+report count the unsubscribe.
 """
 
 import uuid
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core import signing
@@ -28,17 +31,32 @@ class ExpiredToken(BadToken):
     """The token was genuine but is older than its purpose allows."""
 
 
-def _payload(subscriber_uid, list_ids: Iterable[int]) -> str:
+class UnsubscribeLink(NamedTuple):
+    uid: uuid.UUID
+    list_ids: list[int]
+    campaign_id: int | None
+
+
+def _payload(subscriber_uid, list_ids: Iterable[int], campaign_id: int | None = None) -> str:
     uid = subscriber_uid if isinstance(subscriber_uid, uuid.UUID) else uuid.UUID(str(subscriber_uid))
-    return "-".join([uid.hex, *(str(int(pk)) for pk in sorted(set(list_ids)))])
+    payload = "-".join([uid.hex, *(str(int(pk)) for pk in sorted(set(list_ids)))])
+    return f"{payload}_{int(campaign_id)}" if campaign_id else payload
+
+
+def _parse_with_campaign(payload: str) -> UnsubscribeLink:
+    body, _, campaign = payload.partition("_")
+    uid_hex, *ids = body.split("-")
+    try:
+        return UnsubscribeLink(uuid.UUID(hex=uid_hex), [int(pk) for pk in ids], int(campaign) if campaign else None)
+    except ValueError:
+        raise BadToken("Malformed token payload.") from None
 
 
 def _parse(payload: str) -> tuple[uuid.UUID, list[int]]:
-    uid_hex, *ids = payload.split("-")
-    try:
-        return uuid.UUID(hex=uid_hex), [int(pk) for pk in ids]
-    except ValueError:
-        raise BadToken("Malformed token payload.") from None
+    uid, list_ids, campaign_id = _parse_with_campaign(payload)
+    if campaign_id is not None:
+        raise BadToken("Unexpected campaign in this token.")
+    return uid, list_ids
 
 
 def _signer(salt: str, timestamped: bool = False) -> signing.Signer:
@@ -53,14 +71,17 @@ def _unsign(token: str, salt: str) -> str:
         raise BadToken("Invalid signature.") from None
 
 
-def unsubscribe_token(subscriber_uid, list_ids: Iterable[int] = ()) -> str:
-    """A permanent token to leave ``list_ids`` (empty: every list) for the subscriber ``subscriber_uid``."""
-    return _signer(UNSUBSCRIBE_SALT).sign(_payload(subscriber_uid, list_ids))
+def unsubscribe_token(subscriber_uid, list_ids: Iterable[int] = (), campaign_id: int | None = None) -> str:
+    """A permanent token to leave ``list_ids`` (empty: every list) for the subscriber ``subscriber_uid``.
+
+    ``campaign_id``: the campaign whose email carries the link, credited with the unsubscribe.
+    """
+    return _signer(UNSUBSCRIBE_SALT).sign(_payload(subscriber_uid, list_ids, campaign_id))
 
 
-def read_unsubscribe_token(token: str) -> tuple[uuid.UUID, list[int]]:
-    """``(subscriber uid, list ids)`` from an unsubscribe token; raises ``BadToken``."""
-    return _parse(_unsign(token, UNSUBSCRIBE_SALT))
+def read_unsubscribe_token(token: str) -> UnsubscribeLink:
+    """``(uid, list_ids, campaign_id)`` from an unsubscribe token; raises ``BadToken``."""
+    return _parse_with_campaign(_unsign(token, UNSUBSCRIBE_SALT))
 
 
 def preferences_token(subscriber_uid) -> str:

@@ -176,7 +176,7 @@ def _unsubscribe_page(request, token, uid, list_ids):
 def unsubscribe(request, token):
     """GET: a page with an Unsubscribe button and a preference-centre link. POST: unsubscribe."""
     try:
-        uid, list_ids = tokens.read_unsubscribe_token(token)
+        uid, list_ids, campaign_id = tokens.read_unsubscribe_token(token)
     except tokens.BadToken:
         return _bad_link(request)
     if request.method != "POST":
@@ -185,6 +185,7 @@ def unsubscribe(request, token):
         uid,
         list_ids,
         method=Subscription.UnsubscribeMethod.LINK,
+        campaign_id=campaign_id,
         ip=_client_ip(request),
         user_agent=_user_agent(request),
     )
@@ -209,7 +210,7 @@ def one_click(request, token):
     must not fail on a client's formatting. Idempotent. GET shows the page with a button.
     """
     try:
-        uid, list_ids = tokens.read_unsubscribe_token(token)
+        uid, list_ids, campaign_id = tokens.read_unsubscribe_token(token)
     except tokens.BadToken:
         return HttpResponse(
             _("This unsubscribe link is not valid."), status=400, content_type="text/plain; charset=utf-8"
@@ -220,6 +221,7 @@ def one_click(request, token):
         uid,
         list_ids,
         method=Subscription.UnsubscribeMethod.ONE_CLICK,
+        campaign_id=campaign_id,
         ip=_client_ip(request),
         user_agent=_user_agent(request),
     )

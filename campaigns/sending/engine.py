@@ -273,7 +273,7 @@ def _content(campaign: Campaign):
     cached = _content_cache.get(campaign.pk)
     if cached is None or cached[0] != key:
         content = build_content(campaign)
-        cached = _content_cache[campaign.pk] = (key, content, LinkMaker(content.list_ids))
+        cached = _content_cache[campaign.pk] = (key, content, LinkMaker(content.list_ids, content.campaign_id))
     return cached[1], cached[2]
 
 

@@ -123,18 +123,19 @@ class LinkMaker:
 
     _MARK = "TOKENMARKER"
 
-    def __init__(self, list_ids):
+    def __init__(self, list_ids, campaign_id: int | None = None):
         from subscribers import tokens
 
         self.tokens = tokens
         self.list_ids = tuple(list_ids)
+        self.campaign_id = campaign_id
         base = settings.BASE_URL.rstrip("/")
         self.unsubscribe = (base + reverse("subscribers:unsubscribe", args=[self._MARK])).split(self._MARK)
         self.one_click = (base + reverse("subscribers:one_click", args=[self._MARK])).split(self._MARK)
         self.preferences = (base + reverse("subscribers:preferences", args=[self._MARK])).split(self._MARK)
 
     def urls(self, uid) -> dict[str, str]:
-        token = self.tokens.unsubscribe_token(uid, self.list_ids)
+        token = self.tokens.unsubscribe_token(uid, self.list_ids, self.campaign_id)
         pref = self.tokens.preferences_token(uid)
         return {
             "unsubscribe_url": token.join(self.unsubscribe),

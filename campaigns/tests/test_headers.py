@@ -72,7 +72,7 @@ def test_list_unsubscribe_is_the_one_click_url_then_the_mailbox(sent_message):
     assert match.view_name == "subscribers:one_click"
     from subscribers.tokens import read_unsubscribe_token
 
-    uid, _lists = read_unsubscribe_token(match.kwargs["token"])
+    uid, _lists, _campaign = read_unsubscribe_token(match.kwargs["token"])
     assert uid == reader.uid
     assert mailto.startswith("<mailto:unsubscribe@example.com?subject=unsubscribe%20")
 

@@ -12,11 +12,11 @@ DAY = 24 * 60 * 60
 
 
 def test_unsubscribe_token_round_trips_uid_and_lists():
-    assert tokens.read_unsubscribe_token(tokens.unsubscribe_token(UID, [7, 3])) == (UID, [3, 7])
+    assert tokens.read_unsubscribe_token(tokens.unsubscribe_token(UID, [7, 3])) == (UID, [3, 7], None)
 
 
 def test_unsubscribe_token_for_all_lists_carries_no_list_ids():
-    assert tokens.read_unsubscribe_token(tokens.unsubscribe_token(UID)) == (UID, [])
+    assert tokens.read_unsubscribe_token(tokens.unsubscribe_token(UID)) == (UID, [], None)
 
 
 def test_unsubscribe_token_with_an_altered_list_is_rejected():
@@ -44,7 +44,7 @@ def test_malformed_tokens_are_rejected(token):
 def test_unsubscribe_token_never_expires():
     with mock.patch("django.core.signing.time.time", return_value=0):
         old = tokens.unsubscribe_token(UID, [1])
-    assert tokens.read_unsubscribe_token(old) == (UID, [1])
+    assert tokens.read_unsubscribe_token(old) == (UID, [1], None)
 
 
 def test_confirm_token_is_not_accepted_as_unsubscribe_or_preferences_token():
