@@ -14,6 +14,7 @@ import argparse
 import os
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -108,10 +109,8 @@ def main() -> None:
           f"duplicates: {result.duplicate_count:,}")  # fmt: skip
     print(f"seconds: {seconds:.1f}  rows/s: {result.processed_rows / seconds:,.0f}  peak RSS: {peak_mb:.0f} MB")
     print("RSS by rows read: " + ", ".join(f"{rows:,}: {mb:.0f} MB" for rows, mb in samples))
-    csv_path.unlink()
-    if not args.database_url:
-        (tmp / "bench.sqlite3").unlink()
-    tmp.rmdir()
+    connection.close()
+    shutil.rmtree(tmp)  # The CSV, and the SQLite file with its journal.
 
 
 if __name__ == "__main__":
