@@ -9,9 +9,10 @@ class CampaignsConfig(AppConfig):
     def ready(self):
         from anymail.signals import tracking
 
-        from campaigns import signal_handlers
+        from campaigns import gdpr, signal_handlers
         from subscribers.signals import unsubscribed
 
         # dispatch_uid: connected once even if ready() runs again (tests, autoreload).
         tracking.connect(signal_handlers.handle_tracking_event, dispatch_uid="campaigns.tracking")
         unsubscribed.connect(signal_handlers.handle_unsubscribe, dispatch_uid="campaigns.unsubscribed")
+        gdpr.register()
