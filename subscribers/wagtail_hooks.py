@@ -1,6 +1,7 @@
 """The "Subscribers" admin menu: lists (with counts), subscribers (search, filters, history), import."""
 
 from django.db.models import Count, Q
+from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from wagtail import hooks
@@ -133,6 +134,14 @@ class SubscriberHistoryView(generic.InspectView):
         return buttons
 
 
+class SubscriberDeleteView(generic.DeleteView):
+    """Deleting a row would forget the address, so a later import could add it again; erasing
+    removes the personal data and keeps an anonymous suppression hash. Delete leads to Erase."""
+
+    def dispatch(self, request, *args, **kwargs):
+        return redirect("subscribers_import:gdpr_erase", kwargs["pk"])
+
+
 class SubscriberViewSet(ModelViewSet):
     model = Subscriber
     name = "subscribers_subscriber"
@@ -140,6 +149,7 @@ class SubscriberViewSet(ModelViewSet):
     icon = "user"
     menu_label = "Subscribers"
     index_view_class = SubscriberIndexView
+    delete_view_class = SubscriberDeleteView
     inspect_view_enabled = True
     inspect_view_class = SubscriberHistoryView
     inspect_view_fields = ["email", "name", "language", "state", "state_reason", "state_changed_at", "created_at"]

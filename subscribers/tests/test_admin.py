@@ -202,6 +202,16 @@ def test_gdpr_erase_needs_the_typed_address_then_erases(admin_client, people):
     assert Suppression.objects.filter(email_hash=email_hash("ann@example.com")).exists()
 
 
+def test_delete_leads_to_erase_so_a_suppression_hash_is_kept(admin_client, people):
+    ann = people[0]
+
+    response = admin_client.post(reverse("subscribers_subscriber:delete", args=[ann.pk]))
+
+    assert response.status_code == 302
+    assert response.url == reverse("subscribers_import:gdpr_erase", args=[ann.pk])
+    assert Subscriber.objects.filter(pk=ann.pk, email="ann@example.com").exists(), "nothing deleted"
+
+
 @pytest.mark.parametrize(
     ("name", "args"),
     [
