@@ -47,6 +47,9 @@ def html_to_text(html: str, width: int = 78) -> str:
     """
     soup = BeautifulSoup(html, "html.parser")
     converter = _Converter(width)
+    # A linked picture next to a text link to the same place (teaser cards) would print the
+    # address twice: such pictures show their alt text only.
+    converter.text_link_hrefs = {(a.get("href") or "").strip() for a in soup.find_all("a") if a.get_text(strip=True)}
     converter.walk(soup)
     converter.flush()
     return converter.result()
@@ -61,6 +64,7 @@ class _Converter:
         self.next_tight = False
         self.list_depth = 0
         self.quote_starts: list[int] = []  # index of the first block of each open <blockquote>
+        self.text_link_hrefs: set[str] = set()
 
     # -- output -------------------------------------------------------------------------------
 
@@ -191,6 +195,9 @@ class _Converter:
         self.walk(tag)
         text = _SPACES.sub(" ", "".join(self.inline[start:])).strip()
         del self.inline[start:]
+        if not tag.get_text(strip=True) and href in self.text_link_hrefs:
+            self.inline.append(text)  # a picture linking where a text link also goes
+            return
         self.inline.append(_format_link(text, href, button=_is_button(tag)))
 
     def listing(self, tag: Tag, *, ordered: bool) -> None:

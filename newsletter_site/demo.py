@@ -222,6 +222,7 @@ def ensure_issues(home: HomePage) -> NewsletterIndexPage:
         if NewsletterIssuePage.objects.filter(slug=spec["slug"]).exists():
             continue
         hero = _image(spec["title"], spec["colour"])
+        story_image = _image(f"{spec['title']} (story)", tuple(max(0, c - 40) for c in spec["colour"]))
         teaser_images = [_image(f"{title} (teaser)", spec["colour"]) for title, _ in spec["teasers"]]
         teasers = [
             {
@@ -237,7 +238,7 @@ def ensure_issues(home: HomePage) -> NewsletterIndexPage:
         body = [
             ("heading", {"text": spec["heading"], "level": "h2"}),
             *[("paragraph", html) for html in spec["paragraphs"]],
-            ("image", {"image": hero, "alt_text": f"Illustration: {spec['heading']}", "caption": spec["title"]}),
+            ("image", {"image": story_image, "alt_text": f"Illustration: {spec['heading']}", "caption": spec["title"]}),
             ("quote", {"text": spec["quote"][0], "attribution": spec["quote"][1]}),
             ("divider", None),
             ("article_teaser", {"left": teasers[0], "right": teasers[1]}),

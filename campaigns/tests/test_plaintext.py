@@ -163,3 +163,17 @@ def test_head_styles_scripts_and_comments_are_ignored():
 
 def test_empty_html_gives_empty_text():
     assert html_to_text("<div>  </div>") == ""
+
+
+def test_linked_picture_beside_a_text_link_to_the_same_place_prints_the_address_once():
+    html = (
+        '<a href="https://example.org/a"><img src="x.jpg" alt="Printing press"></a>'
+        '<h3><a href="https://example.org/a">Ink and iron</a></h3>'
+        '<a href="https://example.org/b"><img src="y.jpg" alt="Only picture"></a>'
+    )
+
+    text = html_to_text(html)
+
+    assert text.count("https://example.org/a") == 1
+    assert "Printing press" in text and "Ink and iron (https://example.org/a)" in text
+    assert "Only picture (https://example.org/b)" in text, "a picture that is the only link keeps its address"
