@@ -176,25 +176,18 @@ def _unsubscribe_page(request, token, uid, list_ids):
 def unsubscribe(request, token):
     """GET: a page with an Unsubscribe button and a preference-centre link. POST: unsubscribe."""
     try:
-        uid, list_ids, campaign_id = tokens.read_unsubscribe_token(token)
+        link = tokens.read_unsubscribe_token(token)
     except tokens.BadToken:
         return _bad_link(request)
     if request.method != "POST":
-        return _unsubscribe_page(request, token, uid, list_ids)
-    services.unsubscribe(
-        uid,
-        list_ids,
-        method=Subscription.UnsubscribeMethod.LINK,
-        campaign_id=campaign_id,
-        ip=_client_ip(request),
-        user_agent=_user_agent(request),
-    )
+        return _unsubscribe_page(request, token, link.uid, link.list_ids)
+    _leave(request, link, Subscription.UnsubscribeMethod.LINK)
     return TemplateResponse(
         request,
         "subscribers/unsubscribed.html",
         {
-            "lists": MailingList.objects.filter(pk__in=list_ids) if list_ids else None,
-            "preferences_url": reverse("subscribers:preferences", args=[tokens.preferences_token(uid)]),
+            "lists": MailingList.objects.filter(pk__in=link.list_ids) if link.list_ids else None,
+            "preferences_url": reverse("subscribers:preferences", args=[tokens.preferences_token(link.uid)]),
         },
     )
 
@@ -210,22 +203,26 @@ def one_click(request, token):
     must not fail on a client's formatting. Idempotent. GET shows the page with a button.
     """
     try:
-        uid, list_ids, campaign_id = tokens.read_unsubscribe_token(token)
+        link = tokens.read_unsubscribe_token(token)
     except tokens.BadToken:
         return HttpResponse(
             _("This unsubscribe link is not valid."), status=400, content_type="text/plain; charset=utf-8"
         )
     if request.method != "POST":
-        return _unsubscribe_page(request, token, uid, list_ids)
+        return _unsubscribe_page(request, token, link.uid, link.list_ids)
+    _leave(request, link, Subscription.UnsubscribeMethod.ONE_CLICK)
+    return HttpResponse(_("You have been unsubscribed."), content_type="text/plain; charset=utf-8")
+
+
+def _leave(request, link: tokens.UnsubscribeLink, method: str) -> None:
     services.unsubscribe(
-        uid,
-        list_ids,
-        method=Subscription.UnsubscribeMethod.ONE_CLICK,
-        campaign_id=campaign_id,
+        link.uid,
+        link.list_ids,
+        method=method,
+        campaign_id=link.campaign_id,
         ip=_client_ip(request),
         user_agent=_user_agent(request),
     )
-    return HttpResponse(_("You have been unsubscribed."), content_type="text/plain; charset=utf-8")
 
 
 # --- Preference centre ------------------------------------------------------------------------

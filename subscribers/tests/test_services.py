@@ -2,7 +2,6 @@ import datetime
 import hashlib
 
 import pytest
-from django.core.cache import cache
 from django.core.management import call_command
 from django.urls import resolve
 from django.utils import timezone
@@ -18,13 +17,6 @@ from subscribers.models import (
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
 CONSENT = "I agree to receive the newsletters I selected by email."
-
-
-@pytest.fixture(autouse=True)
-def clear_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

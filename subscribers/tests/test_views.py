@@ -3,7 +3,6 @@ import time
 from unittest import mock
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
@@ -13,13 +12,6 @@ from subscribers.models import SubscribePage, Subscriber, SubscriberEvent, Subsc
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
 CONSENT = "I agree to receive The Broadsheet by email and can leave at any time."
-
-
-@pytest.fixture(autouse=True)
-def clear_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
