@@ -112,6 +112,25 @@ def snapshot_recipients(campaign: Campaign) -> int:
         return cursor.rowcount
 
 
+# Snapshots at least this large refresh the planner's statistics of the delivery table.
+ANALYZE_AFTER_ROWS = 10_000
+
+
+def analyze_deliveries(rows: int) -> bool:
+    """ANALYZE the delivery table on PostgreSQL after a snapshot of ``rows``; True if it ran.
+
+    Autovacuum only re-analyzes some time after a large insert; meanwhile the planner believed
+    a freshly snapshotted campaign had a handful of queued rows (6 estimated for 786,000 in the
+    bench) and chose plans that walk them all. Run after the start has committed, so the ANALYZE's
+    lock is not held for the rest of the start transaction (it sees only committed rows).
+    """
+    if connection.vendor != "postgresql" or rows < ANALYZE_AFTER_ROWS:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(Delivery._meta.db_table)}")
+    return True
+
+
 def _check_can_start(campaign: Campaign, user=None) -> None:
     if user is not None and not user.has_perm(SEND_PERMISSION):
         raise PermissionDenied("You do not have permission to send campaigns.")
@@ -155,6 +174,8 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
         if not campaign.recipients:
             raise CampaignError("Nobody on these lists can receive it (no confirmed, active subscribers).")
         campaign.save()
+        # Registered first, so it runs before the batch tasks are enqueued.
+        transaction.on_commit(lambda: analyze_deliveries(campaign.recipients))
         if enqueue:
             transaction.on_commit(lambda: enqueue_batches(campaign.pk, campaign.recipients))
     return campaign

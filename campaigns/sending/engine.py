@@ -18,12 +18,13 @@ import datetime
 import logging
 import os
 import socket
+import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from email.utils import formatdate
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Max, Min
 from django.utils import timezone
 
@@ -39,6 +40,10 @@ CHECKPOINT_EVERY = 100
 # Consecutive temporary refusals after which the batch stops and hands its rows back.
 TEMPORARY_STREAK_LIMIT = 3
 UNKNOWN_ERROR = "unknown: worker died while sending"
+# Rows per UPDATE ... FROM (VALUES ...) statement when an ESP reports one id per recipient.
+MESSAGE_ID_CHUNK = 500
+# Up to this many distinct ESP message ids in a checkpoint, one plain UPDATE per id is cheaper.
+GROUPED_MESSAGE_IDS = 8
 
 
 def _config(name, default):
@@ -129,11 +134,17 @@ def recover_stale_deliveries(campaign_id: int, *, stale_after: float | None = No
     return dict(result)
 
 
-def release_claims(campaign_id: int, worker_id: str) -> int:
-    """Hand back the claimed, unsent rows of ``worker_id`` (skipped if the campaign was cancelled)."""
+def release_claims(campaign_id: int, worker_id: str, ids: list[int] | None = None) -> int:
+    """Hand back the claimed, unsent rows of ``worker_id`` (skipped if the campaign was cancelled).
+
+    ``ids``, the rows the batch claimed, narrows the UPDATE to them (a primary key lookup rather
+    than a search of the campaign's queued rows for the worker's name).
+    """
     with transaction.atomic():
         status = Campaign.objects.filter(pk=campaign_id).values_list("status", flat=True).first()
         rows = Delivery.objects.filter(campaign_id=campaign_id, claimed_by=worker_id, status=Delivery.Status.QUEUED)
+        if ids is not None:
+            rows = rows.filter(pk__in=ids)
         if status == Campaign.Status.CANCELLED:
             count = rows.update(status=Delivery.Status.SKIPPED, claimed_by="", last_error="campaign cancelled")
             Campaign.objects.filter(pk=campaign_id).update(skipped=F("skipped") + count)
@@ -194,6 +205,9 @@ class _Batch:
         return now
 
     def mark_sending(self, items: list[Outgoing], message_ids: bool) -> None:
+        if message_ids and len(items) == 1:
+            self.mark_one_sending(items[0])
+            return
         ids = [item.recipient.delivery_id for item in items]
         now = self.next_sending_at()
         update = {
@@ -202,9 +216,28 @@ class _Batch:
             "claimed_at": now,
             "attempts": F("attempts") + 1,
         }
-        if message_ids and len(items) == 1:
-            update["esp_message_id"] = items[0].values["message_id"]
         Delivery.objects.filter(pk__in=ids).update(**update)
+
+    def mark_one_sending(self, item: Outgoing) -> None:
+        """The per-message marker of the SMTP path: one committed UPDATE, kept cheap.
+
+        This write is what limits a kill -9 to the one message in flight, so it stays one
+        committed statement per message. Building it with the ORM cost about five times the
+        statement itself (docs/performance.md), so it is formatted once (_marker_sql) and executed
+        raw. On PostgreSQL its transaction sets ``synchronous_commit = off``: the commit does not
+        wait for the WAL flush, so the marker survives a killed worker (the server has it) but
+        not a power cut of the database server, the same class as SQLite's WAL with
+        synchronous=NORMAL (docs/sending.md).
+        """
+        now = connection.ops.adapt_datetimefield_value(self.next_sending_at())
+        params = [Delivery.Status.SENDING.value, now, now, item.values["message_id"][:255], item.recipient.delivery_id]
+        if connection.vendor == "postgresql":
+            with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+                cursor.execute(_marker_sql(), params)
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(_marker_sql(), params)
 
     def record(self, outcomes) -> int:
         """Buffer outcomes; returns how many were temporary."""
@@ -227,18 +260,13 @@ class _Batch:
         sent = failed = 0
         with transaction.atomic():
             if self.pending_sent:
-                ids = [pk for pk, _ in self.pending_sent]
                 if esp_ids:
-                    rows = [
-                        Delivery(
-                            pk=pk, status=Delivery.Status.SENT, sent_at=now, claimed_by="", esp_message_id=mid[:255]
-                        )
-                        for pk, mid in self.pending_sent
-                    ]
-                    Delivery.objects.bulk_update(rows, ["status", "sent_at", "claimed_by", "esp_message_id"])
+                    _write_sent_with_message_ids(self.pending_sent, now)
                 else:
+                    # SMTP: the Message-ID was written with the marker.
+                    ids = [pk for pk, _ in self.pending_sent]
                     Delivery.objects.filter(pk__in=ids).update(status=Delivery.Status.SENT, sent_at=now, claimed_by="")
-                sent = len(ids)
+                sent = len(self.pending_sent)
             for pk, status, error in self.settled:
                 row = Delivery.objects.filter(pk=pk)
                 if status == TEMPORARY:
@@ -264,6 +292,69 @@ class _Batch:
         self.settled.clear()
 
 
+def _column(name: str) -> str:
+    return connection.ops.quote_name(Delivery._meta.get_field(name).column)
+
+
+_marker_sql_cache: dict[str, str] = {}
+
+
+def _marker_sql() -> str:
+    """UPDATE <delivery> SET status, sending_at, claimed_at, attempts+1, esp_message_id WHERE id (per vendor)."""
+    sql = _marker_sql_cache.get(connection.vendor)
+    if sql is None:
+        table = connection.ops.quote_name(Delivery._meta.db_table)
+        attempts = _column("attempts")
+        # Identifiers from the model's _meta, values as parameters: nothing user-supplied.
+        sql = _marker_sql_cache[connection.vendor] = (
+            f"UPDATE {table} SET {_column('status')} = %s, {_column('sending_at')} = %s, "  # noqa: S608
+            f"{_column('claimed_at')} = %s, {attempts} = {attempts} + 1, {_column('esp_message_id')} = %s "
+            f"WHERE {_column('id')} = %s"
+        )
+    return sql
+
+
+def _supports_update_from() -> bool:
+    if connection.vendor == "postgresql":
+        return True
+    # SQLite has UPDATE ... FROM since 3.33.
+    return connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 33, 0)
+
+
+def _write_sent_with_message_ids(pending: list[tuple[int, str]], now) -> None:
+    """Mark ``pending`` [(delivery id, ESP message id)] sent, with their ids, in few statements.
+
+    Django's bulk_update writes a CASE WHEN id=... THEN ... per row and field; building it was
+    73% of the ESP path's time (docs/performance.md). Mailgun and other batch APIs return ONE id
+    for the whole call: one UPDATE per distinct id. ESPs with one id per recipient get one
+    UPDATE ... FROM (VALUES (id, message id), ...) per chunk where the database has it
+    (PostgreSQL, SQLite >= 3.33), otherwise one UPDATE per id.
+    """
+    groups: dict[str, list[int]] = defaultdict(list)
+    for pk, message_id in pending:
+        groups[message_id[:255]].append(pk)
+    fields = {"status": Delivery.Status.SENT, "sent_at": now, "claimed_by": ""}
+    if len(groups) <= GROUPED_MESSAGE_IDS or not _supports_update_from():
+        for message_id, ids in groups.items():
+            Delivery.objects.filter(pk__in=ids).update(esp_message_id=message_id, **fields)
+        return
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    sent_at = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        for start in range(0, len(pending), MESSAGE_ID_CHUNK):
+            chunk = pending[start : start + MESSAGE_ID_CHUNK]
+            values = ", ".join(["(%s, %s)"] * len(chunk))
+            params = [value for pk, message_id in chunk for value in (pk, message_id[:255])]
+            # Identifiers from _meta, every value a parameter.
+            cursor.execute(
+                f"WITH v (id, message_id) AS (VALUES {values}) "  # noqa: S608
+                f"UPDATE {table} SET {_column('status')} = %s, {_column('sent_at')} = %s, "
+                f"{_column('claimed_by')} = '', {_column('esp_message_id')} = v.message_id "
+                f"FROM v WHERE {table}.{_column('id')} = v.id",
+                [*params, Delivery.Status.SENT.value, sent_at],
+            )
+
+
 _content_cache: dict[int, tuple] = {}
 
 
@@ -275,6 +366,29 @@ def _content(campaign: Campaign):
         content = build_content(campaign)
         cached = _content_cache[campaign.pk] = (key, content, LinkMaker(content.list_ids, content.campaign_id))
     return cached[1], cached[2]
+
+
+# (campaign id, started_at) -> time.monotonic() of this process's last recover_stale_deliveries.
+_last_recovery: dict[tuple, float] = {}
+
+
+def _recover_if_due(campaign: Campaign, *, force: bool = False) -> dict | None:
+    """recover_stale_deliveries at most every CLAIM_TIMEOUT_SECONDS / 2 per process (None: not run).
+
+    A claim only becomes stale after CLAIM_TIMEOUT_SECONDS, so looking every batch (several times
+    a second) found nothing almost always and cost a query over the claimed rows each time.
+    Half the timeout bounds the extra delay before a dead worker's rows are settled.
+    """
+    interval = float(_config("CLAIM_TIMEOUT_SECONDS", 600)) / 2
+    key = (campaign.pk, campaign.started_at)
+    now = time.monotonic()
+    last = _last_recovery.get(key)
+    if not force and last is not None and now - last < interval:
+        return None
+    if len(_last_recovery) > 100:
+        _last_recovery.clear()
+    _last_recovery[key] = now
+    return recover_stale_deliveries(campaign.pk)
 
 
 def _campaign_status(campaign_id: int) -> str | None:
@@ -295,10 +409,15 @@ def send_batch(campaign_id: int, *, worker_id: str, limit: int | None = None, on
     if campaign is None or campaign.status != Campaign.Status.SENDING:
         result.update(status=campaign.status if campaign else None, more=False, retry_at=None)
         return result
-    recovered = recover_stale_deliveries(campaign_id)
-    result["recovered"] = sum(recovered.values())
+    recovered = _recover_if_due(campaign)
     limit = limit or int(_config("BATCH_SIZE", 500))
     ids = claim_deliveries(campaign_id, worker_id, limit)
+    if not ids and recovered is None:
+        # Nothing to claim: the rest may be a dead worker's claim (this is how the watchdog task
+        # settles it), so look now rather than waiting for the interval.
+        recovered = _recover_if_due(campaign, force=True)
+        ids = claim_deliveries(campaign_id, worker_id, limit)
+    result["recovered"] = sum((recovered or {}).values())
     result["claimed"] = len(ids)
     if on_claimed is not None:
         on_claimed(work_remaining(campaign_id))
@@ -333,7 +452,7 @@ def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: di
         transport.open()
     except TransportUnavailable as error:
         logger.warning("campaign %s: %s", campaign.pk, error)
-        result["released"] = release_claims(campaign.pk, worker_id)
+        result["released"] = release_claims(campaign.pk, worker_id, ids)
         return timezone.now().timestamp() + backoff_seconds(1)
     try:
         while index < len(rows):
@@ -371,7 +490,7 @@ def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: di
     finally:
         batch.checkpoint(esp_ids=esp_ids)
         transport.close()
-        result["released"] = release_claims(campaign.pk, worker_id)
+        result["released"] = release_claims(campaign.pk, worker_id, ids)
     for key in ("sent", "failed", "unknown", "retried"):
         result[key] = batch.counts[key]
     return come_back_at

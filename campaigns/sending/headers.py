@@ -13,6 +13,7 @@ import html as html_lib
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
+from functools import cached_property
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
@@ -55,9 +56,13 @@ class MessageContent:
     unsubscribe_mailbox: str = ""
     subject_prefix: str = ""
 
-    @property
+    @cached_property
     def tracks_clicks(self) -> bool:
-        """True when own click/open tracking put the delivery placeholder in the HTML."""
+        """True when own click/open tracking put the delivery placeholder in the HTML.
+
+        Cached: recipient_values() asks for every message, and the answer is a search of the
+        whole HTML (cached_property writes the instance __dict__, which a frozen dataclass allows).
+        """
         return PLACEHOLDERS["delivery"] in self.html
 
     @property
