@@ -219,3 +219,64 @@ def test_engine_honours_the_hourly_rate(campaign, settings):
     assert (result["sent"], result["released"]) == (4, 2)
     assert result["retry_at"] is not None
     assert len(mail.outbox) == 4
+
+
+# --- Bookkeeping shortcuts (campaigns/sending/engine.py, docs/performance.md) ------------------
+
+
+def test_per_recipient_esp_message_ids_are_each_recorded(campaign, settings, monkeypatch):
+    from anymail.backends.test import EmailBackend
+    from anymail.message import AnymailRecipientStatus
+
+    from campaigns.sending import engine
+
+    # Force the UPDATE ... FROM (VALUES ...) path that ESPs with one id per recipient take.
+    monkeypatch.setattr(engine, "GROUPED_MESSAGE_IDS", 0)
+    settings.MAILERS = {"default": {"BACKEND": "anymail.backends.test.EmailBackend"}}
+    original = EmailBackend.post_to_esp
+
+    def post_to_esp(self, payload, message):
+        original(self, payload, message)
+        return {
+            "recipient_status": {
+                address: AnymailRecipientStatus(f"id-{address}", "queued") for address in payload.recipient_emails
+            }
+        }
+
+    monkeypatch.setattr(EmailBackend, "post_to_esp", post_to_esp)
+
+    send_batch(campaign.pk, worker_id="w1")
+
+    rows = Delivery.objects.filter(campaign=campaign).values_list("email", "esp_message_id", "status", "claimed_by")
+    assert sorted(rows) == [(f"reader{i}@example.com", f"id-reader{i}@example.com", "sent", "") for i in range(6)]
+    campaign.refresh_from_db()
+    assert (campaign.sent, campaign.status) == (6, Campaign.Status.SENT)
+
+
+def test_smtp_marker_records_the_message_id_and_the_attempt(campaign, settings):
+    from campaigns.tests.fake_smtp import FakeSMTPServer
+
+    with FakeSMTPServer() as server:
+        settings.MAILERS = server.mailers_setting()
+        send_batch(campaign.pk, worker_id="w1")
+
+    rows = list(Delivery.objects.filter(campaign=campaign).values_list("pk", "esp_message_id", "attempts", "status"))
+    assert len(rows) == 6
+    for pk, message_id, attempts, status in rows:
+        assert (attempts, status) == (1, "sent")
+        assert message_id.startswith("<") and f".d{pk}@news.example.com>" in message_id
+
+
+def test_a_dead_workers_claim_is_settled_when_nothing_else_is_claimable(campaign):
+    # w1's batch looked for dead workers a moment ago, so the next look is not due yet ...
+    send_batch(campaign.pk, worker_id="w1", limit=2)
+    ids = claim_deliveries(campaign.pk, "dead-worker", 4)
+    long_ago = timezone.now() - datetime.timedelta(hours=1)
+    Delivery.objects.filter(pk__in=ids).update(claimed_at=long_ago)
+
+    # ... but with nothing left to claim it looks at once and takes the dead worker's rows.
+    result = send_batch(campaign.pk, worker_id="w2")
+
+    assert (result["recovered"], result["sent"]) == (4, 4)
+    assert len(sent_addresses()) == 6 == len(set(sent_addresses()))
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENT
