@@ -13,6 +13,7 @@ A feature a transport cannot honour raises ``UnsupportedFeature`` instead of bei
 """
 
 import html as html_lib
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
@@ -26,6 +27,11 @@ from django.utils.module_loading import import_string
 from campaigns.sending.headers import BODY_KEYS, CompiledMessage, MessageContent, Recipient, personalise
 
 SENT, TEMPORARY, FAILED, UNKNOWN = "sent", "temporary", "failed", "unknown"
+
+# An address smtplib.quoteaddr() would return unchanged inside <...>: the common case, sent as is.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+# RFC 5321 4.5.2 transparency: a line starting with "." gets a second one.
+_LINE_START_DOT = re.compile(rb"(?m)^\.")
 
 
 class UnsupportedFeature(Exception):
@@ -106,6 +112,7 @@ class SMTPTransport(RawTransport):
 
     name = "smtp"
     connection: smtplib.SMTP | None = None
+    mail_from: str | None = None
 
     def open(self) -> None:
         options = self.options
@@ -142,6 +149,37 @@ class SMTPTransport(RawTransport):
     def send(self, items: list[Outgoing], *, date: str) -> list[Outcome]:
         return [self.send_one(item, date=date) for item in items]
 
+    # smtplib's mail()/rcpt()/data() re-parse both addresses (email.utils.parseaddr) and run a
+    # dot-stuffing regex over the whole message for every message: about 100 us and 75 us per
+    # message in the profile, more than the rest of our per-message work. The three methods
+    # below send the same commands without that: the sender is quoted once, a plain address is
+    # sent as is (anything unusual still goes through smtplib), and the message is scanned for
+    # a line starting with "." with bytes.find (memchr speed), stuffed only when there is one.
+
+    def _mail(self, connection):
+        if self.mail_from is None:
+            self.mail_from = "FROM:" + smtplib.quoteaddr(self.sender)
+        return connection.docmd("mail", self.mail_from)
+
+    @staticmethod
+    def _rcpt(connection, address: str):
+        if _PLAIN_ADDRESS.fullmatch(address):
+            return connection.docmd("rcpt", f"TO:<{address}>")
+        return connection.rcpt(address)
+
+    @staticmethod
+    def _data(connection, raw: bytes):
+        """smtplib.SMTP.data() for bytes ending in CRLF (CompiledMessage.render's output)."""
+        code, reply = connection.docmd("data")
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        if raw.startswith(b".") or raw.find(b"\n.") != -1:
+            raw = _LINE_START_DOT.sub(b"..", raw)
+        if not raw.endswith(b"\r\n"):
+            raw += b"\r\n"
+        connection.send(raw + b".\r\n")
+        return connection.getreply()
+
     def send_one(self, item: Outgoing, *, date: str) -> Outcome:
         delivery_id, address = item.recipient.delivery_id, item.recipient.email
         message_id = item.values["message_id"]
@@ -156,17 +194,17 @@ class SMTPTransport(RawTransport):
             connection = self.connection
             stage = "mail"
             try:
-                code, reply = connection.mail(self.sender)
+                code, reply = self._mail(connection)
                 if code != 250:
                     self._reset()
                     return self._refused(delivery_id, code, reply, "MAIL FROM")
                 stage = "rcpt"
-                code, reply = connection.rcpt(address)
+                code, reply = self._rcpt(connection, address)
                 if code not in (250, 251):
                     self._reset()
                     return self._refused(delivery_id, code, reply, "RCPT TO")
                 stage = "data"
-                code, reply = connection.data(raw)
+                code, reply = self._data(connection, raw)
             except smtplib.SMTPDataError as error:
                 # 421 closes the connection; anything else leaves it usable after RSET.
                 if error.smtp_code == 421:

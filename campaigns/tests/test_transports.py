@@ -249,3 +249,16 @@ def test_locmem_fallback_sends_the_same_headers(campaign):
     ):
         assert message[header], header
     assert message.get_content_type() == "multipart/alternative"
+
+
+def test_lines_starting_with_a_dot_arrive_intact(campaign, smtp_server):
+    # SMTP transparency (RFC 5321 4.5.2): the transport doubles a leading "." and the server strips it.
+    Campaign.objects.filter(pk=campaign.pk).update(text=".A line with a leading dot\nDear %%name%%,\n")
+    Delivery.objects.filter(campaign=campaign, email="reader0@example.com").update(name=".Dotty")
+
+    send_batch(campaign.pk, worker_id="w1")
+
+    (message,) = [m for m in smtp_server.messages if m.rcpt_tos == ("reader0@example.com",)]
+    text = message.parsed().get_body(("plain",)).get_content()
+    assert text.splitlines()[:2] == [".A line with a leading dot", "Dear .Dotty,"]
+    assert message.parsed()["To"] == '".Dotty" <reader0@example.com>'
