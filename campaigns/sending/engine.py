@@ -25,7 +25,7 @@ from email.utils import formatdate
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Max, Min
+from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery
@@ -63,8 +63,17 @@ def backoff_seconds(attempts: int) -> float:
 # --- Claiming and recovery --------------------------------------------------------------------
 
 
-def claim_deliveries(campaign_id: int, worker_id: str, limit: int) -> list[int]:
+def claim_deliveries(campaign_id: int, worker_id: str, limit: int, *, after: int | None = None) -> list[int]:
     """Claim up to ``limit`` claimable rows for ``worker_id``; returns their ids in id order.
+
+    ``after`` (a hint: the highest id this process claimed before; send_batch passes it on
+    PostgreSQL) takes, in this order, rows due for a retry (found through delivery_retry_idx),
+    rows above ``after``, and only if still too few, rows below it: every claimable row is still
+    found, but a row handed back below the hint (pause, throttle) may go after those above it.
+    Why: PostgreSQL plans ``ORDER BY id LIMIT n`` as a walk of the primary key that filters out
+    the rows already sent (it assumes queued rows are spread evenly, but they all sit after the
+    sent ones), so without a bound each claim read every row sent so far: 80 ms per claim after
+    160,000 of 1,000,000, growing with the campaign. SQLite plans it on delivery_claim_idx.
 
     On PostgreSQL, SELECT ... FOR UPDATE SKIP LOCKED lets any number of workers claim at the
     same time without waiting for each other or taking the same row: a row locked by another
@@ -73,13 +82,21 @@ def claim_deliveries(campaign_id: int, worker_id: str, limit: int) -> list[int]:
     """
     now = timezone.now()
     with transaction.atomic():
-        ids = list(
+        claimable = (
             Delivery.objects.claimable(now)
             .filter(campaign_id=campaign_id)
             .order_by("pk")
             .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)[:limit]
+            .values_list("pk", flat=True)
         )
+        if after is None:
+            ids = list(claimable[:limit])
+        else:
+            ids = list(claimable.filter(retry_at__isnull=False)[:limit])
+            for bound in (Q(pk__gt=after), Q(pk__lte=after)):
+                if len(ids) < limit:
+                    ids += claimable.filter(bound, retry_at__isnull=True)[: limit - len(ids)]
+            ids.sort()
         if ids:
             Delivery.objects.filter(pk__in=ids).update(claimed_by=worker_id, claimed_at=now)
     return ids
@@ -368,6 +385,9 @@ def _content(campaign: Campaign):
     return cached[1], cached[2]
 
 
+# (campaign id, started_at) -> the highest delivery id this process claimed (claim_deliveries' hint).
+_claim_floor: dict[tuple, int] = {}
+
 # (campaign id, started_at) -> time.monotonic() of this process's last recover_stale_deliveries.
 _last_recovery: dict[tuple, float] = {}
 
@@ -411,12 +431,18 @@ def send_batch(campaign_id: int, *, worker_id: str, limit: int | None = None, on
         return result
     recovered = _recover_if_due(campaign)
     limit = limit or int(_config("BATCH_SIZE", 500))
-    ids = claim_deliveries(campaign_id, worker_id, limit)
+    key = (campaign.pk, campaign.started_at)
+    after = _claim_floor.get(key) if connection.vendor == "postgresql" else None
+    ids = claim_deliveries(campaign_id, worker_id, limit, after=after)
     if not ids and recovered is None:
         # Nothing to claim: the rest may be a dead worker's claim (this is how the watchdog task
         # settles it), so look now rather than waiting for the interval.
         recovered = _recover_if_due(campaign, force=True)
         ids = claim_deliveries(campaign_id, worker_id, limit)
+    if ids:
+        if len(_claim_floor) > 100:
+            _claim_floor.clear()
+        _claim_floor[key] = max(ids[-1], _claim_floor.get(key, 0))
     result["recovered"] = sum((recovered or {}).values())
     result["claimed"] = len(ids)
     if on_claimed is not None:

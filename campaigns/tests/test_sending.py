@@ -41,6 +41,17 @@ def test_claimed_rows_are_not_claimed_again(campaign):
     assert claim_deliveries(campaign.pk, "w3", 4) == []
 
 
+def test_a_claim_above_a_hint_takes_due_retries_first_and_still_finds_the_rows_below_it(campaign):
+    ids = list(Delivery.objects.filter(campaign=campaign).order_by("pk").values_list("pk", flat=True))
+    Delivery.objects.filter(pk=ids[0]).update(retry_at=timezone.now() - datetime.timedelta(seconds=1))
+
+    first = claim_deliveries(campaign.pk, "w1", 3, after=ids[3])
+    second = claim_deliveries(campaign.pk, "w1", 4, after=ids[5])
+
+    assert first == [ids[0], ids[4], ids[5]]
+    assert second == ids[1:4]
+
+
 def test_a_batch_sends_only_its_claim_and_leaves_the_rest_queued(campaign):
     result = send_batch(campaign.pk, worker_id="w1", limit=4)
 
