@@ -79,6 +79,13 @@ def env_float(name: str, default: float, env: Mapping | None = None) -> float:
     return number
 
 
+def env_choice(name: str, default: str, choices: list[str], env: Mapping | None = None) -> str:
+    value = _get(name, env) or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r}: choose one of {', '.join(choices)}.")
+    return value
+
+
 def env_list(name: str, default: list[str] | None = None, env: Mapping | None = None) -> list[str]:
     value = _get(name, env)
     if value is None:

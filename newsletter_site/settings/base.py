@@ -140,8 +140,19 @@ BROADSHEET = {
     # Sending throttle per mailer, honoured across all workers (0 = unlimited).
     "SEND_RATE_PER_SECOND": config.env_float("SEND_RATE_PER_SECOND", 0),
     "SEND_RATE_PER_HOUR": config.env_float("SEND_RATE_PER_HOUR", 0),
+    # Longest a worker waits for the throttle inside a batch before coming back later.
+    "THROTTLE_MAX_WAIT_SECONDS": config.env_float("THROTTLE_MAX_WAIT_SECONDS", 5),
+    # Recipients one batch task claims; batch tasks enqueued at once when a campaign starts.
     "BATCH_SIZE": config.env_int("SEND_BATCH_SIZE", 500, minimum=1),
+    "PARALLEL_BATCHES": config.env_int("SEND_PARALLEL_BATCHES", 4, minimum=1),
+    # Caps the ESP's own recipients-per-call limit (docs/sending.md); 0 = the ESP's limit.
+    "ESP_BATCH_LIMIT": config.env_int("ESP_BATCH_LIMIT", 0, minimum=0),
+    # Tries per recipient on temporary failures, with exponential backoff between them.
     "MAX_ATTEMPTS": config.env_int("SEND_MAX_ATTEMPTS", 5, minimum=1),
+    "RETRY_BACKOFF_SECONDS": config.env_float("SEND_RETRY_BACKOFF_SECONDS", 60),
+    "RETRY_BACKOFF_MAX_SECONDS": config.env_float("SEND_RETRY_BACKOFF_MAX_SECONDS", 3600),
+    # A worker that touched none of its claimed rows for this long is dead: its rows are settled.
+    "CLAIM_TIMEOUT_SECONDS": config.env_int("SEND_CLAIM_TIMEOUT_SECONDS", 600, minimum=30),
     # Subscribe form limits (django-ratelimit rates) and the gap before a confirmation is re-sent.
     "SUBSCRIBE_RATE_PER_IP": config.env_str("SUBSCRIBE_RATE_PER_IP", "20/h"),
     "SUBSCRIBE_RATE_PER_ADDRESS": config.env_str("SUBSCRIBE_RATE_PER_ADDRESS", "5/h"),
@@ -150,7 +161,7 @@ BROADSHEET = {
     "TRUSTED_PROXY_COUNT": config.env_int("TRUSTED_PROXY_COUNT", 0, minimum=0),
     # Staff addresses told when someone confirms (comma-separated); "daily" sends a digest.
     "NOTIFY_STAFF": config.env_list("NOTIFY_STAFF"),
-    "NOTIFY_STAFF_MODE": config.env_str("NOTIFY_STAFF_MODE", "each"),
+    "NOTIFY_STAFF_MODE": config.env_choice("NOTIFY_STAFF_MODE", "each", ["each", "daily"]),
     # ESP feedback: suppress an address that soft-bounces on this many consecutive campaigns.
     "SOFT_BOUNCE_LIMIT": config.env_int("SOFT_BOUNCE_LIMIT", 3, minimum=1),
     # Own tracking for plain SMTP (ESPs track themselves): signed redirect links, a 1x1 open pixel.

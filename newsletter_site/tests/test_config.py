@@ -154,3 +154,9 @@ def test_bad_email_url_stops_start_up_naming_the_variable():
     result = _boot("newsletter_site.settings.dev", {"EMAIL_URL": "carrier-pigeon://coop"})
     assert result.returncode != 0
     assert "EMAIL_URL='carrier-pigeon://coop'" in result.stderr
+
+
+def test_choice_settings_refuse_unknown_values():
+    assert config.env_choice("NOTIFY_STAFF_MODE", "each", ["each", "daily"], env={}) == "each"
+    with pytest.raises(ImproperlyConfigured, match=r"^NOTIFY_STAFF_MODE='weekly': choose one of each, daily"):
+        config.env_choice("NOTIFY_STAFF_MODE", "each", ["each", "daily"], env={"NOTIFY_STAFF_MODE": "weekly"})
