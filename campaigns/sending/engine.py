@@ -200,6 +200,13 @@ def work_remaining(campaign_id: int) -> dict:
 # --- Sending ----------------------------------------------------------------------------------
 
 
+def marker_prelude() -> list[str]:
+    """Statements run in the per-message marker's transaction before the marker itself."""
+    if connection.vendor == "postgresql" and not settings.BROADSHEET["SYNCHRONOUS_MARKER"]:
+        return ["SET LOCAL synchronous_commit = off"]
+    return []
+
+
 class _Batch:
     """The state of one send_batch call."""
 
@@ -244,13 +251,16 @@ class _Batch:
         raw. On PostgreSQL its transaction sets ``synchronous_commit = off``: the commit does not
         wait for the WAL flush, so the marker survives a killed worker (the server has it) but
         not a power cut of the database server, the same class as SQLite's WAL with
-        synchronous=NORMAL (docs/sending.md).
+        synchronous=NORMAL (docs/sending.md). BROADSHEET["SYNCHRONOUS_MARKER"] keeps the flush for
+        operators who want no re-send even after a database-server power cut, at its fsync cost.
         """
         now = connection.ops.adapt_datetimefield_value(self.next_sending_at())
         params = [Delivery.Status.SENDING.value, now, now, item.values["message_id"][:255], item.recipient.delivery_id]
-        if connection.vendor == "postgresql":
+        prelude = marker_prelude()
+        if prelude:
             with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
+                for statement in prelude:
+                    cursor.execute(statement)
                 cursor.execute(_marker_sql(), params)
         else:
             with connection.cursor() as cursor:

@@ -291,3 +291,15 @@ def test_a_dead_workers_claim_is_settled_when_nothing_else_is_claimable(campaign
     assert (result["recovered"], result["sent"]) == (4, 4)
     assert len(sent_addresses()) == 6 == len(set(sent_addresses()))
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENT
+
+
+def test_synchronous_marker_setting_keeps_the_wal_flush_on_postgresql(settings, monkeypatch):
+    from django.db import connection
+
+    from campaigns.sending.engine import marker_prelude
+
+    monkeypatch.setattr(connection, "vendor", "postgresql")
+    settings.BROADSHEET = {**settings.BROADSHEET, "SYNCHRONOUS_MARKER": False}
+    assert marker_prelude() == ["SET LOCAL synchronous_commit = off"]
+    settings.BROADSHEET = {**settings.BROADSHEET, "SYNCHRONOUS_MARKER": True}
+    assert marker_prelude() == []

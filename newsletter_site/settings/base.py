@@ -151,6 +151,10 @@ BROADSHEET = {
     "MAX_ATTEMPTS": config.env_int("SEND_MAX_ATTEMPTS", 5, minimum=1),
     "RETRY_BACKOFF_SECONDS": config.env_float("SEND_RETRY_BACKOFF_SECONDS", 60),
     "RETRY_BACKOFF_MAX_SECONDS": config.env_float("SEND_RETRY_BACKOFF_MAX_SECONDS", 3600),
+    # PostgreSQL: wait for the WAL flush on each per-message marker (docs/sending.md). Off, a
+    # killed worker still never causes a re-send; only a database-server power cut could re-send
+    # the last fraction of a second of messages. On, every message costs an fsync.
+    "SYNCHRONOUS_MARKER": config.env_bool("SEND_SYNCHRONOUS_MARKER", False),
     # A worker that touched none of its claimed rows for this long is dead: its rows are settled.
     "CLAIM_TIMEOUT_SECONDS": config.env_int("SEND_CLAIM_TIMEOUT_SECONDS", 600, minimum=30),
     # Subscribe form limits (django-ratelimit rates) and the gap before a confirmation is re-sent.
