@@ -9,7 +9,7 @@ from urllib.parse import urljoin
 import css_inline
 from django.conf import settings
 from django.template.loader import render_to_string
-from django.utils.html import escape
+from django.utils.html import escape as html_escape
 from django.utils.safestring import mark_safe
 from wagtail.models import Site
 
@@ -56,12 +56,17 @@ class RenderedEmail:
         Returns ``(html, text)``. Values are HTML-escaped in the html part only; a missing value
         becomes an empty string so no raw token ever reaches a reader.
         """
-        html, text = self.html, self.text
-        for key, token in PLACEHOLDERS.items():
+        return fill_placeholders(self.html, values, escape=True), fill_placeholders(self.text, values, escape=False)
+
+
+def fill_placeholders(template: str, values: dict[str, str], *, escape: bool) -> str:
+    """Replace each PLACEHOLDERS token in ``template`` by ``values[key]`` (HTML-escaped when
+    ``escape``); a missing value becomes "" so no raw token reaches a reader."""
+    for key, token in PLACEHOLDERS.items():
+        if token in template:
             value = str(values.get(key) or "")
-            html = html.replace(token, escape(value))
-            text = text.replace(token, value)
-        return html, text
+            template = template.replace(token, html_escape(value) if escape else value)
+    return template
 
 
 def render_issue(page, *, base_url: str | None = None) -> RenderedEmail:

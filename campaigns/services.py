@@ -330,8 +330,9 @@ def send_test(page_or_campaign, addresses, *, subscriber=None) -> int:
     from email.utils import formatdate
 
     from campaigns.rendering import render_issue
-    from campaigns.sending.headers import LinkMaker, MessageContent, Recipient, build_content, recipient_values
+    from campaigns.sending.headers import MessageContent, Recipient, build_content, recipient_values
     from campaigns.sending.transports import SENT, Outgoing, get_transport
+    from subscribers.services import RecipientLinks
 
     if isinstance(page_or_campaign, Campaign):
         campaign = page_or_campaign
@@ -365,7 +366,7 @@ def send_test(page_or_campaign, addresses, *, subscriber=None) -> int:
             unsubscribe_mailbox=settings.BROADSHEET.get("UNSUBSCRIBE_MAILBOX", ""),
             subject_prefix="[TEST] ",
         )
-    links = LinkMaker(content.list_ids)
+    links = RecipientLinks(content.list_ids)
     transport = get_transport(content, test=True)
     name = subscriber.name if subscriber is not None else "Sample Reader"
     uid = subscriber.uid if subscriber is not None else uuid.UUID(int=0)

@@ -30,9 +30,10 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery
 from campaigns.sending import transports as transports_module
-from campaigns.sending.headers import LinkMaker, Recipient, build_content, recipient_values
+from campaigns.sending.headers import Recipient, build_content, recipient_values
 from campaigns.sending.throttle import Throttle
 from campaigns.sending.transports import SENT, TEMPORARY, UNKNOWN, Outcome, Outgoing, TransportUnavailable
+from subscribers.services import RecipientLinks
 
 logger = logging.getLogger(__name__)
 
@@ -391,7 +392,7 @@ def _content(campaign: Campaign):
     cached = _content_cache.get(campaign.pk)
     if cached is None or cached[0] != key:
         content = build_content(campaign)
-        cached = _content_cache[campaign.pk] = (key, content, LinkMaker(content.list_ids, content.campaign_id))
+        cached = _content_cache[campaign.pk] = (key, content, RecipientLinks(content.list_ids, content.campaign_id))
     return cached[1], cached[2]
 
 

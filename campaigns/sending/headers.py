@@ -12,14 +12,14 @@ import email.policy
 import html as html_lib
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate
+from email.utils import formataddr, formatdate, parseaddr
 from functools import cached_property
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
-from django.urls import reverse
 
 from campaigns.rendering import PLACEHOLDERS
+from subscribers.services import RecipientLinks
 
 # The recipient values that go into the body (keys of campaigns.rendering.PLACEHOLDERS).
 BODY_KEYS = tuple(PLACEHOLDERS)
@@ -64,6 +64,11 @@ class MessageContent:
         whole HTML (cached_property writes the instance __dict__, which a frozen dataclass allows).
         """
         return PLACEHOLDERS["delivery"] in self.html
+
+    @cached_property
+    def message_id_domain(self) -> str:
+        """The sender's domain: Message-IDs then belong to the domain the mail says it is from."""
+        return parseaddr(self.from_email)[1].rpartition("@")[2] or self.domain
 
     @property
     def full_subject(self) -> str:
@@ -119,38 +124,7 @@ def build_content(campaign, *, subject_prefix: str = "") -> MessageContent:
     )
 
 
-class LinkMaker:
-    """Per-recipient unsubscribe/one-click/preferences URLs, with the URL prefixes reversed once.
-
-    Equivalent to subscribers.services.recipient_urls(), which reverses three URLs per call;
-    here only the two HMAC tokens are computed per recipient.
-    """
-
-    _MARK = "TOKENMARKER"
-
-    def __init__(self, list_ids, campaign_id: int | None = None):
-        from subscribers import tokens
-
-        self.tokens = tokens
-        self.list_ids = tuple(list_ids)
-        self.campaign_id = campaign_id
-        base = settings.BASE_URL.rstrip("/")
-        self.unsubscribe = (base + reverse("subscribers:unsubscribe", args=[self._MARK])).split(self._MARK)
-        self.one_click = (base + reverse("subscribers:one_click", args=[self._MARK])).split(self._MARK)
-        self.preferences = (base + reverse("subscribers:preferences", args=[self._MARK])).split(self._MARK)
-
-    def urls(self, uid) -> dict[str, str]:
-        token = self.tokens.unsubscribe_token(uid, self.list_ids, self.campaign_id)
-        pref = self.tokens.preferences_token(uid)
-        return {
-            "unsubscribe_url": token.join(self.unsubscribe),
-            "one_click_url": token.join(self.one_click),
-            "preferences_url": pref.join(self.preferences),
-            "token": token,
-        }
-
-
-def recipient_values(content: MessageContent, links: LinkMaker, recipient: Recipient) -> dict[str, str]:
+def recipient_values(content: MessageContent, links: RecipientLinks, recipient: Recipient) -> dict[str, str]:
     """Every per-recipient value: body placeholders plus To, Message-ID and List-Unsubscribe."""
     urls = links.urls(recipient.uid)
     list_unsubscribe = f"<{urls['one_click_url']}>"
@@ -164,7 +138,7 @@ def recipient_values(content: MessageContent, links: LinkMaker, recipient: Recip
         "preferences_url": urls["preferences_url"],
         "one_click_url": urls["one_click_url"],
         "to": formataddr((recipient.name, recipient.email)) if recipient.name else recipient.email,
-        "message_id": f"<{content.message_id_prefix}.d{recipient.delivery_id}@{content.domain}>",
+        "message_id": f"<{content.message_id_prefix}.d{recipient.delivery_id}@{content.message_id_domain}>",
         "list_unsubscribe": list_unsubscribe,
     }
     if content.tracks_clicks:
@@ -172,16 +146,6 @@ def recipient_values(content: MessageContent, links: LinkMaker, recipient: Recip
 
         values["delivery"] = delivery_token(recipient.delivery_id)
     return values
-
-
-def personalise(template: str, values: dict[str, str], *, escape: bool) -> str:
-    """Fill the body placeholders of ``template`` (HTML-escaping the values when ``escape``)."""
-    for key in BODY_KEYS:
-        token = PLACEHOLDERS[key]
-        if token in template:
-            value = values.get(key) or ""
-            template = template.replace(token, html_lib.escape(value) if escape else value)
-    return template
 
 
 def _split(template: str) -> list[str]:

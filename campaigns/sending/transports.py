@@ -24,7 +24,8 @@ from django.core import mail
 from django.core.mail import EmailMultiAlternatives
 from django.utils.module_loading import import_string
 
-from campaigns.sending.headers import BODY_KEYS, CompiledMessage, MessageContent, Recipient, personalise
+from campaigns.rendering import fill_placeholders
+from campaigns.sending.headers import BODY_KEYS, CompiledMessage, MessageContent, Recipient
 
 SENT, TEMPORARY, FAILED, UNKNOWN = "sent", "temporary", "failed", "unknown"
 
@@ -296,13 +297,13 @@ class DjangoBackendTransport(Transport):
         content, values = self.content, item.values
         message = EmailMultiAlternatives(
             subject=content.full_subject,
-            body=personalise(content.text, values, escape=False),
+            body=fill_placeholders(content.text, values, escape=False),
             from_email=content.from_email,
             to=[_display_address(item.recipient)],
             reply_to=[content.reply_to] if content.reply_to else None,
             headers=_message_headers(content, values, date),
         )
-        message.attach_alternative(personalise(content.html, values, escape=True), "text/html")
+        message.attach_alternative(fill_placeholders(content.html, values, escape=True), "text/html")
         return message
 
     def send(self, items: list[Outgoing], *, date: str) -> list[Outcome]:
@@ -383,8 +384,8 @@ class AnymailBatchTransport(DjangoBackendTransport):
         self.batch_size = min(limit, settings.BROADSHEET.get("ESP_BATCH_LIMIT") or limit)
         fields = {key: field_format.format(key) for key in BODY_KEYS}
         html_fields = {key: field_format.format(f"{key}_html") for key in fields}
-        self.text_body = personalise(self.content.text, fields, escape=False)
-        self.html_body = personalise(self.content.html, html_fields, escape=False)
+        self.text_body = fill_placeholders(self.content.text, fields, escape=False)
+        self.html_body = fill_placeholders(self.content.html, html_fields, escape=False)
 
     def send(self, items: list[Outgoing], *, date: str) -> list[Outcome]:
         from anymail.message import AnymailMessage

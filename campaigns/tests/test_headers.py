@@ -47,7 +47,8 @@ def test_every_required_header_is_present(sent_message):
     assert message["Subject"] == "Spring issue: news from the press"
     assert message["Reply-To"] == "editor@example.com"
     assert message["Date"].datetime is not None
-    assert message["Message-ID"].endswith("@news.example.com>")
+    # On the sender's domain (From: news@example.com), not the web site's.
+    assert message["Message-ID"].endswith("@example.com>")
     assert message["MIME-Version"] == "1.0"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["List-Id"] == '"The Weekly" <weekly.news.example.com>'

@@ -275,7 +275,7 @@ def test_smtp_marker_records_the_message_id_and_the_attempt(campaign, settings):
     assert len(rows) == 6
     for pk, message_id, attempts, status in rows:
         assert (attempts, status) == (1, "sent")
-        assert message_id.startswith("<") and f".d{pk}@news.example.com>" in message_id
+        assert message_id.startswith("<") and f".d{pk}@example.com>" in message_id
 
 
 def test_a_dead_workers_claim_is_settled_when_nothing_else_is_claimable(campaign):
