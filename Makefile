@@ -34,9 +34,9 @@ migrate: venv
 demo: migrate
 	$(PY) manage.py load_demo_content
 
+# The Procfile says `python`: the venv goes first on PATH so honcho's processes use it.
 run: demo
 	@HOST=$(HOST) PORT=$(PORT) $(PY) manage.py run_banner
-	# The Procfile says `python`: put the venv first on PATH so honcho's processes use it.
 	PATH="$(CURDIR)/$(BIN):$$PATH" HOST=$(HOST) PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 check: dev-venv
