@@ -194,8 +194,14 @@ def ensure_settings(home: HomePage, lists: list[MailingList]) -> None:
 
 
 def ensure_subscribe_page(home: HomePage) -> None:
-    if SubscribePage.objects.exists():
-        return
+    page = SubscribePage.objects.first() or _create_subscribe_page(home)
+    if not home.body:
+        # The same form on the home page, through the block any page can host.
+        home.body = [("subscribe_form", {"heading": "Get the next issue", "page": page})]
+        home.save_revision().publish()
+
+
+def _create_subscribe_page(home: HomePage) -> SubscribePage:
     page = home.add_child(
         instance=SubscribePage(
             title="Subscribe",
@@ -207,6 +213,7 @@ def ensure_subscribe_page(home: HomePage) -> None:
         )
     )
     page.save_revision().publish()
+    return page
 
 
 def ensure_issues(home: HomePage) -> NewsletterIndexPage:

@@ -4,6 +4,7 @@ from django.db import models
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from wagtail import blocks
 from wagtail.admin.panels import FieldPanel, MultiFieldPanel
 from wagtail.contrib.routable_page.models import RoutablePageMixin, path
 from wagtail.fields import RichTextField, StreamField
@@ -11,14 +12,23 @@ from wagtail.models import Page
 from wagtail.search import index
 
 from campaigns.blocks import IssueBodyBlock
+from subscribers.blocks import SubscribeFormBlock
 
 
 class HomePage(Page):
     """The site root: an introduction, the latest issues and a subscribe call to action."""
 
     intro = RichTextField(blank=True)
+    # Free sections under the latest issues, e.g. the subscribe form (any page can host one).
+    body = StreamField(
+        [
+            ("paragraph", blocks.RichTextBlock(features=["bold", "italic", "link", "ol", "ul", "h2", "h3"])),
+            ("subscribe_form", SubscribeFormBlock()),
+        ],
+        blank=True,
+    )
 
-    content_panels = [*Page.content_panels, FieldPanel("intro")]
+    content_panels = [*Page.content_panels, FieldPanel("intro"), FieldPanel("body")]
     subpage_types = ["campaigns.NewsletterIndexPage", "subscribers.SubscribePage"]
     max_count = 1
 

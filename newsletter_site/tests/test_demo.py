@@ -39,3 +39,13 @@ def test_running_it_twice_changes_nothing_and_keeps_the_password():
     assert (Subscriber.objects.count(), Subscription.objects.count(), NewsletterIssuePage.objects.count()) == counts
     assert second["password"] == first["password"]
     assert second["subscribers_created"] == 0
+
+
+@pytest.mark.django_db
+def test_the_demo_home_page_carries_a_subscribe_form_posting_to_the_subscribe_page(client):
+    load_demo_content()
+
+    html = client.get("/", HTTP_HOST="news.example.com").content.decode()
+
+    assert 'action="/subscribe/"' in html
+    assert 'type="email"' in html and "The Broadsheet" in html
