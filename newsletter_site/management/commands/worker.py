@@ -23,6 +23,8 @@ class Command(BaseCommand):
             call_command("db_worker", "--queue-name", ",".join(queues), *extra)
         elif backend.startswith("django_tasks_rq"):
             extra = ["--burst"] if options["batch"] else []
-            call_command("rqworker", *queues, "--job-class", "django_tasks_rq.Job", *extra)
+            # The scheduler moves jobs enqueued with run_after (scheduled campaigns, retries with
+            # backoff) onto the queue when due; without it they would wait forever.
+            call_command("rqworker", *queues, "--job-class", "django_tasks_rq.Job", "--with-scheduler", *extra)
         else:
             self.stderr.write(f"The task backend {backend} runs tasks in-process; no worker is needed.")
