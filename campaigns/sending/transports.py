@@ -112,6 +112,8 @@ class SMTPTransport(RawTransport):
     name = "smtp"
     connection: smtplib.SMTP | None = None
     mail_from: str | None = None
+    # Whether the open connection's server advertised PIPELINING (RFC 2920), read at open().
+    pipelining: bool = False
 
     def open(self) -> None:
         options = self.options
@@ -130,6 +132,7 @@ class SMTPTransport(RawTransport):
         except (OSError, smtplib.SMTPException) as error:
             raise TransportUnavailable(f"SMTP {host}:{port}: {error}") from error
         self.connection = connection
+        self.pipelining = connection.has_extn("pipelining")
 
     def close(self) -> None:
         if self.connection is not None:
@@ -168,11 +171,8 @@ class SMTPTransport(RawTransport):
         return connection.rcpt(address)
 
     @staticmethod
-    def _data(connection, raw: bytes):
-        """smtplib.SMTP.data() for bytes ending in CRLF (CompiledMessage.render's output)."""
-        code, reply = connection.docmd("data")
-        if code != 354:
-            raise smtplib.SMTPDataError(code, reply)
+    def _stuffed(raw: bytes) -> bytes:
+        """The message as DATA content, terminator included."""
         # RFC 5321 4.5.2 transparency: a line starting with "." gets a second one. Every line
         # ends in "\n", so this is smtplib's re.sub(rb"(?m)^\.", b"..") without the regex.
         raw = raw.replace(b"\n.", b"\n..")
@@ -180,7 +180,15 @@ class SMTPTransport(RawTransport):
             raw = b"." + raw
         if not raw.endswith(b"\r\n"):
             raw += b"\r\n"
-        connection.send(raw + b".\r\n")
+        return raw + b".\r\n"
+
+    @classmethod
+    def _data(cls, connection, raw: bytes):
+        """smtplib.SMTP.data() for bytes ending in CRLF (CompiledMessage.render's output)."""
+        code, reply = connection.docmd("data")
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        connection.send(cls._stuffed(raw))
         return connection.getreply()
 
     def send_one(self, item: Outgoing, *, date: str) -> Outcome:
@@ -195,6 +203,11 @@ class SMTPTransport(RawTransport):
             if self.connection is None:
                 self.open()
             connection = self.connection
+            if self.pipelining:
+                outcome = self._send_pipelined(connection, item, raw, last_attempt=attempt == 2)
+                if outcome is None:
+                    continue
+                return outcome
             stage = "mail"
             try:
                 code, reply = self._mail(connection)
@@ -228,6 +241,69 @@ class SMTPTransport(RawTransport):
                 return self._refused(delivery_id, code, reply, "DATA")
             return Outcome(delivery_id, SENT, message_id)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send_pipelined(self, connection, item: Outgoing, raw: bytes, *, last_attempt: bool) -> Outcome | None:
+        """One message with RFC 2920 pipelining: MAIL, RCPT and DATA in one write, their three
+        replies read together, then the data and its reply. Two writes and two waits per message
+        instead of four of each. The outcome rules are the sequential path's; None means the
+        connection dropped before the data went out: retry on a new connection."""
+        delivery_id, address = item.recipient.delivery_id, item.recipient.email
+        if self.mail_from is None:
+            self.mail_from = "FROM:" + smtplib.quoteaddr(self.sender)
+        rcpt_to = f"TO:<{address}>" if _PLAIN_ADDRESS.fullmatch(address) else "TO:" + smtplib.quoteaddr(address)
+        replies = []
+        try:
+            connection.send(f"MAIL {self.mail_from}\r\nRCPT {rcpt_to}\r\nDATA\r\n")
+            for _ in range(3):
+                replies.append(connection.getreply())
+        except (smtplib.SMTPServerDisconnected, ConnectionError, OSError) as error:
+            self.connection = None
+            connection.close()
+            refusal = self._pipelined_refusal(replies)
+            if refusal is not None:
+                # Refused, then the server hung up (a 421 closes the link): the refusal decides.
+                return self._refused(delivery_id, *refusal)
+            if last_attempt:
+                return Outcome(delivery_id, TEMPORARY, error=f"connection lost: {error}")
+            return None
+        refusal = self._pipelined_refusal(replies)
+        if refusal is not None:
+            if replies[2][0] == 354:
+                # A server that accepted DATA although MAIL or RCPT failed expects a message:
+                # an empty one ends it (and is refused for want of recipients).
+                try:
+                    connection.send(b".\r\n")
+                    connection.getreply()
+                except (smtplib.SMTPServerDisconnected, ConnectionError, OSError):
+                    self.close()
+            if self.connection is not None:
+                if refusal[0] == 421:
+                    self.close()
+                else:
+                    self._reset()
+            return self._refused(delivery_id, *refusal)
+        message_id = item.values["message_id"]
+        try:
+            connection.send(self._stuffed(raw))
+            code, reply = connection.getreply()
+        except (smtplib.SMTPServerDisconnected, ConnectionError, OSError) as error:
+            self.connection = None
+            connection.close()
+            return Outcome(delivery_id, UNKNOWN, message_id, f"unknown: connection lost during DATA: {error}")
+        if code != 250:
+            self._reset()
+            return self._refused(delivery_id, code, reply, "DATA")
+        return Outcome(delivery_id, SENT, message_id)
+
+    @staticmethod
+    def _pipelined_refusal(replies: list) -> tuple[int, object, str] | None:
+        """The first refusal among the MAIL, RCPT and DATA replies read so far, if any."""
+        for (code, reply), stage, accepted in zip(
+            replies, ("MAIL FROM", "RCPT TO", "DATA"), ((250,), (250, 251), (354,)), strict=False
+        ):
+            if code not in accepted:
+                return code, reply, stage
+        return None
 
     @staticmethod
     def _refused(delivery_id: int, code: int, reply, stage: str) -> Outcome:

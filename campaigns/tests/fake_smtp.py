@@ -40,7 +40,11 @@ said otherwise:
   data and closes without replying (recorded in ``in_flight``, not in ``messages``).
 
 The server speaks enough ESMTP for smtplib and Django's SMTP backend: EHLO/HELO, MAIL, RCPT,
-DATA, RSET, NOOP, QUIT; no TLS, no AUTH.
+DATA, RSET, NOOP, QUIT; no TLS, no AUTH. It advertises PIPELINING (RFC 2920) and takes several
+commands in one write (each is answered in order); ``FakeSMTPServer(pipelining=False)``, or
+setting ``server.pipelining = False`` before the client connects, leaves the advertisement out.
+``pipelined`` counts the MAIL commands that arrived together with the next command (a client
+that waited for each reply never does that).
 """
 
 import contextlib
@@ -73,11 +77,35 @@ class _Dropped(Exception):
     """The server decided to cut this connection."""
 
 
+class _LineReader:
+    """Lines from a socket, with what the client already sent beyond them kept in ``pending``."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.pending = b""
+
+    def readline(self, limit: int) -> bytes:
+        while True:
+            end = self.pending.find(b"\n", 0, limit)
+            if end >= 0 or len(self.pending) >= limit:
+                cut = end + 1 if end >= 0 else limit
+                line, self.pending = self.pending[:cut], self.pending[cut:]
+                return line
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                line, self.pending = self.pending, b""
+                return line
+            self.pending += chunk
+
+
 class _Handler(socketserver.StreamRequestHandler):
     server: "_Server"
 
     def handle(self):
         fake = self.server.fake
+        # Our own line reader instead of rfile: it can tell whether more commands came in the same
+        # write (pipelining), which a buffered file hides.
+        self.lines = _LineReader(self.connection)
         fake._connection_opened(self.connection)
         try:
             self._reply("220 fake-smtp.test ESMTP ready")
@@ -95,17 +123,20 @@ class _Handler(socketserver.StreamRequestHandler):
         mail_from = None
         rcpt_tos: list[str] = []
         while True:
-            raw = self.rfile.readline(65536)
+            raw = self.lines.readline(65536)
             if not raw:
                 return
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             verb, _, arg = line.partition(" ")
             verb = verb.upper()
             if verb == "EHLO":
-                self._reply("250-fake-smtp.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800")
+                pipelining = "250-PIPELINING\r\n" if fake.pipelining else ""
+                self._reply(f"250-fake-smtp.test\r\n{pipelining}250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800")
             elif verb == "HELO":
                 self._reply("250 fake-smtp.test")
             elif verb == "MAIL" and arg.upper().startswith("FROM:"):
+                if self.lines.pending:
+                    fake._count_pipelined()
                 mail_from, rcpt_tos = _address(arg[5:]), []
                 self._reply("250 2.1.0 OK")
             elif verb == "RCPT" and arg.upper().startswith("TO:"):
@@ -146,7 +177,7 @@ class _Handler(socketserver.StreamRequestHandler):
     def _read_data(self) -> bytes:
         lines = []
         while True:
-            raw = self.rfile.readline(1 << 20)
+            raw = self.lines.readline(1 << 20)
             if not raw:
                 raise _Dropped
             if raw in (b".\r\n", b".\n"):
@@ -175,7 +206,8 @@ class _Server(socketserver.ThreadingTCPServer):
 class FakeSMTPServer:
     """A threaded SMTP server on ``host`` and an ephemeral port; see the module docstring."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, pipelining: bool = True):
+        self.pipelining = pipelining
         self._lock = threading.Lock()
         self._server = _Server((host, port), self)
         self.host, self.port = self._server.server_address[:2]
@@ -214,6 +246,7 @@ class FakeSMTPServer:
             self.in_flight: list[ReceivedMessage] = []
             self.attempts = 0
             self.connections = 0
+            self.pipelined = 0
             self._temporary_at: set[int] = set()
             self._temporary_until = 0.0
             self._temporary_reply = DEFAULT_TEMPORARY_REPLY
@@ -280,6 +313,10 @@ class FakeSMTPServer:
     def _connection_closed(self, sock):
         with self._lock:
             self._open_sockets.discard(sock)
+
+    def _count_pipelined(self):
+        with self._lock:
+            self.pipelined += 1
 
     def _refusal_for(self, address: str) -> str | None:
         with self._lock:

@@ -1,6 +1,7 @@
 """The fault-injecting SMTP server the engine tests rely on, driven with plain smtplib."""
 
 import smtplib
+import socket
 from email.message import EmailMessage
 from email.policy import SMTP
 
@@ -167,3 +168,38 @@ def test_mailers_setting_points_djangos_smtp_backend_at_the_server(server, setti
 
     assert server.recipients() == ["reader@example.com"]
     assert server.messages[0].parsed()["Subject"] == "Subject"
+
+
+def test_advertises_pipelining_unless_switched_off():
+    with FakeSMTPServer() as on, FakeSMTPServer(pipelining=False) as off:
+        with _connect(on) as client:
+            client.ehlo()
+            assert client.has_extn("pipelining")
+        with _connect(off) as client:
+            client.ehlo()
+            assert not client.has_extn("pipelining")
+
+
+def test_answers_pipelined_commands_in_order_and_counts_them(server):
+    server.reject_recipient("gone@example.com")
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        replies = sock.makefile("rb")
+        replies.readline()  # greeting
+        # Two messages' commands, each MAIL/RCPT/DATA in one write, as an RFC 2920 client sends.
+        sock.sendall(b"MAIL FROM:<news@example.com>\r\nRCPT TO:<a@example.com>\r\nDATA\r\n")
+        codes = [replies.readline()[:3] for _ in range(3)]
+        sock.sendall(_message("a@example.com") + b".\r\n")
+        codes.append(replies.readline()[:3])
+        sock.sendall(b"MAIL FROM:<news@example.com>\r\nRCPT TO:<gone@example.com>\r\nDATA\r\nQUIT\r\n")
+        codes += [replies.readline()[:3] for _ in range(4)]
+
+    assert codes == [b"250", b"250", b"354", b"250", b"250", b"550", b"503", b"221"]
+    assert server.recipients() == ["a@example.com"]
+    assert server.pipelined == 2
+
+
+def test_a_client_waiting_for_each_reply_is_not_counted_as_pipelining(server):
+    with _connect(server) as client:
+        client.sendmail("news@example.com", ["a@example.com"], _message("a@example.com"))
+
+    assert server.pipelined == 0

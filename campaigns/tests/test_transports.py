@@ -15,9 +15,11 @@ from subscribers.tests.factories import MailingListFactory, SubscriberFactory, S
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def smtp_server(settings):
-    with FakeSMTPServer() as server:
+@pytest.fixture(params=[True, False], ids=["pipelining", "sequential"])
+def smtp_server(request, settings):
+    """The fake server with PIPELINING advertised (one write for MAIL/RCPT/DATA) and without:
+    every SMTP test below runs against both of the transport's paths."""
+    with FakeSMTPServer(pipelining=request.param) as server:
         settings.MAILERS = server.mailers_setting()
         yield server
 
@@ -58,6 +60,26 @@ def test_permanent_550_fails_only_that_recipient(campaign, smtp_server):
     assert len(smtp_server.messages) == 4
     campaign.refresh_from_db()
     assert (campaign.status, campaign.sent, campaign.failed) == (Campaign.Status.SENT, 4, 1)
+
+
+def test_pipelining_is_used_only_when_the_server_advertises_it(campaign, smtp_server):
+    send_batch(campaign.pk, worker_id="w1")
+
+    assert len(smtp_server.messages) == 5
+    # With PIPELINING each MAIL arrives in one write with its RCPT and DATA; without, never.
+    assert smtp_server.pipelined == (5 if smtp_server.pipelining else 0)
+
+
+def test_temporary_refusal_of_a_recipient_is_retried_and_the_rest_go_out(campaign, smtp_server):
+    smtp_server.reject_recipient("reader1@example.com", code=451, message="4.7.1 Try again later")
+
+    send_batch(campaign.pk, worker_id="w1")
+
+    retried = Delivery.objects.get(email="reader1@example.com")
+    assert (retried.status, retried.retry_at is not None) == ("queued", True)
+    assert retried.last_error.startswith("RCPT TO 451")
+    assert sorted(smtp_server.recipients()) == [f"reader{i}@example.com" for i in (0, 2, 3, 4)]
+    assert smtp_server.connections == 1  # RSET, not a new connection
 
 
 def test_temporary_421_is_retried_later_not_now(campaign, smtp_server):
