@@ -6,8 +6,8 @@
 Sets up a throwaway database (an SQLite file in a temporary directory, or a PostgreSQL database
 ``broadsheet_bench`` that it drops and creates), migrates it, creates a site, an issue, a list
 and N subscribers, starts the loopback SMTP sink (or the mock Mailgun API), starts the campaign,
-runs ONE worker subprocess (``manage.py worker --batch`` on the database task backend) until the
-queue is empty, and prints: recipients, wall time, messages/s, the worker's CPU per message and
+runs ONE worker subprocess (``manage.py worker --batch`` on the database task backend; ``--workers N``
+for N of them) until the queue is empty, and prints: recipients, wall time, messages/s, the worker's CPU per message and
 peak memory (from the kernel, via wait4), and the same for raw smtplib sending a pre-built message
 of the same size N times over one connection to the same sink, measured in the same run. It
 checks that the sink received every recipient exactly once.
@@ -69,14 +69,25 @@ class Child:
             pass
         return 0
 
+    def sample(self, progress=None) -> bool:
+        """Record one RSS sample (with ``progress()``); False once the child has exited."""
+        if self.process.poll() is not None:
+            return False
+        rss = self.rss_kb()
+        if rss:
+            elapsed = time.perf_counter() - self.started
+            self.rss_samples.append((round(elapsed, 1), rss, progress() if progress else 0))
+        return True
+
     def wait(self, progress=None) -> dict:
         """Wait for exit, sampling RSS (and ``progress()``) meanwhile; returns times and rusage."""
-        while self.process.poll() is None:
-            elapsed = time.perf_counter() - self.started
-            rss = self.rss_kb()
-            if rss:
-                self.rss_samples.append((round(elapsed, 1), rss, progress() if progress else 0))
+        while self.sample(progress):
             time.sleep(SAMPLE_EVERY)
+        return self.finish()
+
+    def finish(self) -> dict:
+        """The exited child's wall time and its own CPU time and peak memory (wait4)."""
+        self.process.wait()
         wall = time.perf_counter() - self.started
         usage = json.loads(self.process.stdout.read().strip().splitlines()[-1])
         if usage["exit_code"]:
@@ -91,9 +102,27 @@ class Child:
         }
 
 
-def start_server(script: str, track: int) -> tuple[subprocess.Popen, int]:
+def wait_all(children: list[Child], progress=None) -> dict:
+    """Wait for every worker; their CPU times summed, the longest wall time, the highest peak RSS."""
+    running = list(children)
+    while running:
+        running = [child for child in running if child.sample(progress)]
+        time.sleep(SAMPLE_EVERY)
+    each = [child.finish() for child in children]
+    return {
+        "exit_code": next((usage["exit_code"] for usage in each if usage["exit_code"]), 0),
+        "wall_seconds": max(usage["wall_seconds"] for usage in each),
+        "cpu_seconds": sum(usage["cpu_seconds"] for usage in each),
+        "user_seconds": sum(usage["user_seconds"] for usage in each),
+        "system_seconds": sum(usage["system_seconds"] for usage in each),
+        "max_rss_mb": max(usage["max_rss_mb"] for usage in each),
+        "workers": each,
+    }
+
+
+def start_server(script: str, track: int, *extra: str) -> tuple[subprocess.Popen, int]:
     process = subprocess.Popen(
-        [sys.executable, str(BENCH / script), "--track", str(track)], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(BENCH / script), "--track", str(track), *extra], stdout=subprocess.PIPE, text=True
     )
     port = json.loads(process.stdout.readline())["port"]
     return process, port
@@ -235,7 +264,8 @@ def run(args) -> dict:
     try:
         env = configure(args, tmp)
         if args.transport == "smtp":
-            server, port = start_server("smtp_sink.py", args.recipients)
+            sink_options = ["--no-pipelining"] if args.no_pipelining else []
+            server, port = start_server("smtp_sink.py", args.recipients, *sink_options)
             env["EMAIL_URL"] = f"smtp://127.0.0.1:{port}?timeout=60"
 
             def delivered():
@@ -284,8 +314,10 @@ def run(args) -> dict:
         if args.profile:
             profile_path = tmp / "worker.prof"
             worker_args = [sys.executable, "-m", "cProfile", "-o", str(profile_path), *worker_args[1:]]
-        worker = Child(worker_args, env=env, log=tmp / "worker.log")
-        engine = worker.wait(progress=lambda: delivered()["messages"])
+        # Several workers drain the same campaign (PostgreSQL: SKIP LOCKED claims); each is measured
+        # on its own, the CPU times are summed.
+        workers = [Child(worker_args, env=env, log=tmp / f"worker-{n}.log") for n in range(args.workers)]
+        engine = wait_all(workers, progress=lambda: delivered()["messages"])
         end_to_end = time.perf_counter() - started
         received = delivered()
 
@@ -307,7 +339,9 @@ def run(args) -> dict:
                 "skipped": campaign.skipped,
             },
             "received": received,
-            "rss_samples": worker.rss_samples,
+            "workers": args.workers,
+            "no_pipelining": args.no_pipelining,
+            "rss_samples": workers[0].rss_samples,
         }
         if args.profile:
             result["profile"] = str(profile_path)
@@ -354,13 +388,16 @@ def run(args) -> dict:
 def report(result: dict) -> str:
     n = result["recipients"]
     engine, idle = result["engine"], result["idle_worker"]
-    net_cpu = max(engine["cpu_seconds"] - idle["cpu_seconds"], 0)
+    workers = result.get("workers", 1)
+    net_cpu = max(engine["cpu_seconds"] - workers * idle["cpu_seconds"], 0)
     rows = [
         ("recipients", f"{n:,}"),
         ("transport / database", f"{result['transport']} / {result['database']}"),
+        ("SMTP sink advertises PIPELINING", "no" if result.get("no_pipelining") else "yes"),
         ("campaign status", f"{result['campaign']['status']} ({result['campaign']})"),
         ("received by the sink", json.dumps(result["received"])),
         ("snapshot + render + enqueue", f"{result['snapshot_seconds']:.1f} s"),
+        ("workers", f"{workers}"),
         ("worker wall time", f"{engine['wall_seconds']:.1f} s"),
         ("end to end (start to last message)", f"{result['end_to_end_seconds']:.1f} s"),
         ("messages/s (worker wall)", f"{n / engine['wall_seconds']:,.0f}"),
@@ -368,11 +405,18 @@ def report(result: dict) -> str:
         (
             "worker CPU per message",
             f"{engine['cpu_seconds'] / n * 1e6:,.0f} us (user {engine['user_seconds']:.1f} s, "
-            f"sys {engine['system_seconds']:.1f} s); net of startup ({idle['cpu_seconds']:.1f} s): "
-            f"{net_cpu / n * 1e6:,.0f} us",
+            f"sys {engine['system_seconds']:.1f} s); net of startup ({idle['cpu_seconds']:.1f} s "
+            f"per worker): {net_cpu / n * 1e6:,.0f} us",
         ),
         ("worker peak memory", f"{engine['max_rss_mb']:.0f} MB (idle worker: {idle['max_rss_mb']:.0f} MB)"),
     ]
+    if workers > 1:
+        rows.append(
+            (
+                "per worker: CPU, peak memory",
+                ", ".join(f"{w['cpu_seconds']:.1f} s {w['max_rss_mb']:.0f} MB" for w in engine["workers"]),
+            )
+        )
     samples = result["rss_samples"]
     if samples:
         picks = [samples[int(i * (len(samples) - 1) / 4)] for i in range(5)]
@@ -434,6 +478,10 @@ def main(argv=None):
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--postgres", default=PG_SERVER_URL, help="server URL without database name")
     parser.add_argument("--pg-database", default=PG_DATABASE)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes draining the campaign")
+    parser.add_argument(
+        "--no-pipelining", action="store_true", help="the SMTP sink does not advertise PIPELINING (RFC 2920)"
+    )
     parser.add_argument("--batch-size", type=int, help="SEND_BATCH_SIZE for the worker")
     parser.add_argument("--profile", action="store_true", help="run the worker under cProfile")
     parser.add_argument("--keep", action="store_true", help="keep the database and temporary files")

@@ -32,6 +32,8 @@ import socket
 import sys
 
 EHLO_REPLY = b"250-sink.bench\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 104857600\r\n"
+# --no-pipelining: the same without the PIPELINING line (clients then wait for every reply).
+EHLO_REPLY_SEQUENTIAL = EHLO_REPLY.replace(b"250-PIPELINING\r\n", b"")
 INDEX_RE = re.compile(rb"(\d+)@")
 END_OF_DATA = b"\r\n.\r\n"
 
@@ -67,8 +69,9 @@ class Counters:
 
 
 class SinkProtocol(asyncio.Protocol):
-    def __init__(self, counters: Counters, slot: int):
+    def __init__(self, counters: Counters, slot: int, ehlo_reply: bytes = EHLO_REPLY):
         self.counters = counters
+        self.ehlo_reply = ehlo_reply
         self.base = slot * 4
         self.buffer = b""
         self.in_data = False
@@ -126,7 +129,7 @@ class SinkProtocol(asyncio.Protocol):
             self.tail = b"\r\n"
             replies.append(b"354 End data with <CR><LF>.<CR><LF>\r\n")
         elif verb == b"EHLO":
-            replies.append(EHLO_REPLY)
+            replies.append(self.ehlo_reply)
         elif verb in (b"HELO", b"NOOP"):
             replies.append(b"250 Ok\r\n")
         elif verb == b"RSET":
@@ -160,12 +163,12 @@ class SinkProtocol(asyncio.Protocol):
         self.pending_recipients = []
 
 
-def _serve(sock: socket.socket, counters: Counters, slot: int):
+def _serve(sock: socket.socket, counters: Counters, slot: int, ehlo_reply: bytes = EHLO_REPLY):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent reports and stops us
 
     async def main():
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: SinkProtocol(counters, slot), sock=sock)
+        server = await loop.create_server(lambda: SinkProtocol(counters, slot, ehlo_reply), sock=sock)
         async with server:
             await server.serve_forever()
 
@@ -192,14 +195,17 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--track", type=int, default=0, help="detect duplicates among indexes 0..N-1")
+    parser.add_argument("--no-pipelining", action="store_true", help="do not advertise PIPELINING")
     parser.add_argument("--stats-file", help="write the final counts here as JSON")
     args = parser.parse_args(argv)
 
     sock = socket.create_server((args.host, args.port), backlog=512)
     counters = Counters(args.processes, args.track)
+    ehlo_reply = EHLO_REPLY_SEQUENTIAL if args.no_pipelining else EHLO_REPLY
     context = multiprocessing.get_context("fork")
     children = [
-        context.Process(target=_serve, args=(sock, counters, slot), daemon=True) for slot in range(args.processes)
+        context.Process(target=_serve, args=(sock, counters, slot, ehlo_reply), daemon=True)
+        for slot in range(args.processes)
     ]
     for child in children:
         child.start()
