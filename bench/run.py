@@ -393,7 +393,6 @@ def report(result: dict) -> str:
     rows = [
         ("recipients", f"{n:,}"),
         ("transport / database", f"{result['transport']} / {result['database']}"),
-        ("SMTP sink advertises PIPELINING", "no" if result.get("no_pipelining") else "yes"),
         ("campaign status", f"{result['campaign']['status']} ({result['campaign']})"),
         ("received by the sink", json.dumps(result["received"])),
         ("snapshot + render + enqueue", f"{result['snapshot_seconds']:.1f} s"),
@@ -421,6 +420,8 @@ def report(result: dict) -> str:
     if samples:
         picks = [samples[int(i * (len(samples) - 1) / 4)] for i in range(5)]
         rows.append(("worker RSS over time", ", ".join(f"{t}s:{kb // 1024}MB@{m:,}" for t, kb, m in picks)))
+    if result["transport"] == "smtp":
+        rows.append(("SMTP sink advertises PIPELINING", "no" if result.get("no_pipelining") else "yes"))
     if "reference" in result:
         ref = result["reference"]
         rows += [
