@@ -24,3 +24,18 @@ def make_issue(parent, *, title="Issue 1: Spring", slug="issue-1", body=None, pu
         page.unpublish() if page.live else None
     page.refresh_from_db()
     return page
+
+
+def started_campaign(issue_page, readers: int, capture_on_commit):
+    """A campaign started to ``readers`` subscribers (reader0..N-1@example.com) whose batch tasks
+    have not run: ``capture_on_commit`` is pytest-django's django_capture_on_commit_callbacks."""
+    from campaigns import services
+    from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
+
+    weekly = MailingListFactory(slug="weekly")
+    for index in range(readers):
+        SubscriptionFactory(list=weekly, subscriber=SubscriberFactory(email=f"reader{index}@example.com"))
+    campaign = services.create_campaign(issue_page, [weekly])
+    with capture_on_commit(execute=False):
+        services.start_campaign(campaign.pk)
+    return campaign

@@ -6,12 +6,11 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from campaigns import services
 from campaigns.models import Campaign, Delivery, SendWindow
 from campaigns.sending import claim_deliveries, recover_stale_deliveries, send_batch
 from campaigns.sending.engine import UNKNOWN_ERROR
 from campaigns.sending.throttle import Throttle
-from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
+from campaigns.tests.factories import started_campaign
 
 pytestmark = pytest.mark.django_db
 
@@ -19,13 +18,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def campaign(issue_page, django_capture_on_commit_callbacks):
     """A started campaign to 6 readers whose batch tasks have not run."""
-    weekly = MailingListFactory(slug="weekly")
-    for index in range(6):
-        SubscriptionFactory(list=weekly, subscriber=SubscriberFactory(email=f"reader{index}@example.com"))
-    campaign = services.create_campaign(issue_page, [weekly])
-    with django_capture_on_commit_callbacks(execute=False):
-        services.start_campaign(campaign.pk)
-    return campaign
+    return started_campaign(issue_page, 6, django_capture_on_commit_callbacks)
 
 
 def sent_addresses():

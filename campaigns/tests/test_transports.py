@@ -6,11 +6,10 @@ from anymail.message import AnymailRecipientStatus
 from django.core import mail
 from django.utils import timezone
 
-from campaigns import services
 from campaigns.models import Campaign, Delivery
 from campaigns.sending import send_batch
+from campaigns.tests.factories import started_campaign
 from campaigns.tests.fake_smtp import FakeSMTPServer
-from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -27,13 +26,7 @@ def smtp_server(request, settings):
 @pytest.fixture
 def campaign(issue_page, django_capture_on_commit_callbacks):
     """A started campaign to 5 readers (reader0..4@example.com) whose batches have not run."""
-    weekly = MailingListFactory(slug="weekly")
-    for index in range(5):
-        SubscriptionFactory(list=weekly, subscriber=SubscriberFactory(email=f"reader{index}@example.com"))
-    campaign = services.create_campaign(issue_page, [weekly])
-    with django_capture_on_commit_callbacks(execute=False):
-        services.start_campaign(campaign.pk)
-    return campaign
+    return started_campaign(issue_page, 5, django_capture_on_commit_callbacks)
 
 
 def statuses(campaign):
