@@ -106,6 +106,10 @@ class _Handler(socketserver.StreamRequestHandler):
         # Our own line reader instead of rfile: it can tell whether more commands came in the same
         # write (pipelining), which a buffered file hides.
         self.lines = _LineReader(self.connection)
+        # Replies to pipelined commands go out as separate small writes: without TCP_NODELAY,
+        # Nagle holds each one back until the client's delayed ACK (~40 ms per message). Real
+        # servers batch those replies (RFC 2920); the fake answers line by line.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         fake._connection_opened(self.connection)
         try:
             self._reply("220 fake-smtp.test ESMTP ready")
