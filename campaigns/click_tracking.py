@@ -34,10 +34,6 @@ _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE 
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
-def _setting(name: str) -> bool:
-    return bool(settings.BROADSHEET.get(name, False))
-
-
 def _base_url() -> str:
     return settings.BASE_URL.rstrip("/")
 
@@ -104,8 +100,8 @@ def rewrite_links(html: str, campaign_id: int, *, clicks: bool | None = None, op
     URL; per recipient, replace it with ``delivery_token(delivery.pk)``. The plaintext part is not
     touched.
     """
-    clicks = _setting("TRACK_CLICKS") if clicks is None else clicks
-    opens = _setting("TRACK_OPENS") if opens is None else opens
+    clicks = settings.BROADSHEET["TRACK_CLICKS"] if clicks is None else clicks
+    opens = settings.BROADSHEET["TRACK_OPENS"] if opens is None else opens
     if clicks:
 
         def replace(match):

@@ -187,8 +187,8 @@ def enqueue_batches(campaign_id: int, recipients: int | None = None) -> int:
 
     if recipients is None:
         recipients = Delivery.objects.unfinished().filter(campaign_id=campaign_id).count()
-    batch_size = int(settings.BROADSHEET.get("BATCH_SIZE", 500))
-    parallel = int(settings.BROADSHEET.get("PARALLEL_BATCHES", 4))
+    batch_size = int(settings.BROADSHEET["BATCH_SIZE"])
+    parallel = int(settings.BROADSHEET["PARALLEL_BATCHES"])
     count = max(1, min(math.ceil(recipients / batch_size), parallel))
     for _ in range(count):
         send_batch_task.enqueue(campaign_id)
@@ -363,7 +363,7 @@ def send_test(page_or_campaign, addresses, *, subscriber=None) -> int:
             list_ids=(),
             domain=domain,
             message_id_prefix=f"test.{timezone.now():%Y%m%d%H%M%S}.{uuid.uuid4().hex[:8]}",
-            unsubscribe_mailbox=settings.BROADSHEET.get("UNSUBSCRIBE_MAILBOX", ""),
+            unsubscribe_mailbox=settings.BROADSHEET["UNSUBSCRIBE_MAILBOX"],
             subject_prefix="[TEST] ",
         )
     links = RecipientLinks(content.list_ids)

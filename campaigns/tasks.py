@@ -44,7 +44,7 @@ def send_batch_task(campaign_id: int) -> dict:
         if state["claimable"]:
             run_after = None
         elif state["unfinished"]:
-            stale = float(settings.BROADSHEET.get("CLAIM_TIMEOUT_SECONDS", 600))
+            stale = float(settings.BROADSHEET["CLAIM_TIMEOUT_SECONDS"])
             run_after = timezone.now() + datetime.timedelta(seconds=stale + 1)
             if state["next_retry_at"] is not None:
                 run_after = min(run_after, state["next_retry_at"])

@@ -319,7 +319,7 @@ def _count_soft_bounce(delivery, event: TrackingEvent):
         return
     Subscriber.objects.filter(pk=subscriber.pk).update(soft_bounce_streak=F("soft_bounce_streak") + 1)
     subscriber.refresh_from_db(fields=["soft_bounce_streak"])
-    limit = int(settings.BROADSHEET.get("SOFT_BOUNCE_LIMIT", 3))
+    limit = int(settings.BROADSHEET["SOFT_BOUNCE_LIMIT"])
     if subscriber.soft_bounce_streak >= limit:
         reason = f"Soft-bounced on {subscriber.soft_bounce_streak} consecutive campaigns (last reported by {event.esp})"
         _suppress(delivery, "bounced", reason, event)

@@ -46,16 +46,12 @@ ALREADY_SUBSCRIBED_NOTICE_SECONDS = 24 * 60 * 60
 PREFERENCES_CONSENT_TEXT = "Chosen in the preference centre reached from a newsletter email."
 
 
-def _broadsheet(name, default):
-    return settings.BROADSHEET.get(name, default)
-
-
 def confirmation_window() -> datetime.timedelta:
     return datetime.timedelta(days=int(settings.BROADSHEET["CONFIRM_TOKEN_DAYS"]))
 
 
 def confirmation_resend_after() -> datetime.timedelta:
-    return datetime.timedelta(minutes=int(_broadsheet("CONFIRM_RESEND_MINUTES", 10)))
+    return datetime.timedelta(minutes=int(settings.BROADSHEET["CONFIRM_RESEND_MINUTES"]))
 
 
 def _record(subscriber, kind: str, *, mlist=None, actor=None, at=None, **detail) -> SubscriberEvent:
@@ -72,7 +68,7 @@ def _on_commit_enqueue(task_name: str, *args):
 
 
 def _notify_staff_after_commit(subscriber_id: int, list_ids: list[int]):
-    if _broadsheet("NOTIFY_STAFF", []) and _broadsheet("NOTIFY_STAFF_MODE", "each") == "each":
+    if settings.BROADSHEET["NOTIFY_STAFF"] and settings.BROADSHEET["NOTIFY_STAFF_MODE"] == "each":
         _on_commit_enqueue("notify_staff", subscriber_id, list_ids)
 
 
@@ -542,7 +538,7 @@ def send_already_subscribed_email(subscriber_id: int, list_ids: list[int]) -> bo
 
 
 def _staff_recipients() -> list[str]:
-    return list(_broadsheet("NOTIFY_STAFF", []))
+    return list(settings.BROADSHEET["NOTIFY_STAFF"])
 
 
 def send_staff_notification(subscriber_id: int, list_ids: list[int]) -> bool:

@@ -23,8 +23,7 @@ from subscribers.models import MailingList, SubscribePage, Subscriber, Subscript
 # app is deliberately not in INSTALLED_APPS: its system check rejects the DatabaseCache we use
 # without Redis (increments there are not atomic, so a burst can over-run a limit by a few,
 # which is fine for stopping bots and mail-bombing). With REDIS_URL set, counting is atomic.
-SUBSCRIBE_RATE_PER_IP = "20/h"
-SUBSCRIBE_RATE_PER_ADDRESS = "5/h"
+# The rates are BROADSHEET["SUBSCRIBE_RATE_PER_IP" / "SUBSCRIBE_RATE_PER_ADDRESS"].
 
 
 def _client_ip(request) -> str | None:
@@ -34,7 +33,7 @@ def _client_ip(request) -> str | None:
     proxy; the client is the Nth entry from the right of X-Forwarded-For, the part the trusted
     proxies appended (entries further left are whatever the client chose to send).
     """
-    hops = int(settings.BROADSHEET.get("TRUSTED_PROXY_COUNT", 0))
+    hops = int(settings.BROADSHEET["TRUSTED_PROXY_COUNT"])
     if hops:
         forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
         if len(forwarded) >= hops:
@@ -48,10 +47,6 @@ def _user_agent(request) -> str:
 
 def _address_key(group, request) -> str:
     return normalise_email(request.POST.get("email", ""))
-
-
-def _rate(name: str, default: str) -> str:
-    return settings.BROADSHEET.get(name, default)
 
 
 def _subscribe_url() -> str | None:
@@ -87,7 +82,7 @@ def subscribe_page(request, page: SubscribePage):
             request,
             group="subscribers.subscribe.ip",
             key="ip",
-            rate=_rate("SUBSCRIBE_RATE_PER_IP", SUBSCRIBE_RATE_PER_IP),
+            rate=settings.BROADSHEET["SUBSCRIBE_RATE_PER_IP"],
             method="POST",
             increment=True,
         ):
@@ -98,7 +93,7 @@ def subscribe_page(request, page: SubscribePage):
                 request,
                 group="subscribers.subscribe.address",
                 key=_address_key,
-                rate=_rate("SUBSCRIBE_RATE_PER_ADDRESS", SUBSCRIBE_RATE_PER_ADDRESS),
+                rate=settings.BROADSHEET["SUBSCRIBE_RATE_PER_ADDRESS"],
                 method="POST",
                 increment=True,
             )

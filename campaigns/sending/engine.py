@@ -47,18 +47,14 @@ MESSAGE_ID_CHUNK = 500
 GROUPED_MESSAGE_IDS = 8
 
 
-def _config(name, default):
-    return settings.BROADSHEET.get(name, default)
-
-
 def new_worker_id() -> str:
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def backoff_seconds(attempts: int) -> float:
     """Exponential: RETRY_BACKOFF_SECONDS * 2**(attempts-1), at most RETRY_BACKOFF_MAX_SECONDS."""
-    base = float(_config("RETRY_BACKOFF_SECONDS", 60))
-    return min(base * 2 ** max(attempts - 1, 0), float(_config("RETRY_BACKOFF_MAX_SECONDS", 3600)))
+    base = float(settings.BROADSHEET["RETRY_BACKOFF_SECONDS"])
+    return min(base * 2 ** max(attempts - 1, 0), float(settings.BROADSHEET["RETRY_BACKOFF_MAX_SECONDS"]))
 
 
 # --- Claiming and recovery --------------------------------------------------------------------
@@ -110,7 +106,7 @@ def recover_stale_deliveries(campaign_id: int, *, stale_after: float | None = No
     become failed ("unknown: worker died while sending"); its older ``sending`` rows were sent.
     Returns {"requeued", "sent", "unknown"}.
     """
-    stale_after = float(_config("CLAIM_TIMEOUT_SECONDS", 600) if stale_after is None else stale_after)
+    stale_after = float(settings.BROADSHEET["CLAIM_TIMEOUT_SECONDS"] if stale_after is None else stale_after)
     cutoff = timezone.now() - datetime.timedelta(seconds=stale_after)
     result = Counter()
     workers = (
@@ -218,7 +214,7 @@ class _Batch:
         self.settled: list[tuple[int, str, str]] = []  # (id, status, error) failures and retries
         self.counts = Counter()
         self.last_sending_at = None
-        self.max_attempts = int(_config("MAX_ATTEMPTS", 5))
+        self.max_attempts = int(settings.BROADSHEET["MAX_ATTEMPTS"])
         self.attempts: dict[int, int] = {}
 
     def next_sending_at(self):
@@ -410,7 +406,7 @@ def _recover_if_due(campaign: Campaign, *, force: bool = False) -> dict | None:
     a second) found nothing almost always and cost a query over the claimed rows each time.
     Half the timeout bounds the extra delay before a dead worker's rows are settled.
     """
-    interval = float(_config("CLAIM_TIMEOUT_SECONDS", 600)) / 2
+    interval = float(settings.BROADSHEET["CLAIM_TIMEOUT_SECONDS"]) / 2
     key = (campaign.pk, campaign.started_at)
     now = time.monotonic()
     last = _last_recovery.get(key)
@@ -441,7 +437,7 @@ def send_batch(campaign_id: int, *, worker_id: str, limit: int | None = None, on
         result.update(status=campaign.status if campaign else None, more=False, retry_at=None)
         return result
     recovered = _recover_if_due(campaign)
-    limit = limit or int(_config("BATCH_SIZE", 500))
+    limit = limit or int(settings.BROADSHEET["BATCH_SIZE"])
     key = (campaign.pk, campaign.started_at)
     after = _claim_floor.get(key) if connection.vendor == "postgresql" else None
     ids = claim_deliveries(campaign_id, worker_id, limit, after=after)

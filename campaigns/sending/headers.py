@@ -97,7 +97,7 @@ def list_id_header(mailing_list, domain: str) -> str:
 
 def feedback_id_header(campaign_id: int, list_slug: str) -> str:
     """Gmail's Feedback-ID ``campaign:list:sender``: no per-recipient values, a stable sender id."""
-    sender = settings.BROADSHEET.get("FEEDBACK_SENDER_ID") or "broadsheet"
+    sender = settings.BROADSHEET["FEEDBACK_SENDER_ID"] or "broadsheet"
     return f"c{campaign_id}:{list_slug}:{sender}"
 
 
@@ -119,7 +119,7 @@ def build_content(campaign, *, subject_prefix: str = "") -> MessageContent:
         list_ids=tuple(item.pk for item in lists),
         domain=domain,
         message_id_prefix=f"{stamp}.c{campaign.pk}",
-        unsubscribe_mailbox=settings.BROADSHEET.get("UNSUBSCRIBE_MAILBOX", ""),
+        unsubscribe_mailbox=settings.BROADSHEET["UNSUBSCRIBE_MAILBOX"],
         subject_prefix=subject_prefix,
     )
 

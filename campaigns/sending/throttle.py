@@ -22,10 +22,10 @@ class Throttle:
     def __init__(self, mailer: str = "default", *, per_second=None, per_hour=None, clock=time.time, sleep=time.sleep):
         config = settings.BROADSHEET
         self.mailer = mailer
-        self.per_second = config.get("SEND_RATE_PER_SECOND", 0) if per_second is None else per_second
-        self.per_hour = config.get("SEND_RATE_PER_HOUR", 0) if per_hour is None else per_hour
+        self.per_second = config["SEND_RATE_PER_SECOND"] if per_second is None else per_second
+        self.per_hour = config["SEND_RATE_PER_HOUR"] if per_hour is None else per_hour
         self.clock, self.sleep = clock, sleep
-        self.max_wait = float(config.get("THROTTLE_MAX_WAIT_SECONDS", 5))
+        self.max_wait = float(config["THROTTLE_MAX_WAIT_SECONDS"])
         self.allowance = 0
         self.resume_at: float | None = None
 

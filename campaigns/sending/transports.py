@@ -457,7 +457,7 @@ class AnymailBatchTransport(DjangoBackendTransport):
 
     def __post_init__(self):
         limit, field_format = ESP_BATCH[self.esp]
-        self.batch_size = min(limit, settings.BROADSHEET.get("ESP_BATCH_LIMIT") or limit)
+        self.batch_size = min(limit, settings.BROADSHEET["ESP_BATCH_LIMIT"] or limit)
         fields = {key: field_format.format(key) for key in BODY_KEYS}
         html_fields = {key: field_format.format(f"{key}_html") for key in fields}
         self.text_body = fill_placeholders(self.content.text, fields, escape=False)
