@@ -6,6 +6,7 @@ from datetime import datetime
 from campaigns.tracking import TrackingEvent, record_campaign_unsubscribe, record_tracking_event
 from mail.esps import ESPS
 
+
 def _payload(esp_event) -> dict:
     """The raw ESP event as JSON-storable data (Mailgun's legacy webhooks give a QueryDict)."""
     if hasattr(esp_event, "lists"):

@@ -18,6 +18,7 @@ from mail.esps import ESPS, esp_for_backend
 TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"0", "false", "no", "off", ""}
 
+
 def _get(name, env):
     env = os.environ if env is None else env
     return env.get(name)

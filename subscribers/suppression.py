@@ -93,7 +93,9 @@ def apply_feedback(
             if delivery is not None:
                 _count_soft_bounce(subscriber, source, context)
         elif kind == Feedback.COMPLAINT:
-            _suppress(subscriber, Subscriber.State.COMPLAINED, reason or f"Spam complaint reported by {source}", context)
+            _suppress(
+                subscriber, Subscriber.State.COMPLAINED, reason or f"Spam complaint reported by {source}", context
+            )
             unsubscribe(subscriber.uid, (), method=Subscription.UnsubscribeMethod.COMPLAINT)
         elif kind == Feedback.UNSUBSCRIBE:
             unsubscribe(subscriber.uid, list(list_ids), method=Subscription.UnsubscribeMethod.ESP)

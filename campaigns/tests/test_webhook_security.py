@@ -10,15 +10,22 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction as django_transaction
+from django.utils import timezone
 
-from campaigns import webhooks
+from campaigns import tracking, webhooks
+from campaigns.models import DeliveryEvent
 from campaigns.tests.tracking_data import make_delivery, make_sent_campaign
+from campaigns.tracking import TrackingEvent, record_tracking_event
 from newsletter_site import config
+from subscribers.gdpr import erase_subscriber
 from subscribers.models import Subscriber
+from subscribers.tests.factories import SubscriptionFactory
 
 SECRET = "esp-user:long-random-webhook-password"
 AUTH = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(SECRET.encode()).decode()}
@@ -126,7 +133,7 @@ def test_tracking_webhooks_default_to_the_email_url_esp_and_can_be_set_for_smtp_
 def test_an_unknown_tracking_esp_names_the_variable():
     smtp = config.mailer_from_url("EMAIL_URL", "smtp://relay.example.com", outbox_dir=None)
 
-    with pytest.raises(ImproperlyConfigured, match="^TRACKING_WEBHOOKS="):
+    with pytest.raises(ImproperlyConfigured, match=r"^TRACKING_WEBHOOKS="):
         config.tracking_webhooks_from_env("TRACKING_WEBHOOKS", smtp, env={"TRACKING_WEBHOOKS": "test"})
 
 
@@ -208,3 +215,76 @@ def test_a_huge_body_is_a_413(client, delivery, postmark_enabled):
 def test_get_is_not_allowed_and_head_answers(client, delivery, postmark_enabled):
     assert client.get("/anymail/postmark/tracking/").status_code == 405
     assert client.head("/anymail/postmark/tracking/").status_code == 200
+
+
+# --- Matching: message id AND recipient; transactional bounces; unmatched events kept small ------
+
+
+def bounce(message_id, email, *, bounce_id=7, kind="HardBounce"):
+    return {
+        "RecordType": "Bounce",
+        "ID": bounce_id,
+        "Type": kind,
+        "TypeCode": 1,
+        "MessageID": message_id,
+        "Email": email,
+        "Description": "The server was unable to deliver your message.",
+        "Details": "smtp;550 5.1.1 unknown user",
+        "BouncedAt": "2026-03-21T09:01:50Z",
+        "Content": "x" * 50_000,  # Postmark can attach the whole bounced message
+    }
+
+
+def test_a_real_message_id_with_another_recipient_does_not_touch_that_delivery(client, delivery, postmark_enabled):
+    response = post(client, "postmark", complaint(delivery.esp_message_id, "someone-else@example.org"), **AUTH)
+
+    assert response.status_code == 200
+    assert Subscriber.objects.get(pk=delivery.subscriber_id).state == Subscriber.State.ACTIVE
+    delivery.refresh_from_db()
+    assert delivery.complained_at is None
+
+
+def test_a_bounced_confirmation_email_suppresses_the_known_address(client, db, postmark_enabled):
+    subscriber = SubscriptionFactory(status="pending").subscriber
+
+    response = post(client, "postmark", bounce("pm-transactional-1", subscriber.email.upper()), **AUTH)
+
+    assert response.status_code == 200
+    subscriber.refresh_from_db()
+    assert subscriber.state == Subscriber.State.BOUNCED
+    assert "unable to deliver" in subscriber.state_reason
+
+
+def test_an_unmatched_event_keeps_only_an_excerpt(client, db, postmark_enabled):
+    post(client, "postmark", bounce("unknown-id", "stranger@example.org"), **AUTH)
+
+    stored = DeliveryEvent.objects.get()
+    assert stored.delivery is None
+    assert set(stored.payload) == {"excerpt", "truncated"}
+    assert len(stored.payload["excerpt"]) <= tracking.EXCERPT_CHARS
+    assert stored.payload["truncated"] is True
+
+
+def test_unmatched_events_are_capped_and_pruned(db, settings):
+    settings.BROADSHEET = {**settings.BROADSHEET, "UNMATCHED_EVENTS_MAX": 3, "UNMATCHED_EVENTS_DAYS": 30}
+    old = DeliveryEvent.objects.create(esp="postmark", event_type="opened", event_id="old")
+    DeliveryEvent.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=31))
+
+    for number in range(6):
+        event = TrackingEvent(esp="postmark", event_type="opened", message_id=f"m{number}", recipient="x@example.org")
+        with django_transaction.atomic():
+            assert record_tracking_event(event) == tracking.UNMATCHED
+        tracking.prune_unmatched_events()
+
+    assert list(DeliveryEvent.objects.order_by("pk").values_list("message_id", flat=True)) == ["m3", "m4", "m5"]
+
+
+def test_erasure_blanks_unmatched_events_for_the_address(client, db, postmark_enabled):
+    subscriber = SubscriptionFactory().subscriber
+    post(client, "postmark", {**complaint("unknown-id", subscriber.email), "RecordType": "Open"}, **AUTH)
+    assert DeliveryEvent.objects.filter(recipient=subscriber.email).exists()
+
+    erase_subscriber(subscriber)
+
+    stored = DeliveryEvent.objects.get()
+    assert (stored.recipient, stored.payload) == ("", {})
