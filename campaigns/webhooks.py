@@ -199,12 +199,13 @@ def check_webhook_settings(app_configs=None, **kwargs) -> list[checks.CheckMessa
                     id="broadsheet.E102",
                 )
             )
-        if esp.signature_package and importlib.util.find_spec(esp.signature_package) is None:
-            errors.append(
-                checks.Error(
-                    f"The {name} tracking webhook needs the {esp.signature_package!r} package.",
-                    hint="pip install -r requirements.txt",
-                    id="broadsheet.E103",
+        for package in esp.packages:
+            if importlib.util.find_spec(package) is None:
+                errors.append(
+                    checks.Error(
+                        f"The {name} tracking webhook needs the {package!r} package.",
+                        hint="pip install -r requirements.txt",
+                        id="broadsheet.E103",
+                    )
                 )
-            )
     return errors

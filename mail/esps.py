@@ -43,8 +43,9 @@ class ESP:
     bounce_type_path: tuple[str, ...] = ("Type",)
     # The tracking webhook view (dotted path); empty when the ESP has none.
     tracking_view: str = ""
-    # Python package the signature check needs (the system check names it when missing).
-    signature_package: str = ""
+    # Python packages the backend or the signature check needs beyond anymail (the system check
+    # names a missing one; requirements.txt installs them).
+    packages: tuple[str, ...] = ()
 
     @property
     def prefix(self) -> str:
@@ -105,7 +106,7 @@ ESPS: dict[str, ESP] = {
         ESP(
             "sendgrid",
             signature_setting="TRACKING_WEBHOOK_VERIFICATION_KEY",
-            signature_package="cryptography",
+            packages=("cryptography",),
             batch_limit=1000,
             tracking_view=_anymail_view("sendgrid", "SendGridTrackingWebhookView"),
         ),
@@ -124,7 +125,7 @@ ESPS: dict[str, ESP] = {
         ESP(
             "resend",
             signature_setting="SIGNING_SECRET",
-            signature_package="svix",
+            packages=("svix",),
             batch_limit=100,
             tracking_view=_anymail_view("resend", "ResendTrackingWebhookView"),
         ),
@@ -150,7 +151,7 @@ ESPS: dict[str, ESP] = {
             bounce_type_path=("bounce", "bounceType"),
             # SNS signs every message with an Amazon certificate: verified by our subclass,
             # since anymail does not (yet) check SNS signatures.
-            signature_package="cryptography",
+            packages=("boto3", "cryptography"),
             tracking_view="campaigns.webhooks.AmazonSESTrackingWebhookView",
         ),
         # anymail's test backend (tests and the benchmark): batches like a real ESP, no webhooks.
