@@ -10,6 +10,7 @@ from wagtail.admin.widgets import AdminDateTimeInput
 
 from campaigns.models import Campaign, Delivery
 from mail.addresses import HeaderValueError, clean_header_text, format_address, parse_address
+from subscribers.forms import ModelIdsField
 from subscribers.models import MailingList, Subscriber, Subscription
 
 
@@ -27,7 +28,7 @@ def sendable_counts() -> dict[int, int]:
     return dict(rows)
 
 
-class ListsField(forms.ModelMultipleChoiceField):
+class ListsField(ModelIdsField):
     """Checkboxes labelled with each list's live subscriber count."""
 
     widget = forms.CheckboxSelectMultiple
