@@ -17,7 +17,6 @@ import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
-from email.headerregistry import Address
 
 from django.conf import settings
 from django.core import mail
@@ -26,6 +25,9 @@ from django.utils.module_loading import import_string
 
 from campaigns.rendering import fill_placeholders
 from campaigns.sending.headers import BODY_KEYS, CompiledMessage, MessageContent, Recipient
+from campaigns.sending.verp import return_path
+from mail.addresses import format_address
+from mail.esps import ESPS, esp_for_backend
 
 SENT, TEMPORARY, FAILED, UNKNOWN = "sent", "temporary", "failed", "unknown"
 
@@ -159,10 +161,17 @@ class SMTPTransport(RawTransport):
     # a line starting with "." is stuffed with bytes.replace (a C loop over the bytes; the
     # quoted-printable body often has such lines, where a soft line break falls before a ".").
 
-    def _mail(self, connection):
+    def _mail_from(self, delivery_id: int) -> str:
+        """``FROM:<...>``: the delivery's VERP return path when a bounce domain is set, else the sender."""
+        verp = return_path(delivery_id)
+        if verp is not None:
+            return f"FROM:<{verp}>"
         if self.mail_from is None:
             self.mail_from = "FROM:" + smtplib.quoteaddr(self.sender)
-        return connection.docmd("mail", self.mail_from)
+        return self.mail_from
+
+    def _mail(self, connection, delivery_id: int):
+        return connection.docmd("mail", self._mail_from(delivery_id))
 
     @staticmethod
     def _rcpt(connection, address: str):
@@ -210,7 +219,7 @@ class SMTPTransport(RawTransport):
                 return outcome
             stage = "mail"
             try:
-                code, reply = self._mail(connection)
+                code, reply = self._mail(connection, delivery_id)
                 if code != 250:
                     self._reset()
                     return self._refused(delivery_id, code, reply, "MAIL FROM")
@@ -248,12 +257,11 @@ class SMTPTransport(RawTransport):
         instead of four of each. The outcome rules are the sequential path's; None means the
         connection dropped before the data went out: retry on a new connection."""
         delivery_id, address = item.recipient.delivery_id, item.recipient.email
-        if self.mail_from is None:
-            self.mail_from = "FROM:" + smtplib.quoteaddr(self.sender)
+        mail_from = self._mail_from(delivery_id)
         rcpt_to = f"TO:<{address}>" if _PLAIN_ADDRESS.fullmatch(address) else "TO:" + smtplib.quoteaddr(address)
         replies = []
         try:
-            connection.send(f"MAIL {self.mail_from}\r\nRCPT {rcpt_to}\r\nDATA\r\n")
+            connection.send(f"MAIL {mail_from}\r\nRCPT {rcpt_to}\r\nDATA\r\n")
             for _ in range(3):
                 replies.append(connection.getreply())
         except (smtplib.SMTPServerDisconnected, ConnectionError, OSError) as error:
@@ -403,25 +411,6 @@ class DjangoBackendTransport(Transport):
         return Outcome(delivery_id, SENT, item.values["message_id"])
 
 
-# Recipients per API call and the ESP's inline merge-field syntax ({} is the field name). ESPs
-# absent here (Postmark, Amazon SES, Resend, MailerSend...) need a stored template for batch
-# sends of per-recipient content in anymail, so they get one message per recipient, over one
-# connection (DjangoBackendTransport). docs/sending.md has the table.
-ESP_BATCH = {
-    "test": (1000, "{{{{{}}}}}"),
-    "mailgun": (1000, "%recipient.{}%"),
-    "mailjet": (50, "[[var:{}]]"),
-    "brevo": (1000, "{{{{ params.{} }}}}"),
-    "sendinblue": (1000, "{{{{ params.{} }}}}"),
-    "sparkpost": (1000, "{{{{{}}}}}"),
-}
-
-
-def _esp_name(backend_path: str) -> str:
-    parts = backend_path.split(".")
-    return parts[2] if len(parts) > 3 and parts[0] == "anymail" else ""
-
-
 def _anymail_outcome(delivery_id: int, recipient_status) -> Outcome:
     status = getattr(recipient_status, "status", None)
     if isinstance(status, set):  # the message-level AnymailStatus
@@ -456,10 +445,10 @@ class AnymailBatchTransport(DjangoBackendTransport):
     batch_size = 1000
 
     def __post_init__(self):
-        limit, field_format = ESP_BATCH[self.esp]
-        self.batch_size = min(limit, settings.BROADSHEET["ESP_BATCH_LIMIT"] or limit)
-        fields = {key: field_format.format(key) for key in BODY_KEYS}
-        html_fields = {key: field_format.format(f"{key}_html") for key in fields}
+        esp = ESPS[self.esp]
+        self.batch_size = min(esp.batch_limit, settings.BROADSHEET["ESP_BATCH_LIMIT"] or esp.batch_limit)
+        fields = {key: esp.merge_field_for(key) for key in BODY_KEYS}
+        html_fields = {key: esp.merge_field_for(f"{key}_html") for key in fields}
         self.text_body = fill_placeholders(self.content.text, fields, escape=False)
         self.html_body = fill_placeholders(self.content.html, html_fields, escape=False)
 
@@ -505,11 +494,8 @@ class AnymailBatchTransport(DjangoBackendTransport):
 
 
 def _display_address(recipient: Recipient) -> str:
-    """``"Name" <address>`` unencoded: Django and anymail encode the name themselves."""
-    if not recipient.name:
-        return recipient.email
-    local, _, domain = recipient.email.rpartition("@")
-    return str(Address(display_name=recipient.name, username=local, domain=domain))
+    """``Name <address>`` unencoded (Django and anymail encode the name), built by mail.addresses."""
+    return format_address(recipient.email, recipient.name)
 
 
 def get_transport(content: MessageContent, *, alias: str = "default", test: bool = False) -> Transport:
@@ -522,8 +508,8 @@ def get_transport(content: MessageContent, *, alias: str = "default", test: bool
         return SMTPTransport(content=content, options=options)
     if backend == "newsletter_site.outbox.OutboxBackend":
         return OutboxTransport(content=content, options=options)
-    esp = _esp_name(backend)
-    if esp in ESP_BATCH and not test:
-        return AnymailBatchTransport(content=content, options=options, alias=alias, esp=esp)
+    esp = esp_for_backend(backend)
+    if esp is not None and esp.batches and not test:
+        return AnymailBatchTransport(content=content, options=options, alias=alias, esp=esp.name)
     del backend_class  # imported only to fail early on a misconfigured backend path
     return DjangoBackendTransport(content=content, options=options, alias=alias)

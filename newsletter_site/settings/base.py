@@ -21,6 +21,7 @@ INSTALLED_APPS = [
     "newsletter_site",
     "campaigns",
     "subscribers",
+    "mail",
     "wagtail.contrib.forms",
     "wagtail.contrib.redirects",
     "wagtail.contrib.routable_page",
@@ -99,7 +100,9 @@ RQ_QUEUES = config.rq_queues(REDIS_URL or "redis://127.0.0.1:6379/0")
 # Mail: Django 6.1 MAILERS, chosen by EMAIL_URL. The outbox writes .eml files to var/outbox.
 OUTBOX_DIR = VAR_DIR / "outbox"
 MAILERS = {"default": config.mailer_from_url("EMAIL_URL", config.env_str("EMAIL_URL", "outbox://"), OUTBOX_DIR)}
-ANYMAIL = config.anymail_settings(MAILERS["default"])
+# ESPs whose tracking webhooks are routed (/anymail/<esp>/tracking/); default: the EMAIL_URL ESP.
+_tracking_webhooks = config.tracking_webhooks_from_env("TRACKING_WEBHOOKS", MAILERS["default"])
+ANYMAIL = config.anymail_settings(MAILERS["default"], tracking=_tracking_webhooks)
 DEFAULT_FROM_EMAIL = config.env_str("DEFAULT_FROM_EMAIL", "Broadsheet <newsletter@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -171,9 +174,21 @@ BROADSHEET = {
     "NOTIFY_STAFF_MODE": config.env_choice("NOTIFY_STAFF_MODE", "each", ["each", "daily"]),
     # ESP feedback: suppress an address that soft-bounces on this many consecutive campaigns.
     "SOFT_BOUNCE_LIMIT": config.env_int("SOFT_BOUNCE_LIMIT", 3, minimum=1),
+    # ESPs whose tracking webhooks are routed (/anymail/<esp>/tracking/): TRACKING_WEBHOOKS.
+    "TRACKING_WEBHOOKS": _tracking_webhooks,
+    # ESP events that match no delivery: kept at most this many, for this many days (an excerpt each).
+    "UNMATCHED_EVENTS_MAX": config.env_int("UNMATCHED_EVENTS_MAX", 10000, minimum=0),
+    "UNMATCHED_EVENTS_DAYS": config.env_int("UNMATCHED_EVENTS_DAYS", 30, minimum=1),
     # Own tracking for plain SMTP (ESPs track themselves): signed redirect links, a 1x1 open pixel.
     "TRACK_CLICKS": config.env_bool("TRACK_CLICKS", False),
     "TRACK_OPENS": config.env_bool("TRACK_OPENS", False),
+    # Plain SMTP bounces (docs/sending-without-an-esp.md): with a bounce domain every campaign
+    # message goes out with the return path bounces+<signed delivery id>@BOUNCE_DOMAIN (VERP);
+    # the mailbox those bounces reach is read every BOUNCE_POLL_SECONDS by a task.
+    "BOUNCE_DOMAIN": config.env_str("BOUNCE_DOMAIN", "").strip().lower(),
+    "BOUNCE_LOCAL_PART": config.env_str("BOUNCE_LOCAL_PART", "bounces"),
+    "BOUNCE_MAILBOX": config.mailbox_from_url("BOUNCE_MAILBOX_URL", config.env_str("BOUNCE_MAILBOX_URL", "")),
+    "BOUNCE_POLL_SECONDS": config.env_int("BOUNCE_POLL_SECONDS", 300, minimum=10),
 }
 
 LOGGING = {
