@@ -33,7 +33,7 @@ def twelve_issues(archive_page, newsletter_settings):
 
 def subjects(response):
     doc = BeautifulSoup(response.content, "html.parser")
-    return [strong.get_text() for strong in doc.select(".issue-list li strong")]
+    return [strong.get_text() for strong in doc.select(".issue-list .issue-list__title")]
 
 
 def test_archive_lists_newest_first_ten_per_page(client, twelve_issues):
@@ -87,7 +87,7 @@ def test_issue_page_shows_subject_date_hero_and_body(client, archive_page, newsl
     doc = BeautifulSoup(response.content, "html.parser")
     assert doc.find("h1").get_text() == "Spring issue: news from the press"
     assert doc.find("time")["datetime"] == "2026-03-21"
-    assert doc.select_one(".hero img")["alt"] == "Readers at a kiosk"
+    assert doc.select_one(".issue__hero img")["alt"] == "Readers at a kiosk"
     body = doc.select_one(".issue-body")
     assert body.find("h2").get_text() == "Hello, readers"
     assert body.find("a", href="https://example.org/story").get_text() == "first story"
