@@ -76,6 +76,12 @@ def test_feed_lists_published_issues_newest_first_with_absolute_links(client, tw
     assert entries[0].find(f"{ATOM}updated").text
 
 
+def test_feed_is_titled_with_the_newsletters_name(client, twelve_issues, newsletter_settings):
+    feed = ET.fromstring(client.get("/archive/feed/").content)  # noqa: S314 - our own feed
+
+    assert feed.find(f"{ATOM}title").text == "The Broadsheet"
+
+
 def test_issue_page_shows_subject_date_hero_and_body(client, archive_page, newsletter_settings):
     cache.clear()  # Wagtail's rendition cache is keyed by image id, and ids repeat between tests
     image = Image.objects.create(title="Hero", file=get_test_image_file(filename="hero.png"))
