@@ -81,7 +81,7 @@ def test_thank_you_text_names_the_button_the_confirmation_email_really_has(
 
 
 def test_the_migration_ticks_the_oldest_public_list(db):
-    migration = import_module("subscribers.migrations.0003_mailinglist_preselected")
+    migration = import_module("subscribers.migrations.0004_mailinglist_preselected")
     MailingListFactory(slug="private", is_public=False)
     oldest = MailingListFactory(slug="oldest")
     MailingListFactory(slug="newer")

@@ -14,7 +14,7 @@ def tick_the_main_list(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("subscribers", "0002_import_and_address_validation"),
+        ("subscribers", "0003_header_text_validators"),
     ]
 
     operations = [
