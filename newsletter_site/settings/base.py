@@ -130,6 +130,9 @@ STORAGES = {
 
 WAGTAIL_SITE_NAME = config.env_str("SITE_NAME", "Broadsheet")
 WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
+# Admin avatars from Gravatar load from the internet: off by default, so offline and intranet
+# installs show Wagtail's placeholder instead of broken images. GRAVATAR=1 turns them on.
+WAGTAIL_GRAVATAR_PROVIDER_URL = "//www.gravatar.com/avatar" if config.env_bool("GRAVATAR", False) else None
 WAGTAILDOCS_EXTENSIONS = ["csv", "docx", "key", "odt", "pdf", "pptx", "rtf", "txt", "xlsx", "zip"]
 
 # Newsletter behaviour.
