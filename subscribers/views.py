@@ -160,7 +160,9 @@ def confirm(request, token):
     if request.method == "POST":
         # A link on our own site: relative, whatever BASE_URL says (emails need it absolute, pages don't).
         preferences_url = reverse("subscribers:preferences", args=[tokens.preferences_token(uid)])
-        return TemplateResponse(request, "subscribers/confirmed.html", {"lists": lists, "preferences_url": preferences_url})
+        return TemplateResponse(
+            request, "subscribers/confirmed.html", {"lists": lists, "preferences_url": preferences_url}
+        )
     return TemplateResponse(request, "subscribers/confirm.html", {"lists": lists})
 
 
