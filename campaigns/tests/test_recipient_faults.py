@@ -7,23 +7,12 @@ from django.urls import reverse
 from campaigns.models import Campaign, Delivery
 from campaigns.sending import send_batch
 from campaigns.sending.transports import AddressRefused, envelope_address
-from campaigns.tests.factories import started_campaign
 from campaigns.tests.fake_smtp import FakeSMTPServer
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture(params=[True, False], ids=["pipelining", "sequential"])
-def smtp_server(request, settings):
-    with FakeSMTPServer(pipelining=request.param) as server:
-        settings.MAILERS = server.mailers_setting()
-        yield server
-
-
-@pytest.fixture
-def campaign(issue_page, django_capture_on_commit_callbacks):
-    """A started campaign to reader0..4@example.com whose batches have not run."""
-    return started_campaign(issue_page, 5, django_capture_on_commit_callbacks)
+# Fixtures (campaigns/tests/conftest.py): ``campaign`` (5 readers, batches not run) and
+# ``smtp_server`` (the fake server with and without PIPELINING: both SMTP paths).
 
 
 def readdress(address: str, *, name: str = "", reader: int = 2) -> Delivery:
