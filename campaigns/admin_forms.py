@@ -9,6 +9,7 @@ from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
 from wagtail.admin.widgets import AdminDateTimeInput
 
 from campaigns.models import Campaign, Delivery
+from subscribers.forms import ModelIdsField
 from subscribers.models import MailingList, Subscriber, Subscription
 
 
@@ -26,7 +27,7 @@ def sendable_counts() -> dict[int, int]:
     return dict(rows)
 
 
-class ListsField(forms.ModelMultipleChoiceField):
+class ListsField(ModelIdsField):
     """Checkboxes labelled with each list's live subscriber count."""
 
     widget = forms.CheckboxSelectMultiple

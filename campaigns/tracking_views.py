@@ -13,6 +13,7 @@ from django.views.decorators.http import require_safe
 from campaigns.click_tracking import read_delivery_token, read_link
 from campaigns.models import Delivery
 from campaigns.tracking import CLICKED, OPENED, OWN_ESP, TrackingEvent, own_event_id, record_tracking_event
+from subscribers.models import MAX_ID
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def _record(request, campaign_id: int, event_type: str, url: str = ""):
     Tracking must never break the reader's link or image, so a database error is logged, not raised.
     """
     delivery_id = read_delivery_token(request.GET.get("d", ""))
-    if delivery_id is None:
+    if delivery_id is None or not 0 < campaign_id <= MAX_ID:
         return
     try:
         delivery = Delivery.objects.filter(pk=delivery_id, campaign_id=campaign_id).only("pk", "email").first()

@@ -38,17 +38,23 @@ class ImportMappingForm(forms.Form):
         help_text="Required to subscribe directly: where, when and how these people agreed "
         '(e.g. "Paper sign-up sheet, Leeds book fair, 3 May 2025"). Stored with every subscription.',
     )
+    update_names = forms.BooleanField(
+        label="Replace names subscribers already have",
+        required=False,
+        initial=False,
+        help_text="Off: the file's name only fills in a missing one, so a name a subscriber typed is kept.",
+    )
     encoding = forms.ChoiceField(choices=list(ENCODINGS.items()), widget=forms.HiddenInput)
     delimiter = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args, header: list[str], initial_map: dict[str, str], **kwargs):
+    def __init__(self, *args, header: list[str], initial_targets: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.header = header
         choices = [(IGNORE, "Ignore this column"), *[(f, f.capitalize()) for f in CORE_FIELDS],
                    ("attribute", "Attribute (merge field)")]  # fmt: skip
         self.column_fields = []
         for index, column in enumerate(header):
-            target = initial_map.get(column, "")
+            target = initial_targets[index] if index < len(initial_targets) else ""
             core = target if target in CORE_FIELDS else ("attribute" if target else IGNORE)
             self.fields[f"col_{index}"] = forms.ChoiceField(label=column or f"Column {index + 1}", choices=choices,
                                                             initial=core)  # fmt: skip
@@ -59,19 +65,22 @@ class ImportMappingForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        column_map, seen = {}, set()
+        # By position, not by header name: two columns may share a name ("Name", "Name").
+        column_map, seen = [], set()
         for index, column in enumerate(self.header):
             target = data.get(f"col_{index}")
             if target in CORE_FIELDS:
                 if target in seen:
                     raise ValidationError(f"Only one column can be the {target}.")
                 seen.add(target)
-                column_map[column] = target
+                column_map.append(target)
             elif target == "attribute":
                 name = attribute_key(data.get(f"attr_{index}") or column)
                 if not name or name in CORE_FIELDS:
                     self.add_error(f"attr_{index}", "Give the attribute a name (not email, name or language).")
-                column_map[column] = name
+                column_map.append(name)
+            else:
+                column_map.append("")
         if "email" not in seen:
             raise ValidationError("Choose the column that holds the email address.")
         if data.get("mode") == ImportJob.Mode.SUBSCRIBE and not (data.get("consent_note") or "").strip():

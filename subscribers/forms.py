@@ -4,10 +4,30 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from subscribers.models import normalise_email
+from subscribers.models import MAX_ID, normalise_email
 
 
-class ListCheckboxes(forms.ModelMultipleChoiceField):
+class ModelIdsField(forms.ModelMultipleChoiceField):
+    """Several rows chosen by id; an id no row can have is "not a valid choice", never a query.
+
+    Django checks each value with an exact lookup (guarded against overflow) but then runs an
+    ``__in`` query that is not: ``99999999999999999999`` raised OverflowError on SQLite (a 500).
+    """
+
+    def _check_values(self, value):
+        for pk in value if isinstance(value, (list, tuple)) else ():
+            try:
+                in_range = 0 < int(str(pk)) <= MAX_ID
+            except ValueError:
+                in_range = True  # Not a number: Django's own check names it.
+            if not in_range:
+                raise ValidationError(
+                    self.error_messages["invalid_choice"], code="invalid_choice", params={"value": pk}
+                )
+        return super()._check_values(value)
+
+
+class ListCheckboxes(ModelIdsField):
     widget = forms.CheckboxSelectMultiple
 
     def label_from_instance(self, obj):

@@ -98,13 +98,18 @@ class ImportOptions:
     """What to do with the rows: target lists, column map, mode and the consent record."""
 
     lists: list[MailingList]
-    column_map: dict[str, str]
+    # By position (a list: the target of each column, "" to ignore it; what the admin sends) or
+    # by header name (a dict; the command line). Repeated header names need positions.
+    column_map: list[str] | dict[str, str]
     mode: str = ImportJob.Mode.CONFIRM
     consent_note: str = ""
     source_name: str = ""
     actor: object = None  # The admin user, or None from the command line.
     job_id: int | None = None
     chunk_size: int = CHUNK_SIZE
+    # Replace a name the subscriber already has (they may have typed it themselves): off unless
+    # the operator chooses it. An empty name is always filled in.
+    update_names: bool = False
 
     def __post_init__(self):
         if self.mode not in ImportJob.Mode.values:
@@ -113,7 +118,7 @@ class ImportOptions:
             raise ValueError("Subscribing directly needs a note saying where and how consent was obtained.")
         if not self.lists:
             raise ValueError("Choose at least one list.")
-        if "email" not in self.column_map.values():
+        if "email" not in column_targets(self.column_map):
             raise ValueError("Map one column to the email address.")
 
     @property
@@ -168,6 +173,12 @@ def detect_delimiter(stream: BinaryIO, encoding: str = "utf-8") -> str:
         return best if counts[best] else ","
 
 
+def _check_delimiter(delimiter: str) -> str:
+    if delimiter not in DELIMITERS or len(delimiter) != 1:
+        raise ImportFileError(f"Unsupported delimiter {delimiter!r}; use a comma, semicolon, tab or pipe.")
+    return delimiter
+
+
 def _check_encoding(encoding: str) -> str:
     if encoding not in ENCODINGS:
         raise ImportFileError(f"Unsupported encoding {encoding!r}; choose one of {', '.join(ENCODINGS)}.")
@@ -179,8 +190,7 @@ def read_rows(
 ) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     """Open a CSV stream: returns its header and an iterator of (first line number, cells)."""
     _check_encoding(encoding)
-    if not delimiter:
-        delimiter = detect_delimiter(stream, encoding)
+    delimiter = _check_delimiter(delimiter) if delimiter else detect_delimiter(stream, encoding)
     reader = csv.reader(_decoded_lines(stream, encoding), delimiter=delimiter)
     try:
         header = [cell.strip() for cell in next(reader)]
@@ -208,26 +218,41 @@ def read_rows(
 
 def read_header(stream: BinaryIO, encoding: str = "utf-8", delimiter: str | None = None) -> tuple[list[str], str]:
     """The column names of a CSV stream and the delimiter in use; rewinds the stream."""
-    if not delimiter:
-        delimiter = detect_delimiter(stream, encoding)
+    delimiter = _check_delimiter(delimiter) if delimiter else detect_delimiter(stream, encoding)
     header, _rows = read_rows(stream, encoding, delimiter)
     stream.seek(0)
     return header, delimiter
 
 
-def guess_column_map(header: Iterable[str]) -> dict[str, str]:
-    """Propose a column map: known spellings of email/name/language, everything else an attribute."""
-    mapping = {}
+def guess_targets(header: Iterable[str]) -> list[str]:
+    """Propose a target per column, by position: the first column with a known spelling of
+    email/name/language becomes that field, every other named column an attribute ("" ignores)."""
+    targets = []
     taken = set()
     for column in header:
         key = column.strip().lower()
         target = next((f for f, names in HEADER_GUESSES.items() if key in names and f not in taken), None)
         if target:
             taken.add(target)
+            targets.append(target)
+        else:
+            targets.append(attribute_key(column) if column else "")
+    return targets
+
+
+def guess_column_map(header: Iterable[str]) -> dict[str, str]:
+    """Propose a column map by header name (see ``guess_targets``); a repeated name keeps its first guess."""
+    header = list(header)
+    mapping = {}
+    for column, target in zip(header, guess_targets(header), strict=True):
+        if column and column not in mapping:
             mapping[column] = target
-        elif column:
-            mapping[column] = attribute_key(column)
     return mapping
+
+
+def column_targets(column_map: list[str] | dict[str, str]) -> list[str]:
+    """The fields a column map fills (positional list or by-name dict), for validation."""
+    return list(column_map.values()) if isinstance(column_map, dict) else list(column_map)
 
 
 def attribute_key(column: str) -> str:
@@ -380,9 +405,12 @@ class _Importer:
         result.skipped_count += len(existing_ids - updated)
 
     def _merge(self, subscriber: Subscriber, row: _Row) -> bool:
-        """Fill in the file's name, language and attributes; True when something changed."""
+        """Fill in the file's name, language and attributes; True when something changed.
+
+        A name the subscriber already has is replaced only with ``options.update_names``.
+        """
         changed = False
-        if row.name and row.name != subscriber.name:
+        if row.name and row.name != subscriber.name and (self.options.update_names or not subscriber.name):
             subscriber.name, changed = row.name, True
         if row.language and row.language != subscriber.language:
             subscriber.language, changed = row.language, True
@@ -477,10 +505,16 @@ class _Importer:
         self.result.note(row.line, "suppressed", message)
 
 
-def _column_indexes(header: list[str], column_map: dict[str, str]) -> dict:
+def _column_indexes(header: list[str], column_map: list[str] | dict[str, str]) -> dict:
+    if isinstance(column_map, dict):
+        targets = [column_map.get(column) or "" for column in header]
+    elif len(column_map) == len(header):
+        targets = column_map
+    else:
+        raise ImportFileError(f"The column map names {len(column_map)} columns but the file has {len(header)}.")
     indexes = {"attributes": {}}
-    for index, column in enumerate(header):
-        target = (column_map.get(column) or "").strip()
+    for index, target in enumerate(targets):
+        target = (target or "").strip()
         if not target:
             continue
         if target in CORE_FIELDS:
@@ -560,7 +594,7 @@ def create_import_job(uploaded_file, user) -> ImportJob:
 
 
 def queue_import_job(
-    job: ImportJob, *, lists, column_map, mode, consent_note="", encoding="utf-8", delimiter=""
+    job: ImportJob, *, lists, column_map, mode, consent_note="", encoding="utf-8", delimiter="", update_names=False
 ) -> ImportJob:
     """Set what to import where, then enqueue the background task after commit.
 
@@ -571,10 +605,13 @@ def queue_import_job(
 
     ImportOptions(lists=list(lists), column_map=column_map, mode=mode, consent_note=consent_note)
     _check_encoding(encoding)
+    if delimiter:
+        _check_delimiter(delimiter)
     job.column_map = column_map
     job.mode = mode
     job.consent_note = consent_note
-    job.save(update_fields=["column_map", "mode", "consent_note"])
+    job.update_names = update_names
+    job.save(update_fields=["column_map", "mode", "consent_note", "update_names"])
     job.lists.set(lists)
     # The encoding and delimiter travel as task arguments: ImportJob has no fields for them.
     transaction.on_commit(lambda: run_import_task.enqueue(job.pk, encoding=encoding, delimiter=delimiter or ""))
@@ -624,6 +661,7 @@ def run_import_job(job_id: int, *, encoding: str = "utf-8", delimiter: str = "")
                 source_name=job.original_name,
                 actor=job.created_by,
                 job_id=job.pk,
+                update_names=job.update_names,
             )
             import_csv(
                 stream,

@@ -1,6 +1,7 @@
 """Who is on which list, and the proof that they asked to be (GDPR Art. 7(1))."""
 
 import hashlib
+import re
 import uuid
 
 from django.conf import settings
@@ -13,16 +14,24 @@ from wagtail.admin.panels import FieldPanel
 from wagtail.fields import RichTextField
 from wagtail.models import Page
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# The largest value of a BigAutoField: an id from outside above it can match no row (and would
+# overflow SQLite's integer binding), so forms and public views refuse it before querying.
+MAX_ID = 2**63 - 1
+
 
 def normalise_email(address: str) -> str:
     """The identity of an address: trimmed, lower-cased, domain in IDNA (punycode) form.
 
     ``Ann@Example.com`` and ``ann@EXAMPLE.com`` are one subscriber; so are ``bob@bücher.de``
-    and ``bob@xn--bcher-kva.de``. Raises ``ValidationError`` for a malformed address.
+    and ``bob@xn--bcher-kva.de``. Raises ``ValidationError`` for a malformed address, including
+    one with a control character: Django's validator accepts e.g. ``"a\x0bb"@example.com`` (a
+    quoted local part) but no mail header can carry it, so it would fail only later, at sending.
     """
     address = (address or "").strip()
     local, sep, domain = address.rpartition("@")
-    if not sep or not local or not domain:
+    if not sep or not local or not domain or _CONTROL.search(address):
         raise ValidationError("Enter a valid email address.", code="invalid")
     try:
         domain = domain.encode("idna").decode("ascii")
@@ -97,7 +106,7 @@ class Subscriber(models.Model):
     SUPPRESSED_STATES = (State.BOUNCED, State.COMPLAINED, State.BLOCKED)
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    email = models.EmailField(max_length=254, help_text="As the subscriber typed it.")
+    email = models.EmailField(max_length=254, help_text="As the subscriber typed it.", validators=[normalise_email])
     email_normalised = models.CharField(max_length=254, unique=True, editable=False)
     name = models.CharField(max_length=200, blank=True)
     language = models.CharField(max_length=16, blank=True, default=settings.LANGUAGE_CODE)
@@ -121,6 +130,14 @@ class Subscriber(models.Model):
     def save(self, *args, **kwargs):
         self.email_normalised = normalise_email(self.email)
         super().save(*args, **kwargs)
+
+    def clean(self):
+        # Merge fields are looked up by name: anything but a JSON object (a list, a string, a
+        # number) would break every page and export that reads them. An empty field is no fields.
+        if self.attributes is None:
+            self.attributes = {}
+        if not isinstance(self.attributes, dict):
+            raise ValidationError({"attributes": 'Enter a JSON object, e.g. {"city": "Leeds"}.'})
 
     @property
     def is_suppressed(self) -> bool:
@@ -337,10 +354,13 @@ class ImportJob(models.Model):
 
     file = models.FileField(upload_to="imports/")
     original_name = models.CharField(max_length=255)
-    column_map = models.JSONField(default=dict, help_text='CSV header to field, e.g. {"E-mail": "email"}.')
+    column_map = models.JSONField(
+        default=dict, help_text='Field per column by position, e.g. ["email", "", "name"], or by header name.'
+    )
     lists = models.ManyToManyField(MailingList, related_name="+")
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.CONFIRM)
     consent_note = models.CharField(max_length=500, blank=True, help_text="Where and how consent was obtained.")
+    update_names = models.BooleanField(default=False, help_text="Replace names subscribers already have.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     total_rows = models.PositiveIntegerField(null=True, blank=True)
     processed_rows = models.PositiveIntegerField(default=0)

@@ -45,6 +45,12 @@ def _user_agent(request) -> str:
     return request.META.get("HTTP_USER_AGENT", "")[:500]
 
 
+def _ip_key(group, request) -> str:
+    # The client behind the trusted proxies, the same address the consent record stores: with
+    # django-ratelimit's "ip" key every visitor behind the proxy shared one counter (the proxy's).
+    return _client_ip(request) or ""
+
+
 def _address_key(group, request) -> str:
     return normalise_email(request.POST.get("email", ""))
 
@@ -81,7 +87,7 @@ def subscribe_page(request, page: SubscribePage):
         if is_ratelimited(
             request,
             group="subscribers.subscribe.ip",
-            key="ip",
+            key=_ip_key,
             rate=settings.BROADSHEET["SUBSCRIBE_RATE_PER_IP"],
             method="POST",
             increment=True,

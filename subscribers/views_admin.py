@@ -7,7 +7,7 @@ and renders.
 
 from urllib.parse import urlencode
 
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
@@ -30,7 +30,7 @@ from subscribers.importing import (
     ENCODINGS,
     ImportFileError,
     create_import_job,
-    guess_column_map,
+    guess_targets,
     queue_import_job,
     read_header,
 )
@@ -115,7 +115,7 @@ class ImportMappingView(WagtailAdminTemplateMixin, FormView):
 
     def get_form_kwargs(self):
         kwargs = super().get_form_kwargs()
-        kwargs.update(header=self.header, initial_map=guess_column_map(self.header))
+        kwargs.update(header=self.header, initial_targets=guess_targets(self.header))
         kwargs["initial"] = {"encoding": self.encoding, "delimiter": self.delimiter, "mode": ImportJob.Mode.CONFIRM}
         return kwargs
 
@@ -141,6 +141,7 @@ class ImportMappingView(WagtailAdminTemplateMixin, FormView):
             consent_note=data["consent_note"].strip(),
             encoding=data["encoding"],
             delimiter=self.delimiter,
+            update_names=data["update_names"],
         )
         messages.success(self.request, f"Importing {self.job.original_name}.")
         return redirect("subscribers_import:progress", self.job.pk)
@@ -231,8 +232,11 @@ class ExportSubscribersView(View):
         if query := request.GET.get("q", "").strip():
             queryset = search_subscribers(queryset, query)
         filters = SubscriberFilterSet(request.GET, queryset=queryset, request=request)
-        if filters.is_valid():
-            queryset = filters.qs
+        if not filters.is_valid():
+            # Exporting everyone because one filter was mistyped would hand out the whole list.
+            problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in filters.errors.items())
+            return HttpResponseBadRequest(f"Nothing exported: invalid filter ({problems}).", content_type="text/plain")
+        queryset = filters.qs
         stamp = timezone.now().strftime("%Y%m%d-%H%M")
         return _csv_response(exporting.export_subscribers(queryset), f"subscribers-{stamp}.csv")
 

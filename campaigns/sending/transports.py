@@ -37,6 +37,7 @@ from django.utils.module_loading import import_string
 
 from campaigns.rendering import fill_placeholders
 from campaigns.sending.headers import BODY_KEYS, CompiledMessage, MessageContent, Recipient
+from campaigns.sending.verp import return_path
 
 SENT, TEMPORARY, FAILED, UNKNOWN = "sent", "temporary", "failed", "unknown"
 
@@ -274,11 +275,15 @@ class SMTPTransport(RawTransport):
         self.connection = None
         connection.close()
 
-    def _mail_command(self, smtputf8: bool) -> bytes:
+    def _mail_command(self, delivery_id: int, smtputf8: bool) -> bytes:
+        """``MAIL FROM:<...>``: the delivery's VERP return path when a bounce domain is set, else the sender."""
+        parameter = " SMTPUTF8" if smtputf8 else ""
+        verp = return_path(delivery_id)
+        if verp is not None:
+            return f"MAIL FROM:<{verp}>{parameter}\r\n".encode()
         command = self._mail_commands.get(smtputf8)
         if command is None:
             sender, _ = envelope_address(self.sender) if self.sender else ("", False)
-            parameter = " SMTPUTF8" if smtputf8 else ""
             command = self._mail_commands[smtputf8] = f"MAIL FROM:<{sender}>{parameter}\r\n".encode()
         return command
 
@@ -307,7 +312,7 @@ class SMTPTransport(RawTransport):
         except AddressRefused as error:
             return Outcome(delivery_id, FAILED, error=f"address refused: {error}")
         raw = self.compiled.render(item.values, date=date)
-        commands = (self._mail_command(smtputf8), f"RCPT TO:<{recipient}>\r\n".encode(), b"DATA\r\n")
+        commands = (self._mail_command(delivery_id, smtputf8), f"RCPT TO:<{recipient}>\r\n".encode(), b"DATA\r\n")
         for attempt in (1, 2):
             if self.connection is None:
                 self.open()

@@ -30,9 +30,14 @@ class Command(BaseCommand):
             "--column", action="append", default=[], metavar="HEADER=FIELD",
             help="Map a column (email, name, language, or an attribute name); default: guessed from the header.",
         )  # fmt: skip
+        parser.add_argument(
+            "--update-names", action="store_true", help="Replace names subscribers already have (default: keep them)."
+        )
         parser.add_argument("--no-progress", action="store_true")
 
-    def handle(self, *args, file, lists, mode, consent_note, encoding, delimiter, column, no_progress, **options):
+    def handle(
+        self, *args, file, lists, mode, consent_note, encoding, delimiter, column, update_names, no_progress, **options
+    ):
         found = list(MailingList.objects.filter(slug__in=lists))
         missing = set(lists) - {m.slug for m in found}
         if missing:
@@ -51,6 +56,7 @@ class Command(BaseCommand):
                     mode=mode,
                     consent_note=consent_note,
                     source_name=str(file).rsplit("/", 1)[-1],
+                    update_names=update_names,
                 )
                 total = None if no_progress else count_lines(stream)
                 with tqdm(total=total, unit="rows", disable=no_progress, file=self.stderr) as bar:
