@@ -25,10 +25,8 @@ import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
-from email.headerregistry import Address
 from email.utils import parseaddr
 
-import idna
 from anymail.message import AnymailMessage
 from django.conf import settings
 from django.core import mail
@@ -38,13 +36,12 @@ from django.utils.module_loading import import_string
 from campaigns.rendering import fill_placeholders
 from campaigns.sending.headers import BODY_KEYS, CompiledMessage, MessageContent, Recipient
 from campaigns.sending.verp import return_path
+from mail.addresses import HeaderValueError, format_address, split_address
 
 SENT, TEMPORARY, FAILED, UNKNOWN = "sent", "temporary", "failed", "unknown"
 
 # An address that goes inside <...> as it is: the common case, no IDNA or SMTPUTF8 needed.
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
-# Nothing that could end or extend an SMTP command line (RFC 5321 4.1.2).
-_ENVELOPE_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f<>]")
 # What the socket raises when the server is gone.
 _DISCONNECTED = (smtplib.SMTPServerDisconnected, ConnectionError, OSError)
 
@@ -111,24 +108,19 @@ def classify_error(delivery_id: int, error: Exception) -> Outcome:
 def envelope_address(address: str) -> tuple[str, bool]:
     """``address`` as written inside ``<...>`` on MAIL FROM / RCPT TO, and whether it needs SMTPUTF8.
 
-    The domain is encoded with IDNA 2008 (the ``idna`` package, UTS 46 mapping; Python's own
-    "idna" codec is IDNA 2003, which maps e.g. "ß" differently), so ``bob@bücher.de`` goes to
-    any server as ``bob@xn--bcher-kva.de``. A non-ASCII local part has no ASCII form: it can only
-    be sent to a server that offers SMTPUTF8 (RFC 6531). Raises AddressRefused (with the reason).
+    The domain is encoded with IDNA 2008 by mail.addresses (``bob@bücher.de`` goes to any server
+    as ``bob@xn--bcher-kva.de``). A non-ASCII local part has no ASCII form: it can only be sent to
+    a server that offers SMTPUTF8 (RFC 6531). Raises AddressRefused (with the reason) for an
+    address with control characters or angle brackets, or whose domain has no IDNA 2008 form.
     """
     if _PLAIN_ADDRESS.fullmatch(address):
         return address, False
-    if _ENVELOPE_FORBIDDEN.search(address):
-        raise AddressRefused("the address contains control characters or angle brackets")
-    local, at, domain = address.rpartition("@")
-    if not at or not local or not domain:
-        raise AddressRefused(f"{address!r} is not an email address")
-    if not domain.isascii():
-        try:
-            domain = idna.encode(domain, uts46=True).decode("ascii")
-        except idna.IDNAError as error:
-            reason = f"the domain is not a valid internationalised domain name (IDNA 2008): {error}"
-            raise AddressRefused(reason) from None
+    if "<" in address or ">" in address:
+        raise AddressRefused("the address contains angle brackets")
+    try:
+        local, domain = split_address(address)
+    except HeaderValueError as error:
+        raise AddressRefused(str(error)) from None
     return f"{local}@{domain}", not local.isascii()
 
 
@@ -560,11 +552,8 @@ class AnymailBatchTransport(DjangoBackendTransport):
 
 
 def _display_address(recipient: Recipient) -> str:
-    """``"Name" <address>`` unencoded: Django and anymail encode the name themselves."""
-    if not recipient.name:
-        return recipient.email
-    local, _, domain = recipient.email.rpartition("@")
-    return str(Address(display_name=recipient.name, username=local, domain=domain))
+    """``Name <address>`` unencoded (Django and anymail encode the name), built by mail.addresses."""
+    return format_address(recipient.email, recipient.name)
 
 
 def get_transport(content: MessageContent, *, alias: str = "default", test: bool = False) -> Transport:
