@@ -18,4 +18,5 @@ ALLOWED_HOSTS = ["testserver", "localhost", "news.example.com"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "imports": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
 }
