@@ -215,3 +215,62 @@ def tasks_from_url(name: str, value: str, redis_url: str | None) -> dict:
 
 def rq_queues(redis_url: str) -> dict:
     return {queue: {"URL": redis_url, "DEFAULT_TIMEOUT": 3600} for queue in ("default", "campaigns")}
+
+
+MAILBOX_PORTS = {"pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993}
+
+
+def mailbox_from_url(name: str, value: str) -> dict | None:
+    """The bounce mailbox from ``BOUNCE_MAILBOX_URL`` (None when empty).
+
+    pop3s://user:pass@host[:995], pop3://user:pass@host?tls=1 (STARTTLS), imaps://user:pass@host/INBOX,
+    imap://user:pass@host/INBOX?tls=1, maildir:///var/mail/bounces. Options: ``timeout`` (seconds),
+    ``kept`` (IMAP/Maildir folder for messages a person must look at, default "Kept").
+    """
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a valid URL: {error}") from None
+    scheme = parts.scheme.lower()
+    query = parse_qs(parts.query)
+    try:
+        timeout = int(query.get("timeout", ["30"])[-1])
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r}: timeout must be a whole number of seconds.") from None
+    kept = query.get("kept", ["Kept"])[-1]
+    if scheme == "maildir":
+        path = unquote(parts.netloc + parts.path)
+        if not path:
+            raise ImproperlyConfigured(f"{name}={value!r}: a maildir URL needs a path (maildir:///var/mail/bounces).")
+        return {"protocol": "maildir", "path": path, "kept": kept}
+    if scheme not in MAILBOX_PORTS:
+        raise ImproperlyConfigured(
+            f"{name}={value!r}: unknown scheme {scheme!r}; use pop3://, pop3s://, imap://, imaps:// or maildir://."
+        )
+    if not parts.hostname:
+        raise ImproperlyConfigured(f"{name}={value!r}: a {scheme} URL needs a host.")
+    if not parts.username:
+        raise ImproperlyConfigured(f"{name}={value!r}: a {scheme} URL needs a user name (user:password@host).")
+    use_ssl = scheme.endswith("s")
+    starttls = _query_flag(query, "tls", name, value)
+    if use_ssl and starttls:
+        raise ImproperlyConfigured(f"{name}={value!r}: choose tls=1 (STARTTLS) or {scheme} (SSL), not both.")
+    protocol = scheme.rstrip("s")
+    folder = unquote(parts.path.lstrip("/")) or "INBOX"
+    if protocol == "pop3" and parts.path.strip("/"):
+        raise ImproperlyConfigured(f"{name}={value!r}: POP3 has no folders; remove the path.")
+    return {
+        "protocol": protocol,
+        "host": parts.hostname,
+        "port": port or MAILBOX_PORTS[scheme],
+        "username": unquote(parts.username),
+        "password": unquote(parts.password or ""),
+        "ssl": use_ssl,
+        "starttls": starttls,
+        "folder": folder,
+        "kept": kept,
+        "timeout": timeout,
+    }

@@ -26,6 +26,7 @@ from django.utils.module_loading import import_string
 
 from campaigns.rendering import fill_placeholders
 from campaigns.sending.headers import BODY_KEYS, CompiledMessage, MessageContent, Recipient
+from campaigns.sending.verp import return_path
 
 SENT, TEMPORARY, FAILED, UNKNOWN = "sent", "temporary", "failed", "unknown"
 
@@ -159,10 +160,17 @@ class SMTPTransport(RawTransport):
     # a line starting with "." is stuffed with bytes.replace (a C loop over the bytes; the
     # quoted-printable body often has such lines, where a soft line break falls before a ".").
 
-    def _mail(self, connection):
+    def _mail_from(self, delivery_id: int) -> str:
+        """``FROM:<...>``: the delivery's VERP return path when a bounce domain is set, else the sender."""
+        verp = return_path(delivery_id)
+        if verp is not None:
+            return f"FROM:<{verp}>"
         if self.mail_from is None:
             self.mail_from = "FROM:" + smtplib.quoteaddr(self.sender)
-        return connection.docmd("mail", self.mail_from)
+        return self.mail_from
+
+    def _mail(self, connection, delivery_id: int):
+        return connection.docmd("mail", self._mail_from(delivery_id))
 
     @staticmethod
     def _rcpt(connection, address: str):
@@ -210,7 +218,7 @@ class SMTPTransport(RawTransport):
                 return outcome
             stage = "mail"
             try:
-                code, reply = self._mail(connection)
+                code, reply = self._mail(connection, delivery_id)
                 if code != 250:
                     self._reset()
                     return self._refused(delivery_id, code, reply, "MAIL FROM")
@@ -248,12 +256,11 @@ class SMTPTransport(RawTransport):
         instead of four of each. The outcome rules are the sequential path's; None means the
         connection dropped before the data went out: retry on a new connection."""
         delivery_id, address = item.recipient.delivery_id, item.recipient.email
-        if self.mail_from is None:
-            self.mail_from = "FROM:" + smtplib.quoteaddr(self.sender)
+        mail_from = self._mail_from(delivery_id)
         rcpt_to = f"TO:<{address}>" if _PLAIN_ADDRESS.fullmatch(address) else "TO:" + smtplib.quoteaddr(address)
         replies = []
         try:
-            connection.send(f"MAIL {self.mail_from}\r\nRCPT {rcpt_to}\r\nDATA\r\n")
+            connection.send(f"MAIL {mail_from}\r\nRCPT {rcpt_to}\r\nDATA\r\n")
             for _ in range(3):
                 replies.append(connection.getreply())
         except (smtplib.SMTPServerDisconnected, ConnectionError, OSError) as error:

@@ -178,6 +178,13 @@ BROADSHEET = {
     # Own tracking for plain SMTP (ESPs track themselves): signed redirect links, a 1x1 open pixel.
     "TRACK_CLICKS": config.env_bool("TRACK_CLICKS", False),
     "TRACK_OPENS": config.env_bool("TRACK_OPENS", False),
+    # Plain SMTP bounces (docs/sending-without-an-esp.md): with a bounce domain every campaign
+    # message goes out with the return path bounces+<signed delivery id>@BOUNCE_DOMAIN (VERP);
+    # the mailbox those bounces reach is read every BOUNCE_POLL_SECONDS by a task.
+    "BOUNCE_DOMAIN": config.env_str("BOUNCE_DOMAIN", "").strip().lower(),
+    "BOUNCE_LOCAL_PART": config.env_str("BOUNCE_LOCAL_PART", "bounces"),
+    "BOUNCE_MAILBOX": config.mailbox_from_url("BOUNCE_MAILBOX_URL", config.env_str("BOUNCE_MAILBOX_URL", "")),
+    "BOUNCE_POLL_SECONDS": config.env_int("BOUNCE_POLL_SECONDS", 300, minimum=10),
 }
 
 LOGGING = {

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from campaigns.bounces.tasks import start_bounce_polling
+
 
 class Command(BaseCommand):
     help = "Run the task worker of the configured backend (db_worker or rqworker)."
@@ -17,6 +19,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         backend = settings.TASKS["default"]["BACKEND"]
+        # Periodic work is a task chain the worker starts (no cron); idempotent across workers.
+        if start_bounce_polling():
+            self.stdout.write("Started reading the bounce mailbox every BOUNCE_POLL_SECONDS.")
         queues = settings.TASKS["default"].get("QUEUES", ["default"])
         if backend.startswith("django_tasks_db"):
             extra = ["--batch"] if options["batch"] else []

@@ -1,0 +1,1 @@
+"""Bounces without an ESP: VERP return paths come back to a mailbox, read and applied here."""
