@@ -2,15 +2,33 @@
 
 Walks the DOM and emits blocks (paragraphs, headings, list items, table rows), each wrapped on
 its own: headings underlined, lists as ``- `` / ``1. ``, links as ``text (url)``, buttons as
-``label: url``, images as their alt text, hidden parts (preheader, tracking pixels) dropped.
-URLs and %%placeholders%% are single words to the wrapper, so they are never broken.
+``label: url``, images as their alt text (decorative ones dropped: pictures repeating a text link,
+``data-plaintext="skip"``), hidden parts (preheader, tracking pixels) dropped. Headings are
+underlined, the title (h1) also overlined so it stands apart from an h2.
+
+Wrapping measures display width, not characters: a Chinese or Japanese character takes two
+columns. Lines break at spaces and, inside runs of CJK text, between characters where the Unicode
+line-breaking rules (UAX #14) allow: never before closing punctuation (ideographic full stop and
+comma, closing brackets and quotes) nor after opening brackets. Latin words, URLs and
+%%placeholders%% are never broken. A word holding a per-recipient link or address gets a line of
+its own, so the filled-in value cannot push its line past the width whatever its length (a URL
+longer than a line stands alone): the text is wrapped once, and personalise() stays a plain
+substitution, which also works where an ESP fills the values (batch sends with merge data).
+
+Libraries: ``wcwidth`` for display width (East Asian Width plus zero-width and combining marks
+and emoji, which a bare ``unicodedata.east_asian_width`` lookup gets wrong) and ``uniseg`` for the
+line-break opportunities of UAX #14 (pure Python, MIT, no ICU to compile; its answers are
+remembered per pair of line-break classes, so a Chinese issue converts about as fast as an
+English one: bench/plaintext.py).
 """
 
+import functools
 import re
-import textwrap
 from dataclasses import dataclass
 
+import wcwidth
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+from uniseg.linebreak import line_break, line_break_boundaries
 
 BLOCK_TAGS = frozenset(
     "address article aside blockquote body caption center dd details div dl dt fieldset figcaption figure "
@@ -19,6 +37,14 @@ BLOCK_TAGS = frozenset(
 )
 SKIPPED_TAGS = frozenset("head style script title template noscript meta link button input select textarea".split())
 HEADINGS = {"h1": "=", "h2": "=", "h3": "-", "h4": "-", "h5": "-", "h6": "-"}
+OVERLINED = frozenset({"h1"})  # the title also gets a line above, so it stands apart from an h2
+# Tokens filled per recipient (campaigns.rendering.PLACEHOLDERS): ``%%name%%``.
+_PLACEHOLDER = re.compile(r"%%[a-z_]+%%")
+# A name flows with the text ("Hello %%name%%,"), measured as this many columns: a longer name
+# can push its one line over the width. Every other placeholder (links, the address) can be far
+# longer than a line, so the word holding it gets a line of its own.
+_FLOWING_PLACEHOLDERS = {"%%name%%": 30}
+_SPACE_RUNS = re.compile(r"( +)")
 _SPACES = re.compile(r"[ \t\n\r\f\v]+")  # HTML whitespace only: a no-break space stays a space
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _PIXEL_STYLE = re.compile(r"(?:^|;)\s*(?:width|height)\s*:\s*[01]px", re.IGNORECASE)
@@ -48,7 +74,8 @@ def html_to_text(html: str, width: int = 78) -> str:
     soup = BeautifulSoup(html, "html.parser")
     converter = _Converter(width)
     # A linked picture next to a text link to the same place (teaser cards) would print the
-    # address twice: such pictures show their alt text only.
+    # address twice, and its alt text would stand as a stray line above the card's title: such
+    # pictures are left out.
     converter.text_link_hrefs = {(a.get("href") or "").strip() for a in soup.find_all("a") if a.get_text(strip=True)}
     converter.walk(soup)
     converter.flush()
@@ -75,7 +102,7 @@ class _Converter:
             p.used = True
         return first, rest
 
-    def _emit(self, lines: list[str], *, wrap: bool = True, underline: str = "") -> None:
+    def _emit(self, lines: list[str], *, wrap: bool = True, underline: str = "", overline: bool = False) -> None:
         first, rest = self._indents()
         out: list[str] = []
         for i, line in enumerate(lines):
@@ -83,22 +110,16 @@ class _Converter:
             if not wrap or not line:
                 out.append((initial + line) if line else initial.rstrip())
                 continue
-            wrapper = textwrap.TextWrapper(
-                width=self.width,
-                initial_indent=initial,
-                subsequent_indent=rest,
-                break_long_words=False,  # URLs and placeholders must stay whole
-                break_on_hyphens=False,
-            )
-            out.extend(wrapper.wrap(line) or [initial.rstrip()])
+            out.extend(wrap_line(line, self.width, initial, rest) or [initial.rstrip()])
         if underline:
-            longest = max(len(line) - len(rest) for line in out)
-            out.append(rest + underline * min(longest, self.width - len(rest)))
+            longest = max(display_width(line) - len(rest) for line in out)
+            rule = rest + underline * min(longest, self.width - len(rest))
+            out = [rule, *out, rule] if overline else [*out, rule]
         inside_quote = bool(self.quote_starts) and len(self.blocks) > self.quote_starts[-1]
         self.blocks.append(_Block(out, self.next_tight, rest.rstrip() if inside_quote else ""))
         self.next_tight = False
 
-    def flush(self, *, underline: str = "") -> None:
+    def flush(self, *, underline: str = "", overline: bool = False) -> None:
         """Turn the pending inline text into a block (a <br> is a line break inside it)."""
         text = "".join(self.inline)
         self.inline = []
@@ -108,7 +129,7 @@ class _Converter:
         while lines and not lines[-1]:
             lines.pop()
         if lines:
-            self._emit(lines, underline=underline)
+            self._emit(lines, underline=underline, overline=overline)
 
     def result(self) -> str:
         parts: list[str] = []
@@ -147,7 +168,7 @@ class _Converter:
         elif name in HEADINGS:
             self.flush()
             self.walk(tag)
-            self.flush(underline=HEADINGS[name])
+            self.flush(underline=HEADINGS[name], overline=name in OVERLINED)
         elif name in ("ul", "ol"):
             self.listing(tag, ordered=name == "ol")
         elif name == "table":
@@ -196,8 +217,7 @@ class _Converter:
         text = _SPACES.sub(" ", "".join(self.inline[start:])).strip()
         del self.inline[start:]
         if not tag.get_text(strip=True) and href in self.text_link_hrefs:
-            self.inline.append(text)  # a picture linking where a text link also goes
-            return
+            return  # a picture linking where a text link also goes: its alt would be a stray line
         self.inline.append(_format_link(text, href, button=_is_button(tag)))
 
     def listing(self, tag: Tag, *, ordered: bool) -> None:
@@ -248,6 +268,106 @@ class _Converter:
         if caption:
             self.walk(caption)
             self.flush()
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a monospaced mail reader: wide (CJK) characters count 2,
+    combining and zero-width characters 0."""
+    if text.isascii():
+        return len(text)
+    return wcwidth.width(text, control_codes="ignore")
+
+
+def wrap_line(text: str, width: int, initial_indent: str = "", subsequent_indent: str = "") -> list[str]:
+    """Wrap one line of ``text`` into lines of at most ``width`` display columns.
+
+    Breaks at spaces, and between CJK characters where UAX #14 allows; a unit that cannot be
+    broken (a URL, a long Latin word) and is wider than the line stands alone on its line. A word
+    holding a %%placeholder%% other than %%name%% stands alone on its line. Returns [] for blank
+    ``text``.
+    """
+    lines: list[str] = []
+    line, used, empty = initial_indent, display_width(initial_indent), True
+    for spaces, unit, alone in _units(text):
+        unit_width = _measure(unit)
+        gap = len(spaces) if not empty else 0
+        if not empty and (alone or used + gap + unit_width > width):
+            lines.append(line.rstrip(" "))
+            line, used, empty, gap = subsequent_indent, len(subsequent_indent), True, 0
+        line += " " * gap + unit
+        used += gap + unit_width
+        empty = False
+        if alone:
+            lines.append(line)
+            line, used, empty = subsequent_indent, len(subsequent_indent), True
+    if not empty:
+        lines.append(line.rstrip(" "))
+    return lines
+
+
+def _measure(unit: str) -> int:
+    width = display_width(unit)
+    if "%%" in unit:
+        for token, reserved in _FLOWING_PLACEHOLDERS.items():
+            width += unit.count(token) * (reserved - len(token))
+    return width
+
+
+def _units(text: str):
+    """``(spaces_before, unit, alone)`` for each unbreakable piece of ``text``."""
+    spaces = ""
+    for piece in _SPACE_RUNS.split(text):
+        if not piece:
+            continue
+        if piece[0] == " ":
+            spaces = piece
+            continue
+        if "%%" in piece and any(t not in _FLOWING_PLACEHOLDERS for t in _PLACEHOLDER.findall(piece)):
+            yield spaces, piece, True
+        elif piece.isascii() or not any(_is_wide(ch) for ch in piece):
+            yield spaces, piece, False
+        else:
+            for index, unit in enumerate(_cjk_units(piece)):
+                yield (spaces if index == 0 else ""), unit, False
+        spaces = ""
+
+
+def _cjk_units(piece: str) -> list[str]:
+    """Split a space-free run at the UAX #14 break opportunities next to a wide character, so
+    Latin words and URLs inside CJK text stay whole."""
+    units, start = [], 0
+    for index in range(1, len(piece)):
+        before, after = piece[index - 1], piece[index]
+        if (_is_wide(before) or _is_wide(after)) and _break_allowed(before, after):
+            units.append(piece[start:index])
+            start = index
+    units.append(piece[start:])
+    return units
+
+
+@functools.cache
+def _char_class(char: str) -> tuple[str, bool]:
+    return str(line_break(char)), _is_wide(char)
+
+
+_PAIR_BREAKS: dict[tuple, bool] = {}
+
+
+def _break_allowed(before: str, after: str) -> bool:
+    """Whether UAX #14 (uniseg) allows a break between two characters, remembered per pair of
+    line-break classes: uniseg walks its rules in pure Python (about 35 us a pair), and between
+    two non-space characters the answer depends on the classes alone."""
+    key = (_char_class(before), _char_class(after))
+    allowed = _PAIR_BREAKS.get(key)
+    if allowed is None:
+        allowed = _PAIR_BREAKS[key] = 1 in line_break_boundaries(before + after)
+    return allowed
+
+
+@functools.cache
+@functools.cache
+def _is_wide(char: str) -> bool:
+    return wcwidth.wcwidth(char) == 2
 
 
 def _rows(table: Tag) -> list[Tag]:

@@ -1,7 +1,6 @@
 """Who is on which list, and the proof that they asked to be (GDPR Art. 7(1))."""
 
 import hashlib
-import re
 import uuid
 
 from django.conf import settings
@@ -14,9 +13,8 @@ from wagtail.admin.panels import FieldPanel
 from wagtail.fields import RichTextField
 from wagtail.models import Page
 
+from mail.addresses import has_control_characters, validate_header_text
 from subscribers.storage import import_storage, random_import_name
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # The largest value of a BigAutoField: an id from outside above it can match no row (and would
 # overflow SQLite's integer binding), so forms and public views refuse it before querying.
@@ -33,7 +31,7 @@ def normalise_email(address: str) -> str:
     """
     address = (address or "").strip()
     local, sep, domain = address.rpartition("@")
-    if not sep or not local or not domain or _CONTROL.search(address):
+    if not sep or not local or not domain or has_control_characters(address):
         raise ValidationError("Enter a valid email address.", code="invalid")
     try:
         domain = domain.encode("idna").decode("ascii")
@@ -55,7 +53,7 @@ def email_hash(normalised: str) -> str:
 
 
 class MailingList(models.Model):
-    name = models.CharField(max_length=150)
+    name = models.CharField(max_length=150, validators=[validate_header_text])
     slug = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
     is_public = models.BooleanField(
@@ -64,7 +62,9 @@ class MailingList(models.Model):
     double_opt_in = models.BooleanField(
         default=True, help_text="Send a confirmation email and add nobody until they confirm."
     )
-    from_name = models.CharField(max_length=100, blank=True, help_text="Overrides the site's sender name.")
+    from_name = models.CharField(
+        max_length=100, blank=True, validators=[validate_header_text], help_text="Overrides the site's sender name."
+    )
     from_email = models.EmailField(blank=True, help_text="Overrides the site's sender address.")
     reply_to = models.EmailField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -110,7 +110,7 @@ class Subscriber(models.Model):
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     email = models.EmailField(max_length=254, help_text="As the subscriber typed it.", validators=[normalise_email])
     email_normalised = models.CharField(max_length=254, unique=True, editable=False)
-    name = models.CharField(max_length=200, blank=True)
+    name = models.CharField(max_length=200, blank=True, validators=[validate_header_text])
     language = models.CharField(max_length=16, blank=True, default=settings.LANGUAGE_CODE)
     attributes = models.JSONField(default=dict, blank=True, help_text='Merge fields, e.g. {"city": "Leeds"}.')
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE, db_index=True)

@@ -4,7 +4,16 @@ from campaigns.plaintext import html_to_text
 def test_headings_are_underlined_double_for_top_levels_and_single_below():
     text = html_to_text("<h1>News</h1><h2>Big story</h2><h3>Detail</h3>")
 
-    assert text == "News\n====\n\nBig story\n=========\n\nDetail\n------\n"
+    # The title (h1) is also overlined, so it reads differently from an h2 (issue 9).
+    assert text == "====\nNews\n====\n\nBig story\n=========\n\nDetail\n------\n"
+
+
+def test_title_and_section_headings_look_different():
+    text = html_to_text("<h1>Spring issue</h1><h2>Spring issue</h2>")
+
+    title, section = text.split("\n\n")
+    assert title != section
+    assert title == "============\nSpring issue\n============"
 
 
 def test_paragraphs_are_separated_by_one_blank_line():
@@ -175,5 +184,39 @@ def test_linked_picture_beside_a_text_link_to_the_same_place_prints_the_address_
     text = html_to_text(html)
 
     assert text.count("https://example.org/a") == 1
-    assert "Printing press" in text and "Ink and iron (https://example.org/a)" in text
+    # The picture's alt text would be a stray line above the card's title (issue 9).
+    assert "Printing press" not in text and "Ink and iron (https://example.org/a)" in text
     assert "Only picture (https://example.org/b)" in text, "a picture that is the only link keeps its address"
+
+
+def test_images_marked_skip_leave_no_alt_line():
+    html = '<p><img src="hero.jpg" data-plaintext="skip" alt="The newsroom at dawn"></p><h1>Spring</h1>'
+
+    assert html_to_text(html) == "======\nSpring\n======\n"
+
+
+def test_a_word_holding_a_placeholder_gets_a_line_of_its_own():
+    html = (
+        "<p>You are receiving The Broadsheet at %%email%%. "
+        '<a href="%%unsubscribe_url%%">Unsubscribe</a> <span data-plaintext="skip">·</span> '
+        '<a href="%%preferences_url%%">Manage preferences</a></p>'
+    )
+
+    assert html_to_text(html).splitlines() == [
+        "You are receiving The Broadsheet at",
+        "%%email%%.",
+        "Unsubscribe",
+        "(%%unsubscribe_url%%)",
+        "Manage preferences",
+        "(%%preferences_url%%)",
+    ]
+
+
+def test_a_name_placeholder_flows_with_the_text_measured_as_a_long_name():
+    html = "<p>Hello %%name%%, " + "word " * 20 + "</p>"
+
+    lines = html_to_text(html).splitlines()
+
+    assert lines[0].startswith("Hello %%name%%, word")
+    # Room is kept for a 30-column name: filled with one, the first line still fits.
+    assert len(lines[0].replace("%%name%%", "N" * 30)) <= 78

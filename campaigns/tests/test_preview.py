@@ -85,7 +85,7 @@ def test_text_preview_shows_the_plaintext_part_with_sample_recipient(preview):
     assert "Draft subject: the unsaved one\n==============================" in text
     assert "Hello Sample Reader, read this (https://example.org/x)." in text
     assert "Go: https://example.org/go" in text
-    assert "Unsubscribe (https://news.example.com/newsletter/unsubscribe/" in text
+    assert "Unsubscribe\n(https://news.example.com/newsletter/unsubscribe/" in text
     assert "%%" not in text
 
 

@@ -1,4 +1,5 @@
 import re
+import uuid
 
 import pytest
 from bs4 import BeautifulSoup
@@ -8,8 +9,10 @@ from wagtail.documents.models import Document
 from wagtail.images.models import Image
 from wagtail.images.tests.utils import get_test_image_file
 
+from campaigns.plaintext import display_width
 from campaigns.rendering import PLACEHOLDERS, RenderedEmail, render_issue, render_transactional
 from campaigns.tests.factories import make_issue
+from subscribers.services import RecipientLinks
 
 BASE = "https://news.example.com"
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -174,8 +177,9 @@ def test_plaintext_has_content_buttons_alt_text_and_footer(rendered):
     assert f"Browse the archive: {BASE}/archive/" in text
     assert "A printing press at work" in text
     assert "1 Fleet Street\nLondon EC4Y 1AA" in text
-    assert "Unsubscribe (%%unsubscribe_url%%)" in text
-    assert "Manage preferences (%%preferences_url%%)" in text
+    # Each per-recipient link on a line of its own, so its filled value cannot overflow a line.
+    assert "Unsubscribe\n(%%unsubscribe_url%%)\n" in text
+    assert "Manage preferences\n(%%preferences_url%%)\n" in text
     assert max(len(line) for line in text.splitlines()) <= 78
 
 
@@ -192,7 +196,27 @@ def test_personalise_fills_every_placeholder(rendered):
     assert "%%" not in html
     assert "%%" not in text
     assert f'href="{BASE}/newsletter/unsubscribe/tok1/"' in html
-    assert f"Unsubscribe ({BASE}/newsletter/unsubscribe/tok1/)" in text
+    assert f"Unsubscribe\n({BASE}/newsletter/unsubscribe/tok1/)" in text
+
+
+def test_filled_plaintext_footer_fits_78_columns_with_real_recipient_links(rendered):
+    links = RecipientLinks([1, 2], campaign_id=12345).urls(uuid.uuid4())
+    assert len(links["unsubscribe_url"]) > 78, "a real unsubscribe link is longer than a line"
+
+    _, text = rendered.personalise({"name": "Ada " * 30, "email": "a" * 60 + "@example.com", **links})
+
+    for line in text.splitlines():
+        # A URL cannot be broken: when longer than a line it stands alone, in its parentheses.
+        assert display_width(line) <= 78 or re.fullmatch(r"\(https://\S+\)", line), line
+    assert f"Unsubscribe\n({links['unsubscribe_url']})\nManage preferences\n({links['preferences_url']})" in text
+
+
+def test_plaintext_has_no_stray_alt_lines_for_hero_and_teaser_pictures(rendered):
+    text = rendered.text
+
+    assert "The newsroom at dawn" not in text  # hero picture: decorative
+    assert "Type cases" not in text  # teaser picture beside its own title link
+    assert "Type (https://example.org/type)" in text
 
 
 def test_personalise_escapes_values_in_html_only():

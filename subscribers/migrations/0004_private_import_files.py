@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('subscribers', '0002_import_and_address_validation'),
+        ('subscribers', '0003_header_text_validators'),
     ]
 
     operations = [
