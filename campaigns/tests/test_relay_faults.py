@@ -98,6 +98,10 @@ def started(issue_page, relay, dummy_tasks, django_capture_on_commit_callbacks):
     return campaign
 
 
+def page_text(client, campaign) -> str:
+    return client.get(reverse("campaigns_admin:detail", args=[campaign.pk])).content.decode()
+
+
 def status_output(campaign) -> str:
     out = StringIO()
     call_command("campaign_status", str(campaign.pk), stdout=out)
@@ -122,6 +126,11 @@ def test_a_relay_that_refuses_then_rejects_the_login_then_recovers(
     assert campaign.last_error.startswith("Waiting for the relay since ")
     assert "next try at" in campaign.last_error and "Connection refused" in campaign.last_error
     assert "Waiting for the relay since" in status_output(campaign)
+    client.force_login(make_user(django_user_model, "sender", send=True))
+    assert (
+        "Waiting for the relay since"
+        in client.get(reverse("campaigns_admin:detail", args=[campaign.pk])).content.decode()
+    )
     assert set(Delivery.objects.values_list("status", "attempts")) == {("queued", 0)}  # nothing consumed
 
     # 2. Still refused at the next try: the wait doubles, still one task.
@@ -152,8 +161,7 @@ def test_a_relay_that_refuses_then_rejects_the_login_then_recovers(
     (notice,) = mail.outbox
     assert notice.to == ["editor@example.com"] and "paused" in notice.subject.lower()
     assert "535" in notice.body and reverse("campaigns_admin:detail", args=[campaign.pk]) in notice.body
-    client.force_login(make_user(django_user_model, "sender", send=True))
-    assert "refused the login" in client.get(reverse("campaigns_admin:detail", args=[campaign.pk])).content.decode()
+    assert "refused the login" in page_text(client, campaign)
     assert "535" in status_output(campaign)
     assert relay.messages == []
 
