@@ -217,3 +217,22 @@ def test_the_waiting_campaign_claims_nothing_until_its_next_try(started, relay, 
 
     assert (result["claimed"], result["waiting"], result["waiter"]) == (0, True, False)
     assert not Delivery.objects.exclude(claimed_by="").exists()
+
+
+def test_send_campaign_stops_with_the_error_when_the_login_is_refused(issue_page, settings, caplog):
+    from subscribers.tests.factories import MailingListFactory, SubscriptionFactory
+
+    weekly = MailingListFactory(slug="weekly")
+    for _ in range(2):
+        SubscriptionFactory(list=weekly)
+    settings.BROADSHEET = {**settings.BROADSHEET, "NOTIFY_STAFF": ["editor@example.com"]}
+    campaign = services.create_campaign(issue_page, [weekly])
+    err = StringIO()
+    with FakeSMTPServer(auth=("news", PASSWORD)) as relay:
+        settings.MAILERS = mailers(relay, "wrong-password")
+        call_command("send_campaign", str(campaign.pk), stdout=StringIO(), stderr=err)
+
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PAUSED and relay.logins == 1  # tried once, no loop
+    assert "535" in err.getvalue()
+    assert ModelLogEntry.objects.for_instance(campaign).filter(action="campaigns.pause").exists()
