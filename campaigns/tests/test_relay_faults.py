@@ -233,6 +233,19 @@ def test_send_campaign_stops_with_the_error_when_the_login_is_refused(issue_page
         call_command("send_campaign", str(campaign.pk), stdout=StringIO(), stderr=err)
 
     campaign.refresh_from_db()
-    assert campaign.status == Campaign.Status.PAUSED and relay.logins == 1  # tried once, no loop
+    # One login for the campaign, one for the staff notice (same relay, refused too): no loop.
+    assert campaign.status == Campaign.Status.PAUSED and relay.logins == 2
     assert "535" in err.getvalue()
     assert ModelLogEntry.objects.for_instance(campaign).filter(action="campaigns.pause").exists()
+
+
+def test_batches_failing_during_the_same_outage_record_it_once(started, relay):
+    from campaigns.sending.engine import record_relay_failure
+
+    first = record_relay_failure(started.pk, OSError("Connection refused"))
+    second = record_relay_failure(started.pk, OSError("Connection refused"))
+
+    assert (first["waiter"], second["waiter"]) == (True, False)  # one waiting task, not two
+    assert second["next_try_at"] == first["next_try_at"]
+    started.refresh_from_db()
+    assert started.relay_failures == 1
