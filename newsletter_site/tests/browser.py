@@ -10,6 +10,7 @@ Loaded as a pytest plugin by the root ``conftest.py``. The API is three fixtures
 - ``browser_problems``: what went wrong on ``page`` so far (``.allow(substring)`` to accept a
   known URL or message, ``.problems`` to read them, ``.check()`` to assert none now).
 - ``public_site``: the demo site's pages, lists and settings (no subscribers), on the live server.
+- ``axe_violations(page)``: axe-core's serious and critical WCAG 2.1 AA findings on a page.
 - ``browser``: the session's Chromium, for tests that need another context (another viewport,
   another server such as ``make serve-prod``); use ``new_checked_page(browser, base_url)``.
 
@@ -39,6 +40,7 @@ CHROMIUM_FLAGS = [
 ]
 PHONE = {"width": 375, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
+AXE_SCRIPT = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 # Fixtures whose users are browser tests (get the marker).
 BROWSER_FIXTURES = {"browser", "page", "browser_problems"}
 
@@ -100,6 +102,23 @@ def new_checked_page(browser, base_url: str, problems: BrowserProblems | None = 
     if problems is not None:
         problems.watch(page)
     return context, page
+
+
+def axe_violations(page, impacts=("serious", "critical")) -> list[str]:
+    """axe-core's WCAG 2.1 A/AA violations of ``impacts`` on the page now shown, one line each.
+
+    axe is added through the DevTools protocol (not a <script> the page's CSP would refuse).
+    """
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE_SCRIPT.read_text())
+    results = page.evaluate(
+        """() => axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"""
+    )
+    return [
+        f"{v['impact']}: {v['id']} ({v['help']}) at {', '.join(str(n['target']) for n in v['nodes'][:3])}"
+        for v in results["violations"]
+        if v["impact"] in impacts
+    ]
 
 
 def pytest_collection_modifyitems(config, items):
