@@ -10,6 +10,11 @@ VAR_DIR = Path(config.env_str("VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = config.env_bool("DEBUG", False)
 SECRET_KEY = config.env_str("SECRET_KEY", "")
+SECRET_KEY_FALLBACKS = config.env_list("SECRET_KEY_FALLBACKS")
+# Keys the suppression list's address hashes (HMAC-SHA256; docs/security.md). Unset: derived from
+# SECRET_KEY, so set it in production to rotate SECRET_KEY freely. Old keys go in the fallbacks.
+SUPPRESSION_KEY = config.env_str("SUPPRESSION_KEY", "")
+SUPPRESSION_KEY_FALLBACKS = config.env_list("SUPPRESSION_KEY_FALLBACKS")
 ALLOWED_HOSTS = config.env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = config.env_list("CSRF_TRUSTED_ORIGINS")
 
