@@ -3,6 +3,8 @@
 
 from pathlib import Path
 
+from django.utils.csp import CSP
+
 from newsletter_site import config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -65,8 +67,27 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "newsletter_site.middleware.PublicContentSecurityPolicyMiddleware",
     "wagtail.contrib.redirects.middleware.RedirectMiddleware",
 ]
+
+# Content-Security-Policy of the public pages (not the admins: newsletter_site/middleware.py).
+# Everything self-hosted; images may also come over https (embeds' thumbnails) and embeds (video)
+# are https iframes. A deployment that needs more (an analytics script, a CDN) extends this dict
+# in its own settings module: docs/security.md.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:", "https:"],
+    "font-src": [CSP.SELF],
+    "frame-src": ["https:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    # Wagtail's preview shows the page in a same-origin iframe.
+    "frame-ancestors": [CSP.SELF],
+}
 
 ROOT_URLCONF = "newsletter_site.urls"
 
