@@ -636,25 +636,14 @@ def abandon_after() -> datetime.timedelta:
 def create_import_job(uploaded_file, user) -> ImportJob:
     """Store an uploaded CSV privately as an ImportJob awaiting its column map (nothing runs yet).
 
-    Raises ``ImportFileError`` when the content is not CSV text. Schedules the sweep that deletes
-    the file if nobody maps the columns within ``IMPORT_ABANDON_HOURS``.
+    Raises ``ImportFileError`` when the content is not CSV text. The caller schedules the sweep
+    that deletes the file if nobody maps the columns in time (``import_tasks.schedule_sweep``).
     """
     check_text_file(uploaded_file)
     job = ImportJob(original_name=getattr(uploaded_file, "name", "upload.csv")[:255], created_by=user)
     job.file.save(job.original_name, uploaded_file, save=False)
     job.save()
-    _schedule_sweep()
     return job
-
-
-def _schedule_sweep() -> None:
-    from subscribers.import_tasks import sweep_imports_task  # The task module imports this one.
-
-    # Backends that can defer (database, RQ) run the sweep once this upload could be abandoned;
-    # the immediate backend cannot wait, so `manage.py sweep_imports` (cron) covers it.
-    if sweep_imports_task.get_backend().supports_defer:
-        run_after = timezone.now() + abandon_after() + datetime.timedelta(minutes=1)
-        transaction.on_commit(lambda: sweep_imports_task.using(run_after=run_after).enqueue())
 
 
 def sweep_imports(now=None) -> int:
