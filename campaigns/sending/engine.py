@@ -29,7 +29,7 @@ from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery
-from campaigns.sending import transports as transports_module
+from campaigns.sending import mailers
 from campaigns.sending.headers import Recipient, build_content, recipient_values
 from campaigns.sending.throttle import Throttle
 from campaigns.sending.transports import SENT, TEMPORARY, UNKNOWN, Outcome, Outgoing, TransportUnavailable
@@ -437,6 +437,15 @@ def send_batch(campaign_id: int, *, worker_id: str, limit: int | None = None, on
         result.update(status=campaign.status if campaign else None, more=False, retry_at=None)
         return result
     recovered = _recover_if_due(campaign)
+    blocked = Throttle(mailers.mailer_for(campaign)).blocked_until()
+    if blocked is not None:
+        # The mailer's hourly or daily allowance is spent: claim nothing, come back when it frees
+        # (the successor task waits until then instead of spinning: quotas spread over days).
+        blocked_at = datetime.datetime.fromtimestamp(blocked, tz=datetime.UTC)
+        if on_claimed is not None:
+            on_claimed({"claimable": False, "unfinished": True, "next_retry_at": blocked_at})
+        result.update(status=campaign.status, more=True, retry_at=blocked_at.isoformat())
+        return result
     limit = limit or int(settings.BROADSHEET["BATCH_SIZE"])
     key = (campaign.pk, campaign.started_at)
     after = _claim_floor.get(key) if connection.vendor == "postgresql" else None
@@ -474,19 +483,19 @@ def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: di
     """Send the claimed rows; returns a Unix time to come back at if the batch had to stop early."""
     rows = list(Delivery.objects.filter(pk__in=ids).order_by("pk").values_list("pk", "email", "name", "subscriber_uid"))
     content, links = _content(campaign)
-    transport = transports_module.get_transport(content)
-    throttle = Throttle("default")
     batch = _Batch(campaign, worker_id)
-    esp_ids = transport.batch_size > 1
     date = formatdate(usegmt=True)
     come_back_at = None
     index = since_check = streak = 0
     try:
-        transport.open()
+        # The campaign's mailer, or its failover when it is down (campaigns.sending.mailers).
+        transport, alias = mailers.open_transport(content, mailers.mailer_for(campaign))
     except TransportUnavailable as error:
         logger.warning("campaign %s: %s", campaign.pk, error)
         result["released"] = release_claims(campaign.pk, worker_id, ids)
         return timezone.now().timestamp() + backoff_seconds(1)
+    throttle = Throttle(alias)
+    esp_ids = transport.batch_size > 1
     try:
         while index < len(rows):
             if since_check >= CHECKPOINT_EVERY:
