@@ -102,7 +102,14 @@ OUTBOX_DIR = VAR_DIR / "outbox"
 # Named mailers from EMAIL_URL_<NAME> (chosen per list and per campaign), each with its LIMITS
 # (?per_second=&per_hour=&per_day=) and optional FAILOVER mailer: docs/sending-without-an-esp.md.
 MAILERS = config.mailers_from_env(OUTBOX_DIR)
-ANYMAIL = {key: value for mailer in MAILERS.values() for key, value in config.anymail_settings(mailer).items()}
+# ESPs whose tracking webhooks are routed (/anymail/<esp>/tracking/); default: the EMAIL_URL ESP.
+_tracking_webhooks = config.tracking_webhooks_from_env("TRACKING_WEBHOOKS", MAILERS["default"])
+# Every mailer's ESP credential (a named mailer may use another ESP than the default one).
+ANYMAIL = {
+    key: value
+    for mailer in MAILERS.values()
+    for key, value in config.anymail_settings(mailer, tracking=_tracking_webhooks).items()
+}
 DEFAULT_FROM_EMAIL = config.env_str("DEFAULT_FROM_EMAIL", "Broadsheet <newsletter@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -172,6 +179,11 @@ BROADSHEET = {
     "NOTIFY_STAFF_MODE": config.env_choice("NOTIFY_STAFF_MODE", "each", ["each", "daily"]),
     # ESP feedback: suppress an address that soft-bounces on this many consecutive campaigns.
     "SOFT_BOUNCE_LIMIT": config.env_int("SOFT_BOUNCE_LIMIT", 3, minimum=1),
+    # ESPs whose tracking webhooks are routed (/anymail/<esp>/tracking/): TRACKING_WEBHOOKS.
+    "TRACKING_WEBHOOKS": _tracking_webhooks,
+    # ESP events that match no delivery: kept at most this many, for this many days (an excerpt each).
+    "UNMATCHED_EVENTS_MAX": config.env_int("UNMATCHED_EVENTS_MAX", 10000, minimum=0),
+    "UNMATCHED_EVENTS_DAYS": config.env_int("UNMATCHED_EVENTS_DAYS", 30, minimum=1),
     # Own tracking for plain SMTP (ESPs track themselves): signed redirect links, a 1x1 open pixel.
     "TRACK_CLICKS": config.env_bool("TRACK_CLICKS", False),
     "TRACK_OPENS": config.env_bool("TRACK_OPENS", False),
