@@ -19,6 +19,11 @@ from subscribers.tests.factories import MailingListFactory
 pytestmark = pytest.mark.django_db
 
 LOCMEM = {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
+# An SMTP mailer nobody listens on (a port of our test range kept free).
+DOWN = {
+    "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+    "OPTIONS": {"host": "127.0.0.1", "port": 25199, "timeout": 2, "use_tls": False, "use_ssl": False},
+}
 
 
 @pytest.fixture
@@ -72,9 +77,8 @@ def test_the_campaign_goes_through_its_mailer(settings, issue_page, django_captu
 def test_failover_mailer_takes_over_when_the_primary_is_down(settings, issue_page, django_capture_on_commit_callbacks):
     campaign = started_campaign(issue_page, 3, django_capture_on_commit_callbacks)
     with FakeSMTPServer() as backup:
-        down = {"host": "127.0.0.1", "port": 25199, "timeout": 2, "use_tls": False, "use_ssl": False}
         settings.MAILERS = {
-            "default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": down, "FAILOVER": "backup"},
+            "default": {**DOWN, "FAILOVER": "backup"},
             "backup": smtp_mailer(backup),
         }
         result = send_batch(campaign.pk, worker_id="w1")
@@ -85,10 +89,11 @@ def test_failover_mailer_takes_over_when_the_primary_is_down(settings, issue_pag
     assert mailers.health("backup")["ok"] is True
 
 
-def test_without_failover_a_down_mailer_leaves_the_rows_queued(settings, issue_page, django_capture_on_commit_callbacks):
+def test_without_failover_a_down_mailer_leaves_the_rows_queued(
+    settings, issue_page, django_capture_on_commit_callbacks
+):
     campaign = started_campaign(issue_page, 2, django_capture_on_commit_callbacks)
-    down = {"host": "127.0.0.1", "port": 25199, "timeout": 2, "use_tls": False, "use_ssl": False}
-    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": down}}
+    settings.MAILERS = {"default": DOWN}
 
     result = send_batch(campaign.pk, worker_id="w1")
 
