@@ -61,6 +61,7 @@ class MailingListViewSet(ModelViewSet):
         "slug",
         "description",
         "is_public",
+        "preselected",
         "double_opt_in",
         "from_name",
         "from_email",

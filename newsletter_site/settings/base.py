@@ -130,6 +130,9 @@ STATIC_ROOT = Path(config.env_str("STATIC_ROOT", str(VAR_DIR / "static")))
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(config.env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+# Django serves MEDIA_ROOT itself when DEBUG or this is on (a laptop, `make serve-prod`, one small
+# server); otherwise the front web server or object storage does.
+SERVE_MEDIA = config.env_bool("SERVE_MEDIA", False)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -137,6 +140,9 @@ STORAGES = {
 
 WAGTAIL_SITE_NAME = config.env_str("SITE_NAME", "Broadsheet")
 WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
+# Admin avatars from Gravatar load from the internet: off by default, so offline and intranet
+# installs show Wagtail's placeholder instead of broken images. GRAVATAR=1 turns them on.
+WAGTAIL_GRAVATAR_PROVIDER_URL = "//www.gravatar.com/avatar" if config.env_bool("GRAVATAR", False) else None
 WAGTAILDOCS_EXTENSIONS = ["csv", "docx", "key", "odt", "pdf", "pptx", "rtf", "txt", "xlsx", "zip"]
 
 # Newsletter behaviour.

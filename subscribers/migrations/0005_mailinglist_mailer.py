@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('subscribers', '0003_header_text_validators'),
+        ('subscribers', '0004_mailinglist_preselected'),
     ]
 
     operations = [
