@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from dkim.crypto import parse_pem_private_key
 
 from mail.esps import ESPS, esp_for_backend
 
@@ -345,3 +346,34 @@ def mailers_from_env(outbox_dir: Path, env: Mapping | None = None) -> dict:
                 f"(one of: {', '.join(sorted(set(mailers) - {name}))})."
             )
     return mailers
+
+
+def dkim_from_env(env: Mapping | None = None) -> dict | None:
+    """``DKIM_DOMAIN`` + ``DKIM_SELECTOR`` + ``DKIM_PRIVATE_KEY_FILE`` (or ``DKIM_PRIVATE_KEY``, the
+    PEM text): the in-app DKIM signer's settings, or None when DKIM_DOMAIN is unset. The key is
+    read and parsed at start-up, so a wrong path or a malformed key stops the boot, named."""
+    domain = (_get("DKIM_DOMAIN", env) or "").strip().lower()
+    if not domain:
+        return None
+    selector = (_get("DKIM_SELECTOR", env) or "").strip()
+    if not selector:
+        raise ImproperlyConfigured(
+            "DKIM_DOMAIN is set: DKIM_SELECTOR is needed too (the DNS name <selector>._domainkey)."
+        )
+    path, text = _get("DKIM_PRIVATE_KEY_FILE", env), _get("DKIM_PRIVATE_KEY", env)
+    if path:
+        try:
+            key = Path(path).read_bytes()
+        except OSError as error:
+            raise ImproperlyConfigured(f"DKIM_PRIVATE_KEY_FILE={path!r} cannot be read: {error.strerror}.") from None
+        name = "DKIM_PRIVATE_KEY_FILE"
+    elif text:
+        key = text.replace("\\n", "\n").encode()
+        name = "DKIM_PRIVATE_KEY"
+    else:
+        raise ImproperlyConfigured("DKIM_DOMAIN is set: give the key in DKIM_PRIVATE_KEY_FILE or DKIM_PRIVATE_KEY.")
+    try:
+        parse_pem_private_key(key)
+    except Exception as error:  # dkimpy raises several types for a malformed key
+        raise ImproperlyConfigured(f"{name}: not an RSA private key in PEM format ({error}).") from None
+    return {"domain": domain, "selector": selector, "key": key}
