@@ -81,6 +81,13 @@ def email_hashes(normalised: str) -> list[str]:
     return [*(_keyed_hash(normalised, secret) for secret in _suppression_secrets()), legacy_email_hash(normalised)]
 
 
+def validate_mailer_name(value: str) -> None:
+    """A name of settings.MAILERS (checked when saved: the configuration may change later)."""
+    if value and value not in settings.MAILERS:
+        names = ", ".join(sorted(settings.MAILERS))
+        raise ValidationError(f"No mailer named {value!r}; configured: {names}.")
+
+
 class MailingList(models.Model):
     name = models.CharField(max_length=150, validators=[validate_header_text])
     slug = models.SlugField(max_length=100, unique=True)
@@ -104,6 +111,13 @@ class MailingList(models.Model):
     )
     from_email = models.EmailField(blank=True, help_text="Overrides the site's sender address.")
     reply_to = models.EmailField(blank=True)
+    mailer = models.CharField(
+        max_length=40,
+        blank=True,
+        default="",
+        validators=[validate_mailer_name],
+        help_text="The mailer (EMAIL_URL_<NAME>, lower case) campaigns to this list send through; blank: the default.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -497,7 +497,7 @@ def test_the_migration_strips_tokens_from_existing_consent_records(news):
 
     from subscribers.models import SubscriberEvent
 
-    migration = importlib.import_module("subscribers.migrations.0006_keyed_suppressions_and_redacted_consent")
+    migration = importlib.import_module("subscribers.migrations.0007_keyed_suppressions_and_redacted_consent")
     subscriber = SubscriberFactory()
     token = tokens.preferences_token(subscriber.uid)
     subscription = SubscriptionFactory(subscriber=subscriber, list=news)
@@ -585,7 +585,7 @@ def test_the_migration_rekeys_legacy_hashes_of_known_addresses_and_keeps_the_oth
 
     from subscribers.models import Suppression, email_hash
 
-    migration = importlib.import_module("subscribers.migrations.0006_keyed_suppressions_and_redacted_consent")
+    migration = importlib.import_module("subscribers.migrations.0007_keyed_suppressions_and_redacted_consent")
     SubscriberFactory(email="blocked@example.com", state="blocked")
     Suppression.objects.create(email_hash=hashlib.sha256(b"blocked@example.com").hexdigest(), reason="admin")
     gone = Suppression.objects.create(email_hash=hashlib.sha256(b"erased@example.com").hexdigest(), reason="erased")

@@ -55,7 +55,7 @@ def forwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("subscribers", "0005_private_import_files"),
+        ("subscribers", "0006_mailinglist_mailer"),
     ]
 
     operations = [
