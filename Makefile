@@ -15,7 +15,7 @@ LINK_HOST = $(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(HOST))
 ENV_FILE ?= .env
 RUN_BASE_URL = $(or $(BASE_URL),$(shell sed -n 's/^BASE_URL=//p' $(ENV_FILE) 2>/dev/null | tail -n 1),http://$(LINK_HOST):$(PORT))
 
-.PHONY: screenshots run serve-prod test test-services venv dev-venv migrate demo lint check bench clean
+.PHONY: run serve-prod test test-services venv dev-venv migrate demo lint check bench clean
 
 # The venv is rebuilt when requirements change (stamp files), never by hand.
 $(PY):
@@ -79,10 +79,6 @@ lint: dev-venv
 
 test: check lint
 	DJANGO_SETTINGS_MODULE=newsletter_site.settings.test $(BIN)/pytest -m "not mta"
-
-# Regenerate the README's admin screenshots (docs/screenshots/) with the editor's browser journey.
-screenshots: dev-venv
-	SCREENSHOTS=1 DJANGO_SETTINGS_MODULE=newsletter_site.settings.test $(BIN)/pytest campaigns/tests/test_editor_journey.py
 
 # Sending benchmark (bench/README.md): make bench BENCH_ARGS="--recipients 100000 --database postgres"
 bench: dev-venv
