@@ -13,7 +13,7 @@ from django.utils.html import escape as html_escape
 from django.utils.safestring import mark_safe
 from wagtail.models import Site
 
-from campaigns.plaintext import html_to_text
+from mail.plaintext import html_to_text
 
 # Per-recipient values, as literal tokens in the rendered html and text. Keys are what
 # RenderedEmail.personalise() expects in its ``values``.

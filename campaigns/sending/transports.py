@@ -27,6 +27,7 @@ from campaigns.rendering import fill_placeholders
 from campaigns.sending.headers import BODY_KEYS, CompiledMessage, MessageContent, Recipient
 from campaigns.sending.verp import return_path
 from mail.addresses import format_address
+from mail.outbox import OutboxBackend
 
 SENT, TEMPORARY, FAILED, UNKNOWN = "sent", "temporary", "failed", "unknown"
 
@@ -321,14 +322,12 @@ class SMTPTransport(RawTransport):
 
 @dataclass
 class OutboxTransport(RawTransport):
-    """The development Maildir (newsletter_site.outbox.OutboxBackend.write_bytes)."""
+    """The development Maildir (mail.outbox.OutboxBackend.write_bytes)."""
 
     name = "outbox"
     backend: object = None
 
     def open(self) -> None:
-        from newsletter_site.outbox import OutboxBackend
-
         self.backend = OutboxBackend(**self.options)
         self.backend.open()
 
@@ -524,7 +523,7 @@ def get_transport(content: MessageContent, *, alias: str = "default", test: bool
     backend_class = import_string(backend)
     if backend == "django.core.mail.backends.smtp.EmailBackend":
         return SMTPTransport(content=content, options=options)
-    if backend == "newsletter_site.outbox.OutboxBackend":
+    if backend == "mail.outbox.OutboxBackend":
         return OutboxTransport(content=content, options=options)
     esp = _esp_name(backend)
     if esp in ESP_BATCH and not test:
