@@ -21,7 +21,8 @@ from wagtail.admin.widgets.button import HeaderButton
 from campaigns import audit, charts, reporting, services
 from campaigns.admin_forms import CampaignFilterSet, DeliveryFilterForm, SendCampaignForm, TestSendForm
 from campaigns.models import Campaign, Delivery, NewsletterIssuePage
-from mail.senders import newsletter_settings, sender_for
+from mail.models import newsletter_settings
+from mail.senders import sender_for
 from subscribers.models import Subscriber
 
 SEND_PERMISSION = services.SEND_PERMISSION

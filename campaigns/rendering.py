@@ -11,8 +11,8 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.html import escape as html_escape
 from django.utils.safestring import mark_safe
-from wagtail.models import Site
 
+from mail.models import newsletter_settings
 from mail.plaintext import html_to_text
 
 # Per-recipient values, as literal tokens in the rendered html and text. Keys are what
@@ -118,7 +118,7 @@ def render_transactional(
 
 def _render_layout(*, subject, preheader, body, base_url, view_url, unsubscribe_url, preferences_url, footer_text):
     """``footer_text`` None means the site's newsletter footer text."""
-    sender = _newsletter_settings()
+    sender = newsletter_settings()
     if footer_text is None:
         footer_text = sender.footer_text if sender else ""
     html = render_to_string(
@@ -175,10 +175,3 @@ def _page_url(page, base_url: str) -> str:
     if not url:
         return base_url + "/"
     return urljoin(base_url + "/", url)
-
-
-def _newsletter_settings():
-    from campaigns.models import NewsletterSettings
-
-    site = Site.objects.filter(is_default_site=True).first() or Site.objects.first()
-    return NewsletterSettings.for_site(site) if site else NewsletterSettings()

@@ -12,10 +12,11 @@ from django.db import connection, transaction
 from django.db.models import F, Value
 from django.utils import timezone
 
-from campaigns.models import Campaign, Delivery, NewsletterIssuePage, NewsletterSettings
+from campaigns.models import Campaign, Delivery, NewsletterIssuePage
 from campaigns.sending.headers import build_content
 from mail.addresses import HeaderValueError
-from mail.senders import newsletter_settings, sender_for
+from mail.models import NewsletterSettings, newsletter_settings
+from mail.senders import sender_for
 from subscribers.models import MailingList, Subscriber
 
 SEND_PERMISSION = "campaigns.send_campaign"

@@ -21,7 +21,8 @@ from PIL import ImageDraw
 from wagtail.images import get_image_model
 from wagtail.models import Page, Site
 
-from campaigns.models import HomePage, NewsletterIndexPage, NewsletterIssuePage, NewsletterSettings
+from campaigns.models import HomePage, NewsletterIndexPage, NewsletterIssuePage
+from mail.models import NewsletterSettings
 from subscribers.models import MailingList, SubscribePage, Subscriber, SubscriberEvent, Subscription
 
 ADMIN_USERNAME = "admin"

@@ -1,6 +1,5 @@
 from .campaign import Campaign, Delivery, DeliveryEvent, SendWindow
 from .pages import HomePage, NewsletterIndexPage, NewsletterIssuePage
-from .site_settings import NewsletterSettings
 
 __all__ = [
     "Campaign",
@@ -9,6 +8,5 @@ __all__ = [
     "HomePage",
     "NewsletterIndexPage",
     "NewsletterIssuePage",
-    "NewsletterSettings",
     "SendWindow",
 ]

@@ -6,7 +6,8 @@ import email.policy
 import pytest
 from wagtail.models import Site
 
-from mail.senders import newsletter_settings, sender_for
+from mail.models import newsletter_settings
+from mail.senders import sender_for
 from subscribers import services
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory
 
