@@ -241,6 +241,39 @@ class SendCampaignView(SendPermissionRequired, generic.WagtailAdminTemplateMixin
         return redirect("campaigns_admin:detail", campaign.pk)
 
 
+class NewCampaignView(SendPermissionRequired, generic.WagtailAdminTemplateMixin, TemplateView):
+    """ "New campaign": choose a published issue, then its "Send as newsletter" form."""
+
+    template_name = "campaigns/admin/new.html"
+    header_icon = "mail"
+    page_title = "New campaign"
+    issues_per_page = 20
+
+    def get_breadcrumbs_items(self):
+        return _crumbs({"url": "", "label": "New campaign"})
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        issues = (
+            NewsletterIssuePage.objects.live()
+            .filter(live_revision__isnull=False)
+            .order_by("-issue_date", "-first_published_at", "-pk")
+        )
+        page_obj = Paginator(issues, self.issues_per_page).get_page(self.request.GET.get("p"))
+        sent = {}
+        for campaign in Campaign.objects.filter(
+            page__in=[issue.pk for issue in page_obj], status__in=ALREADY_SENT_STATUSES
+        ).prefetch_related("lists"):
+            sent.setdefault(campaign.page_id, []).append(campaign)
+        context.update(
+            issues=page_obj,
+            rows=[
+                (issue, reverse("campaigns_admin:send", args=[issue.pk]), sent.get(issue.pk, [])) for issue in page_obj
+            ],
+        )
+        return context
+
+
 # --- Campaign listing ----------------------------------------------------------------------------
 
 
@@ -254,6 +287,13 @@ class CampaignIndexView(SendPermissionRequired, generic.IndexView):
     header_icon = "mail"
     paginate_by = 25
     default_ordering = "-created_at"
+    add_url_name = "campaigns_admin:new"
+    add_item_label = "New campaign"
+
+    def get_add_url(self):
+        # A campaign starts from an issue: "New campaign" chooses one (the send permission is
+        # already required to see this listing; Campaign has no separate "add" permission in use).
+        return reverse(self.add_url_name)
 
     @property
     def columns(self):

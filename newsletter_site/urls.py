@@ -5,11 +5,14 @@ from wagtail import urls as wagtail_urls
 from wagtail.admin import urls as wagtailadmin_urls
 from wagtail.documents import urls as wagtaildocs_urls
 
+from campaigns.webhooks import tracking_webhook
+
 urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("admin/", include(wagtailadmin_urls)),
     path("documents/", include(wagtaildocs_urls)),
-    path("anymail/", include("anymail.urls")),
+    # ESP tracking webhooks: only the configured ESPs answer (campaigns.webhooks), no inbound mail.
+    path("anymail/<str:esp>/tracking/", tracking_webhook, name="tracking_webhook"),
     path("newsletter/", include("subscribers.urls")),
     path("campaigns/", include("campaigns.urls")),
 ]

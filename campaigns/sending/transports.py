@@ -27,6 +27,7 @@ from campaigns.rendering import fill_placeholders
 from campaigns.sending.headers import BODY_KEYS, CompiledMessage, MessageContent, Recipient
 from campaigns.sending.verp import return_path
 from mail.addresses import format_address
+from mail.esps import ESPS, esp_for_backend
 from mail.outbox import OutboxBackend
 
 SENT, TEMPORARY, FAILED, UNKNOWN = "sent", "temporary", "failed", "unknown"
@@ -409,25 +410,6 @@ class DjangoBackendTransport(Transport):
         return Outcome(delivery_id, SENT, item.values["message_id"])
 
 
-# Recipients per API call and the ESP's inline merge-field syntax ({} is the field name). ESPs
-# absent here (Postmark, Amazon SES, Resend, MailerSend...) need a stored template for batch
-# sends of per-recipient content in anymail, so they get one message per recipient, over one
-# connection (DjangoBackendTransport). docs/sending.md has the table.
-ESP_BATCH = {
-    "test": (1000, "{{{{{}}}}}"),
-    "mailgun": (1000, "%recipient.{}%"),
-    "mailjet": (50, "[[var:{}]]"),
-    "brevo": (1000, "{{{{ params.{} }}}}"),
-    "sendinblue": (1000, "{{{{ params.{} }}}}"),
-    "sparkpost": (1000, "{{{{{}}}}}"),
-}
-
-
-def _esp_name(backend_path: str) -> str:
-    parts = backend_path.split(".")
-    return parts[2] if len(parts) > 3 and parts[0] == "anymail" else ""
-
-
 def _anymail_outcome(delivery_id: int, recipient_status) -> Outcome:
     status = getattr(recipient_status, "status", None)
     if isinstance(status, set):  # the message-level AnymailStatus
@@ -462,10 +444,10 @@ class AnymailBatchTransport(DjangoBackendTransport):
     batch_size = 1000
 
     def __post_init__(self):
-        limit, field_format = ESP_BATCH[self.esp]
-        self.batch_size = min(limit, settings.BROADSHEET["ESP_BATCH_LIMIT"] or limit)
-        fields = {key: field_format.format(key) for key in BODY_KEYS}
-        html_fields = {key: field_format.format(f"{key}_html") for key in fields}
+        esp = ESPS[self.esp]
+        self.batch_size = min(esp.batch_limit, settings.BROADSHEET["ESP_BATCH_LIMIT"] or esp.batch_limit)
+        fields = {key: esp.merge_field_for(key) for key in BODY_KEYS}
+        html_fields = {key: esp.merge_field_for(f"{key}_html") for key in fields}
         self.text_body = fill_placeholders(self.content.text, fields, escape=False)
         self.html_body = fill_placeholders(self.content.html, html_fields, escape=False)
 
@@ -525,8 +507,8 @@ def get_transport(content: MessageContent, *, alias: str = "default", test: bool
         return SMTPTransport(content=content, options=options)
     if backend == "mail.outbox.OutboxBackend":
         return OutboxTransport(content=content, options=options)
-    esp = _esp_name(backend)
-    if esp in ESP_BATCH and not test:
-        return AnymailBatchTransport(content=content, options=options, alias=alias, esp=esp)
+    esp = esp_for_backend(backend)
+    if esp is not None and esp.batches and not test:
+        return AnymailBatchTransport(content=content, options=options, alias=alias, esp=esp.name)
     del backend_class  # imported only to fail early on a misconfigured backend path
     return DjangoBackendTransport(content=content, options=options, alias=alias)
