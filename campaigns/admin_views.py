@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.generic import FormView, TemplateView, View
 from wagtail.admin import messages
-from wagtail.admin.ui.tables import Column, DateColumn, NumberColumn, StatusTagColumn, TitleColumn
+from wagtail.admin.ui.tables import Column, NumberColumn, StatusTagColumn, TitleColumn
 from wagtail.admin.views import generic
 from wagtail.admin.widgets.button import HeaderButton
 
@@ -24,6 +24,7 @@ from campaigns.models import Campaign, Delivery, NewsletterIssuePage
 from mail.models import newsletter_settings
 from mail.senders import sender_for
 from subscribers.models import Subscriber
+from subscribers.templatetags.admin_format import DATETIME_FORMAT, DateTimeColumn
 
 SEND_PERMISSION = services.SEND_PERMISSION
 # Campaigns that went out (or are going out) to a list: the ones that make a second send a re-send.
@@ -76,7 +77,7 @@ def _list_names(lists) -> str:
 
 def _local(value) -> str:
     """``value`` in the current (editor's) time zone, unambiguous: "2027-01-15 10:00 (Europe/Paris)"."""
-    return f"{timezone.localtime(value):%Y-%m-%d %H:%M} ({timezone.get_current_timezone_name()})"
+    return f"{timezone.localtime(value).strftime(DATETIME_FORMAT)} ({timezone.get_current_timezone_name()})"
 
 
 # --- Send from the page --------------------------------------------------------------------------
@@ -301,9 +302,9 @@ class CampaignIndexView(SendPermissionRequired, generic.IndexView):
             TitleColumn("page", label="Issue", accessor="page", get_url=self.get_detail_url),
             Column("lists", label="Lists", accessor=lambda c: _list_names(c.lists.all())),
             StatusTagColumn("status", label="Status", accessor="get_status_display", primary=self._is_active),
-            DateColumn("scheduled_at", label="Scheduled"),
-            DateColumn("started_at", label="Started"),
-            DateColumn("finished_at", label="Finished"),
+            DateTimeColumn("scheduled_at", label="Scheduled"),
+            DateTimeColumn("started_at", label="Started"),
+            DateTimeColumn("finished_at", label="Finished"),
             NumberColumn("recipients", label="Recipients"),
             NumberColumn("sent", label="Sent"),
             NumberColumn("failed", label="Failed"),
@@ -471,11 +472,16 @@ class CampaignReportView(CampaignMixin, generic.WagtailAdminTemplateMixin, Templ
         report = reporting.campaign_report(self.campaign)
         hours = report.hours
         chart = None
-        if hours:
+        series = []
+        if report.tracking.opens:
+            series.append(charts.Series("Opens", [h.opens for h in hours]))
+        if report.tracking.clicks:
+            series.append(charts.Series("Clicks", [h.clicks for h in hours]))
+        if hours and series:
             chart = charts.bar_chart(
                 [f"{h.hour}h" for h in hours],
-                [charts.Series("Opens", [h.opens for h in hours]), charts.Series("Clicks", [h.clicks for h in hours])],
-                title="Opens and clicks per hour, first 48 hours",
+                series,
+                title=f"{' and '.join(one.name for one in series)} per hour, first 48 hours",
                 label_every=6,
             )
         context.update(

@@ -1,11 +1,12 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from wagtail import urls as wagtail_urls
 from wagtail.admin import urls as wagtailadmin_urls
 from wagtail.documents import urls as wagtaildocs_urls
 
 from campaigns.webhooks import tracking_webhook
+from newsletter_site import views
 
 urlpatterns = [
     path("django-admin/", admin.site.urls),
@@ -18,11 +19,12 @@ urlpatterns = [
 ]
 
 if settings.DEBUG:
-    from django.conf.urls.static import static
     from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 
     urlpatterns += staticfiles_urlpatterns()
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+
+# Uploaded images and documents: served by Django only with DEBUG or SERVE_MEDIA (checked per request).
+urlpatterns.append(re_path(r"^" + settings.MEDIA_URL.strip("/") + r"/(?P<path>.*)$", views.media, name="media"))
 
 # Wagtail's page serving last: it catches every other path.
 urlpatterns.append(path("", include(wagtail_urls)))
