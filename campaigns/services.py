@@ -144,7 +144,7 @@ def _check_can_start(campaign: Campaign, user=None) -> None:
 def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: bool = True) -> Campaign:
     """Snapshot, render and go: one transaction; batch tasks are enqueued after it commits."""
     from campaigns.click_tracking import rewrite_links
-    from campaigns.rendering import render_issue
+    from mail.rendering import render_issue
 
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
@@ -327,9 +327,9 @@ def send_test(page_or_campaign, addresses, *, subscriber=None) -> int:
     """
     from email.utils import formatdate
 
-    from campaigns.rendering import render_issue
     from campaigns.sending.headers import MessageContent, Recipient, recipient_values
     from campaigns.sending.transports import SENT, Outgoing, get_transport
+    from mail.rendering import render_issue
     from subscribers.services import RecipientLinks
 
     if isinstance(page_or_campaign, Campaign):

@@ -448,7 +448,7 @@ def _sender(lists: list[MailingList]) -> tuple[str, list[str]]:
 
 
 def _send_transactional(*, to: str, lists, subject: str, preheader: str, template_name: str, context: dict):
-    from campaigns.rendering import render_transactional
+    from mail.rendering import render_transactional
 
     rendered = render_transactional(subject=subject, preheader=preheader, template_name=template_name, context=context)
     from_email, reply_to = _sender(list(lists))
@@ -579,7 +579,7 @@ def send_staff_digest(day: datetime.date) -> int:
 
 
 def _send_staff_mail(recipients: list[str], *, subject: str, rows: list[dict]):
-    from campaigns.rendering import render_transactional
+    from mail.rendering import render_transactional
 
     rendered = render_transactional(
         subject=subject,

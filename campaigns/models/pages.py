@@ -84,7 +84,7 @@ class NewsletterIndexPage(RoutablePageMixin, Page):
 
 
 class NewsletterIssuePage(Page):
-    """One newsletter issue: the web archive entry and, rendered by campaigns.rendering, the email."""
+    """One newsletter issue: the web archive entry and, rendered by mail.rendering, the email."""
 
     subject = models.CharField(max_length=200, validators=[validate_header_text], help_text="The email subject line.")
     preheader = models.CharField(
@@ -126,7 +126,7 @@ class NewsletterIssuePage(Page):
     def serve_preview(self, request, mode_name):
         if mode_name not in ("email", "text"):
             return super().serve_preview(request, mode_name)
-        from campaigns.rendering import render_issue  # rendering imports the models
+        from mail.rendering import render_issue  # rendering imports the models
 
         rendered = render_issue(self)
         html, text = rendered.personalise(self.sample_recipient())

@@ -20,13 +20,13 @@ from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 
-from campaigns.rendering import PLACEHOLDERS
 from mail.addresses import HeaderValueError, check_header_text, format_address, reformat_address
+from mail.rendering import PLACEHOLDERS
 from subscribers.services import RecipientLinks
 
 logger = logging.getLogger(__name__)
 
-# The recipient values that go into the body (keys of campaigns.rendering.PLACEHOLDERS).
+# The recipient values that go into the body (keys of mail.rendering.PLACEHOLDERS).
 BODY_KEYS = tuple(PLACEHOLDERS)
 _TEXT_MARKER = "BROADSHEETTEXTBODYMARKER"
 _HTML_MARKER = "BROADSHEETHTMLBODYMARKER"

@@ -33,12 +33,12 @@ from django.core import mail
 from django.core.mail import EmailMultiAlternatives
 from django.utils.module_loading import import_string
 
-from campaigns.rendering import fill_placeholders
 from campaigns.sending.headers import BODY_KEYS, CompiledMessage, MessageContent, Recipient
 from campaigns.sending.verp import return_path
 from mail.addresses import HeaderValueError, format_address, split_address
 from mail.esps import ESPS, esp_for_backend
 from mail.outbox import OutboxBackend
+from mail.rendering import fill_placeholders
 
 SENT, TEMPORARY, FAILED, UNKNOWN = "sent", "temporary", "failed", "unknown"
 
