@@ -5,6 +5,7 @@ Views, commands and tasks call these; the per-batch sending lives in campaigns.s
 
 import math
 import uuid
+from email.utils import formatdate
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -12,11 +13,23 @@ from django.db import connection, transaction
 from django.db.models import F, Value
 from django.utils import timezone
 
+from campaigns.click_tracking import rewrite_links
+from campaigns.issue_email import render_issue
 from campaigns.models import Campaign, Delivery, NewsletterIssuePage
-from campaigns.sending.headers import build_content
+from campaigns.sending import recover_stale_deliveries
+from campaigns.sending.headers import (
+    MessageContent,
+    Recipient,
+    build_content,
+    feedback_id_header,
+    recipient_values,
+    site_domain,
+)
+from campaigns.sending.transports import SENT, Outgoing, get_transport
 from mail.addresses import HeaderValueError
 from mail.models import NewsletterSettings, newsletter_settings
 from mail.senders import sender_for
+from subscribers.links import RecipientLinks
 from subscribers.models import MailingList, Subscriber
 
 SEND_PERMISSION = "campaigns.send_campaign"
@@ -143,9 +156,6 @@ def _check_can_start(campaign: Campaign, user=None) -> None:
 
 def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: bool = True) -> Campaign:
     """Snapshot, render and go: one transaction; batch tasks are enqueued after it commits."""
-    from campaigns.click_tracking import rewrite_links
-    from mail.rendering import render_issue
-
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
         _check_can_start(campaign, user)
@@ -272,8 +282,6 @@ def pause_campaign(campaign_id: int, user=None) -> Campaign:
 
 def resume_campaign(campaign_id: int, user=None, *, enqueue: bool = True) -> Campaign:
     """Continue a paused campaign (also settles rows of workers that died meanwhile)."""
-    from campaigns.sending import recover_stale_deliveries
-
     campaign = _set_status(campaign_id, [Campaign.Status.PAUSED], Campaign.Status.SENDING, user)
     recover_stale_deliveries(campaign_id)
     if enqueue:
@@ -325,13 +333,6 @@ def send_test(page_or_campaign, addresses, *, subscriber=None) -> int:
     A Campaign that has started sends its stored render; otherwise the page's latest revision
     (draft included) is rendered. Personal values come from ``subscriber`` or a sample reader.
     """
-    from email.utils import formatdate
-
-    from campaigns.sending.headers import MessageContent, Recipient, recipient_values
-    from campaigns.sending.transports import SENT, Outgoing, get_transport
-    from mail.rendering import render_issue
-    from subscribers.services import RecipientLinks
-
     if isinstance(page_or_campaign, Campaign):
         campaign = page_or_campaign
         page = campaign.page
@@ -348,9 +349,7 @@ def send_test(page_or_campaign, addresses, *, subscriber=None) -> int:
     if campaign.pk:
         content = build_content(campaign, subject_prefix="[TEST] ")
     else:
-        from campaigns.sending.headers import _site_domain, feedback_id_header
-
-        domain = _site_domain()
+        domain = site_domain()
         content = MessageContent(
             campaign_id=0,
             subject=campaign.subject,

@@ -1,6 +1,7 @@
-"""Email rendering: one newsletter issue (or a transactional body) into a complete HTML email and
-its plaintext, rendered ONCE; per-recipient values are literal placeholders filled in by
-RenderedEmail.personalise(), a cheap string substitution the sending engine runs per recipient."""
+"""Email rendering: a body (a newsletter issue, campaigns.issue_email; or a transactional email)
+inside the email layout, into a complete HTML email and its plaintext, rendered ONCE;
+per-recipient values are literal placeholders filled in by RenderedEmail.personalise(), a cheap
+string substitution the sending engine runs per recipient."""
 
 import re
 from dataclasses import dataclass
@@ -69,27 +70,6 @@ def fill_placeholders(template: str, values: dict[str, str], *, escape: bool) ->
     return template
 
 
-def render_issue(page, *, base_url: str | None = None) -> RenderedEmail:
-    """Render a NewsletterIssuePage into a complete email with placeholders for recipient values.
-
-    ``base_url`` (default settings.BASE_URL) is the origin every relative link and image is
-    resolved against. The footer carries the sender's postal address, the unsubscribe and
-    preferences placeholders and a "view in browser" link to the page itself.
-    """
-    base_url = _base(base_url)
-    body = render_to_string("campaigns/email/issue.html", {"page": page, "base_url": base_url})
-    return _render_layout(
-        subject=page.subject,
-        preheader=page.preheader,
-        body=body,
-        base_url=base_url,
-        view_url=_page_url(page, base_url),
-        unsubscribe_url=PLACEHOLDERS["unsubscribe_url"],
-        preferences_url=PLACEHOLDERS["preferences_url"],
-        footer_text=None,
-    )
-
-
 def render_transactional(
     *, subject: str, preheader: str, template_name: str, context: dict, base_url: str | None = None
 ) -> RenderedEmail:
@@ -99,11 +79,11 @@ def render_transactional(
     preferences and "view in browser" links only when ``context`` has ``unsubscribe_url``,
     ``preferences_url`` or ``view_url`` (values or PLACEHOLDERS tokens). Returns a RenderedEmail.
     """
-    base_url = _base(base_url)
+    base_url = base_url_or_default(base_url)
     body_html = render_to_string(template_name, {**context, "base_url": base_url})
     # Safe: the output of a template, escaped by it.
     body = render_to_string("campaigns/email/transactional.html", {"body_html": mark_safe(body_html)})
-    return _render_layout(
+    return render_layout(
         subject=subject,
         preheader=preheader,
         body=body,
@@ -116,8 +96,9 @@ def render_transactional(
     )
 
 
-def _render_layout(*, subject, preheader, body, base_url, view_url, unsubscribe_url, preferences_url, footer_text):
-    """``footer_text`` None means the site's newsletter footer text."""
+def render_layout(*, subject, preheader, body, base_url, view_url, unsubscribe_url, preferences_url, footer_text):
+    """``body`` (HTML from our own templates) inside the email layout, CSS inlined, URLs absolute,
+    with its plaintext. ``footer_text`` None means the site's newsletter footer text."""
     sender = newsletter_settings()
     if footer_text is None:
         footer_text = sender.footer_text if sender else ""
@@ -165,13 +146,5 @@ def absolutise_urls(html: str, base_url: str, *, page_url: str | None = None) ->
     return _URL_ATTR.sub(fix, html)
 
 
-def _base(base_url: str | None) -> str:
+def base_url_or_default(base_url: str | None) -> str:
     return (base_url or settings.BASE_URL).rstrip("/")
-
-
-def _page_url(page, base_url: str) -> str:
-    """The page's public URL, absolute even when it has no routable site yet (unsaved previews)."""
-    url = page.full_url
-    if not url:
-        return base_url + "/"
-    return urljoin(base_url + "/", url)

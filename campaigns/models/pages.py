@@ -12,6 +12,7 @@ from wagtail.models import Page
 from wagtail.search import index
 
 from campaigns.blocks import IssueBodyBlock
+from campaigns.issue_email import render_issue
 from mail.addresses import validate_header_text
 from subscribers.blocks import SubscribeFormBlock
 
@@ -126,8 +127,6 @@ class NewsletterIssuePage(Page):
     def serve_preview(self, request, mode_name):
         if mode_name not in ("email", "text"):
             return super().serve_preview(request, mode_name)
-        from mail.rendering import render_issue  # rendering imports the models
-
         rendered = render_issue(self)
         html, text = rendered.personalise(self.sample_recipient())
         if mode_name == "email":

@@ -33,7 +33,7 @@ from campaigns.sending import transports as transports_module
 from campaigns.sending.headers import Recipient, build_content, recipient_values
 from campaigns.sending.throttle import Throttle
 from campaigns.sending.transports import FAILED, SENT, TEMPORARY, UNKNOWN, Outcome, Outgoing, TransportUnavailable
-from subscribers.services import RecipientLinks
+from subscribers.links import RecipientLinks
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from django.conf import settings
 
 from mail.addresses import HeaderValueError, check_header_text, format_address, reformat_address
 from mail.rendering import PLACEHOLDERS
-from subscribers.services import RecipientLinks
+from subscribers.links import RecipientLinks
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class MessageContent:
         }
 
 
-def _site_domain() -> str:
+def site_domain() -> str:
     return urlsplit(settings.BASE_URL).hostname or "localhost"
 
 
@@ -115,7 +115,7 @@ def build_content(campaign, *, subject_prefix: str = "") -> MessageContent:
     is refused at the start rather than failing in its batches.
     """
     lists = sorted(campaign.lists.all(), key=lambda item: item.pk)
-    domain = _site_domain()
+    domain = site_domain()
     first = lists[0] if lists else None
     stamp = (campaign.started_at or campaign.created_at).strftime("%Y%m%d%H%M%S")
     return MessageContent(

@@ -15,7 +15,7 @@ from campaigns.models import Campaign
 from campaigns.sending import send_batch
 from campaigns.sending.headers import CompiledMessage, Recipient, build_content, recipient_values
 from campaigns.tests.fake_smtp import FakeSMTPServer
-from subscribers.services import RecipientLinks
+from subscribers.links import RecipientLinks
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
