@@ -1,4 +1,4 @@
-from .campaign import Campaign, Delivery, DeliveryEvent, SendWindow
+from .campaign import Campaign, Delivery, DeliveryEvent, SendingWorker, SendWindow
 from .pages import HomePage, NewsletterIndexPage, NewsletterIssuePage
 
 __all__ = [
@@ -9,4 +9,5 @@ __all__ = [
     "NewsletterIndexPage",
     "NewsletterIssuePage",
     "SendWindow",
+    "SendingWorker",
 ]

@@ -12,7 +12,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from mail.models import NewsletterSettings
 
-BEFORE_MOVE = [("campaigns", "0007_header_text_validators"), ("mail", None)]
+BEFORE_MOVE = [("campaigns", "0008_ledger_unknown_relay_workers"), ("mail", None)]
 
 
 def _migrate(targets):

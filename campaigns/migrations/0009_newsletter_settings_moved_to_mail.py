@@ -6,7 +6,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("campaigns", "0007_header_text_validators"),
+        ("campaigns", "0008_ledger_unknown_relay_workers"),
         ("mail", "0001_initial"),
     ]
 
