@@ -7,6 +7,7 @@ class SubscribersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        # Not a loop: ready() is where Django allows importing what imports models.
         from subscribers import signal_handlers, signals
 
         # dispatch_uid: connected once even if ready() runs again (tests, autoreload).

@@ -12,9 +12,11 @@ from wagtail.models import Page
 from wagtail.search import index
 
 from campaigns.blocks import IssueBodyBlock
+from campaigns.feeds import IssueFeed
 from campaigns.issue_email import render_issue
 from mail.addresses import validate_header_text
 from subscribers.blocks import SubscribeFormBlock
+from subscribers.models import SubscribePage
 
 
 class HomePage(Page):
@@ -38,14 +40,8 @@ class HomePage(Page):
         context = super().get_context(request, *args, **kwargs)
         context["latest_issues"] = NewsletterIssuePage.objects.live().public().order_by("-issue_date")[:3]
         context["archive"] = NewsletterIndexPage.objects.live().first()
-        context["subscribe_page"] = Page.objects.live().public().type(_subscribe_page_model()).first()
+        context["subscribe_page"] = Page.objects.live().public().type(SubscribePage).first()
         return context
-
-
-def _subscribe_page_model():
-    from subscribers.models import SubscribePage  # subscribers imports campaigns; keep this lazy
-
-    return SubscribePage
 
 
 class NewsletterIndexPage(RoutablePageMixin, Page):
@@ -79,8 +75,6 @@ class NewsletterIndexPage(RoutablePageMixin, Page):
 
     @path("feed/", name="feed")
     def feed(self, request):
-        from campaigns.feeds import IssueFeed
-
         return IssueFeed(self)(request)
 
 

@@ -45,9 +45,9 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
+import campaigns.sending.transports as transports_module
 from campaigns.models import Campaign, Delivery, SendingWorker
 from campaigns.models.campaign import UNKNOWN_ERROR, marker_prelude, relay_wait_message
-from campaigns.sending import transports as transports_module
 from campaigns.sending.headers import Recipient, build_content, recipient_values
 from campaigns.sending.throttle import Throttle
 from campaigns.sending.transports import (

@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 
+from campaigns.click_tracking import delivery_token
 from mail.addresses import HeaderValueError, check_header_text, format_address, reformat_address
 from mail.rendering import PLACEHOLDERS
 from subscribers.links import RecipientLinks
@@ -156,8 +157,6 @@ def recipient_values(content: MessageContent, links: RecipientLinks, recipient: 
         "list_unsubscribe": list_unsubscribe,
     }
     if content.tracks_clicks:
-        from campaigns.click_tracking import delivery_token
-
         values["delivery"] = delivery_token(recipient.delivery_id)
     return values
 
