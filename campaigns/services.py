@@ -33,8 +33,9 @@ from campaigns.sending.transports import SENT, Outgoing, get_transport
 from mail.addresses import HeaderValueError
 from mail.models import NewsletterSettings, newsletter_settings
 from mail.senders import sender_for
+from subscribers.audience import Audience
 from subscribers.links import RecipientLinks
-from subscribers.models import MailingList, Subscriber
+from subscribers.models import MailingList
 
 SEND_PERMISSION = "campaigns.send_campaign"
 
@@ -101,12 +102,13 @@ def snapshot_recipients(campaign: Campaign) -> int:
     """Insert one queued Delivery per sendable subscriber of the campaign's lists; returns the count.
 
     One INSERT ... SELECT in the database: no row passes through Python, so a million recipients
-    take seconds. Subscriber.objects.sendable() already yields each subscriber once however many
+    take seconds. The campaign's Audience already yields each subscriber once however many
     target lists they are on, and excludes unsubscribed, pending and suppressed addresses. Call it
     inside the start transaction.
     """
     source = (
-        Subscriber.objects.sendable(campaign.lists.all())
+        Audience.of(campaign)
+        .subscribers()
         .order_by()
         .annotate(
             snap_campaign=Value(campaign.pk),
@@ -156,7 +158,7 @@ def _check_can_start(campaign: Campaign, user=None) -> None:
         raise CampaignError("Set a postal address in the newsletter settings before sending (CAN-SPAM).")
     if not campaign.lists.exists():
         raise CampaignError("Choose at least one list.")
-    if not Subscriber.objects.sendable(campaign.lists.all()).exists():
+    if not Audience.of(campaign).exists():
         raise CampaignError("Nobody on these lists can receive it (no confirmed, active subscribers).")
 
 
