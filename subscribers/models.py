@@ -1,7 +1,6 @@
 """Who is on which list, and the proof that they asked to be (GDPR Art. 7(1))."""
 
 import hashlib
-import re
 import uuid
 
 from django.conf import settings
@@ -14,9 +13,7 @@ from wagtail.admin.panels import FieldPanel
 from wagtail.fields import RichTextField
 from wagtail.models import Page
 
-from mail.addresses import validate_header_text
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+from mail.addresses import has_control_characters, validate_header_text
 
 # The largest value of a BigAutoField: an id from outside above it can match no row (and would
 # overflow SQLite's integer binding), so forms and public views refuse it before querying.
@@ -33,7 +30,7 @@ def normalise_email(address: str) -> str:
     """
     address = (address or "").strip()
     local, sep, domain = address.rpartition("@")
-    if not sep or not local or not domain or _CONTROL.search(address):
+    if not sep or not local or not domain or has_control_characters(address):
         raise ValidationError("Enter a valid email address.", code="invalid")
     try:
         domain = domain.encode("idna").decode("ascii")
