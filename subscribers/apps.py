@@ -8,7 +8,7 @@ class SubscribersConfig(AppConfig):
 
     def ready(self):
         # Not a loop: ready() is where Django allows importing what imports models.
-        from subscribers import signal_handlers, signals
+        from subscribers import checks, signal_handlers, signals  # noqa: F401 (checks registers the system checks)
 
         # dispatch_uid: connected once even if ready() runs again (tests, autoreload).
         signals.subscribed.connect(
