@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('subscribers', '0004_mailinglist_preselected'),
+        ('subscribers', '0005_private_import_files'),
     ]
 
     operations = [
