@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from subscribers import checks  # noqa: F401 (registers the system checks; imports no models)
+
 
 class SubscribersConfig(AppConfig):
     name = "subscribers"
@@ -8,7 +10,7 @@ class SubscribersConfig(AppConfig):
 
     def ready(self):
         # Not a loop: ready() is where Django allows importing what imports models.
-        from subscribers import checks, signal_handlers, signals  # noqa: F401 (checks registers the system checks)
+        from subscribers import signal_handlers, signals
 
         # dispatch_uid: connected once even if ready() runs again (tests, autoreload).
         signals.subscribed.connect(

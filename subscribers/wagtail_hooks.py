@@ -65,6 +65,7 @@ class MailingListViewSet(ModelViewSet):
         "from_name",
         "from_email",
         "reply_to",
+        "mailer",
     ]
     search_fields = ["name", "slug"]
     list_display = [

@@ -3,6 +3,8 @@
 
 from pathlib import Path
 
+from django.utils.csp import CSP
+
 from newsletter_site import config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -10,6 +12,11 @@ VAR_DIR = Path(config.env_str("VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = config.env_bool("DEBUG", False)
 SECRET_KEY = config.env_str("SECRET_KEY", "")
+SECRET_KEY_FALLBACKS = config.env_list("SECRET_KEY_FALLBACKS")
+# Keys the suppression list's address hashes (HMAC-SHA256; docs/security.md). Unset: derived from
+# SECRET_KEY, so set it in production to rotate SECRET_KEY freely. Old keys go in the fallbacks.
+SUPPRESSION_KEY = config.env_str("SUPPRESSION_KEY", "")
+SUPPRESSION_KEY_FALLBACKS = config.env_list("SUPPRESSION_KEY_FALLBACKS")
 ALLOWED_HOSTS = config.env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = config.env_list("CSRF_TRUSTED_ORIGINS")
 
@@ -60,8 +67,27 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "newsletter_site.middleware.PublicContentSecurityPolicyMiddleware",
     "wagtail.contrib.redirects.middleware.RedirectMiddleware",
 ]
+
+# Content-Security-Policy of the public pages (not the admins: newsletter_site/middleware.py).
+# Everything self-hosted; images may also come over https (embeds' thumbnails) and embeds (video)
+# are https iframes. A deployment that needs more (an analytics script, a CDN) extends this dict
+# in its own settings module: docs/security.md.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:", "https:"],
+    "font-src": [CSP.SELF],
+    "frame-src": ["https:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    # Wagtail's preview shows the page in a same-origin iframe.
+    "frame-ancestors": [CSP.SELF],
+}
 
 ROOT_URLCONF = "newsletter_site.urls"
 
@@ -97,12 +123,19 @@ else:
 TASKS = config.tasks_from_url("TASKS_URL", config.env_str("TASKS_URL", "db://"), REDIS_URL)
 RQ_QUEUES = config.rq_queues(REDIS_URL or "redis://127.0.0.1:6379/0")
 
-# Mail: Django 6.1 MAILERS, chosen by EMAIL_URL. The outbox writes .eml files to var/outbox.
+# Mail: Django 6.1 MAILERS, the default chosen by EMAIL_URL. The outbox writes .eml files to var/outbox.
 OUTBOX_DIR = VAR_DIR / "outbox"
-MAILERS = {"default": config.mailer_from_url("EMAIL_URL", config.env_str("EMAIL_URL", "outbox://"), OUTBOX_DIR)}
+# Named mailers from EMAIL_URL_<NAME> (chosen per list and per campaign), each with its LIMITS
+# (?per_second=&per_hour=&per_day=) and optional FAILOVER mailer: docs/sending-without-an-esp.md.
+MAILERS = config.mailers_from_env(OUTBOX_DIR)
 # ESPs whose tracking webhooks are routed (/anymail/<esp>/tracking/); default: the EMAIL_URL ESP.
 _tracking_webhooks = config.tracking_webhooks_from_env("TRACKING_WEBHOOKS", MAILERS["default"])
-ANYMAIL = config.anymail_settings(MAILERS["default"], tracking=_tracking_webhooks)
+# Every mailer's ESP credential (a named mailer may use another ESP than the default one).
+ANYMAIL = {
+    key: value
+    for mailer in MAILERS.values()
+    for key, value in config.anymail_settings(mailer, tracking=_tracking_webhooks).items()
+}
 DEFAULT_FROM_EMAIL = config.env_str("DEFAULT_FROM_EMAIL", "Broadsheet <newsletter@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -154,6 +187,7 @@ BROADSHEET = {
     # Sending throttle per mailer, honoured across all workers (0 = unlimited).
     "SEND_RATE_PER_SECOND": config.env_float("SEND_RATE_PER_SECOND", 0),
     "SEND_RATE_PER_HOUR": config.env_float("SEND_RATE_PER_HOUR", 0),
+    "SEND_RATE_PER_DAY": config.env_float("SEND_RATE_PER_DAY", 0),
     # Longest a worker waits for the throttle inside a batch before coming back later.
     "THROTTLE_MAX_WAIT_SECONDS": config.env_float("THROTTLE_MAX_WAIT_SECONDS", 5),
     # Recipients one batch task claims; batch tasks enqueued at once when a campaign starts.
@@ -206,6 +240,8 @@ BROADSHEET = {
     "BOUNCE_LOCAL_PART": config.env_str("BOUNCE_LOCAL_PART", "bounces"),
     "BOUNCE_MAILBOX": config.mailbox_from_url("BOUNCE_MAILBOX_URL", config.env_str("BOUNCE_MAILBOX_URL", "")),
     "BOUNCE_POLL_SECONDS": config.env_int("BOUNCE_POLL_SECONDS", 300, minimum=10),
+    # In-app DKIM signing (DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY_FILE or DKIM_PRIVATE_KEY).
+    "DKIM": config.dkim_from_env(),
 }
 
 LOGGING = {

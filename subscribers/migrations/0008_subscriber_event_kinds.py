@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('subscribers', '0005_private_import_files'),
+        ('subscribers', '0007_keyed_suppressions_and_redacted_consent'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("campaigns", "0008_ledger_unknown_relay_workers"),
+        ("campaigns", "0009_campaign_mailer"),
         ("mail", "0001_initial"),
     ]
 
