@@ -39,7 +39,7 @@ def home_page(db):
 
 @pytest.fixture
 def newsletter_settings(home_page):
-    from campaigns.models import NewsletterSettings
+    from mail.models import NewsletterSettings
 
     site = Site.objects.get(is_default_site=True)
     settings_obj = NewsletterSettings.for_site(site)

@@ -23,9 +23,9 @@ django.setup()
 
 from bs4 import BeautifulSoup  # noqa: E402
 
-from campaigns.plaintext import html_to_text  # noqa: E402
-from campaigns.rendering import RenderedEmail  # noqa: E402
-from subscribers.services import RecipientLinks  # noqa: E402
+from mail.plaintext import html_to_text  # noqa: E402
+from mail.rendering import RenderedEmail  # noqa: E402
+from subscribers.links import RecipientLinks  # noqa: E402
 
 ENGLISH = (
     "Broadsheet is a newsletter for publishers. Every week we visit a print shop, talk to the people "

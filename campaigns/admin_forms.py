@@ -3,7 +3,7 @@
 import django_filters
 from django import forms
 from django.core.validators import validate_email
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
 from wagtail.admin.widgets import AdminDateTimeInput
@@ -11,22 +11,14 @@ from wagtail.admin.widgets import AdminDateTimeInput
 from campaigns.models import Campaign, Delivery
 from campaigns.sending.mailers import mailer_names
 from mail.addresses import HeaderValueError, clean_header_text, format_address, parse_address
+from subscribers.audience import Audience
 from subscribers.forms import ModelIdsField
-from subscribers.models import MailingList, Subscriber, Subscription
+from subscribers.models import MailingList
 
 
 def sendable_counts() -> dict[int, int]:
-    """{list id: active, confirmed subscribers} for every list, in one query.
-
-    The same figure as ``Subscriber.objects.sendable([list]).count()``: a subscriber has at most
-    one subscription per list, so counting subscriptions counts subscribers.
-    """
-    rows = (
-        Subscription.objects.filter(status=Subscription.Status.SUBSCRIBED, subscriber__state=Subscriber.State.ACTIVE)
-        .values_list("list")
-        .annotate(n=Count("pk"))
-    )
-    return dict(rows)
+    """{list id: its audience} for every list, in one query (``Audience.counts_per_list``)."""
+    return Audience.counts_per_list()
 
 
 class ListsField(ModelIdsField):

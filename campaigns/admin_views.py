@@ -26,9 +26,10 @@ from campaigns.admin_forms import CampaignFilterSet, DeliveryFilterForm, SendCam
 from campaigns.models import Campaign, Delivery, NewsletterIssuePage
 from campaigns.sending import mailers
 from campaigns.sending.throttle import expected_finish
-from mail.senders import newsletter_settings, sender_for
+from mail.models import newsletter_settings
+from mail.senders import sender_for
 from subscribers.admin_permissions import ModelPolicyChecker
-from subscribers.models import Subscriber
+from subscribers.audience import Audience
 from subscribers.templatetags.admin_format import DATETIME_FORMAT, DateTimeColumn
 
 # Campaigns that went out (or are going out) to a list: the ones that make a second send a re-send.
@@ -186,7 +187,7 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
         lists = list(form.cleaned_data["lists"])
         context = self.get_context_data(form=form)
         context.update(
-            recipients=Subscriber.objects.sendable(lists).count(),
+            recipients=Audience(lists).count(),
             chosen_lists=lists,
             already_sent=self.previous_sends(lists),
             has_unpublished_changes=self.page.has_unpublished_changes,
@@ -212,7 +213,7 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
                     mailer=data.get("mailer") or "",
                 )
                 campaign = services.start_campaign(campaign.pk, user=self.request.user, at=send_at)
-                recipients = campaign.recipients or Subscriber.objects.sendable(lists).count()
+                recipients = campaign.recipients or Audience(lists).count()
                 if campaign.status == Campaign.Status.SCHEDULED:
                     audit.log_action(
                         campaign,

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
-from campaigns.rendering import PLACEHOLDERS
+from mail.rendering import PLACEHOLDERS
 
 DELIVERY_PLACEHOLDER = PLACEHOLDERS["delivery"]
 

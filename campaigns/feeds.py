@@ -6,7 +6,7 @@ from django.contrib.syndication.views import Feed
 from django.utils import timezone
 from django.utils.feedgenerator import Atom1Feed
 
-from campaigns.models.site_settings import NewsletterSettings
+from mail.models import NewsletterSettings
 
 
 class IssueFeed(Feed):

@@ -5,6 +5,7 @@ recipient and the raw payload: both are personal data. Registered in CampaignsCo
 """
 
 from campaigns.models import Delivery, DeliveryEvent
+from subscribers import gdpr
 
 
 def _time(value):
@@ -53,8 +54,6 @@ def erase_deliveries(subscriber) -> None:
 
 
 def register() -> None:
-    from subscribers import gdpr
-
     gdpr.export_contributors["deliveries"] = export_deliveries
     if erase_deliveries not in gdpr.erasers:
         gdpr.erasers.append(erase_deliveries)

@@ -6,6 +6,7 @@ Views, commands and tasks call these; the per-batch sending lives in campaigns.s
 import logging
 import math
 import uuid
+from email.utils import formatdate
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -16,12 +17,25 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns import audit
-from campaigns.models import Campaign, Delivery, NewsletterIssuePage, NewsletterSettings
+from campaigns.click_tracking import rewrite_links
+from campaigns.issue_email import render_issue
+from campaigns.models import Campaign, Delivery, NewsletterIssuePage
 from campaigns.sending import recover_stale_deliveries
-from campaigns.sending.headers import build_content
+from campaigns.sending.headers import (
+    MessageContent,
+    Recipient,
+    build_content,
+    feedback_id_header,
+    recipient_values,
+    site_domain,
+)
+from campaigns.sending.transports import SENT, Outgoing, get_transport
 from mail.addresses import HeaderValueError
-from mail.senders import newsletter_settings, sender_for
-from subscribers.models import MailingList, Subscriber
+from mail.models import NewsletterSettings, newsletter_settings
+from mail.senders import sender_for
+from subscribers.audience import Audience
+from subscribers.links import RecipientLinks
+from subscribers.models import MailingList
 
 SEND_PERMISSION = "campaigns.send_campaign"
 
@@ -90,12 +104,13 @@ def snapshot_recipients(campaign: Campaign) -> int:
     """Insert one queued Delivery per sendable subscriber of the campaign's lists; returns the count.
 
     One INSERT ... SELECT in the database: no row passes through Python, so a million recipients
-    take seconds. Subscriber.objects.sendable() already yields each subscriber once however many
+    take seconds. The campaign's Audience already yields each subscriber once however many
     target lists they are on, and excludes unsubscribed, pending and suppressed addresses. Call it
     inside the start transaction.
     """
     source = (
-        Subscriber.objects.sendable(campaign.lists.all())
+        Audience.of(campaign)
+        .subscribers()
         .order_by()
         .annotate(
             snap_campaign=Value(campaign.pk),
@@ -145,15 +160,12 @@ def _check_can_start(campaign: Campaign, user=None) -> None:
         raise CampaignError("Set a postal address in the newsletter settings before sending (CAN-SPAM).")
     if not campaign.lists.exists():
         raise CampaignError("Choose at least one list.")
-    if not Subscriber.objects.sendable(campaign.lists.all()).exists():
+    if not Audience.of(campaign).exists():
         raise CampaignError("Nobody on these lists can receive it (no confirmed, active subscribers).")
 
 
 def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: bool = True) -> Campaign:
     """Snapshot, render and go: one transaction; batch tasks are enqueued after it commits."""
-    from campaigns.click_tracking import rewrite_links
-    from campaigns.rendering import render_issue
-
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
         _check_can_start(campaign, user)
@@ -371,13 +383,6 @@ def send_test(page_or_campaign, addresses, *, subscriber=None) -> int:
     A Campaign that has started sends its stored render; otherwise the page's latest revision
     (draft included) is rendered. Personal values come from ``subscriber`` or a sample reader.
     """
-    from email.utils import formatdate
-
-    from campaigns.rendering import render_issue
-    from campaigns.sending.headers import MessageContent, Recipient, recipient_values
-    from campaigns.sending.transports import SENT, Outgoing, get_transport
-    from subscribers.services import RecipientLinks
-
     if isinstance(page_or_campaign, Campaign):
         campaign = page_or_campaign
         page = campaign.page
@@ -394,9 +399,7 @@ def send_test(page_or_campaign, addresses, *, subscriber=None) -> int:
     if campaign.pk:
         content = build_content(campaign, subject_prefix="[TEST] ")
     else:
-        from campaigns.sending.headers import _site_domain, feedback_id_header
-
-        domain = _site_domain()
+        domain = site_domain()
         content = MessageContent(
             campaign_id=0,
             subject=campaign.subject,

@@ -1,10 +1,19 @@
-"""Signal receivers, connected in ``CampaignsConfig.ready()``. Thin: parse, then call a workflow."""
+"""Signal receivers (thin: parse, then call a workflow) and ``connect()``, which
+``CampaignsConfig.ready()`` calls to wire them, the system checks and the registries."""
 
 import json
 from datetime import datetime
 
+from anymail.signals import tracking
+from django.core import checks
+from wagtail.permissions import register_permission_policy
+
+from campaigns import checks as campaign_checks
+from campaigns import gdpr, webhooks
+from campaigns.models import Campaign
 from campaigns.tracking import TrackingEvent, record_campaign_unsubscribe, record_tracking_event
 from mail.esps import ESPS
+from subscribers.signals import unsubscribed
 
 
 def _payload(esp_event) -> dict:
@@ -61,3 +70,16 @@ def handle_unsubscribe(sender, subscriber, campaign_id=None, at=None, **kwargs):
     """``subscribers.signals.unsubscribed`` receiver: credit the campaign whose link was used."""
     if campaign_id:
         record_campaign_unsubscribe(campaign_id, subscriber.pk, at=at)
+
+
+def connect() -> None:
+    """Connect this app's receivers, system checks and registries (called by ``CampaignsConfig.ready()``)."""
+    # dispatch_uid: connected once even if ready() runs again (tests, autoreload).
+    tracking.connect(handle_tracking_event, dispatch_uid="campaigns.tracking")
+    unsubscribed.connect(handle_unsubscribe, dispatch_uid="campaigns.unsubscribed")
+    gdpr.register()
+    # Campaign's ModelPermissionPolicy ("send" = campaigns.send_campaign), which the admin's
+    # views and menu ask, as wagtail.contrib.redirects registers Redirect's.
+    register_permission_policy(Campaign)
+    checks.register(webhooks.check_webhook_settings)
+    checks.register(campaign_checks.check_block_email_templates)

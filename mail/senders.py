@@ -1,24 +1,11 @@
-"""Who an email is from: the one place that finds the site's newsletter settings and builds a From."""
+"""Who an email is from: the one place that builds a From (list override, else the site's settings)."""
 
 from dataclasses import dataclass
 
-from django.apps import apps
 from django.conf import settings
-from wagtail.models import Site
 
 from mail.addresses import format_address, reformat_address
-
-
-def newsletter_settings(site=None):
-    """The NewsletterSettings of ``site`` (a Wagtail Site; default: the default site, else the
-    first site); None when the database has no site at all (a fresh install before migrate's
-    default site, some tests)."""
-    if site is None:
-        site = Site.objects.filter(is_default_site=True).first() or Site.objects.order_by("pk").first()
-        if site is None:
-            return None
-    # Looked up by name until the model moves into this app (issue 10): mail imports no app above it.
-    return apps.get_model("campaigns", "NewsletterSettings").for_site(site)
+from mail.models import newsletter_settings
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,7 @@ def mailer_from_url(name: str, value: str, outbox_dir: Path) -> dict:
         return {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
     if scheme == "outbox":
         path = unquote(parts.netloc + parts.path) or str(outbox_dir)
-        return {"BACKEND": "newsletter_site.outbox.OutboxBackend", "OPTIONS": {"directory": path}}
+        return {"BACKEND": "mail.outbox.OutboxBackend", "OPTIONS": {"directory": path}}
     if scheme == "anymail":
         esp = (parts.hostname or "").lower()
         if esp not in ESPS:

@@ -21,7 +21,8 @@ from PIL import ImageDraw
 from wagtail.images import get_image_model
 from wagtail.models import Page, Site
 
-from campaigns.models import HomePage, NewsletterIndexPage, NewsletterIssuePage, NewsletterSettings
+from campaigns.models import HomePage, NewsletterIndexPage, NewsletterIssuePage
+from mail.models import NewsletterSettings
 from subscribers.models import MailingList, SubscribePage, Subscriber, SubscriberEvent, Subscription
 
 ADMIN_USERNAME = "admin"
@@ -319,7 +320,15 @@ def ensure_subscribers(lists: list[MailingList], count: int = 300) -> int:
                     unsubscribe_method="link" if status == "unsubscribed" else "",
                 )
             )
-            events.append(SubscriberEvent(subscriber=subscriber, list=mailing_list, kind="subscribed_form", at=joined))
+            events.append(
+                SubscriberEvent(
+                    subscriber=subscriber,
+                    list=mailing_list,
+                    kind=SubscriberEvent.Kind.SUBSCRIBED,
+                    detail={"via": "form"},
+                    at=joined,
+                )
+            )
     Subscription.objects.bulk_create(subscriptions)
     SubscriberEvent.objects.bulk_create(events)
     return len(subscribers)

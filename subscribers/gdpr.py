@@ -160,7 +160,7 @@ def erase_subscriber(subscriber: Subscriber, *, actor=None) -> Subscriber:
         consent_ip=None, consent_user_agent="", confirm_ip=None, confirm_user_agent="", consent_detail=""
     )
     subscriber.events.update(detail={})
-    SubscriberEvent.objects.create(subscriber=subscriber, kind="erased", actor=actor, at=now)
+    SubscriberEvent.record(subscriber, SubscriberEvent.Kind.ERASED, actor=actor, at=now)
     for eraser in erasers:
         eraser(subscriber)
     subscriber.refresh_from_db()

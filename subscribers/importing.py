@@ -65,8 +65,12 @@ HEADER_GUESSES = {
     "name": {"name", "full name", "fullname", "first name"},
     "language": {"language", "lang", "locale"},
 }
-# The same kinds as the flows in services.py write, so the history reads the same.
-EVENT_KIND = {Subscription.Status.SUBSCRIBED: "subscribed", Subscription.Status.PENDING: "subscribe_requested"}
+# The same kinds as the flows in services.py write, so the history reads the same. Rows are
+# written in bulk (bulk_create), so an import sends no ``subscribed`` signal per subscriber.
+EVENT_KIND = {
+    Subscription.Status.SUBSCRIBED: SubscriberEvent.Kind.SUBSCRIBED,
+    Subscription.Status.PENDING: SubscriberEvent.Kind.SUBSCRIBE_REQUESTED,
+}
 
 
 class ImportFileError(Exception):

@@ -329,11 +329,33 @@ class Subscription(models.Model):
 
 
 class SubscriberEvent(models.Model):
-    """The history of one subscriber: every consent, confirmation, status and state change."""
+    """The history of one subscriber: every consent, confirmation, status and state change.
+
+    Written through ``record()``; ``kind`` is one of ``Kind``.
+    """
+
+    class Kind(models.TextChoices):
+        CREATED = "created", "Created"
+        SUBSCRIBE_REQUESTED = "subscribe_requested", "Asked to subscribe"
+        SUBSCRIBE_REFUSED = "subscribe_refused", "Subscription refused (suppressed address)"
+        CONFIRMATION_SENT = "confirmation_sent", "Confirmation email sent"
+        SUBSCRIBED = "subscribed", "Subscribed"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        PROFILE_UPDATED = "profile_updated", "Profile updated"
+        SUPPRESSED = "suppressed", "Suppressed"
+        ERASED = "erased", "Erased (GDPR)"
+
+    class Via(models.TextChoices):
+        """How a subscription became active: ``detail["via"]`` of a SUBSCRIBED event."""
+
+        CONFIRMATION = "confirmation", "Confirmation link"
+        FORM = "form", "Subscribe form (single opt-in)"
+        PREFERENCES = "preferences", "Preference centre"
+        IMPORT = "import", "Import"
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="events")
     list = models.ForeignKey(MailingList, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    kind = models.CharField(max_length=40)
+    kind = models.CharField(max_length=40, choices=Kind.choices)
     detail = models.JSONField(default=dict, blank=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -345,6 +367,13 @@ class SubscriberEvent(models.Model):
 
     def __str__(self):
         return f"{self.kind} at {self.at:%Y-%m-%d %H:%M}"
+
+    @classmethod
+    def record(cls, subscriber, kind: str, *, mlist=None, actor=None, at=None, **detail) -> "SubscriberEvent":
+        """Add one event of ``kind`` (a ``Kind``) to ``subscriber``'s history; ``detail`` is stored as JSON."""
+        return cls.objects.create(
+            subscriber=subscriber, list=mlist, kind=kind, detail=detail, actor=actor, at=at or timezone.now()
+        )
 
 
 class SuppressionQuerySet(models.QuerySet):

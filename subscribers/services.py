@@ -1,8 +1,10 @@
-"""Subscriber workflows: subscribe, confirm, unsubscribe, preferences, and the emails they send.
+"""Subscriber workflows: subscribe, confirm, unsubscribe, preferences.
 
 Views and tasks call these functions; they own the transactions, the consent record, the
-``SubscriberEvent`` history (one event per change) and the after-commit enqueueing. Nothing here
-deletes a subscription: leaving a list changes its status and records when and how.
+``SubscriberEvent`` history (one event per change, through ``SubscriberEvent.record``) and the
+after-commit enqueueing. Nothing here deletes a subscription: leaving a list changes its status and
+records when and how. The links in emails live in ``subscribers.links``, the emails themselves in
+``subscribers.emails`` (sent by ``subscribers.tasks``).
 """
 
 import datetime
@@ -12,33 +14,17 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.urls import reverse
-from django.utils import timezone, translation
-from django.utils.translation import gettext as _
+from django.utils import timezone
 
-from mail.addresses import reformat_address
-from mail.senders import sender_for
-from subscribers import signals, tokens
+from subscribers import signals, tasks
+from subscribers.links import confirmation_window
 from subscribers.models import MailingList, Subscriber, SubscriberEvent, Subscription, Suppression, normalise_email
 
 logger = logging.getLogger(__name__)
 
-# SubscriberEvent.kind values written here (the admin history shows them).
-EVENT_CREATED = "created"
-EVENT_SUBSCRIBE_REQUESTED = "subscribe_requested"
-EVENT_SUBSCRIBE_REFUSED = "subscribe_refused"
-EVENT_CONFIRMATION_SENT = "confirmation_sent"
-EVENT_SUBSCRIBED = "subscribed"
-EVENT_UNSUBSCRIBED = "unsubscribed"
-EVENT_PROFILE_UPDATED = "profile_updated"
-
-# How a subscription became active, in the SUBSCRIBED event's detail["via"]; staff hear about these.
-VIA_CONFIRMATION = "confirmation"
-VIA_FORM = "form"
-VIA_PREFERENCES = "preferences"
-STAFF_NOTIFY_VIA = (VIA_CONFIRMATION, VIA_FORM)
+Kind = SubscriberEvent.Kind
+Via = SubscriberEvent.Via
 
 # The first confirmation email and one reminder (STANDARDS.md: "at most one reminder").
 CONFIRMATION_MAX_SENDS = 2
@@ -48,78 +34,26 @@ ALREADY_SUBSCRIBED_NOTICE_SECONDS = 24 * 60 * 60
 PREFERENCES_CONSENT_TEXT = "Chosen in the preference centre reached from a newsletter email."
 
 
-def confirmation_window() -> datetime.timedelta:
-    return datetime.timedelta(days=int(settings.BROADSHEET["CONFIRM_TOKEN_DAYS"]))
-
-
 def confirmation_resend_after() -> datetime.timedelta:
     return datetime.timedelta(minutes=int(settings.BROADSHEET["CONFIRM_RESEND_MINUTES"]))
 
 
-def _record(subscriber, kind: str, *, mlist=None, actor=None, at=None, **detail) -> SubscriberEvent:
-    return SubscriberEvent.objects.create(
-        subscriber=subscriber, list=mlist, kind=kind, detail=detail, actor=actor, at=at or timezone.now()
+def _on_commit_enqueue(task, *args):
+    transaction.on_commit(lambda: task.enqueue(*args))
+
+
+def became_subscribed(subscriber, subscriptions: list[Subscription], *, via: str, at, **detail) -> None:
+    """The one place a subscription becomes active, called inside the transaction that saved
+    ``subscriptions`` as SUBSCRIBED: one SUBSCRIBED event per list (``via`` a ``SubscriberEvent.Via``,
+    ``detail`` stored with it), then ``subscribers.signals.subscribed`` (staff notices and welcome
+    emails hang off it; receivers enqueue with ``transaction.on_commit``)."""
+    if not subscriptions:
+        return
+    for subscription in subscriptions:
+        SubscriberEvent.record(subscriber, Kind.SUBSCRIBED, mlist=subscription.list, at=at, via=via, **detail)
+    signals.subscribed.send(
+        sender=Subscriber, subscriber=subscriber, lists=[s.list for s in subscriptions], via=via, at=at
     )
-
-
-def _on_commit_enqueue(task_name: str, *args):
-    # Imported here: tasks import this module at load time.
-    from subscribers import tasks
-
-    transaction.on_commit(lambda: getattr(tasks, task_name).enqueue(*args))
-
-
-def _notify_staff_after_commit(subscriber_id: int, list_ids: list[int]):
-    if settings.BROADSHEET["NOTIFY_STAFF"] and settings.BROADSHEET["NOTIFY_STAFF_MODE"] == "each":
-        _on_commit_enqueue("notify_staff", subscriber_id, list_ids)
-
-
-# --- Links ------------------------------------------------------------------------------------
-
-
-class RecipientLinks:
-    """The per-recipient links of one mailing to ``list_ids`` (optionally from ``campaign_id``).
-
-    The URL prefixes are reversed once; ``urls(uid)`` then only signs two tokens, which is what
-    the sending engine needs for 100,000 recipients.
-    """
-
-    _MARK = "TOKENMARKER"
-
-    def __init__(self, list_ids: Iterable[int] = (), campaign_id: int | None = None):
-        self.list_ids = tuple(list_ids)
-        self.campaign_id = campaign_id
-        base = settings.BASE_URL.rstrip("/")
-        self._unsubscribe, self._one_click, self._preferences = (
-            (base + reverse(name, args=[self._MARK])).split(self._MARK)
-            for name in ("subscribers:unsubscribe", "subscribers:one_click", "subscribers:preferences")
-        )
-
-    def urls(self, subscriber_uid) -> dict[str, str]:
-        """``unsubscribe_url`` (page with a button), ``one_click_url`` (RFC 8058 POST target for
-        ``List-Unsubscribe``), ``preferences_url`` (absolute) and the unsubscribe ``token``."""
-        token = tokens.unsubscribe_token(subscriber_uid, self.list_ids, self.campaign_id)
-        return {
-            "unsubscribe_url": token.join(self._unsubscribe),
-            "one_click_url": token.join(self._one_click),
-            "preferences_url": tokens.preferences_token(subscriber_uid).join(self._preferences),
-            "token": token,
-        }
-
-
-def recipient_urls(subscriber_uid, list_ids: Iterable[int] = ()) -> dict[str, str]:
-    """Absolute (``settings.BASE_URL``) links for one recipient of a mailing to ``list_ids``.
-
-    Returns ``unsubscribe_url``, ``one_click_url`` and ``preferences_url`` (see RecipientLinks);
-    the unsubscribe links leave only ``list_ids``.
-    """
-    return RecipientLinks(list_ids).urls(subscriber_uid)
-
-
-def confirm_url(subscriber_uid, list_ids: Iterable[int]) -> str:
-    """The absolute double opt-in link for the pending subscriptions to ``list_ids``."""
-    token = tokens.confirm_token(subscriber_uid, list_ids)
-    return settings.BASE_URL.rstrip("/") + reverse("subscribers:confirm", args=[token])
 
 
 # --- Subscribe --------------------------------------------------------------------------------
@@ -178,13 +112,13 @@ def subscribe(
         outcome.subscriber_id = subscriber.pk
         list_ids = [mlist.pk for mlist in lists]
         if created:
-            _record(subscriber, EVENT_CREATED, at=now, source=source)
+            SubscriberEvent.record(subscriber, Kind.CREATED, at=now, source=source)
         if subscriber.is_suppressed:
-            _record(subscriber, EVENT_SUBSCRIBE_REFUSED, at=now, reason=subscriber.state, lists=list_ids)
+            SubscriberEvent.record(subscriber, Kind.SUBSCRIBE_REFUSED, at=now, reason=subscriber.state, lists=list_ids)
             outcome.refused = True
             return outcome
 
-        to_confirm = []
+        to_confirm, subscribed_now, subscribed_consent = [], [], {}
         for mlist in lists:
             subscription, _created = Subscription.objects.select_for_update().get_or_create(
                 subscriber=subscriber, list=mlist, defaults={"status": Subscription.Status.PENDING, "created_at": now}
@@ -207,13 +141,15 @@ def subscribe(
             if mlist.double_opt_in:
                 subscription.status = Subscription.Status.PENDING
                 subscription.save()
-                _record(subscriber, EVENT_SUBSCRIBE_REQUESTED, mlist=mlist, at=now, **consent)
+                SubscriberEvent.record(subscriber, Kind.SUBSCRIBE_REQUESTED, mlist=mlist, at=now, **consent)
                 to_confirm.append(subscription)
             else:
                 subscription.status = Subscription.Status.SUBSCRIBED
                 subscription.save()
-                _record(subscriber, EVENT_SUBSCRIBED, mlist=mlist, at=now, via=VIA_FORM, **consent)
+                subscribed_now.append(subscription)
+                subscribed_consent = consent
                 outcome.subscribed_list_ids.append(mlist.pk)
+        became_subscribed(subscriber, subscribed_now, via=Via.FORM, at=now, **subscribed_consent)
 
         window, resend_after = confirmation_window(), confirmation_resend_after()
         for subscription in to_confirm:
@@ -225,16 +161,14 @@ def subscribe(
             else:
                 outcome.throttled_list_ids.append(subscription.list_id)
         if outcome.confirmation_list_ids:
-            _on_commit_enqueue("send_confirmation", subscriber.pk, outcome.confirmation_list_ids)
-        if outcome.subscribed_list_ids:
-            _notify_staff_after_commit(subscriber.pk, outcome.subscribed_list_ids)
+            _on_commit_enqueue(tasks.send_confirmation, subscriber.pk, outcome.confirmation_list_ids)
         # Everything asked for is already theirs. A short note to the mailbox (never shown on the
         # page) helps someone who forgot; the cache key keeps it to one a day per address.
         only_already = outcome.already_list_ids and not (to_confirm or outcome.subscribed_list_ids)
         if only_already and cache.add(
             f"subscribers:already-notice:{subscriber.pk}", 1, ALREADY_SUBSCRIBED_NOTICE_SECONDS
         ):
-            _on_commit_enqueue("send_already_subscribed", subscriber.pk, outcome.already_list_ids)
+            _on_commit_enqueue(tasks.send_already_subscribed, subscriber.pk, outcome.already_list_ids)
             outcome.notice_sent = True
     return outcome
 
@@ -256,7 +190,7 @@ def resend_confirmation(subscription: Subscription) -> bool:
         ):
             return False
         subscription.mark_confirmation_sent(now, window=window)
-        _on_commit_enqueue("send_confirmation", subscription.subscriber_id, [subscription.list_id])
+        _on_commit_enqueue(tasks.send_confirmation, subscription.subscriber_id, [subscription.list_id])
     return True
 
 
@@ -297,18 +231,10 @@ def confirm_subscription(subscriber_uid, list_ids: Iterable[int], *, ip: str | N
             subscriber.subscriptions.select_for_update().select_related("list").filter(list_id__in=list(list_ids))
         )
         confirmed = [s for s in subscriptions if s.mark_confirmed(ip=ip, user_agent=user_agent, at=now)]
-        for subscription in confirmed:
-            _record(
-                subscriber,
-                EVENT_SUBSCRIBED,
-                mlist=subscription.list,
-                at=now,
-                via=VIA_CONFIRMATION,
-                ip=ip,
-                user_agent=(user_agent or "")[:500],
-            )
+        became_subscribed(
+            subscriber, confirmed, via=Via.CONFIRMATION, at=now, ip=ip, user_agent=(user_agent or "")[:500]
+        )
         if confirmed:
-            _notify_staff_after_commit(subscriber.pk, [s.list_id for s in confirmed])
             return CONFIRM_PENDING
         if any(s.status == Subscription.Status.SUBSCRIBED for s in subscriptions):
             return CONFIRM_DONE
@@ -347,9 +273,9 @@ def unsubscribe(
         left = []
         for subscription in subscriptions:
             if subscription.mark_unsubscribed(method, at=now):
-                _record(
+                SubscriberEvent.record(
                     subscriber,
-                    EVENT_UNSUBSCRIBED,
+                    Kind.UNSUBSCRIBED,
                     mlist=subscription.list,
                     actor=actor,
                     at=now,
@@ -391,6 +317,7 @@ def update_preferences(
     wanted = set(list_ids)
     now = timezone.now()
     outcome = PreferencesOutcome()
+    joined = []
     with transaction.atomic():
         subscriber = Subscriber.objects.select_for_update().get(uid=subscriber_uid)
         current = {s.list_id: s for s in subscriber.subscriptions.select_for_update()}
@@ -412,187 +339,28 @@ def update_preferences(
                 subscription.confirm_user_agent = (user_agent or "")[:500]
                 subscription.unsubscribed_at, subscription.unsubscribe_method = None, ""
                 subscription.save()
-                _record(subscriber, EVENT_SUBSCRIBED, mlist=mlist, at=now, via=VIA_PREFERENCES, ip=ip)
+                joined.append(subscription)
                 outcome.joined.append(mlist)
             elif (
                 mlist.pk not in wanted
                 and subscription is not None
                 and subscription.mark_unsubscribed(Subscription.UnsubscribeMethod.PREFERENCES, at=now)
             ):
-                _record(
+                SubscriberEvent.record(
                     subscriber,
-                    EVENT_UNSUBSCRIBED,
+                    Kind.UNSUBSCRIBED,
                     mlist=mlist,
                     at=now,
                     method=Subscription.UnsubscribeMethod.PREFERENCES,
                     ip=ip,
                 )
                 outcome.left.append(mlist)
+        became_subscribed(subscriber, joined, via=Via.PREFERENCES, at=now, ip=ip)
         name = (name or "").strip()[:200]
         if name != subscriber.name:
             subscriber.name = name
             subscriber.save(update_fields=["name", "updated_at"])
             # The history says what changed, not the personal data itself.
-            _record(subscriber, EVENT_PROFILE_UPDATED, at=now, fields=["name"])
+            SubscriberEvent.record(subscriber, Kind.PROFILE_UPDATED, at=now, fields=["name"])
             outcome.name_changed = True
     return outcome
-
-
-# --- Emails (called by tasks; safe to re-run: each re-reads what is still true) -----------------
-
-
-def _sender(lists: list[MailingList]) -> tuple[str, list[str]]:
-    """(From, Reply-To) for mail about ``lists``: a single list's override, else the site's settings."""
-    sender = sender_for(lists[0] if len(lists) == 1 else None)
-    return sender.from_email, [sender.reply_to] if sender.reply_to else []
-
-
-def _send_transactional(*, to: str, lists, subject: str, preheader: str, template_name: str, context: dict):
-    from campaigns.rendering import render_transactional
-
-    rendered = render_transactional(subject=subject, preheader=preheader, template_name=template_name, context=context)
-    from_email, reply_to = _sender(list(lists))
-    message = EmailMultiAlternatives(
-        rendered.subject,
-        rendered.text,
-        from_email,
-        [to],
-        reply_to=reply_to,
-        headers={"Auto-Submitted": "auto-generated"},
-    )
-    message.attach_alternative(rendered.html, "text/html")
-    message.send()
-
-
-def send_confirmation_email(subscriber_id: int, list_ids: list[int]) -> bool:
-    """Email the double opt-in link for those of ``list_ids`` still pending; True if sent."""
-    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None or subscriber.is_suppressed:
-        return False
-    pending = list(
-        subscriber.subscriptions.pending().filter(list_id__in=list_ids).select_related("list").order_by("list__name")
-    )
-    if not pending:
-        return False
-    lists = [s.list for s in pending]
-    now, window = timezone.now(), confirmation_window()
-    for subscription in pending:
-        # Requests from the form were counted when queued; other callers (the CSV import) were not.
-        if subscription.confirmation_count == 0:
-            subscription.mark_confirmation_sent(now, window=window)
-    with translation.override(subscriber.language or settings.LANGUAGE_CODE):
-        _send_transactional(
-            to=subscriber.email,
-            lists=lists,
-            subject=_("Please confirm your subscription"),
-            preheader=_("One click and you are on the list."),
-            template_name="subscribers/email/confirm.html",
-            context={
-                "subscriber_name": subscriber.name,
-                "lists": lists,
-                "confirm_url": confirm_url(subscriber.uid, [m.pk for m in lists]),
-                "expires_days": settings.BROADSHEET["CONFIRM_TOKEN_DAYS"],
-            },
-        )
-    _record(subscriber, EVENT_CONFIRMATION_SENT, lists=[m.pk for m in lists])
-    return True
-
-
-def send_already_subscribed_email(subscriber_id: int, list_ids: list[int]) -> bool:
-    """Tell an address that asked again that it is already on ``list_ids``, with its preference link."""
-    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    if subscriber is None or subscriber.is_suppressed:
-        return False
-    lists = list(
-        MailingList.objects.filter(
-            pk__in=list_ids, subscriptions__subscriber=subscriber, subscriptions__status="subscribed"
-        )
-    )
-    if not lists:
-        return False
-    manage_url = recipient_urls(subscriber.uid)["preferences_url"]
-    with translation.override(subscriber.language or settings.LANGUAGE_CODE):
-        _send_transactional(
-            to=subscriber.email,
-            lists=lists,
-            subject=_("You are already subscribed"),
-            preheader=_("Nothing to do: you already receive these newsletters."),
-            template_name="subscribers/email/already_subscribed.html",
-            context={
-                "subscriber_name": subscriber.name,
-                "lists": lists,
-                "manage_url": manage_url,
-                "preferences_url": manage_url,
-            },
-        )
-    return True
-
-
-def _staff_recipients() -> list[str]:
-    return list(settings.BROADSHEET["NOTIFY_STAFF"])
-
-
-def send_staff_notification(subscriber_id: int, list_ids: list[int]) -> bool:
-    """Tell the NOTIFY_STAFF addresses that someone joined ``list_ids``; True if sent."""
-    recipients = _staff_recipients()
-    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
-    lists = list(MailingList.objects.filter(pk__in=list_ids))
-    if not recipients or subscriber is None or not lists:
-        return False
-    _send_staff_mail(
-        recipients,
-        subject=_("New subscriber: %(email)s") % {"email": subscriber.email},
-        rows=[{"email": subscriber.email, "name": subscriber.name, "lists": lists, "at": timezone.now()}],
-    )
-    return True
-
-
-def send_staff_digest(day: datetime.date) -> int:
-    """Email NOTIFY_STAFF one digest of the sign-ups on ``day`` (UTC); returns how many it listed.
-
-    Sends nothing on a day without sign-ups. Running it twice for one day sends the digest twice.
-    """
-    recipients = _staff_recipients()
-    start = datetime.datetime.combine(day, datetime.time.min, tzinfo=datetime.UTC)
-    events = (
-        SubscriberEvent.objects.filter(
-            kind=EVENT_SUBSCRIBED,
-            detail__via__in=STAFF_NOTIFY_VIA,
-            at__gte=start,
-            at__lt=start + datetime.timedelta(days=1),
-        )
-        .select_related("subscriber", "list")
-        .order_by("at")
-    )
-    rows = [
-        {"email": e.subscriber.email, "name": e.subscriber.name, "lists": [e.list] if e.list else [], "at": e.at}
-        for e in events
-    ]
-    if not recipients or not rows:
-        return 0
-    _send_staff_mail(
-        recipients,
-        subject=_("%(count)s new subscriptions on %(day)s") % {"count": len(rows), "day": day.isoformat()},
-        rows=rows,
-    )
-    return len(rows)
-
-
-def _send_staff_mail(recipients: list[str], *, subject: str, rows: list[dict]):
-    from campaigns.rendering import render_transactional
-
-    rendered = render_transactional(
-        subject=subject,
-        preheader=subject,
-        template_name="subscribers/email/staff_notification.html",
-        context={"rows": rows},
-    )
-    message = EmailMultiAlternatives(
-        rendered.subject,
-        rendered.text,
-        reformat_address(settings.DEFAULT_FROM_EMAIL),
-        recipients,
-        headers={"Auto-Submitted": "auto-generated"},
-    )
-    message.attach_alternative(rendered.html, "text/html")
-    message.send()

@@ -35,7 +35,7 @@ from subscribers.models import Subscriber, SubscriberEvent, Subscription
 from subscribers.services import unsubscribe
 
 # SubscriberEvent.kind written here (the admin history shows it).
-EVENT_SUPPRESSED = "suppressed"
+EVENT_SUPPRESSED = SubscriberEvent.Kind.SUPPRESSED
 
 
 class Feedback(models.TextChoices):
@@ -121,9 +121,7 @@ def _suppress(subscriber: Subscriber, state: str, reason: str, context: dict) ->
     if subscriber.state != Subscriber.State.ACTIVE:
         return
     if subscriber.suppress(state, reason):
-        SubscriberEvent.objects.create(
-            subscriber=subscriber, kind=EVENT_SUPPRESSED, detail={"state": state, "reason": reason[:255], **context}
-        )
+        SubscriberEvent.record(subscriber, EVENT_SUPPRESSED, state=state, reason=reason[:255], **context)
 
 
 def _count_soft_bounce(subscriber: Subscriber, source: str, context: dict) -> None:

@@ -1,6 +1,5 @@
 from .campaign import Campaign, Delivery, DeliveryEvent, SendingWorker, SendWindow
 from .pages import HomePage, NewsletterIndexPage, NewsletterIssuePage
-from .site_settings import NewsletterSettings
 
 __all__ = [
     "Campaign",
@@ -9,7 +8,6 @@ __all__ = [
     "HomePage",
     "NewsletterIndexPage",
     "NewsletterIssuePage",
-    "NewsletterSettings",
     "SendWindow",
     "SendingWorker",
 ]

@@ -13,8 +13,11 @@ from wagtail.models import Page
 from wagtail.search import index
 
 from campaigns.blocks import IssueBodyBlock
+from campaigns.feeds import IssueFeed
+from campaigns.issue_email import render_issue
 from mail.addresses import validate_header_text
 from subscribers.blocks import SubscribeFormBlock
+from subscribers.models import SubscribePage
 
 
 class HomePage(Page):
@@ -38,14 +41,8 @@ class HomePage(Page):
         context = super().get_context(request, *args, **kwargs)
         context["latest_issues"] = NewsletterIssuePage.objects.live().public().order_by("-issue_date")[:3]
         context["archive"] = NewsletterIndexPage.objects.live().first()
-        context["subscribe_page"] = Page.objects.live().public().type(_subscribe_page_model()).first()
+        context["subscribe_page"] = Page.objects.live().public().type(SubscribePage).first()
         return context
-
-
-def _subscribe_page_model():
-    from subscribers.models import SubscribePage  # subscribers imports campaigns; keep this lazy
-
-    return SubscribePage
 
 
 class NewsletterIndexPage(RoutablePageMixin, Page):
@@ -79,13 +76,11 @@ class NewsletterIndexPage(RoutablePageMixin, Page):
 
     @path("feed/", name="feed")
     def feed(self, request):
-        from campaigns.feeds import IssueFeed
-
         return IssueFeed(self)(request)
 
 
 class NewsletterIssuePage(Page):
-    """One newsletter issue: the web archive entry and, rendered by campaigns.rendering, the email."""
+    """One newsletter issue: the web archive entry and, rendered by mail.rendering, the email."""
 
     subject = models.CharField(max_length=200, validators=[validate_header_text], help_text="The email subject line.")
     preheader = models.CharField(
@@ -127,8 +122,6 @@ class NewsletterIssuePage(Page):
     def serve_preview(self, request, mode_name):
         if mode_name not in ("email", "text"):
             return super().serve_preview(request, mode_name)
-        from campaigns.rendering import render_issue  # rendering imports the models
-
         rendered = render_issue(self)
         html, text = rendered.personalise(self.sample_recipient())
         if mode_name == "email":

@@ -45,9 +45,9 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
+import campaigns.sending.mailers as mailers
 from campaigns.models import Campaign, Delivery, SendingWorker
 from campaigns.models.campaign import UNKNOWN_ERROR, marker_prelude, relay_wait_message
-from campaigns.sending import mailers
 from campaigns.sending.headers import Recipient, build_content, recipient_values
 from campaigns.sending.throttle import Throttle
 from campaigns.sending.transports import (
@@ -60,7 +60,7 @@ from campaigns.sending.transports import (
     TransportAuthenticationFailed,
     TransportUnavailable,
 )
-from subscribers.services import RecipientLinks
+from subscribers.links import RecipientLinks
 
 logger = logging.getLogger(__name__)
 

@@ -20,14 +20,15 @@ from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 
-from campaigns.rendering import PLACEHOLDERS
+from campaigns.click_tracking import delivery_token
 from campaigns.sending.dkim_signing import signer as dkim_signer
 from mail.addresses import HeaderValueError, check_header_text, format_address, reformat_address
-from subscribers.services import RecipientLinks
+from mail.rendering import PLACEHOLDERS
+from subscribers.links import RecipientLinks
 
 logger = logging.getLogger(__name__)
 
-# The recipient values that go into the body (keys of campaigns.rendering.PLACEHOLDERS).
+# The recipient values that go into the body (keys of mail.rendering.PLACEHOLDERS).
 BODY_KEYS = tuple(PLACEHOLDERS)
 _TEXT_MARKER = "BROADSHEETTEXTBODYMARKER"
 _HTML_MARKER = "BROADSHEETHTMLBODYMARKER"
@@ -91,7 +92,7 @@ class MessageContent:
         }
 
 
-def _site_domain() -> str:
+def site_domain() -> str:
     return urlsplit(settings.BASE_URL).hostname or "localhost"
 
 
@@ -116,7 +117,7 @@ def build_content(campaign, *, subject_prefix: str = "") -> MessageContent:
     is refused at the start rather than failing in its batches.
     """
     lists = sorted(campaign.lists.all(), key=lambda item: item.pk)
-    domain = _site_domain()
+    domain = site_domain()
     first = lists[0] if lists else None
     stamp = (campaign.started_at or campaign.created_at).strftime("%Y%m%d%H%M%S")
     return MessageContent(
@@ -157,8 +158,6 @@ def recipient_values(content: MessageContent, links: RecipientLinks, recipient: 
         "list_unsubscribe": list_unsubscribe,
     }
     if content.tracks_clicks:
-        from campaigns.click_tracking import delivery_token
-
         values["delivery"] = delivery_token(recipient.delivery_id)
     return values
 

@@ -33,11 +33,12 @@ from django.core import mail
 from django.core.mail import EmailMultiAlternatives
 from django.utils.module_loading import import_string
 
-from campaigns.rendering import fill_placeholders
 from campaigns.sending.headers import BODY_KEYS, CompiledMessage, MessageContent, Recipient
 from campaigns.sending.verp import return_path
 from mail.addresses import HeaderValueError, format_address, split_address
 from mail.esps import ESPS, esp_for_backend
+from mail.outbox import OutboxBackend
+from mail.rendering import fill_placeholders
 
 SENT, TEMPORARY, FAILED, UNKNOWN = "sent", "temporary", "failed", "unknown"
 
@@ -390,15 +391,12 @@ def _text(reply) -> str:
 
 @dataclass
 class OutboxTransport(RawTransport):
-    """The development Maildir (newsletter_site.outbox.OutboxBackend.write_bytes)."""
+    """The development Maildir (mail.outbox.OutboxBackend.write_bytes)."""
 
     name = "outbox"
     backend: object = None
 
     def open(self) -> None:
-        # The outbox is the site's development mailer (newsletter_site, the layer above).
-        from newsletter_site.outbox import OutboxBackend
-
         self.backend = OutboxBackend(**self.options)
         self.backend.open()
 
@@ -544,7 +542,7 @@ def get_transport(content: MessageContent, *, alias: str = "default", test: bool
     backend_class = import_string(backend)
     if backend == "django.core.mail.backends.smtp.EmailBackend":
         return SMTPTransport(content=content, options=options)
-    if backend == "newsletter_site.outbox.OutboxBackend":
+    if backend == "mail.outbox.OutboxBackend":
         return OutboxTransport(content=content, options=options)
     esp = esp_for_backend(backend)
     if esp is not None and esp.batches and not test:

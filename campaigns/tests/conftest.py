@@ -5,7 +5,7 @@ import os
 import pytest
 from django.db import connection
 
-from campaigns.tests.factories import started_campaign
+from campaigns.tests.factories import make_user, started_campaign
 from campaigns.tests.fake_smtp import FakeSMTPServer
 
 
@@ -16,6 +16,18 @@ def smtp_server(request, settings):
     with FakeSMTPServer(pipelining=request.param) as server:
         settings.MAILERS = server.mailers_setting()
         yield server
+
+
+@pytest.fixture
+def editor(django_user_model):
+    """An admin user who edits and publishes pages but may not send campaigns."""
+    return make_user(django_user_model, "editor")
+
+
+@pytest.fixture
+def sender(django_user_model):
+    """An editor who may also send campaigns (campaigns.send_campaign)."""
+    return make_user(django_user_model, "sender", send=True)
 
 
 @pytest.fixture

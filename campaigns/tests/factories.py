@@ -1,5 +1,8 @@
 import datetime
 
+from django.contrib.auth.models import Group, Permission
+from wagtail.models import GroupPagePermission, Page
+
 from campaigns.models import NewsletterIssuePage
 
 
@@ -39,3 +42,18 @@ def started_campaign(issue_page, readers: int, capture_on_commit):
     with capture_on_commit(execute=False):
         services.start_campaign(campaign.pk)
     return campaign
+
+
+def make_user(django_user_model, username, *, send=False):
+    """A non-superuser editor who may edit every page; with ``send``, also campaigns.send_campaign."""
+    group = Group.objects.create(name=f"{username} group")
+    group.permissions.add(Permission.objects.get(content_type__app_label="wagtailadmin", codename="access_admin"))
+    for codename in ("add_page", "change_page", "publish_page"):
+        GroupPagePermission.objects.create(
+            group=group, page=Page.get_first_root_node(), permission=Permission.objects.get(codename=codename)
+        )
+    if send:
+        group.permissions.add(Permission.objects.get(content_type__app_label="campaigns", codename="send_campaign"))
+    user = django_user_model.objects.create_user(username, f"{username}@example.com", "pw")
+    user.groups.add(group)
+    return user

@@ -12,17 +12,11 @@ from campaigns import reporting
 from campaigns.charts import Series, bar_chart, count_axis
 from campaigns.click_tracking import rewrite_links
 from campaigns.models import Campaign
-from campaigns.tests.test_admin_send import make_user
 from subscribers.tests.factories import MailingListFactory
 
 pytestmark = pytest.mark.django_db
 
 STARTED = datetime.datetime(2026, 3, 21, 9, 30, tzinfo=datetime.UTC)
-
-
-@pytest.fixture
-def sender(django_user_model):
-    return make_user(django_user_model, "sender", send=True)
 
 
 @pytest.fixture

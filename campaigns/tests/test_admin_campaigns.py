@@ -11,20 +11,9 @@ from wagtail.models import ModelLogEntry
 
 from campaigns import audit
 from campaigns.models import Campaign, Delivery, DeliveryEvent
-from campaigns.tests.test_admin_send import make_user
 from subscribers.tests.factories import MailingListFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def editor(django_user_model):
-    return make_user(django_user_model, "editor")
-
-
-@pytest.fixture
-def sender(django_user_model):
-    return make_user(django_user_model, "sender", send=True)
 
 
 @pytest.fixture

@@ -6,19 +6,9 @@ from wagtail.test.utils.form_data import inline_formset, nested_form_data, rich_
 
 from campaigns.models import Campaign, NewsletterIssuePage
 from campaigns.tests.factories import make_issue
-from campaigns.tests.test_admin_send import make_user, send_url
+from campaigns.tests.test_admin_send import send_url
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def sender(django_user_model):
-    return make_user(django_user_model, "sender", send=True)
-
-
-@pytest.fixture
-def editor(django_user_model):
-    return make_user(django_user_model, "editor")
 
 
 def issue_form(**fields):

@@ -13,15 +13,9 @@ from wagtail.permissions import policy_registry
 
 from campaigns import admin_views, audit
 from campaigns.models import Campaign
-from campaigns.tests.test_admin_send import make_user
 from subscribers.models import Subscriber
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def sender(django_user_model):
-    return make_user(django_user_model, "sender", send=True)
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ import zoneinfo
 from email.utils import parseaddr
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
-from wagtail.models import GroupPagePermission, Page, PageLogEntry
+from wagtail.models import PageLogEntry
 from wagtail.users.models import UserProfile
 
 from campaigns import audit
@@ -19,31 +18,6 @@ from subscribers.models import Subscriber, Subscription
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def make_user(django_user_model, username, *, send=False):
-    """A non-superuser editor who may edit every page; with ``send``, also campaigns.send_campaign."""
-    group = Group.objects.create(name=f"{username} group")
-    group.permissions.add(Permission.objects.get(content_type__app_label="wagtailadmin", codename="access_admin"))
-    for codename in ("add_page", "change_page", "publish_page"):
-        GroupPagePermission.objects.create(
-            group=group, page=Page.get_first_root_node(), permission=Permission.objects.get(codename=codename)
-        )
-    if send:
-        group.permissions.add(Permission.objects.get(content_type__app_label="campaigns", codename="send_campaign"))
-    user = django_user_model.objects.create_user(username, f"{username}@example.com", "pw")
-    user.groups.add(group)
-    return user
-
-
-@pytest.fixture
-def editor(django_user_model):
-    return make_user(django_user_model, "editor")
-
-
-@pytest.fixture
-def sender(django_user_model):
-    return make_user(django_user_model, "sender", send=True)
 
 
 @pytest.fixture

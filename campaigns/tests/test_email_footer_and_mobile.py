@@ -6,9 +6,10 @@ import pytest
 from bs4 import BeautifulSoup
 from django.core import mail
 
-from campaigns.rendering import render_issue, render_transactional
+from campaigns.issue_email import render_issue
 from campaigns.sending import send_batch
 from campaigns.tests.factories import started_campaign
+from mail.rendering import render_transactional
 
 pytestmark = pytest.mark.django_db
 

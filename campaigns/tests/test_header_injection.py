@@ -14,8 +14,7 @@ from campaigns.admin_forms import SendCampaignForm
 from campaigns.models import Campaign
 from campaigns.sending import send_batch
 from campaigns.sending.headers import CompiledMessage, Recipient, build_content, recipient_values
-from campaigns.tests.fake_smtp import FakeSMTPServer
-from subscribers.services import RecipientLinks
+from subscribers.links import RecipientLinks
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
@@ -36,13 +35,6 @@ INTENDED_HEADERS = {
     "MIME-Version",
     "Content-Type",
 }
-
-
-@pytest.fixture
-def smtp_server(settings):
-    with FakeSMTPServer() as server:
-        settings.MAILERS = server.mailers_setting()
-        yield server
 
 
 def _send(issue, mailing_list, smtp_server, capture_on_commit, **create):

@@ -12,7 +12,7 @@ from campaigns.sending import send_batch
 from campaigns.sending.headers import Recipient, build_content, recipient_values
 from campaigns.tests.factories import make_issue
 from campaigns.tests.fake_smtp import FakeSMTPServer
-from subscribers.services import RecipientLinks
+from subscribers.links import RecipientLinks
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db

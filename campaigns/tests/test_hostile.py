@@ -36,7 +36,7 @@ from campaigns.sending.headers import (
 )
 from campaigns.tests.tracking_data import make_delivery, make_sent_campaign
 from mail.addresses import HeaderValueError, format_address, has_control_characters
-from subscribers.services import RecipientLinks
+from subscribers.links import RecipientLinks
 from subscribers.tests.nasty_strings import NASTY_STRINGS
 
 hostile = hypothesis_settings(

@@ -142,7 +142,7 @@ def test_a_poison_row_is_never_claimed_again(campaign, smtp_server, monkeypatch)
 
 
 def test_the_reason_is_shown_in_the_campaigns_deliveries_table(campaign, settings, client, django_user_model):
-    from campaigns.tests.test_admin_send import make_user
+    from campaigns.tests.factories import make_user
 
     with FakeSMTPServer(smtputf8=False) as server:
         settings.MAILERS = server.mailers_setting()

@@ -16,8 +16,8 @@ from wagtail.models import ModelLogEntry
 
 from campaigns import services
 from campaigns.models import Campaign, Delivery
+from campaigns.tests.factories import make_user
 from campaigns.tests.fake_smtp import FakeSMTPServer
-from campaigns.tests.test_admin_send import make_user
 
 pytestmark = pytest.mark.django_db
 

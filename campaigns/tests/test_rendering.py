@@ -9,10 +9,11 @@ from wagtail.documents.models import Document
 from wagtail.images.models import Image
 from wagtail.images.tests.utils import get_test_image_file
 
-from campaigns.plaintext import display_width
-from campaigns.rendering import PLACEHOLDERS, RenderedEmail, render_issue, render_transactional
+from campaigns.issue_email import render_issue
 from campaigns.tests.factories import make_issue
-from subscribers.services import RecipientLinks
+from mail.plaintext import display_width
+from mail.rendering import PLACEHOLDERS, RenderedEmail, render_transactional
+from subscribers.links import RecipientLinks
 
 BASE = "https://news.example.com"
 GMAIL_CLIP_BYTES = 102 * 1024

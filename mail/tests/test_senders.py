@@ -6,8 +6,9 @@ import email.policy
 import pytest
 from wagtail.models import Site
 
-from mail.senders import newsletter_settings, sender_for
-from subscribers import services
+from mail.models import newsletter_settings
+from mail.senders import sender_for
+from subscribers import emails
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +48,7 @@ def test_the_confirmation_email_from_a_list_with_a_hostile_name_has_one_sender(
     subscriber = SubscriberFactory(email="ann@example.com")
     subscriber.subscriptions.create(list=hostile)
 
-    assert services.send_confirmation_email(subscriber.pk, [hostile.pk])
+    assert emails.send_confirmation_email(subscriber.pk, [hostile.pk])
 
     (sent,) = mailoutbox
     message = email.message_from_bytes(sent.message().as_bytes(), policy=email.policy.default)

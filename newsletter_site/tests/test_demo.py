@@ -1,7 +1,8 @@
 import pytest
 from wagtail.models import Site
 
-from campaigns.models import NewsletterIssuePage, NewsletterSettings
+from campaigns.models import NewsletterIssuePage
+from mail.models import NewsletterSettings
 from newsletter_site.demo import load_demo_content
 from subscribers.models import MailingList, Subscriber, Subscription
 

@@ -14,7 +14,7 @@ def test_default_only():
     mailers = mailers_from_env(OUTBOX, {})
 
     assert list(mailers) == ["default"]
-    assert mailers["default"]["BACKEND"] == "newsletter_site.outbox.OutboxBackend"
+    assert mailers["default"]["BACKEND"] == "mail.outbox.OutboxBackend"
     assert mailers["default"]["LIMITS"] == {"per_second": 0, "per_hour": 0, "per_day": 0}
 
 

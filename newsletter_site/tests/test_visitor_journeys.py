@@ -114,9 +114,9 @@ def public_pages(page, mailoutbox) -> list[str]:
     subscribe_from_the_home_page(page, "dev@example.org")
     confirm = link_in(mailoutbox[0], "/newsletter/confirm/")
     subscriber = Subscriber.objects.get(email_normalised="dev@example.org")
-    from subscribers import services
+    from subscribers import links
 
-    urls = services.recipient_urls(subscriber.uid, [])
+    urls = links.recipient_urls(subscriber.uid, [])
     return [
         "/",
         "/archive/",

@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.urls import resolve
 from django.utils import timezone
 
-from subscribers import services
+from subscribers import links, services
 from subscribers.models import (
     Subscriber,
     SubscriberEvent,
@@ -281,7 +281,7 @@ def test_suppressed_subscriber_cannot_join_lists_in_the_preference_centre(news):
 def test_recipient_urls_are_absolute_https_and_resolve_to_the_flows(settings):
     settings.BASE_URL = "https://news.example.com"
     subscriber_uid = "12345678-1234-5678-1234-567812345678"
-    urls = services.recipient_urls(subscriber_uid, [4])
+    urls = links.recipient_urls(subscriber_uid, [4])
 
     expected = {"unsubscribe_url": "unsubscribe", "one_click_url": "one_click", "preferences_url": "preferences"}
     for key, view_name in expected.items():

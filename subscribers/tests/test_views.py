@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from subscribers import services, tokens
+from subscribers import links, tokens
 from subscribers.blocks import SubscribeFormBlock
 from subscribers.models import SubscribePage, Subscriber, SubscriberEvent, Subscription
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
@@ -286,7 +286,7 @@ def subscribed(news, sport, subscribe_page):
 
 
 def test_unsubscribe_get_shows_a_button_and_preferences_link_without_changing_anything(subscribed, news):
-    urls = services.recipient_urls(subscribed.subscriber.uid, [news.pk])
+    urls = links.recipient_urls(subscribed.subscriber.uid, [news.pk])
     path = urls["unsubscribe_url"].removeprefix("https://news.example.com")
     html = Client().get(path).content.decode()
 

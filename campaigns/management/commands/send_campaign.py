@@ -12,7 +12,8 @@ from campaigns import services
 from campaigns.models import Campaign, NewsletterIssuePage
 from campaigns.sending import new_worker_id, send_batch
 from campaigns.tasks import notify_staff_campaign_paused, send_batch_task
-from subscribers.models import MailingList, Subscriber
+from subscribers.audience import Audience
+from subscribers.models import MailingList
 
 
 class Command(BaseCommand):
@@ -100,7 +101,7 @@ class Command(BaseCommand):
         return defaults
 
     def _describe(self, page, lists, campaign=None):
-        count = Subscriber.objects.sendable(lists).count()
+        count = Audience(lists).count()
         self.stdout.write(f"Issue: {page.title} (subject: {page.subject})")
         self.stdout.write(f"Lists: {', '.join(item.slug for item in lists)}")
         self.stdout.write(f"Would send to {count} recipient(s). Dry run: nothing sent.")

@@ -3,7 +3,7 @@ import datetime
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from subscribers import services
+from subscribers import emails
 
 
 class Command(BaseCommand):
@@ -23,5 +23,5 @@ class Command(BaseCommand):
                 raise CommandError(f"--date {options['date']!r} is not a YYYY-MM-DD date.") from None
         else:
             day = timezone.now().astimezone(datetime.UTC).date() - datetime.timedelta(days=1)
-        count = services.send_staff_digest(day)
+        count = emails.send_staff_digest(day)
         self.stdout.write(f"{day.isoformat()}: {count} new subscription(s) reported.")

@@ -1,4 +1,4 @@
-from campaigns.plaintext import html_to_text
+from mail.plaintext import html_to_text
 
 
 def test_headings_are_underlined_double_for_top_levels_and_single_below():

@@ -38,7 +38,7 @@ BLOCK_TAGS = frozenset(
 SKIPPED_TAGS = frozenset("head style script title template noscript meta link button input select textarea".split())
 HEADINGS = {"h1": "=", "h2": "=", "h3": "-", "h4": "-", "h5": "-", "h6": "-"}
 OVERLINED = frozenset({"h1"})  # the title also gets a line above, so it stands apart from an h2
-# Tokens filled per recipient (campaigns.rendering.PLACEHOLDERS): ``%%name%%``.
+# Tokens filled per recipient (mail.rendering.PLACEHOLDERS): ``%%name%%``.
 _PLACEHOLDER = re.compile(r"%%[a-z_]+%%")
 # A name flows with the text ("Hello %%name%%,"), measured as this many columns: a longer name
 # can push its one line over the width. Every other placeholder (links, the address) can be far

@@ -7,7 +7,7 @@ import re
 import pytest
 from uniseg.linebreak import line_break_boundaries
 
-from campaigns.plaintext import _cjk_units, _is_wide, display_width, html_to_text, wrap_line
+from mail.plaintext import _cjk_units, _is_wide, display_width, html_to_text, wrap_line
 
 # The paragraphs that came out as one 126- and 138-character line (about 252 and 276 columns).
 CHINESE = (

@@ -1,6 +1,7 @@
-"""Email rendering: one newsletter issue (or a transactional body) into a complete HTML email and
-its plaintext, rendered ONCE; per-recipient values are literal placeholders filled in by
-RenderedEmail.personalise(), a cheap string substitution the sending engine runs per recipient."""
+"""Email rendering: a body (a newsletter issue, campaigns.issue_email; or a transactional email)
+inside the email layout, into a complete HTML email and its plaintext, rendered ONCE;
+per-recipient values are literal placeholders filled in by RenderedEmail.personalise(), a cheap
+string substitution the sending engine runs per recipient."""
 
 import re
 from dataclasses import dataclass
@@ -11,9 +12,9 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.html import escape as html_escape
 from django.utils.safestring import mark_safe
-from wagtail.models import Site
 
-from campaigns.plaintext import html_to_text
+from mail.models import newsletter_settings
+from mail.plaintext import html_to_text
 
 # Per-recipient values, as literal tokens in the rendered html and text. Keys are what
 # RenderedEmail.personalise() expects in its ``values``.
@@ -69,31 +70,6 @@ def fill_placeholders(template: str, values: dict[str, str], *, escape: bool) ->
     return template
 
 
-def render_issue(page, *, base_url: str | None = None, lists=None) -> RenderedEmail:
-    """Render a NewsletterIssuePage into a complete email with placeholders for recipient values.
-
-    ``base_url`` (default settings.BASE_URL) is the origin every relative link and image is
-    resolved against. The footer carries the sender's postal address, the unsubscribe and
-    preferences placeholders, a "view in browser" link to the page itself, and says what the
-    reader receives and where: "You are receiving <lists> at %%email%%." (``lists``: the
-    campaign's MailingLists or names; None, as in previews and test sends, names the newsletter).
-    The address is a placeholder, so this costs one string replacement per recipient, no render.
-    """
-    base_url = _base(base_url)
-    body = render_to_string("campaigns/email/issue.html", {"page": page, "base_url": base_url})
-    return _render_layout(
-        subject=page.subject,
-        preheader=page.preheader,
-        body=body,
-        base_url=base_url,
-        view_url=_page_url(page, base_url),
-        unsubscribe_url=PLACEHOLDERS["unsubscribe_url"],
-        preferences_url=PLACEHOLDERS["preferences_url"],
-        footer_text=None,
-        receiving=[str(getattr(item, "name", item)) for item in lists] if lists is not None else None,
-    )
-
-
 def _names(names: list[str]) -> str:
     """ "A", "A and B", "A, B and C"."""
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
@@ -108,11 +84,11 @@ def render_transactional(
     preferences and "view in browser" links only when ``context`` has ``unsubscribe_url``,
     ``preferences_url`` or ``view_url`` (values or PLACEHOLDERS tokens). Returns a RenderedEmail.
     """
-    base_url = _base(base_url)
+    base_url = base_url_or_default(base_url)
     body_html = render_to_string(template_name, {**context, "base_url": base_url})
     # Safe: the output of a template, escaped by it.
     body = render_to_string("campaigns/email/transactional.html", {"body_html": mark_safe(body_html)})
-    return _render_layout(
+    return render_layout(
         subject=subject,
         preheader=preheader,
         body=body,
@@ -125,13 +101,14 @@ def render_transactional(
     )
 
 
-def _render_layout(
+def render_layout(
     *, subject, preheader, body, base_url, view_url, unsubscribe_url, preferences_url, footer_text, receiving=False
 ):
-    """``footer_text`` None means the site's newsletter footer text. ``receiving``: the list names
-    for the "You are receiving ... at <address>" line (None: the newsletter's name; False: no line,
-    as in transactional emails, whose reader subscribed to nothing yet)."""
-    sender = _newsletter_settings()
+    """``body`` (HTML from our own templates) inside the email layout, CSS inlined, URLs absolute,
+    with its plaintext. ``footer_text`` None means the site's newsletter footer text. ``receiving``:
+    the list names for the "You are receiving ... at <address>" line (None: the newsletter's name;
+    False: no line, as in transactional emails, whose reader subscribed to nothing yet)."""
+    sender = newsletter_settings()
     if footer_text is None:
         footer_text = sender.footer_text if sender else ""
     receiving_line = ""
@@ -184,20 +161,5 @@ def absolutise_urls(html: str, base_url: str, *, page_url: str | None = None) ->
     return _URL_ATTR.sub(fix, html)
 
 
-def _base(base_url: str | None) -> str:
+def base_url_or_default(base_url: str | None) -> str:
     return (base_url or settings.BASE_URL).rstrip("/")
-
-
-def _page_url(page, base_url: str) -> str:
-    """The page's public URL, absolute even when it has no routable site yet (unsaved previews)."""
-    url = page.full_url
-    if not url:
-        return base_url + "/"
-    return urljoin(base_url + "/", url)
-
-
-def _newsletter_settings():
-    from campaigns.models import NewsletterSettings
-
-    site = Site.objects.filter(is_default_site=True).first() or Site.objects.first()
-    return NewsletterSettings.for_site(site) if site else NewsletterSettings()

@@ -3,11 +3,11 @@ from email import message_from_bytes, policy
 from django.core import mail
 from django.core.mail import EmailMultiAlternatives
 
-from newsletter_site.outbox import OutboxBackend
+from mail.outbox import OutboxBackend
 
 
 def _outbox(tmp_path, settings):
-    backend = "newsletter_site.outbox.OutboxBackend"
+    backend = "mail.outbox.OutboxBackend"
     settings.MAILERS = {"default": {"BACKEND": backend, "OPTIONS": {"directory": str(tmp_path)}}}
     return mail.mailers["default"]
 
