@@ -11,9 +11,8 @@ from django.utils import timezone
 from campaigns import services
 from campaigns.models import Campaign, Delivery
 from campaigns.sending import mailers, send_batch
-from campaigns.tests.factories import started_campaign
+from campaigns.tests.factories import make_user, started_campaign
 from campaigns.tests.fake_smtp import FakeSMTPServer
-from campaigns.tests.test_admin_send import make_user
 from subscribers.tests.factories import MailingListFactory
 
 pytestmark = pytest.mark.django_db
