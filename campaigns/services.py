@@ -162,7 +162,7 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
         page = campaign.page
         revision = page.live_revision
         # Render what is published now, from the revision we record: later edits change neither.
-        rendered = render_issue(revision.as_object())
+        rendered = render_issue(revision.as_object(), lists=campaign.lists.order_by("name"))
         campaign.page_revision = revision
         campaign.subject = campaign.subject_override or rendered.subject
         try:

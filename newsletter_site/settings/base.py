@@ -174,6 +174,9 @@ WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.databa
 # Admin avatars from Gravatar load from the internet: off by default, so offline and intranet
 # installs show Wagtail's placeholder instead of broken images. GRAVATAR=1 turns them on.
 WAGTAIL_GRAVATAR_PROVIDER_URL = "//www.gravatar.com/avatar" if config.env_bool("GRAVATAR", False) else None
+# Likewise the admin's "new Wagtail release" check fetches releases.wagtail.org from the browser
+# (a console error offline); upgrades are the operator's call, via requirements.txt.
+WAGTAIL_ENABLE_UPDATE_CHECK = False
 WAGTAILDOCS_EXTENSIONS = ["csv", "docx", "key", "odt", "pdf", "pptx", "rtf", "txt", "xlsx", "zip"]
 
 # Newsletter behaviour.
