@@ -353,6 +353,10 @@ def _parse(line: int, cells: list[str], indexes: dict, result: ImportResult) -> 
         )
         return None
     attributes = {key: cell(index) for key, index in indexes["attributes"].items() if cell(index)}
+    if any("\x00" in value for value in attributes.values()):
+        # PostgreSQL cannot store a NUL in text or JSON: the whole chunk failed on it.
+        result.error(line, "A column holds a NUL character.")
+        return None
     return _Row(line, raw_email, normalised, name, language, attributes)
 
 

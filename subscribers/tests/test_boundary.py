@@ -645,3 +645,12 @@ def test_the_list_admin_form_refuses_a_sender_name_with_a_backslash_and_line_bre
 
     assert response.status_code == 200
     assert not MailingList.objects.exists()
+
+
+def test_an_import_reports_a_nul_character_in_an_attribute_on_its_line(news):
+    data = b"email,city\nann@example.com,Lee\x00ds\nbob@example.com,York\n"
+    result = run_import(data, [news], ["email", "city"])
+
+    assert (result.error_count, result.notes[0]["line"]) == (1, 2)
+    assert "NUL" in result.notes[0]["message"]
+    assert list(Subscriber.objects.values_list("email", "attributes")) == [("bob@example.com", {"city": "York"})]
