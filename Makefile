@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export DJANGO_SETTINGS_MODULE ?= newsletter_site.settings.dev
 
-.PHONY: run test test-services venv dev-venv migrate demo lint check bench clean
+.PHONY: run test test-services venv dev-venv migrate demo lint check bench clean messages
 
 # The venv is rebuilt when requirements change (stamp files), never by hand.
 $(PY):
@@ -60,3 +60,11 @@ clean:
 # The tests that need PostgreSQL / Redis (read DATABASE_URL / REDIS_URL; skip when unset).
 test-services: dev-venv
 	DJANGO_SETTINGS_MODULE=newsletter_site.settings.test $(BIN)/pytest -m services
+
+# Translations (docs/i18n.md): collect the marked strings into locale/*/LC_MESSAGES/django.po,
+# then compile the .mo files, which are committed (a fresh clone serves every language). Needs
+# GNU gettext (apt-get install gettext). Translate the new entries, then run it again.
+messages: dev-venv
+	$(PY) manage.py makemessages -l zh_Hans --add-location=file --no-obsolete \
+		--ignore=.venv --ignore=var --ignore=bench --ignore='*/tests/*'
+	$(PY) manage.py compilemessages --ignore=.venv

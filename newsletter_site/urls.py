@@ -1,9 +1,12 @@
 from django.conf import settings
+from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.urls import include, path
 from wagtail import urls as wagtail_urls
 from wagtail.admin import urls as wagtailadmin_urls
 from wagtail.documents import urls as wagtaildocs_urls
+
+from newsletter_site import views as site_views
 
 urlpatterns = [
     path("django-admin/", admin.site.urls),
@@ -12,6 +15,8 @@ urlpatterns = [
     path("anymail/", include("anymail.urls")),
     path("newsletter/", include("subscribers.urls")),
     path("campaigns/", include("campaigns.urls")),
+    # The language switcher's POST target: sets the language cookie.
+    path("i18n/setlang/", site_views.set_language, name="set_language"),
 ]
 
 if settings.DEBUG:
@@ -21,5 +26,8 @@ if settings.DEBUG:
     urlpatterns += staticfiles_urlpatterns()
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
 
-# Wagtail's page serving last: it catches every other path.
-urlpatterns.append(path("", include(wagtail_urls)))
+# Wagtail's page serving last: it catches every other path. Pages per language: English
+# unprefixed (every existing URL keeps working), other languages under /<code>/. Everything above
+# (the token links in emails, RFC 8058 one-click, webhooks, tracking) stays unprefixed: those
+# pages take the visitor's language from the cookie or Accept-Language (newsletter_site.middleware).
+urlpatterns += i18n_patterns(path("", include(wagtail_urls)), prefix_default_language=False)

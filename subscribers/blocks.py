@@ -27,6 +27,9 @@ class SubscribeFormBlock(blocks.StructBlock):
         page = value.get("page")
         context["heading"] = value.get("heading")
         # Hide the form when the chosen page was unpublished or deleted, rather than break the host page.
+        # The subscribe page in the reader's language when it has been translated (Wagtail i18n):
+        # its URL carries the language the new subscriber's emails will be in.
+        page = page.localized if page else None
         context["page"] = page.specific if page and page.live else None
         request = (parent_context or {}).get("request")
         context["form"] = SubscribeForm(

@@ -19,6 +19,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from subscribers import signals, tokens
+from subscribers.languages import supported_language
 from subscribers.models import MailingList, Subscriber, SubscriberEvent, Subscription, Suppression, normalise_email
 
 logger = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ def subscribe(
             defaults={
                 "email": email.strip(),
                 "name": name.strip()[:200],
-                "language": language or settings.LANGUAGE_CODE,
+                "language": supported_language(language),
             },
         )
         # Serialise concurrent requests for one address (PostgreSQL; SQLite locks the whole file).
@@ -374,12 +375,21 @@ class PreferencesOutcome:
     joined: list[MailingList] = field(default_factory=list)
     left: list[MailingList] = field(default_factory=list)
     name_changed: bool = False
+    language_changed: bool = False
 
 
 def update_preferences(
-    subscriber_uid, *, list_ids: Iterable[int], name: str, ip: str | None, user_agent: str, page_url: str = ""
+    subscriber_uid,
+    *,
+    list_ids: Iterable[int],
+    name: str,
+    ip: str | None,
+    user_agent: str,
+    page_url: str = "",
+    language: str | None = None,
 ) -> PreferencesOutcome:
-    """Save the preference centre: subscribed to exactly the public lists in ``list_ids``, and ``name``.
+    """Save the preference centre: subscribed to exactly the public lists in ``list_ids``, ``name``
+    and (unless None) ``language``, the language of every email sent to them.
 
     The link came to the subscriber's mailbox, so a newly ticked list is subscribed at once (consent
     source "preferences", recorded like a confirmation); unticked lists are left with method
@@ -433,6 +443,11 @@ def update_preferences(
             # The history says what changed, not the personal data itself.
             _record(subscriber, EVENT_PROFILE_UPDATED, at=now, fields=["name"])
             outcome.name_changed = True
+        if language is not None and supported_language(language) != subscriber.language:
+            subscriber.language = supported_language(language)
+            subscriber.save(update_fields=["language", "updated_at"])
+            _record(subscriber, EVENT_PROFILE_UPDATED, at=now, fields=["language"])
+            outcome.language_changed = True
     return outcome
 
 
@@ -489,7 +504,7 @@ def send_confirmation_email(subscriber_id: int, list_ids: list[int]) -> bool:
         # Requests from the form were counted when queued; other callers (the CSV import) were not.
         if subscription.confirmation_count == 0:
             subscription.mark_confirmation_sent(now, window=window)
-    with translation.override(subscriber.language or settings.LANGUAGE_CODE):
+    with translation.override(supported_language(subscriber.language)):
         _send_transactional(
             to=subscriber.email,
             lists=lists,
@@ -520,7 +535,7 @@ def send_already_subscribed_email(subscriber_id: int, list_ids: list[int]) -> bo
     if not lists:
         return False
     manage_url = recipient_urls(subscriber.uid)["preferences_url"]
-    with translation.override(subscriber.language or settings.LANGUAGE_CODE):
+    with translation.override(supported_language(subscriber.language)):
         _send_transactional(
             to=subscriber.email,
             lists=lists,
@@ -548,11 +563,13 @@ def send_staff_notification(subscriber_id: int, list_ids: list[int]) -> bool:
     lists = list(MailingList.objects.filter(pk__in=list_ids))
     if not recipients or subscriber is None or not lists:
         return False
-    _send_staff_mail(
-        recipients,
-        subject=_("New subscriber: %(email)s") % {"email": subscriber.email},
-        rows=[{"email": subscriber.email, "name": subscriber.name, "lists": lists, "at": timezone.now()}],
-    )
+    # Staff read the site's language, whatever language the request or task runs in.
+    with translation.override(settings.LANGUAGE_CODE):
+        _send_staff_mail(
+            recipients,
+            subject=_("New subscriber: %(email)s") % {"email": subscriber.email},
+            rows=[{"email": subscriber.email, "name": subscriber.name, "lists": lists, "at": timezone.now()}],
+        )
     return True
 
 
@@ -579,11 +596,12 @@ def send_staff_digest(day: datetime.date) -> int:
     ]
     if not recipients or not rows:
         return 0
-    _send_staff_mail(
-        recipients,
-        subject=_("%(count)s new subscriptions on %(day)s") % {"count": len(rows), "day": day.isoformat()},
-        rows=rows,
-    )
+    with translation.override(settings.LANGUAGE_CODE):
+        _send_staff_mail(
+            recipients,
+            subject=_("%(count)s new subscriptions on %(day)s") % {"count": len(rows), "day": day.isoformat()},
+            rows=rows,
+        )
     return len(rows)
 
 
