@@ -48,7 +48,7 @@ lint: dev-venv
 	$(BIN)/ruff format --check .
 
 test: check lint
-	DJANGO_SETTINGS_MODULE=newsletter_site.settings.test $(BIN)/pytest
+	DJANGO_SETTINGS_MODULE=newsletter_site.settings.test $(BIN)/pytest -m "not mta"
 
 # Sending benchmark (bench/README.md): make bench BENCH_ARGS="--recipients 100000 --database postgres"
 bench: dev-venv
@@ -57,9 +57,10 @@ bench: dev-venv
 clean:
 	rm -rf $(VENV) var/db.sqlite3 var/outbox var/media
 
-# The tests that need PostgreSQL / Redis (read DATABASE_URL / REDIS_URL; skip when unset).
+# The tests that need PostgreSQL / Redis (read DATABASE_URL / REDIS_URL; skip when unset) and
+# the real mail servers (Postfix, Dovecot: skip when not installed; .ci/run installs them).
 test-services: dev-venv
-	DJANGO_SETTINGS_MODULE=newsletter_site.settings.test $(BIN)/pytest -m services
+	DJANGO_SETTINGS_MODULE=newsletter_site.settings.test $(BIN)/pytest -m "services or mta"
 
 # Translations (docs/i18n.md): collect the marked strings into locale/*/LC_MESSAGES/django.po,
 # then compile the .mo files, which are committed (a fresh clone serves every language). Needs

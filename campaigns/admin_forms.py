@@ -9,6 +9,7 @@ from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
 from wagtail.admin.widgets import AdminDateTimeInput
 
 from campaigns.models import Campaign, Delivery
+from mail.addresses import HeaderValueError, clean_header_text, format_address, parse_address
 from subscribers.forms import ModelIdsField
 from subscribers.models import MailingList, Subscriber, Subscription
 
@@ -64,19 +65,18 @@ class SendCampaignForm(forms.Form):
         self.fields["send_at"].help_text = f"In your time zone ({timezone.get_current_timezone_name()})."
 
     def clean_from_email(self):
-        from email.headerregistry import Address
-        from email.utils import parseaddr
-
         value = self.cleaned_data["from_email"].strip()
-        name, address = parseaddr(value)
         try:
+            name, address = parse_address(value)
             validate_email(address)
-        except forms.ValidationError:
+            return format_address(address, name)
+        except (HeaderValueError, forms.ValidationError):
             raise forms.ValidationError(
                 'Enter an address, optionally with a name: "Name <address@example.com>".'
             ) from None
-        local, _, domain = address.partition("@")
-        return str(Address(display_name=name, username=local, domain=domain)) if name else address
+
+    def clean_subject(self):
+        return clean_header_text(self.cleaned_data["subject"])
 
     def clean(self):
         cleaned = super().clean()

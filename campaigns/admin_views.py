@@ -4,8 +4,6 @@ Every view requires the ``campaigns.send_campaign`` permission (editing pages is
 and answers 403 without it. Every action is written to Wagtail's audit log with the user.
 """
 
-from email.headerregistry import Address
-
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q
@@ -22,7 +20,8 @@ from wagtail.admin.widgets.button import HeaderButton
 
 from campaigns import audit, charts, reporting, services
 from campaigns.admin_forms import CampaignFilterSet, DeliveryFilterForm, SendCampaignForm, TestSendForm
-from campaigns.models import Campaign, Delivery, NewsletterIssuePage, NewsletterSettings
+from campaigns.models import Campaign, Delivery, NewsletterIssuePage
+from mail.senders import newsletter_settings, sender_for
 from subscribers.models import Subscriber
 
 SEND_PERMISSION = services.SEND_PERMISSION
@@ -115,26 +114,18 @@ class SendCampaignView(SendPermissionRequired, generic.WagtailAdminTemplateMixin
 
     @property
     def newsletter_settings(self):
-        return NewsletterSettings.for_site(self.page.get_site())
+        return newsletter_settings(self.page.get_site())
 
     def get_initial(self):
-        site_settings = self.newsletter_settings
-        lists = list(site_settings.default_lists.all())
-        initial = {
+        lists = list(self.newsletter_settings.default_lists.all())
+        # One preselected list with its own sender: that is the sender its readers know.
+        sender = sender_for(lists[0] if len(lists) == 1 else None, self.page.get_site())
+        return {
             "lists": lists,
             "subject": self.page.subject,
-            "from_email": site_settings.from_email,
-            "reply_to": site_settings.reply_to,
+            "from_email": sender.from_email,
+            "reply_to": sender.reply_to,
         }
-        if len(lists) == 1:
-            # One preselected list with its own sender: that is the sender its readers know.
-            only = lists[0]
-            if only.from_email:
-                local, _, domain = only.from_email.partition("@")
-                name = only.from_name or site_settings.sender_name
-                initial["from_email"] = str(Address(display_name=name, username=local, domain=domain))
-            initial["reply_to"] = only.reply_to or site_settings.reply_to
-        return initial
 
     def get_context_data(self, **kwargs):
         kwargs.setdefault("test_form", TestSendForm(initial={"test_addresses": self.request.user.email}))

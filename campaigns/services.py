@@ -11,10 +11,12 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.db.models import F, Value
 from django.utils import timezone
-from wagtail.models import Site
 
 from campaigns.models import Campaign, Delivery, NewsletterIssuePage, NewsletterSettings
-from subscribers.models import Subscriber
+from campaigns.sending.headers import build_content
+from mail.addresses import HeaderValueError
+from mail.senders import newsletter_settings, sender_for
+from subscribers.models import MailingList, Subscriber
 
 SEND_PERMISSION = "campaigns.send_campaign"
 
@@ -27,8 +29,7 @@ class CampaignError(Exception):
 
 
 def _newsletter_settings(page) -> NewsletterSettings:
-    site = page.get_site() if page is not None else None
-    return NewsletterSettings.for_site(site or Site.objects.get(is_default_site=True))
+    return newsletter_settings(page.get_site() if page is not None else None)
 
 
 def create_campaign(page, lists, *, user=None, subject=None, from_email=None, reply_to=None) -> Campaign:
@@ -36,23 +37,14 @@ def create_campaign(page, lists, *, user=None, subject=None, from_email=None, re
 
     Sender and reply-to default to the first list's overrides, then the site's NewsletterSettings.
     """
-    site_settings = _newsletter_settings(page)
     lists = list(lists)
-    from subscribers.models import MailingList
-
     list_objects = [item if isinstance(item, MailingList) else MailingList.objects.get(pk=item) for item in lists]
     first = list_objects[0] if list_objects else None
+    sender = sender_for(first, page.get_site() if page is not None else None)
     if from_email is None:
-        if first is not None and first.from_email:
-            from email.headerregistry import Address
-
-            local, _, domain = first.from_email.partition("@")
-            name = first.from_name or site_settings.sender_name
-            from_email = str(Address(display_name=name, username=local, domain=domain))
-        else:
-            from_email = site_settings.from_email
+        from_email = sender.from_email
     if reply_to is None:
-        reply_to = (first.reply_to if first is not None else "") or site_settings.reply_to
+        reply_to = sender.reply_to
     campaign = Campaign.objects.create(
         page=page,
         subject_override=subject or "",
@@ -139,7 +131,8 @@ def _check_can_start(campaign: Campaign, user=None) -> None:
     page = campaign.page
     if not page.live or page.live_revision_id is None:
         raise CampaignError("The issue is not published: publish it before sending.")
-    if not _newsletter_settings(page).can_send:
+    site_settings = _newsletter_settings(page)
+    if site_settings is None or not site_settings.can_send:
         raise CampaignError("Set a postal address in the newsletter settings before sending (CAN-SPAM).")
     if not campaign.lists.exists():
         raise CampaignError("Choose at least one list.")
@@ -163,6 +156,10 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
         rendered = render_issue(revision.as_object())
         campaign.page_revision = revision
         campaign.subject = campaign.subject_override or rendered.subject
+        try:
+            build_content(campaign)  # every campaign-wide header value checked before anything is queued
+        except HeaderValueError as error:
+            raise CampaignError(f"This campaign cannot be sent: {error}.") from None
         # Own click/open tracking (off by default) is added once here, like everything else.
         campaign.html = rewrite_links(rendered.html, campaign.pk)
         campaign.text = rendered.text
@@ -330,7 +327,7 @@ def send_test(page_or_campaign, addresses, *, subscriber=None) -> int:
     from email.utils import formatdate
 
     from campaigns.rendering import render_issue
-    from campaigns.sending.headers import MessageContent, Recipient, build_content, recipient_values
+    from campaigns.sending.headers import MessageContent, Recipient, recipient_values
     from campaigns.sending.transports import SENT, Outgoing, get_transport
     from subscribers.services import RecipientLinks
 
@@ -339,12 +336,14 @@ def send_test(page_or_campaign, addresses, *, subscriber=None) -> int:
         page = campaign.page
     else:
         page = page_or_campaign
-        campaign = Campaign(page=page, from_email=_newsletter_settings(page).from_email, created_at=timezone.now())
+        campaign = Campaign(
+            page=page, from_email=sender_for(None, page.get_site()).from_email, created_at=timezone.now()
+        )
     if isinstance(page, NewsletterIssuePage) and not campaign.html:
         rendered = render_issue(page.get_latest_revision_as_object())
         campaign.subject = campaign.subject_override or rendered.subject
         campaign.html, campaign.text = rendered.html, rendered.text
-        campaign.reply_to = campaign.reply_to or _newsletter_settings(page).reply_to
+        campaign.reply_to = campaign.reply_to or sender_for(None, page.get_site()).reply_to
     if campaign.pk:
         content = build_content(campaign, subject_prefix="[TEST] ")
     else:

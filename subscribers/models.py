@@ -14,6 +14,8 @@ from wagtail.admin.panels import FieldPanel
 from wagtail.fields import RichTextField
 from wagtail.models import Page
 
+from mail.addresses import validate_header_text
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # The largest value of a BigAutoField: an id from outside above it can match no row (and would
@@ -53,7 +55,7 @@ def email_hash(normalised: str) -> str:
 
 
 class MailingList(models.Model):
-    name = models.CharField(max_length=150)
+    name = models.CharField(max_length=150, validators=[validate_header_text])
     slug = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
     is_public = models.BooleanField(
@@ -62,7 +64,9 @@ class MailingList(models.Model):
     double_opt_in = models.BooleanField(
         default=True, help_text="Send a confirmation email and add nobody until they confirm."
     )
-    from_name = models.CharField(max_length=100, blank=True, help_text="Overrides the site's sender name.")
+    from_name = models.CharField(
+        max_length=100, blank=True, validators=[validate_header_text], help_text="Overrides the site's sender name."
+    )
     from_email = models.EmailField(blank=True, help_text="Overrides the site's sender address.")
     reply_to = models.EmailField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -108,7 +112,7 @@ class Subscriber(models.Model):
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     email = models.EmailField(max_length=254, help_text="As the subscriber typed it.", validators=[normalise_email])
     email_normalised = models.CharField(max_length=254, unique=True, editable=False)
-    name = models.CharField(max_length=200, blank=True)
+    name = models.CharField(max_length=200, blank=True, validators=[validate_header_text])
     language = models.CharField(max_length=16, blank=True, default=settings.LANGUAGE_CODE)
     attributes = models.JSONField(default=dict, blank=True, help_text='Merge fields, e.g. {"city": "Leeds"}.')
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE, db_index=True)

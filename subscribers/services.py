@@ -18,6 +18,8 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from mail.addresses import reformat_address
+from mail.senders import sender_for
 from subscribers import signals, tokens
 from subscribers.languages import supported_language
 from subscribers.models import MailingList, Subscriber, SubscriberEvent, Subscription, Suppression, normalise_email
@@ -456,19 +458,8 @@ def update_preferences(
 
 def _sender(lists: list[MailingList]) -> tuple[str, list[str]]:
     """(From, Reply-To) for mail about ``lists``: a single list's override, else the site's settings."""
-    from wagtail.models import Site
-
-    from campaigns.models import NewsletterSettings
-
-    site = Site.objects.filter(is_default_site=True).first()
-    site_settings = NewsletterSettings.for_site(site) if site else None
-    from_email = site_settings.from_email if site_settings else settings.DEFAULT_FROM_EMAIL
-    reply_to = [site_settings.reply_to] if site_settings and site_settings.reply_to else []
-    if len(lists) == 1 and lists[0].from_email:
-        mlist = lists[0]
-        from_email = f'"{mlist.from_name}" <{mlist.from_email}>' if mlist.from_name else mlist.from_email
-        reply_to = [mlist.reply_to] if mlist.reply_to else reply_to
-    return from_email, reply_to
+    sender = sender_for(lists[0] if len(lists) == 1 else None)
+    return sender.from_email, [sender.reply_to] if sender.reply_to else []
 
 
 def _send_transactional(*, to: str, lists, subject: str, preheader: str, template_name: str, context: dict):
@@ -617,7 +608,7 @@ def _send_staff_mail(recipients: list[str], *, subject: str, rows: list[dict]):
     message = EmailMultiAlternatives(
         rendered.subject,
         rendered.text,
-        settings.DEFAULT_FROM_EMAIL,
+        reformat_address(settings.DEFAULT_FROM_EMAIL),
         recipients,
         headers={"Auto-Submitted": "auto-generated"},
     )

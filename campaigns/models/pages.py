@@ -12,6 +12,7 @@ from wagtail.models import Page
 from wagtail.search import index
 
 from campaigns.blocks import IssueBodyBlock
+from mail.addresses import validate_header_text
 from subscribers.blocks import SubscribeFormBlock
 
 
@@ -85,7 +86,7 @@ class NewsletterIndexPage(RoutablePageMixin, Page):
 class NewsletterIssuePage(Page):
     """One newsletter issue: the web archive entry and, rendered by campaigns.rendering, the email."""
 
-    subject = models.CharField(max_length=200, help_text="The email subject line.")
+    subject = models.CharField(max_length=200, validators=[validate_header_text], help_text="The email subject line.")
     preheader = models.CharField(
         max_length=200, blank=True, help_text="Preview text shown after the subject in most inboxes."
     )

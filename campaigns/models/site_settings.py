@@ -3,12 +3,14 @@ from django.db import models
 from wagtail.admin.panels import FieldPanel, MultiFieldPanel
 from wagtail.contrib.settings.models import BaseSiteSetting, register_setting
 
+from mail.addresses import format_address, validate_header_text
+
 
 @register_setting(icon="mail")
 class NewsletterSettings(BaseSiteSetting):
     """Who the newsletter comes from and what every email's footer says."""
 
-    sender_name = models.CharField(max_length=100, default="Broadsheet")
+    sender_name = models.CharField(max_length=100, default="Broadsheet", validators=[validate_header_text])
     sender_email = models.EmailField(default="newsletter@localhost")
     reply_to = models.EmailField(blank=True)
     postal_address = models.TextField(
@@ -34,10 +36,8 @@ class NewsletterSettings(BaseSiteSetting):
 
     @property
     def from_email(self) -> str:
-        from email.headerregistry import Address
-
-        local, _, domain = self.sender_email.partition("@")
-        return str(Address(display_name=self.sender_name, username=local, domain=domain))
+        """The site's From header value (``mail.senders.sender_for`` decides when a list overrides it)."""
+        return format_address(self.sender_email, self.sender_name)
 
     def clean(self):
         if self.postal_address and len(self.postal_address.strip()) < 10:

@@ -10,16 +10,20 @@ tree, template or encoder runs over the whole body per recipient.
 import binascii
 import email.policy
 import html as html_lib
+import logging
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, parseaddr
+from email.utils import formatdate, parseaddr
 from functools import cached_property
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 
 from campaigns.rendering import PLACEHOLDERS
+from mail.addresses import HeaderValueError, check_header_text, format_address, reformat_address
 from subscribers.services import RecipientLinks
+
+logger = logging.getLogger(__name__)
 
 # The recipient values that go into the body (keys of campaigns.rendering.PLACEHOLDERS).
 BODY_KEYS = tuple(PLACEHOLDERS)
@@ -90,8 +94,9 @@ def _site_domain() -> str:
 
 
 def list_id_header(mailing_list, domain: str) -> str:
-    """RFC 2919 ``"Name" <slug.domain>`` (at most 255 octets)."""
-    name = mailing_list.name.replace("\\", "").replace('"', "")
+    """RFC 2919 ``"Name" <slug.domain>`` (at most 255 octets); ``HeaderValueError`` for a list name
+    with control characters."""
+    name = check_header_text(mailing_list.name, "list name").replace("\\", "").replace('"', "")
     return f'"{name}" <{mailing_list.slug}.{domain}>'[:255]
 
 
@@ -102,18 +107,23 @@ def feedback_id_header(campaign_id: int, list_slug: str) -> str:
 
 
 def build_content(campaign, *, subject_prefix: str = "") -> MessageContent:
-    """The shared part of every message of ``campaign`` (its stored render, lists and sender)."""
+    """The shared part of every message of ``campaign`` (its stored render, lists and sender).
+
+    Every campaign-wide header value is checked here (``HeaderValueError``): the start workflow
+    builds it once before anything is queued, so a campaign with a bad subject, sender or list name
+    is refused at the start rather than failing in its batches.
+    """
     lists = sorted(campaign.lists.all(), key=lambda item: item.pk)
     domain = _site_domain()
     first = lists[0] if lists else None
     stamp = (campaign.started_at or campaign.created_at).strftime("%Y%m%d%H%M%S")
     return MessageContent(
         campaign_id=campaign.pk,
-        subject=campaign.subject,
+        subject=check_header_text(campaign.subject, "subject"),
         html=campaign.html,
         text=campaign.text,
-        from_email=campaign.from_email,
-        reply_to=campaign.reply_to,
+        from_email=reformat_address(campaign.from_email),
+        reply_to=format_address(campaign.reply_to) if campaign.reply_to else "",
         list_id=list_id_header(first, domain) if first else f"<campaign-{campaign.pk}.{domain}>",
         feedback_id=feedback_id_header(campaign.pk, first.slug if first else "none"),
         list_ids=tuple(item.pk for item in lists),
@@ -137,7 +147,7 @@ def recipient_values(content: MessageContent, links: RecipientLinks, recipient: 
         "unsubscribe_url": urls["unsubscribe_url"],
         "preferences_url": urls["preferences_url"],
         "one_click_url": urls["one_click_url"],
-        "to": formataddr((recipient.name, recipient.email)) if recipient.name else recipient.email,
+        "to": to_header(recipient),
         "message_id": f"<{content.message_id_prefix}.d{recipient.delivery_id}@{content.message_id_domain}>",
         "list_unsubscribe": list_unsubscribe,
     }
@@ -146,6 +156,22 @@ def recipient_values(content: MessageContent, links: RecipientLinks, recipient: 
 
         values["delivery"] = delivery_token(recipient.delivery_id)
     return values
+
+
+def to_header(recipient: Recipient) -> str:
+    """The recipient's To value, ASCII (RFC 2047 name, IDNA domain) for the raw message bytes.
+
+    A name that cannot be a header (a line break typed into a form before forms refused them) is
+    dropped and the message goes to the bare address; an address that cannot be written raises
+    ``HeaderValueError`` (the engine fails that one delivery).
+    """
+    try:
+        return format_address(recipient.email, recipient.name, encode=True)
+    except HeaderValueError:
+        if not recipient.name:
+            raise
+        logger.warning("Delivery %s: display name refused in To, sent to the bare address", recipient.delivery_id)
+        return format_address(recipient.email, encode=True)
 
 
 def _split(template: str) -> list[str]:
@@ -176,12 +202,12 @@ class CompiledMessage:
     def __init__(self, content: MessageContent):
         self.content = content
         skeleton = EmailMessage(policy=email.policy.SMTP)
-        skeleton["Subject"] = content.full_subject
-        skeleton["From"] = content.from_email
+        skeleton["Subject"] = check_header_text(content.full_subject, "subject")
+        skeleton["From"] = reformat_address(content.from_email)
         if content.reply_to:
-            skeleton["Reply-To"] = content.reply_to
+            skeleton["Reply-To"] = reformat_address(content.reply_to)
         for name, value in content.static_headers().items():
-            skeleton[name] = value
+            skeleton[name] = check_header_text(value, name)
         skeleton.set_content(_TEXT_MARKER, cte="quoted-printable")
         skeleton.add_alternative(_HTML_MARKER, subtype="html", cte="quoted-printable")
         del skeleton.get_payload()[1]["MIME-Version"]  # the email package repeats it on the part

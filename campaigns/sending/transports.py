@@ -17,7 +17,6 @@ import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
-from email.headerregistry import Address
 
 from django.conf import settings
 from django.core import mail
@@ -27,6 +26,7 @@ from django.utils.module_loading import import_string
 from campaigns.rendering import fill_placeholders
 from campaigns.sending.headers import BODY_KEYS, CompiledMessage, MessageContent, Recipient
 from campaigns.sending.verp import return_path
+from mail.addresses import format_address
 
 SENT, TEMPORARY, FAILED, UNKNOWN = "sent", "temporary", "failed", "unknown"
 
@@ -512,11 +512,8 @@ class AnymailBatchTransport(DjangoBackendTransport):
 
 
 def _display_address(recipient: Recipient) -> str:
-    """``"Name" <address>`` unencoded: Django and anymail encode the name themselves."""
-    if not recipient.name:
-        return recipient.email
-    local, _, domain = recipient.email.rpartition("@")
-    return str(Address(display_name=recipient.name, username=local, domain=domain))
+    """``Name <address>`` unencoded (Django and anymail encode the name), built by mail.addresses."""
+    return format_address(recipient.email, recipient.name)
 
 
 def get_transport(content: MessageContent, *, alias: str = "default", test: bool = False) -> Transport:

@@ -21,6 +21,7 @@ INSTALLED_APPS = [
     "newsletter_site",
     "campaigns",
     "subscribers",
+    "mail",
     "wagtail.contrib.forms",
     "wagtail.contrib.simple_translation",
     "wagtail.locales",

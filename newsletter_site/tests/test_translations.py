@@ -46,7 +46,7 @@ def test_the_committed_mo_file_is_compiled_from_the_po_file(path):
     """The .mo files are committed, so a fresh clone serves Chinese without gettext installed."""
     with open(path.with_suffix(".mo"), "rb") as handle:
         compiled = gettext.GNUTranslations(handle)
-    catalog = compiled._catalog  # noqa: SLF001 - the stdlib keeps the parsed messages here
+    catalog = compiled._catalog  # the stdlib keeps the parsed messages here
 
     for entry in polib.pofile(str(path)):
         if entry.obsolete:
