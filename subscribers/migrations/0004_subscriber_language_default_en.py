@@ -11,7 +11,7 @@ def en_us_to_en(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("subscribers", "0002_import_and_address_validation"),
+        ("subscribers", "0003_header_text_validators"),
     ]
 
     operations = [
