@@ -7,8 +7,15 @@ PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export DJANGO_SETTINGS_MODULE ?= newsletter_site.settings.dev
+# Where `make run` / `make serve-prod` are reached: links in emails, List-Unsubscribe, the feed and
+# consent records follow HOST and PORT unless BASE_URL is given (environment, make argument or
+# .env). 0.0.0.0 listens everywhere; links then name this machine as 127.0.0.1 (give BASE_URL to
+# test from a phone on the LAN, e.g. BASE_URL=http://192.168.1.20:8000).
+LINK_HOST = $(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(HOST))
+ENV_FILE ?= .env
+RUN_BASE_URL = $(or $(BASE_URL),$(shell sed -n 's/^BASE_URL=//p' $(ENV_FILE) 2>/dev/null | tail -n 1),http://$(LINK_HOST):$(PORT))
 
-.PHONY: run test test-services venv dev-venv migrate demo lint check bench clean messages
+.PHONY: run serve-prod test test-services venv dev-venv migrate demo lint check bench clean messages
 
 # The venv is rebuilt when requirements change (stamp files), never by hand.
 $(PY):
@@ -32,12 +39,34 @@ migrate: venv
 	$(PY) manage.py createcachetable
 
 demo: migrate
-	$(PY) manage.py load_demo_content
+	BASE_URL="$(RUN_BASE_URL)" $(PY) manage.py load_demo_content
 
-# The Procfile says `python`: the venv goes first on PATH so honcho's processes use it.
+# The Procfile says `python`: the venv goes first on PATH so honcho's processes use it. BASE_URL is
+# set here, once, for the web server and the worker alike (honcho gives each process its own PORT).
 run: demo
-	@HOST=$(HOST) PORT=$(PORT) $(PY) manage.py run_banner
-	PATH="$(CURDIR)/$(BIN):$$PATH" HOST=$(HOST) PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	@BASE_URL="$(RUN_BASE_URL)" $(PY) manage.py run_banner
+	PATH="$(CURDIR)/$(BIN):$$PATH" HOST=$(HOST) PORT=$(PORT) BASE_URL="$(RUN_BASE_URL)" $(BIN)/honcho start -f Procfile
+
+# The production path on this machine: production settings, collectstatic (manifest storage),
+# gunicorn on loopback. Variables production requires get development-safe values unless given;
+# with the default SQLite database the demo content is loaded too. Tasks run in the web process
+# (immediate://) unless TASKS_URL is given, so no separate worker is needed to try it.
+SERVE_PROD_ENV = DJANGO_SETTINGS_MODULE=newsletter_site.settings.production \
+	SECRET_KEY="$${SECRET_KEY:-serve-prod-local-only-$$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo key)}" \
+	ALLOWED_HOSTS="$${ALLOWED_HOSTS:-127.0.0.1,localhost}" \
+	BASE_URL="$(RUN_BASE_URL)" \
+	DATABASE_URL="$${DATABASE_URL:-sqlite:///$${VAR_DIR:-$(CURDIR)/var}/db.sqlite3}" \
+	EMAIL_URL="$${EMAIL_URL:-outbox://}" \
+	TASKS_URL="$${TASKS_URL:-immediate://}" \
+	SECURE_SSL_REDIRECT="$${SECURE_SSL_REDIRECT:-0}" \
+	SERVE_MEDIA="$${SERVE_MEDIA:-1}"
+serve-prod: venv
+	$(SERVE_PROD_ENV) $(PY) manage.py migrate --noinput
+	$(SERVE_PROD_ENV) $(PY) manage.py createcachetable
+	@if [ -z "$$DATABASE_URL" ]; then $(SERVE_PROD_ENV) $(PY) manage.py load_demo_content; fi
+	$(SERVE_PROD_ENV) $(PY) manage.py collectstatic --noinput --verbosity 0
+	$(SERVE_PROD_ENV) $(BIN)/gunicorn newsletter_site.wsgi --bind "$(HOST):$(PORT)" --workers 2 \
+		--access-logfile -
 
 check: dev-venv
 	$(PY) manage.py check --fail-level WARNING

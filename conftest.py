@@ -4,6 +4,9 @@ import pytest
 from django.core.cache import cache
 from wagtail.models import Page, Site
 
+# Real-browser fixtures (page, browser, browser_problems): see newsletter_site/tests/browser.py.
+pytest_plugins = ["newsletter_site.tests.browser"]
+
 
 @pytest.fixture(autouse=True)
 def _clear_cache():

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.generic import FormView, TemplateView, View
 from wagtail.admin import messages
-from wagtail.admin.ui.tables import Column, DateColumn, NumberColumn, StatusTagColumn, TitleColumn
+from wagtail.admin.ui.tables import Column, NumberColumn, StatusTagColumn, TitleColumn
 from wagtail.admin.views import generic
 from wagtail.admin.widgets.button import HeaderButton
 
@@ -23,6 +23,7 @@ from campaigns.admin_forms import CampaignFilterSet, DeliveryFilterForm, SendCam
 from campaigns.models import Campaign, Delivery, NewsletterIssuePage
 from mail.senders import newsletter_settings, sender_for
 from subscribers.models import Subscriber
+from subscribers.templatetags.admin_format import DATETIME_FORMAT, DateTimeColumn
 
 SEND_PERMISSION = services.SEND_PERMISSION
 # Campaigns that went out (or are going out) to a list: the ones that make a second send a re-send.
@@ -75,7 +76,7 @@ def _list_names(lists) -> str:
 
 def _local(value) -> str:
     """``value`` in the current (editor's) time zone, unambiguous: "2027-01-15 10:00 (Europe/Paris)"."""
-    return f"{timezone.localtime(value):%Y-%m-%d %H:%M} ({timezone.get_current_timezone_name()})"
+    return f"{timezone.localtime(value).strftime(DATETIME_FORMAT)} ({timezone.get_current_timezone_name()})"
 
 
 # --- Send from the page --------------------------------------------------------------------------
@@ -240,6 +241,39 @@ class SendCampaignView(SendPermissionRequired, generic.WagtailAdminTemplateMixin
         return redirect("campaigns_admin:detail", campaign.pk)
 
 
+class NewCampaignView(SendPermissionRequired, generic.WagtailAdminTemplateMixin, TemplateView):
+    """ "New campaign": choose a published issue, then its "Send as newsletter" form."""
+
+    template_name = "campaigns/admin/new.html"
+    header_icon = "mail"
+    page_title = "New campaign"
+    issues_per_page = 20
+
+    def get_breadcrumbs_items(self):
+        return _crumbs({"url": "", "label": "New campaign"})
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        issues = (
+            NewsletterIssuePage.objects.live()
+            .filter(live_revision__isnull=False)
+            .order_by("-issue_date", "-first_published_at", "-pk")
+        )
+        page_obj = Paginator(issues, self.issues_per_page).get_page(self.request.GET.get("p"))
+        sent = {}
+        for campaign in Campaign.objects.filter(
+            page__in=[issue.pk for issue in page_obj], status__in=ALREADY_SENT_STATUSES
+        ).prefetch_related("lists"):
+            sent.setdefault(campaign.page_id, []).append(campaign)
+        context.update(
+            issues=page_obj,
+            rows=[
+                (issue, reverse("campaigns_admin:send", args=[issue.pk]), sent.get(issue.pk, [])) for issue in page_obj
+            ],
+        )
+        return context
+
+
 # --- Campaign listing ----------------------------------------------------------------------------
 
 
@@ -253,6 +287,13 @@ class CampaignIndexView(SendPermissionRequired, generic.IndexView):
     header_icon = "mail"
     paginate_by = 25
     default_ordering = "-created_at"
+    add_url_name = "campaigns_admin:new"
+    add_item_label = "New campaign"
+
+    def get_add_url(self):
+        # A campaign starts from an issue: "New campaign" chooses one (the send permission is
+        # already required to see this listing; Campaign has no separate "add" permission in use).
+        return reverse(self.add_url_name)
 
     @property
     def columns(self):
@@ -260,9 +301,9 @@ class CampaignIndexView(SendPermissionRequired, generic.IndexView):
             TitleColumn("page", label="Issue", accessor="page", get_url=self.get_detail_url),
             Column("lists", label="Lists", accessor=lambda c: _list_names(c.lists.all())),
             StatusTagColumn("status", label="Status", accessor="get_status_display", primary=self._is_active),
-            DateColumn("scheduled_at", label="Scheduled"),
-            DateColumn("started_at", label="Started"),
-            DateColumn("finished_at", label="Finished"),
+            DateTimeColumn("scheduled_at", label="Scheduled"),
+            DateTimeColumn("started_at", label="Started"),
+            DateTimeColumn("finished_at", label="Finished"),
             NumberColumn("recipients", label="Recipients"),
             NumberColumn("sent", label="Sent"),
             NumberColumn("failed", label="Failed"),
@@ -430,11 +471,16 @@ class CampaignReportView(CampaignMixin, generic.WagtailAdminTemplateMixin, Templ
         report = reporting.campaign_report(self.campaign)
         hours = report.hours
         chart = None
-        if hours:
+        series = []
+        if report.tracking.opens:
+            series.append(charts.Series("Opens", [h.opens for h in hours]))
+        if report.tracking.clicks:
+            series.append(charts.Series("Clicks", [h.clicks for h in hours]))
+        if hours and series:
             chart = charts.bar_chart(
                 [f"{h.hour}h" for h in hours],
-                [charts.Series("Opens", [h.opens for h in hours]), charts.Series("Clicks", [h.clicks for h in hours])],
-                title="Opens and clicks per hour, first 48 hours",
+                series,
+                title=f"{' and '.join(one.name for one in series)} per hour, first 48 hours",
                 label_every=6,
             )
         context.update(

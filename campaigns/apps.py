@@ -8,11 +8,13 @@ class CampaignsConfig(AppConfig):
 
     def ready(self):
         from anymail.signals import tracking
+        from django.core import checks
 
-        from campaigns import gdpr, signal_handlers
+        from campaigns import gdpr, signal_handlers, webhooks
         from subscribers.signals import unsubscribed
 
         # dispatch_uid: connected once even if ready() runs again (tests, autoreload).
         tracking.connect(signal_handlers.handle_tracking_event, dispatch_uid="campaigns.tracking")
         unsubscribed.connect(signal_handlers.handle_unsubscribe, dispatch_uid="campaigns.unsubscribed")
         gdpr.register()
+        checks.register(webhooks.check_webhook_settings)

@@ -34,6 +34,21 @@ def nice_max(value: float) -> float:
     return 10 * magnitude  # pragma: no cover - the loop always returns
 
 
+def count_axis(value: float, max_ticks: int = 5) -> tuple[int, int]:
+    """(top, step) of an axis that counts in whole numbers: step is 1, 2 or 5 times a power of ten,
+    top the first multiple of step at or above ``value``, with at most ``max_ticks`` steps.
+
+    Counts of opens and clicks are whole: an axis labelled 0.5 would claim half an open.
+    """
+    value = max(math.ceil(value), 1)
+    magnitude = 1
+    while True:
+        for step in (magnitude, 2 * magnitude, 5 * magnitude):
+            if math.ceil(value / step) <= max_ticks:
+                return math.ceil(value / step) * step, step
+        magnitude *= 10
+
+
 def _fmt(number: float) -> str:
     return f"{number:.2f}".rstrip("0").rstrip(".")
 
@@ -61,9 +76,11 @@ def _text(parent, x, y, content, anchor="middle"):
     return el
 
 
-def _axes(svg, *, left, top, plot_w, plot_h, top_value):
-    """Horizontal grid lines with value labels at 0, half and the top of the axis."""
-    for fraction in (0, 0.5, 1):
+def _axes(svg, *, left, top, plot_w, plot_h, top_value, step=None):
+    """Horizontal grid lines with value labels: at 0, half and the top of the axis, or at every
+    ``step`` (whole-number axes)."""
+    fractions = (0, 0.5, 1) if step is None else [n * step / top_value for n in range(round(top_value / step) + 1)]
+    for fraction in fractions:
         y = top + plot_h - fraction * plot_h
         ET.SubElement(
             svg,
@@ -95,13 +112,19 @@ def bar_chart(
     ``labels`` name the groups (shown every ``label_every`` groups); each series has one value per
     label. Every bar carries a ``<title>`` ("<series>, <label>: <value>") as its tooltip. A bar of
     value 0 is drawn with zero height, so the number of ``rect.bar`` elements is len(labels) x
-    len(series). Returns safe SVG markup for a template.
+    len(series). When every value is a whole number the axis counts in whole numbers
+    (count_axis). Returns safe SVG markup for a template.
     """
     left, right, top, bottom = 40, 10, 24, 28
     plot_w, plot_h = width - left - right, height - top - bottom
-    top_value = nice_max(max((v for s in series for v in s.values), default=0))
+    highest = max((v for s in series for v in s.values), default=0)
+    step = None
+    if all(float(v).is_integer() for s in series for v in s.values):
+        top_value, step = count_axis(highest)
+    else:
+        top_value = nice_max(highest)
     svg = _svg(width, height, title)
-    _axes(svg, left=left, top=top, plot_w=plot_w, plot_h=plot_h, top_value=top_value)
+    _axes(svg, left=left, top=top, plot_w=plot_w, plot_h=plot_h, top_value=top_value, step=step)
     _legend(svg, series, left, 12)
 
     groups = max(len(labels), 1)

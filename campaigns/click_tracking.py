@@ -17,6 +17,7 @@ send, a placeholder left unfilled) still redirects, but records nothing.
 
 import html as html_lib
 import re
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import signing
@@ -77,6 +78,19 @@ def tracked_url(campaign_id: int, url: str) -> str:
 def open_pixel_url(campaign_id: int) -> str:
     """The absolute open-pixel URL for ``campaign_id``, with the ``%%delivery%%`` placeholder."""
     return f"{_base_url()}{reverse('campaigns:open', args=[int(campaign_id)])}?d={DELIVERY_PLACEHOLDER}"
+
+
+@dataclass(frozen=True)
+class OwnTracking:
+    opens: bool
+    clicks: bool
+
+
+def own_tracking(html: str, campaign_id: int) -> OwnTracking:
+    """Whether rewrite_links() added our open pixel / tracked links to a campaign's stored HTML."""
+    pixel = reverse("campaigns:open", args=[int(campaign_id)])
+    link_prefix = reverse("campaigns:click", args=["x"])[:-2]  # "/campaigns/c/"
+    return OwnTracking(opens=pixel in html, clicks=f"{_base_url()}{link_prefix}" in html)
 
 
 def _trackable(url: str) -> bool:

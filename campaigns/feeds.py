@@ -6,6 +6,8 @@ from django.contrib.syndication.views import Feed
 from django.utils import timezone
 from django.utils.feedgenerator import Atom1Feed
 
+from campaigns.models.site_settings import NewsletterSettings
+
 
 class IssueFeed(Feed):
     """Atom feed of the newest published issues of one NewsletterIndexPage.
@@ -22,7 +24,9 @@ class IssueFeed(Feed):
         self.archive = archive
 
     def title(self):
-        return self.archive.title
+        # Feed readers list the feed under this name: the newsletter's, as in the From header.
+        site = self.archive.get_site()
+        return (NewsletterSettings.for_site(site).sender_name if site else "") or self.archive.title
 
     def link(self):
         return self.archive.full_url
@@ -31,7 +35,7 @@ class IssueFeed(Feed):
         return self.archive.full_url + self.archive.reverse_subpage("feed").lstrip("/")
 
     def subtitle(self):
-        return f"Every issue of {self.archive.title}, newest first."
+        return f"Every issue of {self.title()}, newest first."
 
     def items(self):
         return self.archive.issues()[: self.limit]

@@ -36,9 +36,17 @@ def export_deliveries(subscriber) -> list[dict]:
 
 
 def erase_deliveries(subscriber) -> None:
-    """Blank the address and name snapshots and the ESP event payloads; keep the counts."""
+    """Blank the address and name snapshots and the ESP event payloads; keep the counts.
+
+    ESP events that matched no delivery (or a bounce of a confirmation email) are found by their
+    recipient address, read before the subscriber row is anonymised (``email_normalised`` is not
+    refreshed below), in any spelling of it.
+    """
     deliveries = Delivery.objects.filter(subscriber=subscriber)
     DeliveryEvent.objects.filter(delivery__in=deliveries).update(recipient="", payload={})
+    addresses = {address for address in (subscriber.email, subscriber.email_normalised) if address}
+    for address in addresses:
+        DeliveryEvent.objects.filter(delivery__isnull=True, recipient__iexact=address).update(recipient="", payload={})
     # By now the subscriber row holds the anonymous erased-<uid>@erased.invalid address.
     subscriber.refresh_from_db(fields=["email"])
     deliveries.update(email=subscriber.email, name="", last_error="")

@@ -8,12 +8,15 @@ import datetime
 from dataclasses import dataclass
 
 from anymail.signals import EventType
+from django.conf import settings
 from django.db.models import Count, Q
 from django.db.models.functions import Coalesce, TruncDate, TruncHour
 from django.utils import timezone
 
+from campaigns.click_tracking import own_tracking
 from campaigns.models import Campaign, Delivery, DeliveryEvent
 from subscribers.models import Subscription
+from subscribers.templatetags.admin_format import admin_datetime, duration
 
 RATE_WINDOW = datetime.timedelta(minutes=1)
 REPORT_HOURS = 48
@@ -41,13 +44,35 @@ def progress(campaign: Campaign, now: datetime.datetime | None = None) -> dict:
 
     Keys: status, status_label, is_final, recipients, sent, failed, skipped, done, remaining,
     percent (0-100, one decimal), rate (msgs/s over the last minute), eta_seconds (None when
-    nothing is moving), scheduled_at / started_at / finished_at (ISO 8601 or None).
+    nothing is moving), scheduled_at / started_at / finished_at (ISO 8601 or None),
+    duration_seconds (start to finish, or to now while unfinished; None before the start),
+    average_rate (sent per second over that duration, None without one), and ``labels``: every
+    figure as the page shows it ("1,234", "12.5 msg/s", "3 min 5 s", "2026-11-30 09:36"), so the
+    server-rendered page and the live updates use one number format.
     """
     now = now or timezone.now()
     done = campaign.sent + campaign.failed + campaign.skipped
     remaining = campaign.remaining
     rate = send_rate(campaign, now) if campaign.status == Campaign.Status.SENDING else 0.0
     eta = round(remaining / rate) if rate > 0 and remaining else None
+    percent = round(100 * done / campaign.recipients, 1) if campaign.recipients else 0.0
+    elapsed = None
+    if campaign.started_at:
+        end = campaign.finished_at if campaign.is_final and campaign.finished_at else now
+        elapsed = max((end - campaign.started_at).total_seconds(), 0.0)
+    average = campaign.sent / elapsed if elapsed else None
+    labels = {key: f"{value:,}" for key, value in
+              [("recipients", campaign.recipients), ("sent", campaign.sent), ("failed", campaign.failed),
+               ("skipped", campaign.skipped), ("done", done), ("remaining", remaining)]}  # fmt: skip
+    labels.update(
+        status_label=campaign.get_status_display(),
+        percent=f"{percent:.1f}",
+        rate=_per_second(rate),
+        eta=duration(eta),
+        average_rate=_per_second(average) if average is not None else "–",
+        duration=duration(elapsed),
+        finished_at=admin_datetime(campaign.finished_at),
+    )
     return {
         "status": campaign.status,
         "status_label": campaign.get_status_display(),
@@ -58,13 +83,20 @@ def progress(campaign: Campaign, now: datetime.datetime | None = None) -> dict:
         "skipped": campaign.skipped,
         "done": done,
         "remaining": remaining,
-        "percent": round(100 * done / campaign.recipients, 1) if campaign.recipients else 0.0,
+        "percent": percent,
         "rate": round(rate, 2),
         "eta_seconds": eta,
         "scheduled_at": _iso(campaign.scheduled_at),
         "started_at": _iso(campaign.started_at),
         "finished_at": _iso(campaign.finished_at),
+        "duration_seconds": round(elapsed, 1) if elapsed is not None else None,
+        "average_rate": round(average, 2) if average is not None else None,
+        "labels": labels,
     }
+
+
+def _per_second(rate: float) -> str:
+    return f"{rate:,.1f} msg/s"
 
 
 def _iso(value):
@@ -76,18 +108,33 @@ def _iso(value):
 
 @dataclass(frozen=True)
 class Figure:
-    """One number of the report, with its rate (0-1, or None when the base is zero)."""
+    """One number of the report, with its rate (0-1, or None when the base is zero).
+
+    ``tracked`` False: nothing measures this figure for this campaign (own tracking off and no ESP
+    reporting it); the page shows ``note`` instead of a misleading 0.
+    """
 
     key: str
     label: str
     count: int
     rate: float | None
     base: str  # what the rate is relative to, for the template's explanation
+    tracked: bool = True
+    note: str = ""
 
     @property
     def percent(self) -> str:
         """The rate as "12.3 %" ("" without a rate)."""
         return "" if self.rate is None else f"{self.rate * 100:.1f} %"
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """What is measured for a campaign: opens, clicks, deliveries."""
+
+    opens: bool
+    clicks: bool
+    deliveries: bool
 
 
 @dataclass(frozen=True)
@@ -109,6 +156,7 @@ class CampaignReport:
     figures: list[Figure]
     top_links: list[TopLink]
     hours: list[HourBucket]
+    tracking: Tracking | None = None
 
     def figure(self, key: str) -> Figure:
         return next(f for f in self.figures if f.key == key)
@@ -118,19 +166,59 @@ def _rate(count: int, base: int) -> float | None:
     return count / base if base else None
 
 
+def esp_reports_events() -> bool:
+    """True when mail goes out through an ESP (anymail), whose webhooks report deliveries,
+    opens and clicks; plain SMTP and the development outbox report none of them."""
+    return settings.MAILERS["default"]["BACKEND"].startswith("anymail.")
+
+
+def tracking(campaign: Campaign) -> Tracking:
+    """What this campaign's report can show: own tracking baked into its HTML at start, an ESP
+    that reports events, or events that did arrive (a webhook from an earlier configuration)."""
+    esp = esp_reports_events()
+    own = own_tracking(campaign.html, campaign.pk)
+    return Tracking(
+        opens=esp or own.opens or campaign.unique_opens > 0,
+        clicks=esp or own.clicks or campaign.unique_clicks > 0,
+        deliveries=esp or campaign.delivered > 0,
+    )
+
+
+NOT_DELIVERED = "Not reported: the mail server accepts messages but does not report deliveries (an ESP does)."
+NOT_OPENS = "Not tracked: turn on TRACK_OPENS, or send through an ESP that tracks opens."
+NOT_CLICKS = "Not tracked: turn on TRACK_CLICKS, or send through an ESP that tracks clicks."
+
+
 def report_figures(campaign: Campaign) -> list[Figure]:
     """Sent, delivered, unique opens, unique clicks, bounces, complaints and unsubscribes with rates.
 
     Delivered and bounced are relative to sent. Opens, clicks, complaints and unsubscribes are
-    relative to delivered when the ESP reports deliveries, else to sent (plain SMTP reports none).
+    relative to delivered when the backend reports deliveries, else to sent (plain SMTP reports
+    none). Delivered, opens and clicks are marked untracked (``tracked`` False, with a note) when
+    nothing measures them for this campaign.
     """
     sent = campaign.sent
-    reached, reached_label = (campaign.delivered, "delivered") if campaign.delivered else (sent, "sent")
+    measured = tracking(campaign)
+    reached, reached_label = (campaign.delivered, "delivered") if measured.deliveries else (sent, "sent")
     return [
         Figure("sent", "Sent", sent, _rate(sent, campaign.recipients), "recipients"),
-        Figure("delivered", "Delivered", campaign.delivered, _rate(campaign.delivered, sent), "sent"),
         Figure(
-            "unique_opens", "Unique opens", campaign.unique_opens, _rate(campaign.unique_opens, reached), reached_label
+            "delivered",
+            "Delivered",
+            campaign.delivered,
+            _rate(campaign.delivered, sent),
+            "sent",
+            measured.deliveries,
+            "" if measured.deliveries else NOT_DELIVERED,
+        ),
+        Figure(
+            "unique_opens",
+            "Unique opens",
+            campaign.unique_opens,
+            _rate(campaign.unique_opens, reached),
+            reached_label,
+            measured.opens,
+            "" if measured.opens else NOT_OPENS,
         ),
         Figure(
             "unique_clicks",
@@ -138,6 +226,8 @@ def report_figures(campaign: Campaign) -> list[Figure]:
             campaign.unique_clicks,
             _rate(campaign.unique_clicks, reached),
             reached_label,
+            measured.clicks,
+            "" if measured.clicks else NOT_CLICKS,
         ),
         Figure("bounced", "Bounces", campaign.bounced, _rate(campaign.bounced, sent), "sent"),
         Figure("complained", "Complaints", campaign.complained, _rate(campaign.complained, reached), reached_label),
@@ -190,7 +280,7 @@ def hourly_activity(campaign: Campaign, hours: int = REPORT_HOURS) -> list[HourB
 
 def campaign_report(campaign: Campaign) -> CampaignReport:
     """Everything the report page shows for one campaign."""
-    return CampaignReport(report_figures(campaign), top_links(campaign), hourly_activity(campaign))
+    return CampaignReport(report_figures(campaign), top_links(campaign), hourly_activity(campaign), tracking(campaign))
 
 
 # --- Subscriber growth -------------------------------------------------------------------------

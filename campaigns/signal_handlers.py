@@ -1,14 +1,10 @@
 """Signal receivers, connected in ``CampaignsConfig.ready()``. Thin: parse, then call a workflow."""
 
 import json
+from datetime import datetime
 
 from campaigns.tracking import TrackingEvent, record_campaign_unsubscribe, record_tracking_event
-
-# ESP bounce types that anymail reports as "bounced" but that are temporary. Postmark maps its
-# "SoftBounce" (and a virus notification, which says nothing about the address) to bounced.
-SOFT_BOUNCE_TYPES = {
-    "postmark": {"SoftBounce", "VirusNotification"},
-}
+from mail.esps import ESPS
 
 
 def _payload(esp_event) -> dict:
@@ -25,9 +21,14 @@ def _payload(esp_event) -> dict:
 
 
 def _is_soft_bounce(esp: str, event) -> bool:
-    esp_event = event.esp_event
-    bounce_type = esp_event.get("Type") if isinstance(esp_event, dict) else None
-    return event.event_type == "bounced" and bounce_type in SOFT_BOUNCE_TYPES.get(esp, ())
+    """A "bounced" event whose ESP type is temporary (``mail.esps``: ``soft_bounce_types``)."""
+    declaration = ESPS.get(esp)
+    return event.event_type == "bounced" and declaration is not None and declaration.is_soft_bounce(event.esp_event)
+
+
+def _text(value, limit: int) -> str:
+    """A string field of an ESP event, made safe to store: str, no NUL (PostgreSQL refuses it), capped."""
+    return ("" if value is None else str(value)).replace("\x00", "")[:limit]
 
 
 def handle_tracking_event(sender, event, esp_name, **kwargs):
@@ -36,19 +37,20 @@ def handle_tracking_event(sender, event, esp_name, **kwargs):
     Must stay fast and never raise for odd data: an exception makes anymail answer 400 and the
     ESP retry the webhook.
     """
-    esp = (esp_name or "unknown").lower()
+    esp = _text(esp_name or "unknown", 40).lower().replace(" ", "_")  # "Amazon SES" is amazon_ses
+    timestamp = event.timestamp if isinstance(event.timestamp, datetime) else None
     record_tracking_event(
         TrackingEvent(
             esp=esp,
-            event_type=event.event_type or "unknown",
-            message_id=str(event.message_id or ""),
-            recipient=event.recipient or "",
-            timestamp=event.timestamp,
-            event_id=str(event.event_id) if event.event_id else None,
-            url=event.click_url or "",
+            event_type=_text(event.event_type or "unknown", 40),
+            message_id=_text(event.message_id, 255),
+            recipient=_text(event.recipient, 254),
+            timestamp=timestamp,
+            event_id=_text(event.event_id, 200) or None,
+            url=_text(event.click_url, 2000),
             soft_bounce=_is_soft_bounce(esp, event),
-            reject_reason=event.reject_reason or "",
-            description=event.description or event.mta_response or "",
+            reject_reason=_text(event.reject_reason, 40),
+            description=_text(event.description or event.mta_response, 1000),
             metadata=event.metadata if isinstance(event.metadata, dict) else {},
             payload=_payload(event.esp_event),
         )

@@ -9,8 +9,14 @@ Rules, decided here once:
   id (prefixed with the ESP name) or, for ESPs and event types without one (Postmark deliveries,
   opens and clicks), a hash of esp + type + message id + timestamp + recipient (+ clicked URL). A
   second copy of the same event changes nothing and reports ``DUPLICATE``.
+- Only authenticated events get here (``campaigns.webhooks``). A delivery is found only when the
+  event's message id AND recipient both match it (one message id may cover an ESP batch).
 - Unknown message ids are stored with no delivery and report ``UNMATCHED``; never an error (an
-  exception would make anymail answer 400 and the ESP retry forever).
+  exception would make anymail answer 400 and the ESP retry forever). They are kept small (an
+  excerpt of the payload), at most ``BROADSHEET["UNMATCHED_EVENTS_MAX"]`` of them and for
+  ``UNMATCHED_EVENTS_DAYS`` days, and erased with the address (campaigns.gdpr). A hard bounce or
+  complaint that matches no delivery still applies to the subscriber with that address:
+  transactional emails (confirmations) have no delivery and bounce too.
 - Counters only go up. A delivery counts once per state (delivered, opened, clicked, bounced,
   complained, unsubscribed) in the campaign's counters, the first time it reaches that state;
   the campaign counters change only with ``F()``. ``first_*`` timestamps keep the earliest time
@@ -19,6 +25,8 @@ Rules, decided here once:
   delivery delivered (counted once; a later "delivered" event only moves ``delivered_at`` earlier).
   A click also proves an open (images may be blocked): it counts as the first open when none was
   seen, so unique opens are never fewer than unique clicks.
+- What a bounce, complaint or ESP unsubscribe does to the subscriber is decided by
+  ``subscribers.suppression.apply_feedback()``; this module decides only when to ask.
 - Hard bounce (``bounced``, or ``rejected`` because the address is invalid or bounced before):
   the subscriber is suppressed (state BOUNCED, with the reason and a ``SubscriberEvent``); the
   subscriptions stay as they are, because a bounce is not a withdrawal of consent.
@@ -34,11 +42,12 @@ Rules, decided here once:
 """
 
 import hashlib
+import json
 import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC as datetime_utc
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -46,6 +55,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery, DeliveryEvent
+from subscribers import suppression
+from subscribers.suppression import Feedback, apply_feedback
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +79,9 @@ UNSUBSCRIBED = "unsubscribed"
 # anymail RejectReason values that mean the address itself is bad.
 HARD_REJECT_REASONS = ("bounced", "invalid")
 
-# SubscriberEvent.kind written here (the admin history shows it).
-EVENT_SUPPRESSED = "suppressed"
+# What is kept of an ESP's raw event (see stored_payload()).
+PAYLOAD_MAX_CHARS = 8000
+EXCERPT_CHARS = 1000
 
 # Our own tracking endpoints record events under this "ESP" name.
 OWN_ESP = "broadsheet"
@@ -128,24 +140,25 @@ def _message_id_variants(message_id: str) -> list[str]:
 def find_delivery(event: TrackingEvent) -> Delivery | None:
     """The delivery an event is about, or None.
 
-    By ``delivery_id`` when given; else by ``esp_message_id`` (one id may cover a whole ESP batch,
-    so the recipient decides); else by the ``delivery_id`` our batch transport puts in the
-    message metadata, when the recipient matches it.
+    By ``delivery_id`` when given (our own signed links). Otherwise only a delivery whose message id
+    AND recipient address both match the event's: one id may cover a whole ESP batch, and an id
+    alone must never be enough to act on someone's subscription. The ``delivery_id`` our batch
+    transport puts in the message metadata is used only for a delivery whose message id we never
+    learnt (the ESP gave none back), and again only with the matching recipient.
     """
     if event.delivery_id is not None:
         return Delivery.objects.filter(pk=event.delivery_id).first()
     recipient = (event.recipient or "").strip()
+    if not recipient:
+        return None
     variants = _message_id_variants(event.message_id or "")
     if variants:
-        candidates = Delivery.objects.filter(esp_message_id__in=variants)
-        if recipient:
-            candidates = candidates.filter(email__iexact=recipient)
-        found = list(candidates.order_by("-pk")[:2])
-        if len(found) == 1 or (found and recipient):
-            return found[0]
+        found = Delivery.objects.filter(esp_message_id__in=variants, email__iexact=recipient).order_by("-pk").first()
+        if found is not None:
+            return found
     delivery_id = str((event.metadata or {}).get("delivery_id", ""))
-    if delivery_id.isdigit() and recipient:
-        return Delivery.objects.filter(pk=int(delivery_id), email__iexact=recipient).first()
+    if delivery_id.isdigit() and len(delivery_id) < 19:
+        return Delivery.objects.filter(pk=int(delivery_id), email__iexact=recipient, esp_message_id="").first()
     return None
 
 
@@ -154,7 +167,8 @@ def record_tracking_event(event: TrackingEvent) -> str:
 
     Returns ``RECORDED``, ``DUPLICATE``, ``UNMATCHED`` or ``IGNORED``. Safe to call any number of
     times with the same event, concurrently, and in any order relative to the other events of a
-    delivery. Raises only on database errors (the ESP then retries).
+    delivery. Raises only on database errors (the ESP then retries). The caller has authenticated
+    the event (campaigns.webhooks for ESPs, a signed token for our own endpoints).
     """
     key = event_key(event)
     if DeliveryEvent.objects.filter(event_id=key).exists():
@@ -182,61 +196,115 @@ def record_tracking_event(event: TrackingEvent) -> str:
                     recipient=(event.recipient or "")[:254],
                     timestamp=timestamp,
                     url=(event.url or "")[:2000],
-                    payload=event.payload or {},
+                    payload=stored_payload(event.payload, whole=delivery is not None),
                     created_at=now,
                 )
         except IntegrityError:
             # The same event arrived concurrently and the other request stored it first.
             return DUPLICATE
         if delivery is None:
-            logger.info("Tracking event %s for unknown message %r (%s)", event.event_type, event.message_id, event.esp)
-            return UNMATCHED
+            return _apply_without_delivery(event)
         return _apply(delivery, event, at)
+
+
+def stored_payload(payload: dict | None, *, whole: bool) -> dict:
+    """What is kept of an ESP's raw event: small ones whole when they matched a delivery, else an excerpt.
+
+    An ESP event can carry a whole bounced message (MBs); an unmatched one is kept only as a
+    capped excerpt, enough for an operator to see what arrived.
+    """
+    if not payload:
+        return {}
+    text = json.dumps(payload, default=str, ensure_ascii=False)
+    if whole and len(text) <= PAYLOAD_MAX_CHARS:
+        return payload
+    return {"excerpt": text[:EXCERPT_CHARS], "truncated": len(text) > EXCERPT_CHARS}
+
+
+def _apply_without_delivery(event: TrackingEvent) -> str:
+    """An event that matched no delivery: a bounce or complaint still applies to a known address.
+
+    Confirmation and other transactional emails have no campaign delivery, and their bounces say
+    as much about the address as a newsletter's. Anything else is kept (as an excerpt) and pruned.
+    """
+    kind = _feedback_kind(event)
+    if kind in (Feedback.HARD_BOUNCE, Feedback.COMPLAINT) and event.esp != OWN_ESP:
+        reason = _bounce_reason(event) if kind == Feedback.HARD_BOUNCE else _complaint_reason(event)
+        if apply_feedback(event.recipient, kind, reason=reason, source=event.esp) is not None:
+            return RECORDED
+    logger.info("Tracking event %s for unknown message %r (%s)", event.event_type, event.message_id, event.esp)
+    transaction.on_commit(prune_unmatched_events)
+    return UNMATCHED
+
+
+def prune_unmatched_events() -> int:
+    """Delete unmatched events older than ``UNMATCHED_EVENTS_DAYS`` and all but the newest
+    ``UNMATCHED_EVENTS_MAX``; returns how many went. Runs after each unmatched event is stored."""
+    unmatched = DeliveryEvent.objects.filter(delivery__isnull=True)
+    days = int(settings.BROADSHEET["UNMATCHED_EVENTS_DAYS"])
+    deleted, _ = unmatched.filter(created_at__lt=timezone.now() - timedelta(days=days)).delete()
+    keep = int(settings.BROADSHEET["UNMATCHED_EVENTS_MAX"])
+    oldest_kept = unmatched.order_by("-pk").values_list("pk", flat=True)[keep : keep + 1]
+    if oldest_kept:
+        deleted += unmatched.filter(pk__lte=oldest_kept[0]).delete()[0]
+    return deleted
+
+
+def _feedback_kind(event: TrackingEvent) -> Feedback | None:
+    """The subscriber-level meaning of an event, or None when it has none."""
+    kind = event.event_type
+    if kind == REJECTED:
+        return Feedback.HARD_BOUNCE if event.reject_reason in HARD_REJECT_REASONS else None
+    if kind == BOUNCED:
+        return Feedback.SOFT_BOUNCE if event.soft_bounce else Feedback.HARD_BOUNCE
+    return {DEFERRED: Feedback.SOFT_BOUNCE, COMPLAINED: Feedback.COMPLAINT, UNSUBSCRIBED: Feedback.UNSUBSCRIBE}.get(
+        kind
+    )
 
 
 def _apply(delivery: Delivery, event: TrackingEvent, at: datetime) -> str:
     changes, counters = {}, []
     kind = event.event_type
-    if kind == REJECTED and event.reject_reason not in HARD_REJECT_REASONS:
-        return IGNORED
-    hard_bounce = (kind == BOUNCED and not event.soft_bounce) or kind == REJECTED
-    soft_bounce = kind == DEFERRED or (kind == BOUNCED and event.soft_bounce)
-    if not (hard_bounce or soft_bounce or kind in (DELIVERED, OPENED, CLICKED, COMPLAINED, UNSUBSCRIBED)):
-        return IGNORED  # queued, sent, failed, autoresponded, subscribed, unknown: kept, nothing to change
+    feedback = _feedback_kind(event)
+    if feedback is None and kind not in (DELIVERED, OPENED, CLICKED):
+        return IGNORED  # queued, sent, failed, autoresponded, subscribed, soft rejects: kept, nothing to change
+    source = event.esp
 
     if kind in (DELIVERED, OPENED, CLICKED):
         _first(delivery, "delivered_at", at, changes, counters, "delivered")
-        _reset_soft_bounce_streak(delivery)
+        suppression.delivered(delivery.subscriber_id)
     if kind == OPENED or (kind == CLICKED and delivery.first_opened_at is None):
         _first(delivery, "first_opened_at", at, changes, counters, "unique_opens")
         changes["open_count"] = F("open_count") + 1
     if kind == CLICKED:
         _first(delivery, "first_clicked_at", at, changes, counters, "unique_clicks")
         changes["click_count"] = F("click_count") + 1
-    if hard_bounce:
+    if feedback == Feedback.HARD_BOUNCE:
         was_hard = delivery.bounce_type == "hard"
         _earliest(delivery, "bounced_at", at, changes)
         if not was_hard:
             changes["bounce_type"] = "hard"
             counters.append("bounced")
-        _suppress(delivery, "bounced", _bounce_reason(event), event)
-    if soft_bounce:
+        apply_feedback(delivery.subscriber_id, feedback, reason=_bounce_reason(event), source=source, delivery=delivery)
+    if feedback == Feedback.SOFT_BOUNCE:
+        # Once per campaign, and not when the message got through after all (a retry succeeded).
         first_soft = delivery.bounce_type == "" and delivery.delivered_at is None
         _earliest(delivery, "bounced_at", at, changes)
         if delivery.bounce_type == "":
             changes["bounce_type"] = "soft"
         if first_soft:
-            _count_soft_bounce(delivery, event)
-    if kind == COMPLAINED:
+            apply_feedback(delivery.subscriber_id, feedback, source=source, delivery=delivery)
+    if feedback == Feedback.COMPLAINT:
         _first(delivery, "complained_at", at, changes, counters, "complained")
-        _suppress(delivery, "complained", f"Spam complaint reported by {event.esp}", event)
-        _unsubscribe(delivery, list_ids=(), method="complaint")
-    if kind == UNSUBSCRIBED:
+        apply_feedback(
+            delivery.subscriber_id, feedback, reason=_complaint_reason(event), source=source, delivery=delivery
+        )
+    if feedback == Feedback.UNSUBSCRIBE:
         _first(delivery, "unsubscribed_at", at, changes, counters, "unsubscribed")
         list_ids = list(delivery.campaign.lists.values_list("pk", flat=True))
         # No lists left on the campaign (deleted since): leave nothing rather than everything.
         if list_ids:
-            _unsubscribe(delivery, list_ids=list_ids, method="esp")
+            apply_feedback(delivery.subscriber_id, feedback, source=source, delivery=delivery, list_ids=list_ids)
 
     if changes:
         Delivery.objects.filter(pk=delivery.pk).update(**changes)
@@ -281,61 +349,8 @@ def _bounce_reason(event: TrackingEvent) -> str:
     return f"Hard bounce reported by {event.esp}: {detail}"
 
 
-def _subscriber(delivery):
-    from subscribers.models import Subscriber
-
-    if delivery.subscriber_id is None:
-        return None  # erased since the send
-    return Subscriber.objects.select_for_update().filter(pk=delivery.subscriber_id).first()
-
-
-def _suppress(delivery, state: str, reason: str, event: TrackingEvent):
-    """Suppress an active subscriber and record why; an already suppressed one keeps its first reason."""
-    from subscribers.models import Subscriber, SubscriberEvent
-
-    subscriber = _subscriber(delivery)
-    if subscriber is None or subscriber.state != Subscriber.State.ACTIVE:
-        return
-    if subscriber.suppress(state, reason):
-        SubscriberEvent.objects.create(
-            subscriber=subscriber,
-            kind=EVENT_SUPPRESSED,
-            detail={
-                "state": state,
-                "reason": reason[:255],
-                "esp": event.esp,
-                "event_type": event.event_type,
-                "campaign_id": delivery.campaign_id,
-                "delivery_id": delivery.pk,
-            },
-        )
-
-
-def _count_soft_bounce(delivery, event: TrackingEvent):
-    from subscribers.models import Subscriber
-
-    subscriber = _subscriber(delivery)
-    if subscriber is None:
-        return
-    Subscriber.objects.filter(pk=subscriber.pk).update(soft_bounce_streak=F("soft_bounce_streak") + 1)
-    subscriber.refresh_from_db(fields=["soft_bounce_streak"])
-    limit = int(settings.BROADSHEET["SOFT_BOUNCE_LIMIT"])
-    if subscriber.soft_bounce_streak >= limit:
-        reason = f"Soft-bounced on {subscriber.soft_bounce_streak} consecutive campaigns (last reported by {event.esp})"
-        _suppress(delivery, "bounced", reason, event)
-
-
-def _reset_soft_bounce_streak(delivery):
-    from subscribers.models import Subscriber
-
-    if delivery.subscriber_id is not None:
-        Subscriber.objects.filter(pk=delivery.subscriber_id, soft_bounce_streak__gt=0).update(soft_bounce_streak=0)
-
-
-def _unsubscribe(delivery, *, list_ids, method: str):
-    from subscribers.services import unsubscribe
-
-    unsubscribe(delivery.subscriber_uid, list_ids, method=method)
+def _complaint_reason(event: TrackingEvent) -> str:
+    return f"Spam complaint reported by {event.esp}"
 
 
 def own_event_id() -> str:

@@ -3,7 +3,10 @@
 Everything here is shown only to users with ``campaigns.send_campaign``; the views check it again.
 """
 
+from django.contrib import messages
 from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeData, mark_safe
 from wagtail import hooks
 from wagtail.admin.action_menu import ActionMenuItem
 from wagtail.admin.menu import MenuItem
@@ -63,6 +66,36 @@ def page_header_send_button(page, user, view_name, next_url=None):
     yield from _send_button(page, user, priority=55)
 
 
+def offer_send_in_published_message(request, page):
+    """Add "Send as newsletter" to the "Page '...' has been published." message of an issue.
+
+    Wagtail adds that message (with its "View live" and "Edit" buttons) just before the
+    after_edit_page / after_create_page hooks run, and offers no hook to extend its buttons: the
+    queued messages are taken out and put back, the success one with one more button.
+    """
+    if request.method != "POST" or "action-publish" not in request.POST:
+        return
+    if not (can_send(request.user) and sendable_page(page.specific_deferred)):
+        return
+    button = format_html(
+        '<a href="{}" class="button button-small" data-send-newsletter>{}</a>', send_url(page), "Send as newsletter"
+    )
+    queued = list(messages.get_messages(request))  # iterating takes them out of the storage
+    added = False
+    for message in queued:
+        text = str(message.message)
+        if not added and message.level == messages.SUCCESS and '<span class="buttons">' in text:
+            head, _, tail = text.rpartition("</span>")
+            text, added = mark_safe(f"{head}{button}</span>{tail}"), True  # Wagtail's own markup + ours
+        elif isinstance(message.message, SafeData):
+            text = message.message
+        messages.add_message(request, message.level, text, extra_tags=message.extra_tags)
+
+
+hooks.register("after_edit_page", offer_send_in_published_message)
+hooks.register("after_create_page", offer_send_in_published_message)
+
+
 # --- The Campaigns menu and views ---------------------------------------------------------------
 
 
@@ -86,6 +119,7 @@ class CampaignViewSet(ViewSet):
         return [
             path("", index.as_view(), name="index"),
             path("results/", index.as_view(results_only=True), name="index_results"),
+            path("new/", admin_views.NewCampaignView.as_view(), name="new"),
             path("send/<int:page_id>/", admin_views.SendCampaignView.as_view(), name="send"),
             path("<int:pk>/", admin_views.CampaignDetailView.as_view(), name="detail"),
             path("<int:pk>/progress/", admin_views.CampaignProgressView.as_view(), name="progress"),

@@ -13,22 +13,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from mail.esps import ESPS, esp_for_backend
+
 TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"0", "false", "no", "off", ""}
-
-# anymail ESPs we document and test; any other anymail backend module also works, the name
-# is checked against the installed package when the URL is parsed.
-ANYMAIL_API_KEY_OPTION = {
-    "postmark": ("server_token", "POSTMARK_SERVER_TOKEN"),
-    "mailgun": ("api_key", "MAILGUN_API_KEY"),
-    "sendgrid": ("api_key", "SENDGRID_API_KEY"),
-    "brevo": ("api_key", "BREVO_API_KEY"),
-    "mailjet": ("api_key", "MAILJET_API_KEY"),
-    "resend": ("api_key", "RESEND_API_KEY"),
-    "sparkpost": ("api_key", "SPARKPOST_API_KEY"),
-    "mailersend": ("api_token", "MAILERSEND_API_TOKEN"),
-    "amazon_ses": (None, None),  # boto3 reads AWS_* itself
-}
 
 
 def _get(name, env):
@@ -132,8 +120,8 @@ def mailer_from_url(name: str, value: str, outbox_dir: Path) -> dict:
     """One ``MAILERS`` entry from an email URL.
 
     smtp://user:pass@host:587?tls=1, smtps://user:pass@host:465, console://, outbox://[path],
-    locmem://, anymail://ESP (credentials from ``<ESP>_API_KEY``-style variables, see
-    .env.example).
+    locmem://, anymail://ESP (an ESP of ``mail.esps.ESPS``; credentials from the variable its
+    declaration names, see .env.example).
     """
     try:
         parts = urlsplit(value)
@@ -168,33 +156,51 @@ def mailer_from_url(name: str, value: str, outbox_dir: Path) -> dict:
         return {"BACKEND": "newsletter_site.outbox.OutboxBackend", "OPTIONS": {"directory": path}}
     if scheme == "anymail":
         esp = (parts.hostname or "").lower()
-        if esp not in ANYMAIL_API_KEY_OPTION and esp != "test":
-            known = ", ".join(sorted([*ANYMAIL_API_KEY_OPTION, "test"]))
-            raise ImproperlyConfigured(f"{name}={value!r}: unknown anymail ESP {esp!r} (one of: {known}).")
-        backend = f"anymail.backends.{esp}.EmailBackend"
-        return {"BACKEND": backend, "OPTIONS": {}}
+        if esp not in ESPS:
+            raise ImproperlyConfigured(f"{name}={value!r}: unknown anymail ESP {esp!r} (one of: {', '.join(ESPS)}).")
+        return {"BACKEND": ESPS[esp].backend, "OPTIONS": {}}
     raise ImproperlyConfigured(
         f"{name}={value!r}: unknown scheme {scheme!r}; use smtp://, smtps://, console://, outbox://, "
         "locmem:// or anymail://ESP."
     )
 
 
-def anymail_settings(mailer: dict, env: Mapping | None = None) -> dict:
-    """The ``ANYMAIL`` dict for an anymail mailer: API key and base URL from the environment."""
-    backend = mailer["BACKEND"]
-    if not backend.startswith("anymail."):
-        return {}
-    esp = backend.split(".")[2]
+def tracking_webhooks_from_env(name: str, mailer: dict, env: Mapping | None = None) -> list[str]:
+    """The ESPs whose tracking webhooks are routed: ``TRACKING_WEBHOOKS`` (comma-separated ESP
+    names; "none" for none), by default the ESP of an ``anymail://`` mailer.
+
+    Set it when sending through an ESP's SMTP relay: the ESP still posts its events.
+    """
+    value = _get(name, env)
+    if value is None:
+        esp = esp_for_backend(mailer["BACKEND"])
+        return [esp.name] if esp is not None and esp.tracking_view else []
+    names = [item.strip().lower() for item in value.split(",") if item.strip()]
+    if names == ["none"]:
+        return []
+    with_webhooks = [esp.name for esp in ESPS.values() if esp.tracking_view]
+    for esp in names:
+        if esp not in with_webhooks:
+            raise ImproperlyConfigured(f"{name}={value!r}: {esp!r} is not one of {', '.join(with_webhooks)}.")
+    return list(dict.fromkeys(names))
+
+
+def anymail_settings(mailer: dict, env: Mapping | None = None, tracking: list[str] = ()) -> dict:
+    """The ``ANYMAIL`` dict: the sending ESP's credential and base URL, the webhook secret (whatever
+    the mailer: ESPs' SMTP relays post events too) and each tracking ESP's signature key."""
     settings = {}
-    option, variable = ANYMAIL_API_KEY_OPTION.get(esp, (None, None))
-    if variable and _get(variable, env):
-        settings[f"{esp.upper()}_{option.upper()}"] = _get(variable, env)
-    if base_url := _get("ANYMAIL_API_URL", env):
-        settings[f"{esp.upper()}_API_URL"] = base_url
     if secret := _get("ANYMAIL_WEBHOOK_SECRET", env):
         settings["WEBHOOK_SECRET"] = secret
-    if esp == "mailgun" and _get("MAILGUN_WEBHOOK_SIGNING_KEY", env):
-        settings["MAILGUN_WEBHOOK_SIGNING_KEY"] = _get("MAILGUN_WEBHOOK_SIGNING_KEY", env)
+    esp = esp_for_backend(mailer["BACKEND"])
+    if esp is not None:
+        if esp.credential_variable and _get(esp.credential_variable, env):
+            settings[esp.credential_variable] = _get(esp.credential_variable, env)
+        if base_url := _get("ANYMAIL_API_URL", env):
+            settings[f"{esp.prefix}_API_URL"] = base_url
+    for name in {*tracking, *([esp.name] if esp else [])}:
+        variable = ESPS[name].signature_variable
+        if variable and _get(variable, env):
+            settings[variable] = _get(variable, env)
     return settings
 
 

@@ -172,7 +172,7 @@ def ensure_site() -> HomePage:
 def ensure_lists() -> list[MailingList]:
     weekly, _ = MailingList.objects.get_or_create(
         slug="broadsheet",
-        defaults={"name": "The Broadsheet", "description": "Our main issue, every other Friday."},
+        defaults={"name": "The Broadsheet", "description": "Our main issue, every other Friday.", "preselected": True},
     )
     culture, _ = MailingList.objects.get_or_create(
         slug="culture-desk",
@@ -209,7 +209,8 @@ def _create_subscribe_page(home: HomePage) -> SubscribePage:
             intro="<p>Get the Broadsheet in your inbox. We never share your address, and every email has a "
             "one-click unsubscribe link.</p>",
             consent_text=CONSENT_TEXT,
-            thank_you_text="<p>Almost done: check your inbox and click the button in our email to confirm.</p>",
+            thank_you_text="<p>Almost done: check your inbox for our email and press its "
+            "<b>Confirm my subscription</b> button.</p>",
         )
     )
     page.save_revision().publish()

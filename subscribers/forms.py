@@ -63,9 +63,11 @@ class SubscribeForm(forms.Form):
 
     def __init__(self, *args, lists, **kwargs):
         super().__init__(*args, **kwargs)
-        # None pre-ticked: ticking a list is the subscriber's own act of consent.
+        # The lists marked "preselected" (the main list) start ticked, so the common case is one
+        # field and a button. Consent is still the visitor's own act: they submit the form next to
+        # the consent sentence and then confirm by email (double opt-in).
         self.fields["lists"].queryset = lists
-        self.fields["lists"].initial = []
+        self.fields["lists"].initial = [m.pk for m in lists if m.preselected]
 
     def clean_email(self):
         email = self.cleaned_data["email"].strip()

@@ -61,6 +61,14 @@ class MailingList(models.Model):
     is_public = models.BooleanField(
         default=True, help_text="Public lists are offered on the subscribe form and in the preference centre."
     )
+    preselected = models.BooleanField(
+        "ticked on the subscribe form",
+        default=False,
+        help_text=(
+            "Starts ticked on the public subscribe form (your main list). Visitors can untick it, and "
+            "nobody is subscribed before they confirm by email."
+        ),
+    )
     double_opt_in = models.BooleanField(
         default=True, help_text="Send a confirmation email and add nobody until they confirm."
     )

@@ -5,7 +5,7 @@ never change anything (mail scanners fetch every link); only POSTs do.
 """
 
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -87,7 +87,8 @@ def _bad_link(request, *, expired: bool = False):
 
 
 def subscribe_page(request, page: SubscribePage):
-    """GET: the form. POST: validate, call ``services.subscribe``, show the thank-you page.
+    """GET: the form (``?sent=1``: the thank-you text). POST: validate, call ``services.subscribe``,
+    redirect to the thank-you text.
 
     The thank-you page is the same whatever happened (new, pending, already subscribed,
     suppressed, honeypot filled, per-address limit reached), so the page never tells who is
@@ -131,10 +132,20 @@ def subscribe_page(request, page: SubscribePage):
                     user_agent=_user_agent(request),
                     language=getattr(request, "LANGUAGE_CODE", "") or settings.LANGUAGE_CODE,
                 )
-            return TemplateResponse(request, template, {**context, "sent": True})
+            # Post/Redirect/Get: reloading the thank-you page must not post the form again.
+            return _see_other(f"{request.path}?sent=1")
+    elif request.GET.get("sent"):
+        return TemplateResponse(request, template, {**context, "sent": True})
     else:
         form = SubscribeForm(lists=lists)
     return TemplateResponse(request, template, {**context, "form": form})
+
+
+def _see_other(url: str) -> HttpResponseRedirect:
+    """303 See Other: the browser GETs ``url`` after a POST (RFC 9110 s15.4.4)."""
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
 
 
 # --- Double opt-in ----------------------------------------------------------------------------
@@ -247,7 +258,8 @@ def _leave(request, link: tokens.UnsubscribeLink, method: str) -> None:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def preferences(request, token):
-    """The subscriber's public lists and name; POST (with CSRF) saves or unsubscribes from everything."""
+    """The subscriber's public lists and name; POST (with CSRF) saves, or unsubscribes from
+    everything once the visitor confirmed that on a second page."""
     try:
         uid = tokens.read_preferences_token(token)
     except tokens.BadToken:
@@ -259,6 +271,9 @@ def preferences(request, token):
     public_lists = MailingList.objects.filter(is_public=True)
     if request.method == "POST":
         if "unsubscribe_all" in request.POST:
+            if "confirm" not in request.POST:
+                # Leaving everything is asked once more, on a page of its own: no script needed.
+                return TemplateResponse(request, "subscribers/unsubscribe_all.html", {"subscriber": subscriber})
             services.unsubscribe(
                 uid,
                 (),

@@ -56,7 +56,17 @@ class MailingListViewSet(ModelViewSet):
     menu_label = "Lists"
     index_view_class = MailingListIndexView
     copy_view_enabled = False
-    form_fields = ["name", "slug", "description", "is_public", "double_opt_in", "from_name", "from_email", "reply_to"]
+    form_fields = [
+        "name",
+        "slug",
+        "description",
+        "is_public",
+        "preselected",
+        "double_opt_in",
+        "from_name",
+        "from_email",
+        "reply_to",
+    ]
     search_fields = ["name", "slug"]
     list_display = [
         "name",

@@ -32,7 +32,7 @@ from campaigns.models import Campaign, Delivery
 from campaigns.sending import transports as transports_module
 from campaigns.sending.headers import Recipient, build_content, recipient_values
 from campaigns.sending.throttle import Throttle
-from campaigns.sending.transports import SENT, TEMPORARY, UNKNOWN, Outcome, Outgoing, TransportUnavailable
+from campaigns.sending.transports import FAILED, SENT, TEMPORARY, UNKNOWN, Outcome, Outgoing, TransportUnavailable
 from subscribers.services import RecipientLinks
 
 logger = logging.getLogger(__name__)
@@ -418,6 +418,10 @@ def _recover_if_due(campaign: Campaign, *, force: bool = False) -> dict | None:
     return recover_stale_deliveries(campaign.pk)
 
 
+def _reason(what: str, error: Exception) -> str:
+    return f"{what}: {type(error).__name__}: {error}"[:1000]
+
+
 def _campaign_status(campaign_id: int) -> str | None:
     return Campaign.objects.filter(pk=campaign_id).values_list("status", flat=True).first()
 
@@ -481,6 +485,8 @@ def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: di
     date = formatdate(usegmt=True)
     come_back_at = None
     index = since_check = streak = 0
+    in_hand: list[Outgoing] = []
+    handed_over = False
     try:
         transport.open()
     except TransportUnavailable as error:
@@ -505,13 +511,24 @@ def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: di
             items = []
             for pk, address, name, uid in chunk:
                 recipient = Recipient(pk, address, name, uid)
-                items.append(Outgoing(recipient, recipient_values(content, links, recipient)))
+                try:
+                    values = recipient_values(content, links, recipient)
+                except Exception as error:
+                    # One recipient's data never stops the batch (issue 8): only it fails.
+                    batch.record([Outcome(pk, FAILED, error=_reason("could not build the message", error))])
+                    continue
+                items.append(Outgoing(recipient, values))
+            if not items:
+                continue
+            in_hand, handed_over = items, False
             batch.mark_sending(items, message_ids=not esp_ids)
+            handed_over = True
             try:
                 outcomes = transport.send(items, date=date)
             except TransportUnavailable as error:
                 # Could not reconnect: these were never handed over; queue them again.
                 outcomes = [Outcome(item.recipient.delivery_id, TEMPORARY, error=str(error)) for item in items]
+            in_hand = []
             temporary = batch.record(outcomes)
             since_check += len(items)
             streak = streak + temporary if temporary == len(items) else 0
@@ -520,6 +537,14 @@ def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: di
             if streak >= TEMPORARY_STREAK_LIMIT:
                 come_back_at = timezone.now().timestamp() + backoff_seconds(1)
                 break
+    except Exception as error:
+        # Something the transport's own guard did not catch: settle the chunk in hand (once
+        # handed over it may have gone, so "unknown"), so these rows are not claimed again and
+        # again by every retry of this task.
+        status = UNKNOWN if handed_over else FAILED
+        reason = _reason("the batch stopped on an unexpected error", error)
+        batch.record([Outcome(item.recipient.delivery_id, status, error=reason) for item in in_hand])
+        raise
     finally:
         batch.checkpoint(esp_ids=esp_ids)
         transport.close()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from functools import cached_property
+from secrets import token_hex
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
@@ -137,6 +138,7 @@ def build_content(campaign, *, subject_prefix: str = "") -> MessageContent:
 def recipient_values(content: MessageContent, links: RecipientLinks, recipient: Recipient) -> dict[str, str]:
     """Every per-recipient value: body placeholders plus To, Message-ID and List-Unsubscribe."""
     urls = links.urls(recipient.uid)
+    domain = content.message_id_domain
     list_unsubscribe = f"<{urls['one_click_url']}>"
     if content.unsubscribe_mailbox:
         subject = quote(f"unsubscribe {urls['token']}")
@@ -148,7 +150,9 @@ def recipient_values(content: MessageContent, links: RecipientLinks, recipient: 
         "preferences_url": urls["preferences_url"],
         "one_click_url": urls["one_click_url"],
         "to": to_header(recipient),
-        "message_id": f"<{content.message_id_prefix}.d{recipient.delivery_id}@{content.message_id_domain}>",
+        # A random part (64 bits) that nobody can guess from the campaign and delivery ids: an
+        # event that names a Message-ID must come from someone who saw the message.
+        "message_id": f"<{content.message_id_prefix}.{token_hex(8)}.d{recipient.delivery_id}@{domain}>",
         "list_unsubscribe": list_unsubscribe,
     }
     if content.tracks_clicks:

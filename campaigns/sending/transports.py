@@ -1,15 +1,23 @@
 """How personalised messages leave: SMTP, the outbox, anymail ESPs, any other Django backend.
 
-The base class owns the flow (open once per batch, send items, classify every outcome, close);
-subclasses fill in ``open``/``close`` and ``send`` for their medium. Outcomes are one of:
+The base class owns the send flow: ``send(items)`` hands each item to the subclass's
+``send_one`` (or, for batch ESPs, the whole chunk to ``send_many``), and every exception a
+subclass lets through becomes an outcome through ONE classifier (``classify_error``), so a bad
+recipient, a bug in a backend or a refusing server fails that recipient and never the batch.
+Subclasses hold only what differs: how to connect, how to hand over one message or one chunk.
+Outcomes are one of:
 
 - ``sent``: accepted (with the message id the medium reports);
-- ``temporary``: 4xx / 429 / rate limited: queue again and back off;
-- ``failed``: permanent for this recipient (5xx, ESP rejection); recorded, never retried;
+- ``temporary``: 4xx / 429 / rate limited / connection lost before the message was handed over:
+  queue again and back off;
+- ``failed``: permanent for this recipient (5xx, ESP rejection, an address that cannot be sent
+  to, a message that cannot be built); recorded, never retried;
 - ``unknown``: the message may or may not have gone (connection cut after the data was sent):
-  reported as failed, never silently re-sent.
+  recorded as such, never silently re-sent.
 
-A feature a transport cannot honour raises ``UnsupportedFeature`` instead of being dropped.
+Two exceptions stop a whole batch instead: ``TransportUnavailable`` (the medium cannot be reached
+at all: the campaign waits for it, campaigns.sending.engine) and its subclass
+``TransportAuthenticationFailed`` (credentials refused: the campaign is paused for a person).
 """
 
 import html as html_lib
@@ -17,7 +25,9 @@ import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 
+from anymail.message import AnymailMessage
 from django.conf import settings
 from django.core import mail
 from django.core.mail import EmailMultiAlternatives
@@ -26,20 +36,27 @@ from django.utils.module_loading import import_string
 from campaigns.rendering import fill_placeholders
 from campaigns.sending.headers import BODY_KEYS, CompiledMessage, MessageContent, Recipient
 from campaigns.sending.verp import return_path
-from mail.addresses import format_address
+from mail.addresses import HeaderValueError, format_address, split_address
+from mail.esps import ESPS, esp_for_backend
 
 SENT, TEMPORARY, FAILED, UNKNOWN = "sent", "temporary", "failed", "unknown"
 
-# An address smtplib.quoteaddr() would return unchanged inside <...>: the common case, sent as is.
+# An address that goes inside <...> as it is: the common case, no IDNA or SMTPUTF8 needed.
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
-
-
-class UnsupportedFeature(Exception):
-    """The configured mailer cannot do what the campaign needs."""
+# What the socket raises when the server is gone.
+_DISCONNECTED = (smtplib.SMTPServerDisconnected, ConnectionError, OSError)
 
 
 class TransportUnavailable(Exception):
-    """The medium cannot be reached at all right now (connect/login failed): retry the batch later."""
+    """The medium cannot be reached at all right now (connect failed): the campaign waits for it."""
+
+
+class TransportAuthenticationFailed(TransportUnavailable):
+    """The medium refused our credentials (SMTP 535, HTTP 401/403): a person must fix them."""
+
+
+class AddressRefused(ValueError):
+    """An address that cannot be written on the SMTP envelope; the message says why."""
 
 
 @dataclass
@@ -58,9 +75,63 @@ class Outcome:
     error: str = ""
 
 
+def reply_outcome(delivery_id: int, code: int, reply, stage: str) -> Outcome:
+    """An SMTP refusal: 4xx is temporary, anything else (5xx) failed for this recipient."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    status = TEMPORARY if 400 <= code < 500 else FAILED
+    return Outcome(delivery_id, status, error=f"{stage} {code} {text}"[:1000])
+
+
+def classify_error(delivery_id: int, error: Exception) -> Outcome:
+    """The outcome of an exception raised while building or handing over one message.
+
+    HTTP 429/5xx, SMTP 4xx and lost connections are temporary; anything else (HTTP 4xx, SMTP 5xx,
+    a value that cannot be encoded, a bug) fails that recipient with the reason recorded.
+    Credentials refused (HTTP 401/403, SMTP 535) are not a recipient's problem: raised as
+    TransportAuthenticationFailed so the campaign pauses.
+    """
+    status_code = getattr(getattr(error, "response", None), "status_code", None)
+    if status_code is not None:
+        if status_code in (401, 403):
+            raise TransportAuthenticationFailed(f"the ESP refused the credentials: HTTP {status_code}: {error}")
+        if status_code == 429 or status_code >= 500:
+            return Outcome(delivery_id, TEMPORARY, error=f"HTTP {status_code}: {error}"[:1000])
+        return Outcome(delivery_id, FAILED, error=f"HTTP {status_code}: {error}"[:1000])
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        raise TransportAuthenticationFailed(f"the SMTP server refused the login: {error}")
+    if isinstance(error, smtplib.SMTPResponseException):
+        return reply_outcome(delivery_id, error.smtp_code, error.smtp_error, "SMTP")
+    if isinstance(error, _DISCONNECTED):  # TimeoutError is an OSError
+        return Outcome(delivery_id, TEMPORARY, error=f"connection: {error}"[:1000])
+    return Outcome(delivery_id, FAILED, error=f"could not send: {type(error).__name__}: {error}"[:1000])
+
+
+def envelope_address(address: str) -> tuple[str, bool]:
+    """``address`` as written inside ``<...>`` on MAIL FROM / RCPT TO, and whether it needs SMTPUTF8.
+
+    The domain is encoded with IDNA 2008 by mail.addresses (``bob@bücher.de`` goes to any server
+    as ``bob@xn--bcher-kva.de``). A non-ASCII local part has no ASCII form: it can only be sent to
+    a server that offers SMTPUTF8 (RFC 6531). Raises AddressRefused (with the reason) for an
+    address with control characters or angle brackets, or whose domain has no IDNA 2008 form.
+    """
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return address, False
+    if "<" in address or ">" in address:
+        raise AddressRefused("the address contains angle brackets")
+    try:
+        local, domain = split_address(address)
+    except HeaderValueError as error:
+        raise AddressRefused(str(error)) from None
+    return f"{local}@{domain}", not local.isascii()
+
+
 @dataclass
 class Transport:
-    """Base: subclasses set ``batch_size`` (recipients per call) and implement ``send``."""
+    """Base: owns the send flow and the outcome classification; subclasses say how to hand over.
+
+    Subclasses with ``batch_size == 1`` implement ``send_one(item, date=...)``; batch ESPs set
+    ``batch_size`` and implement ``send_many(items, date=...)``. ``open``/``close`` wrap a batch.
+    """
 
     content: MessageContent
     options: dict = field(default_factory=dict)
@@ -68,12 +139,39 @@ class Transport:
     name = "base"
 
     def open(self) -> None:
-        """Open the connection used for the whole batch."""
+        """Open the connection used for the whole batch (TransportUnavailable if impossible)."""
 
     def close(self) -> None:
         """Close it (errors ignored: the outcomes are already known)."""
 
-    def send(self, items: list[Outgoing], *, date: str) -> list[Outcome]:  # pragma: no cover - abstract
+    def discard_connection(self) -> None:
+        """After an unexpected error the connection's state is unknown: the next send reconnects."""
+        self.close()
+
+    def send(self, items: list[Outgoing], *, date: str) -> list[Outcome]:
+        """One outcome per item, in order. Raises only TransportUnavailable (nothing handed over)."""
+        if self.batch_size > 1:
+            try:
+                return self.send_many(items, date=date)
+            except TransportUnavailable:
+                raise
+            except Exception as error:
+                return [classify_error(item.recipient.delivery_id, error) for item in items]
+        outcomes = []
+        for item in items:
+            try:
+                outcomes.append(self.send_one(item, date=date))
+            except TransportUnavailable:
+                raise
+            except Exception as error:
+                self.discard_connection()
+                outcomes.append(classify_error(item.recipient.delivery_id, error))
+        return outcomes
+
+    def send_one(self, item: Outgoing, *, date: str) -> Outcome:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def send_many(self, items: list[Outgoing], *, date: str) -> list[Outcome]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def __enter__(self):
@@ -95,8 +193,6 @@ class RawTransport(Transport):
     sender: str = ""
 
     def __post_init__(self):
-        from email.utils import parseaddr
-
         if self.compiled is None:
             self.compiled = CompiledMessage(self.content)
         # Parsed once: parseaddr per message was about 4% of the SMTP worker's time.
@@ -106,15 +202,35 @@ class RawTransport(Transport):
         return self.sender
 
 
+# The SMTP commands before the message, with the reply codes that accept each (RFC 5321).
+_STAGES = (("MAIL FROM", (250,)), ("RCPT TO", (250, 251)), ("DATA", (354,)))
+
+
 @dataclass
 class SMTPTransport(RawTransport):
-    """One SMTP connection per batch; each message is MAIL/RCPT/DATA of pre-built bytes."""
+    """One SMTP connection per batch; each message is MAIL/RCPT/DATA of pre-built bytes.
+
+    The outcome rules are written once (``send_one``) for both ways of talking to the server:
+    with RFC 2920 PIPELINING, when the server advertises it, MAIL, RCPT and DATA go in one write
+    and their three replies are read together (two writes and two waits per message instead of
+    four of each); without it, each command waits for its reply and the first refusal ends the
+    transaction. Either way:
+
+    - the first refusal among MAIL/RCPT/DATA decides (4xx temporary, 5xx failed); the transaction
+      is reset with RSET, or the connection closed after a 421; a server that answered 354 to DATA
+      although MAIL or RCPT was refused gets an empty message (a lone ".") to stay in step;
+    - a connection lost before the message's data was written (no refusal read) is retried once
+      at once on a new connection: the server cannot have accepted anything;
+    - a connection lost after the data was written, before its reply, is ``unknown``.
+    """
 
     name = "smtp"
     connection: smtplib.SMTP | None = None
-    mail_from: str | None = None
-    # Whether the open connection's server advertised PIPELINING (RFC 2920), read at open().
+    # What the open connection's server advertised in its EHLO reply, read at open().
     pipelining: bool = False
+    smtputf8: bool = False
+    # MAIL FROM command bytes, without and with the SMTPUTF8 parameter (built once).
+    _mail_commands: dict = field(default_factory=dict)
 
     def open(self) -> None:
         options = self.options
@@ -130,10 +246,15 @@ class SMTPTransport(RawTransport):
             connection.ehlo_or_helo_if_needed()
             if options.get("username"):
                 connection.login(options["username"], options.get("password", ""))
+        except smtplib.SMTPAuthenticationError as error:
+            raise TransportAuthenticationFailed(
+                f"SMTP {host}:{port} refused the login: {error.smtp_code} {_text(error.smtp_error)}"
+            ) from error
         except (OSError, smtplib.SMTPException) as error:
             raise TransportUnavailable(f"SMTP {host}:{port}: {error}") from error
         self.connection = connection
         self.pipelining = connection.has_extn("pipelining")
+        self.smtputf8 = connection.has_extn("smtputf8")
 
     def close(self) -> None:
         if self.connection is not None:
@@ -143,46 +264,28 @@ class SMTPTransport(RawTransport):
                 self.connection.close()
             self.connection = None
 
-    def _reset(self) -> None:
-        try:
-            self.connection.rset()
-        except (OSError, smtplib.SMTPException):
-            self.close()
+    def _lost(self, connection) -> None:
+        self.connection = None
+        connection.close()
 
-    def send(self, items: list[Outgoing], *, date: str) -> list[Outcome]:
-        return [self.send_one(item, date=date) for item in items]
-
-    # smtplib's mail()/rcpt()/data() re-parse both addresses (email.utils.parseaddr) and run a
-    # dot-stuffing regex over the whole message for every message: about 100 us and 75 us per
-    # message in the profile, more than the rest of our per-message work. The three methods
-    # below send the same commands without that: the sender is quoted once, a plain address is
-    # sent as is (anything unusual still goes through smtplib), and the message is scanned for
-    # a line starting with "." is stuffed with bytes.replace (a C loop over the bytes; the
-    # quoted-printable body often has such lines, where a soft line break falls before a ".").
-
-    def _mail_from(self, delivery_id: int) -> str:
-        """``FROM:<...>``: the delivery's VERP return path when a bounce domain is set, else the sender."""
+    def _mail_command(self, delivery_id: int, smtputf8: bool) -> bytes:
+        """``MAIL FROM:<...>``: the delivery's VERP return path when a bounce domain is set, else the sender."""
+        parameter = " SMTPUTF8" if smtputf8 else ""
         verp = return_path(delivery_id)
         if verp is not None:
-            return f"FROM:<{verp}>"
-        if self.mail_from is None:
-            self.mail_from = "FROM:" + smtplib.quoteaddr(self.sender)
-        return self.mail_from
-
-    def _mail(self, connection, delivery_id: int):
-        return connection.docmd("mail", self._mail_from(delivery_id))
-
-    @staticmethod
-    def _rcpt(connection, address: str):
-        if _PLAIN_ADDRESS.fullmatch(address):
-            return connection.docmd("rcpt", f"TO:<{address}>")
-        return connection.rcpt(address)
+            return f"MAIL FROM:<{verp}>{parameter}\r\n".encode()
+        command = self._mail_commands.get(smtputf8)
+        if command is None:
+            sender, _ = envelope_address(self.sender) if self.sender else ("", False)
+            command = self._mail_commands[smtputf8] = f"MAIL FROM:<{sender}>{parameter}\r\n".encode()
+        return command
 
     @staticmethod
     def _stuffed(raw: bytes) -> bytes:
         """The message as DATA content, terminator included."""
         # RFC 5321 4.5.2 transparency: a line starting with "." gets a second one. Every line
-        # ends in "\n", so this is smtplib's re.sub(rb"(?m)^\.", b"..") without the regex.
+        # ends in "\n", so this is smtplib's re.sub(rb"(?m)^\.", b"..") without the regex (a C
+        # loop over the bytes; the quoted-printable body often has such lines).
         raw = raw.replace(b"\n.", b"\n..")
         if raw.startswith(b"."):
             raw = b"." + raw
@@ -190,133 +293,99 @@ class SMTPTransport(RawTransport):
             raw += b"\r\n"
         return raw + b".\r\n"
 
-    @classmethod
-    def _data(cls, connection, raw: bytes):
-        """smtplib.SMTP.data() for bytes ending in CRLF (CompiledMessage.render's output)."""
-        code, reply = connection.docmd("data")
-        if code != 354:
-            raise smtplib.SMTPDataError(code, reply)
-        connection.send(cls._stuffed(raw))
-        return connection.getreply()
+    # smtplib's mail()/rcpt()/data() re-parse both addresses (email.utils.parseaddr) and run a
+    # dot-stuffing regex over the whole message for every message: about 100 us and 75 us per
+    # message in the profile, more than the rest of our per-message work. send_one writes the
+    # same commands itself, from addresses encoded once (envelope_address).
 
     def send_one(self, item: Outgoing, *, date: str) -> Outcome:
-        delivery_id, address = item.recipient.delivery_id, item.recipient.email
-        message_id = item.values["message_id"]
-        if not address.isascii():
-            return Outcome(delivery_id, FAILED, error="non-ASCII address needs SMTPUTF8, not supported")
+        delivery_id, message_id = item.recipient.delivery_id, item.values["message_id"]
+        try:
+            recipient, smtputf8 = envelope_address(item.recipient.email)
+        except AddressRefused as error:
+            return Outcome(delivery_id, FAILED, error=f"address refused: {error}")
         raw = self.compiled.render(item.values, date=date)
-        # A dropped connection before DATA is answered is safe to retry at once on a new one
-        # (the server cannot have accepted anything); after the data went out it is not.
+        commands = (self._mail_command(delivery_id, smtputf8), f"RCPT TO:<{recipient}>\r\n".encode(), b"DATA\r\n")
         for attempt in (1, 2):
             if self.connection is None:
                 self.open()
             connection = self.connection
-            if self.pipelining:
-                outcome = self._send_pipelined(connection, item, raw, last_attempt=attempt == 2)
-                if outcome is None:
-                    continue
-                return outcome
-            stage = "mail"
+            if smtputf8 and not self.smtputf8:
+                return Outcome(
+                    delivery_id,
+                    FAILED,
+                    error="the address's local part is not ASCII and the mail server does not offer "
+                    "SMTPUTF8 (RFC 6531)",
+                )
+            replies: list[tuple[int, bytes]] = []
             try:
-                code, reply = self._mail(connection, delivery_id)
-                if code != 250:
-                    self._reset()
-                    return self._refused(delivery_id, code, reply, "MAIL FROM")
-                stage = "rcpt"
-                code, reply = self._rcpt(connection, address)
-                if code not in (250, 251):
-                    self._reset()
-                    return self._refused(delivery_id, code, reply, "RCPT TO")
-                stage = "data"
-                code, reply = self._data(connection, raw)
-            except smtplib.SMTPDataError as error:
-                # 421 closes the connection; anything else leaves it usable after RSET.
-                if error.smtp_code == 421:
-                    self.close()
+                if self.pipelining:
+                    connection.send(b"".join(commands))
+                    for _ in commands:
+                        replies.append(connection.getreply())
                 else:
-                    self._reset()
-                return self._refused(delivery_id, error.smtp_code, error.smtp_error, "DATA")
-            except (smtplib.SMTPServerDisconnected, ConnectionError, OSError) as error:
-                self.connection = None
-                connection.close()
-                if stage == "data":
-                    return Outcome(delivery_id, UNKNOWN, message_id, f"unknown: connection lost during DATA: {error}")
-                if attempt == 2:
-                    return Outcome(delivery_id, TEMPORARY, error=f"connection lost: {error}")
-                continue
+                    for command, (_, accepted) in zip(commands, _STAGES, strict=True):
+                        connection.send(command)
+                        replies.append(connection.getreply())
+                        if replies[-1][0] not in accepted:
+                            break
+            except _DISCONNECTED as error:
+                self._lost(connection)
+                refusal = _first_refusal(replies)
+                if refusal is not None:
+                    # Refused, then the server hung up (a 421 closes the link): the refusal decides.
+                    return reply_outcome(delivery_id, *refusal)
+                if attempt == 1:
+                    continue
+                return Outcome(delivery_id, TEMPORARY, error=f"connection lost: {error}")
+            refusal = _first_refusal(replies)
+            if refusal is not None:
+                self._end_refused(connection, replies, refusal[0])
+                return reply_outcome(delivery_id, *refusal)
+            try:
+                connection.send(self._stuffed(raw))
+                code, reply = connection.getreply()
+            except _DISCONNECTED as error:
+                self._lost(connection)
+                return Outcome(
+                    delivery_id,
+                    UNKNOWN,
+                    message_id,
+                    f"unknown: connection lost after the message was sent, before the server answered "
+                    f"(it may have been delivered): {error}",
+                )
             if code != 250:
-                self._reset()
-                return self._refused(delivery_id, code, reply, "DATA")
+                self._end_refused(connection, [], code)
+                return reply_outcome(delivery_id, code, reply, "DATA")
             return Outcome(delivery_id, SENT, message_id)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _send_pipelined(self, connection, item: Outgoing, raw: bytes, *, last_attempt: bool) -> Outcome | None:
-        """One message with RFC 2920 pipelining: MAIL, RCPT and DATA in one write, their three
-        replies read together, then the data and its reply. Two writes and two waits per message
-        instead of four of each. The outcome rules are the sequential path's; None means the
-        connection dropped before the data went out: retry on a new connection."""
-        delivery_id, address = item.recipient.delivery_id, item.recipient.email
-        mail_from = self._mail_from(delivery_id)
-        rcpt_to = f"TO:<{address}>" if _PLAIN_ADDRESS.fullmatch(address) else "TO:" + smtplib.quoteaddr(address)
-        replies = []
+    def _end_refused(self, connection, replies: list, code: int) -> None:
+        """Leave the session in step after a refusal: end an accepted DATA, then RSET (421: close)."""
         try:
-            connection.send(f"MAIL {mail_from}\r\nRCPT {rcpt_to}\r\nDATA\r\n")
-            for _ in range(3):
-                replies.append(connection.getreply())
-        except (smtplib.SMTPServerDisconnected, ConnectionError, OSError) as error:
-            self.connection = None
-            connection.close()
-            refusal = self._pipelined_refusal(replies)
-            if refusal is not None:
-                # Refused, then the server hung up (a 421 closes the link): the refusal decides.
-                return self._refused(delivery_id, *refusal)
-            if last_attempt:
-                return Outcome(delivery_id, TEMPORARY, error=f"connection lost: {error}")
-            return None
-        refusal = self._pipelined_refusal(replies)
-        if refusal is not None:
-            if replies[2][0] == 354:
+            if len(replies) == 3 and replies[2][0] == 354:
                 # A server that accepted DATA although MAIL or RCPT failed expects a message:
                 # an empty one ends it (and is refused for want of recipients).
-                try:
-                    connection.send(b".\r\n")
-                    connection.getreply()
-                except (smtplib.SMTPServerDisconnected, ConnectionError, OSError):
-                    self.close()
-            if self.connection is not None:
-                if refusal[0] == 421:
-                    self.close()
-                else:
-                    self._reset()
-            return self._refused(delivery_id, *refusal)
-        message_id = item.values["message_id"]
-        try:
-            connection.send(self._stuffed(raw))
-            code, reply = connection.getreply()
-        except (smtplib.SMTPServerDisconnected, ConnectionError, OSError) as error:
-            self.connection = None
-            connection.close()
-            return Outcome(delivery_id, UNKNOWN, message_id, f"unknown: connection lost during DATA: {error}")
-        if code != 250:
-            self._reset()
-            return self._refused(delivery_id, code, reply, "DATA")
-        return Outcome(delivery_id, SENT, message_id)
+                connection.send(b".\r\n")
+                connection.getreply()
+            if code == 421:
+                self.close()
+            else:
+                connection.rset()
+        except (OSError, smtplib.SMTPException):
+            self._lost(connection)
 
-    @staticmethod
-    def _pipelined_refusal(replies: list) -> tuple[int, object, str] | None:
-        """The first refusal among the MAIL, RCPT and DATA replies read so far, if any."""
-        for (code, reply), stage, accepted in zip(
-            replies, ("MAIL FROM", "RCPT TO", "DATA"), ((250,), (250, 251), (354,)), strict=False
-        ):
-            if code not in accepted:
-                return code, reply, stage
-        return None
 
-    @staticmethod
-    def _refused(delivery_id: int, code: int, reply, stage: str) -> Outcome:
-        text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-        status = TEMPORARY if 400 <= code < 500 else FAILED
-        return Outcome(delivery_id, status, error=f"{stage} {code} {text}"[:1000])
+def _first_refusal(replies: list) -> tuple[int, bytes, str] | None:
+    """The first refusal among the MAIL, RCPT and DATA replies read so far, if any."""
+    for (code, reply), (stage, accepted) in zip(replies, _STAGES, strict=False):
+        if code not in accepted:
+            return code, reply, stage
+    return None
+
+
+def _text(reply) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
 
 
 @dataclass
@@ -327,17 +396,15 @@ class OutboxTransport(RawTransport):
     backend: object = None
 
     def open(self) -> None:
+        # The outbox is the site's development mailer (newsletter_site, the layer above).
         from newsletter_site.outbox import OutboxBackend
 
         self.backend = OutboxBackend(**self.options)
         self.backend.open()
 
-    def send(self, items: list[Outgoing], *, date: str) -> list[Outcome]:
-        outcomes = []
-        for item in items:
-            self.backend.write_bytes(self.compiled.render(item.values, date=date))
-            outcomes.append(Outcome(item.recipient.delivery_id, SENT, item.values["message_id"]))
-        return outcomes
+    def send_one(self, item: Outgoing, *, date: str) -> Outcome:
+        self.backend.write_bytes(self.compiled.render(item.values, date=date))
+        return Outcome(item.recipient.delivery_id, SENT, item.values["message_id"])
 
 
 # --- Django email backends: anymail and anything else -----------------------------------------
@@ -389,44 +456,16 @@ class DjangoBackendTransport(Transport):
         message.attach_alternative(fill_placeholders(content.html, values, escape=True), "text/html")
         return message
 
-    def send(self, items: list[Outgoing], *, date: str) -> list[Outcome]:
-        outcomes = []
-        for item in items:
-            message = self.build(item, date)
-            outcomes.append(self._send_one(item, message))
-        return outcomes
-
-    def _send_one(self, item: Outgoing, message) -> Outcome:
+    def send_one(self, item: Outgoing, *, date: str) -> Outcome:
         delivery_id = item.recipient.delivery_id
-        try:
-            count = self.connection.send_messages([message])
-        except Exception as error:
-            return _classify_exception(delivery_id, error)
+        message = self.build(item, date)
+        count = self.connection.send_messages([message])
         status = getattr(message, "anymail_status", None)
         if status is not None and status.recipients:
             return _anymail_outcome(delivery_id, status.recipients.get(item.recipient.email) or status)
         if not count:
             return Outcome(delivery_id, FAILED, error="the mail backend did not send the message")
         return Outcome(delivery_id, SENT, item.values["message_id"])
-
-
-# Recipients per API call and the ESP's inline merge-field syntax ({} is the field name). ESPs
-# absent here (Postmark, Amazon SES, Resend, MailerSend...) need a stored template for batch
-# sends of per-recipient content in anymail, so they get one message per recipient, over one
-# connection (DjangoBackendTransport). docs/sending.md has the table.
-ESP_BATCH = {
-    "test": (1000, "{{{{{}}}}}"),
-    "mailgun": (1000, "%recipient.{}%"),
-    "mailjet": (50, "[[var:{}]]"),
-    "brevo": (1000, "{{{{ params.{} }}}}"),
-    "sendinblue": (1000, "{{{{ params.{} }}}}"),
-    "sparkpost": (1000, "{{{{{}}}}}"),
-}
-
-
-def _esp_name(backend_path: str) -> str:
-    parts = backend_path.split(".")
-    return parts[2] if len(parts) > 3 and parts[0] == "anymail" else ""
 
 
 def _anymail_outcome(delivery_id: int, recipient_status) -> Outcome:
@@ -440,20 +479,6 @@ def _anymail_outcome(delivery_id: int, recipient_status) -> Outcome:
     return Outcome(delivery_id, FAILED, message_id, f"ESP status {status}")
 
 
-def _classify_exception(delivery_id: int, error: Exception) -> Outcome:
-    """A send exception from a Django backend: 429/5xx-server/connection = temporary, else failed."""
-    status_code = getattr(getattr(error, "response", None), "status_code", None)
-    if status_code is not None:
-        if status_code == 429 or status_code >= 500:
-            return Outcome(delivery_id, TEMPORARY, error=f"HTTP {status_code}: {error}"[:1000])
-        return Outcome(delivery_id, FAILED, error=f"HTTP {status_code}: {error}"[:1000])
-    if isinstance(error, smtplib.SMTPResponseException) and 400 <= error.smtp_code < 500:
-        return Outcome(delivery_id, TEMPORARY, error=str(error)[:1000])
-    if isinstance(error, (ConnectionError, TimeoutError, smtplib.SMTPServerDisconnected)):
-        return Outcome(delivery_id, TEMPORARY, error=f"connection: {error}"[:1000])
-    return Outcome(delivery_id, FAILED, error=f"{type(error).__name__}: {error}"[:1000])
-
-
 @dataclass
 class AnymailBatchTransport(DjangoBackendTransport):
     """One anymail batch send per API call: merge_data / merge_metadata / merge_headers."""
@@ -463,16 +488,14 @@ class AnymailBatchTransport(DjangoBackendTransport):
     batch_size = 1000
 
     def __post_init__(self):
-        limit, field_format = ESP_BATCH[self.esp]
-        self.batch_size = min(limit, settings.BROADSHEET["ESP_BATCH_LIMIT"] or limit)
-        fields = {key: field_format.format(key) for key in BODY_KEYS}
-        html_fields = {key: field_format.format(f"{key}_html") for key in fields}
+        esp = ESPS[self.esp]
+        self.batch_size = min(esp.batch_limit, settings.BROADSHEET["ESP_BATCH_LIMIT"] or esp.batch_limit)
+        fields = {key: esp.merge_field_for(key) for key in BODY_KEYS}
+        html_fields = {key: esp.merge_field_for(f"{key}_html") for key in fields}
         self.text_body = fill_placeholders(self.content.text, fields, escape=False)
         self.html_body = fill_placeholders(self.content.html, html_fields, escape=False)
 
-    def send(self, items: list[Outgoing], *, date: str) -> list[Outcome]:
-        from anymail.message import AnymailMessage
-
+    def send_many(self, items: list[Outgoing], *, date: str) -> list[Outcome]:
         content = self.content
         message = AnymailMessage(
             subject=content.full_subject,
@@ -496,16 +519,15 @@ class AnymailBatchTransport(DjangoBackendTransport):
         message.merge_headers = merge_headers
         message.merge_metadata = merge_metadata
         message.metadata = {"campaign_id": str(content.campaign_id)}
-        try:
-            self.connection.send_messages([message])
-        except Exception as error:
-            return [_classify_exception(item.recipient.delivery_id, error) for item in items]
+        self.connection.send_messages([message])
         recipients = message.anymail_status.recipients or {}
         outcomes = []
         for item in items:
             status = recipients.get(item.recipient.email)
             if status is None:
-                outcomes.append(Outcome(item.recipient.delivery_id, UNKNOWN, error="unknown: no status from the ESP"))
+                outcomes.append(
+                    Outcome(item.recipient.delivery_id, UNKNOWN, error="unknown: the ESP reported no status for it")
+                )
             else:
                 outcomes.append(_anymail_outcome(item.recipient.delivery_id, status))
         return outcomes
@@ -526,8 +548,8 @@ def get_transport(content: MessageContent, *, alias: str = "default", test: bool
         return SMTPTransport(content=content, options=options)
     if backend == "newsletter_site.outbox.OutboxBackend":
         return OutboxTransport(content=content, options=options)
-    esp = _esp_name(backend)
-    if esp in ESP_BATCH and not test:
-        return AnymailBatchTransport(content=content, options=options, alias=alias, esp=esp)
+    esp = esp_for_backend(backend)
+    if esp is not None and esp.batches and not test:
+        return AnymailBatchTransport(content=content, options=options, alias=alias, esp=esp.name)
     del backend_class  # imported only to fail early on a misconfigured backend path
     return DjangoBackendTransport(content=content, options=options, alias=alias)

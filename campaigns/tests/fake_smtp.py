@@ -40,13 +40,25 @@ said otherwise:
   data and closes without replying (recorded in ``in_flight``, not in ``messages``).
 
 The server speaks enough ESMTP for smtplib and Django's SMTP backend: EHLO/HELO, MAIL, RCPT,
-DATA, RSET, NOOP, QUIT; no TLS, no AUTH. It advertises PIPELINING (RFC 2920) and takes several
+DATA, RSET, NOOP, QUIT; no TLS. It advertises PIPELINING (RFC 2920) and takes several
 commands in one write (each is answered in order); ``FakeSMTPServer(pipelining=False)``, or
 setting ``server.pipelining = False`` before the client connects, leaves the advertisement out.
 ``pipelined`` counts the MAIL commands that arrived together with the next command (a client
 that waited for each reply never does that).
+
+SMTPUTF8 (RFC 6531) is advertised unless ``FakeSMTPServer(smtputf8=False)`` (or
+``server.smtputf8 = False`` before the client connects). As a real server does, it refuses a
+non-ASCII address at RCPT TO with ``553 5.6.7`` unless the transaction's MAIL FROM carried the
+``SMTPUTF8`` parameter, and refuses that parameter (``555``) when it did not advertise it. Each
+received message records the MAIL FROM parameters (``mail_options``).
+
+AUTH PLAIN is advertised when ``FakeSMTPServer(auth=(user, password))`` is given: the
+right pair gets ``235``, anything else ``535 5.7.8`` (what a relay answers to a wrong password).
+``refuse_connections()`` stops accepting (the port is closed: connection refused) until
+``accept_connections()``.
 """
 
+import base64
 import contextlib
 import email
 import email.policy
@@ -67,6 +79,7 @@ class ReceivedMessage:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     data: bytes
+    mail_options: tuple[str, ...] = ()
 
     def parsed(self) -> email.message.EmailMessage:
         """The message parsed with the modern ``email`` policy (headers decoded, ``get_body()``)."""
@@ -125,6 +138,7 @@ class _Handler(socketserver.StreamRequestHandler):
 
     def _session(self, fake: "FakeSMTPServer"):
         mail_from = None
+        mail_options: tuple[str, ...] = ()
         rcpt_tos: list[str] = []
         while True:
             raw = self.lines.readline(65536)
@@ -134,20 +148,35 @@ class _Handler(socketserver.StreamRequestHandler):
             verb, _, arg = line.partition(" ")
             verb = verb.upper()
             if verb == "EHLO":
-                pipelining = "250-PIPELINING\r\n" if fake.pipelining else ""
-                self._reply(f"250-fake-smtp.test\r\n{pipelining}250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800")
+                extensions = ["fake-smtp.test"]
+                extensions += ["PIPELINING"] if fake.pipelining else []
+                extensions += ["8BITMIME"]
+                extensions += ["SMTPUTF8"] if fake.smtputf8 else []
+                extensions += ["AUTH PLAIN"] if fake.auth else []
+                extensions += ["SIZE 52428800"]
+                self._reply("\r\n".join(f"250-{line}" for line in extensions[:-1]) + f"\r\n250 {extensions[-1]}")
             elif verb == "HELO":
                 self._reply("250 fake-smtp.test")
+            elif verb == "AUTH":
+                self._reply(fake._authenticate(arg, self.lines))
             elif verb == "MAIL" and arg.upper().startswith("FROM:"):
                 if self.lines.pending:
                     fake._count_pipelined()
-                mail_from, rcpt_tos = _address(arg[5:]), []
+                options = tuple(arg[5:].partition(">")[2].upper().split())
+                if "SMTPUTF8" in options and not fake.smtputf8:
+                    self._reply("555 5.5.4 SMTPUTF8 not supported")
+                    mail_from = None
+                    continue
+                mail_from, mail_options, rcpt_tos = _address(arg[5:]), options, []
                 self._reply("250 2.1.0 OK")
             elif verb == "RCPT" and arg.upper().startswith("TO:"):
                 if mail_from is None:
                     self._reply("503 5.5.1 Need MAIL first")
                     continue
                 address = _address(arg[3:])
+                if not address.isascii() and "SMTPUTF8" not in mail_options:
+                    self._reply("553 5.6.7 Non-ASCII address needs SMTPUTF8")
+                    continue
                 refusal = fake._refusal_for(address)
                 if refusal:
                     self._reply(refusal)
@@ -160,7 +189,7 @@ class _Handler(socketserver.StreamRequestHandler):
                     continue
                 self._reply("354 End data with <CR><LF>.<CR><LF>")
                 data = self._read_data()
-                reply, close = fake._receive(ReceivedMessage(mail_from or "", tuple(rcpt_tos), data))
+                reply, close = fake._receive(ReceivedMessage(mail_from or "", tuple(rcpt_tos), data, mail_options))
                 mail_from, rcpt_tos = None, []
                 if reply is None:
                     raise _Dropped
@@ -210,8 +239,18 @@ class _Server(socketserver.ThreadingTCPServer):
 class FakeSMTPServer:
     """A threaded SMTP server on ``host`` and an ephemeral port; see the module docstring."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, pipelining: bool = True):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        pipelining: bool = True,
+        smtputf8: bool = True,
+        auth: tuple[str, str] | None = None,
+    ):
         self.pipelining = pipelining
+        self.smtputf8 = smtputf8
+        self.auth = auth
         self._lock = threading.Lock()
         self._server = _Server((host, port), self)
         self.host, self.port = self._server.server_address[:2]
@@ -227,7 +266,8 @@ class FakeSMTPServer:
         return self
 
     def stop(self):
-        self._server.shutdown()
+        if self._thread is not None:  # shutdown() waits for serve_forever, which must be running
+            self._server.shutdown()
         self._server.server_close()
         with self._lock:
             sockets = list(self._open_sockets)
@@ -236,6 +276,19 @@ class FakeSMTPServer:
                 sock.shutdown(socket.SHUT_RDWR)
         if self._thread:
             self._thread.join(timeout=5)
+
+    def refuse_connections(self):
+        """Close the listening socket: clients get "connection refused" (a relay that is down)."""
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def accept_connections(self):
+        """Listen again on the same port (the relay is back)."""
+        self._server = _Server((self.host, self.port), self)
+        self.start()
 
     def __enter__(self) -> "FakeSMTPServer":
         return self.start()
@@ -250,6 +303,7 @@ class FakeSMTPServer:
             self.in_flight: list[ReceivedMessage] = []
             self.attempts = 0
             self.connections = 0
+            self.logins = 0
             self.pipelined = 0
             self._temporary_at: set[int] = set()
             self._temporary_until = 0.0
@@ -317,6 +371,20 @@ class FakeSMTPServer:
     def _connection_closed(self, sock):
         with self._lock:
             self._open_sockets.discard(sock)
+
+    def _authenticate(self, arg: str, lines) -> str:
+        mechanism, _, initial = arg.partition(" ")
+        if not self.auth or mechanism.upper() != "PLAIN":
+            return "504 5.5.4 Unrecognized authentication type"
+        try:
+            _, user, password = base64.b64decode(initial.strip()).decode("utf-8").split("\0")
+        except ValueError:
+            return "501 5.5.2 Cannot decode response"
+        with self._lock:
+            self.logins += 1
+        if (user, password) == self.auth:
+            return "235 2.7.0 Authentication successful"
+        return "535 5.7.8 Authentication credentials invalid"
 
     def _count_pipelined(self):
         with self._lock:

@@ -33,7 +33,7 @@ def twelve_issues(archive_page, newsletter_settings):
 
 def subjects(response):
     doc = BeautifulSoup(response.content, "html.parser")
-    return [strong.get_text() for strong in doc.select(".issue-list li strong")]
+    return [strong.get_text() for strong in doc.select(".issue-list .issue-list__title")]
 
 
 def test_archive_lists_newest_first_ten_per_page(client, twelve_issues):
@@ -76,6 +76,12 @@ def test_feed_lists_published_issues_newest_first_with_absolute_links(client, tw
     assert entries[0].find(f"{ATOM}updated").text
 
 
+def test_feed_is_titled_with_the_newsletters_name(client, twelve_issues, newsletter_settings):
+    feed = ET.fromstring(client.get("/archive/feed/").content)  # noqa: S314 - our own feed
+
+    assert feed.find(f"{ATOM}title").text == "The Broadsheet"
+
+
 def test_issue_page_shows_subject_date_hero_and_body(client, archive_page, newsletter_settings):
     cache.clear()  # Wagtail's rendition cache is keyed by image id, and ids repeat between tests
     image = Image.objects.create(title="Hero", file=get_test_image_file(filename="hero.png"))
@@ -87,7 +93,7 @@ def test_issue_page_shows_subject_date_hero_and_body(client, archive_page, newsl
     doc = BeautifulSoup(response.content, "html.parser")
     assert doc.find("h1").get_text() == "Spring issue: news from the press"
     assert doc.find("time")["datetime"] == "2026-03-21"
-    assert doc.select_one(".hero img")["alt"] == "Readers at a kiosk"
+    assert doc.select_one(".issue__hero img")["alt"] == "Readers at a kiosk"
     body = doc.select_one(".issue-body")
     assert body.find("h2").get_text() == "Hello, readers"
     assert body.find("a", href="https://example.org/story").get_text() == "first story"

@@ -2,14 +2,17 @@
 
 import email
 import email.policy
+import re
 
 import pytest
 from django.urls import resolve
 
 from campaigns import services
 from campaigns.sending import send_batch
+from campaigns.sending.headers import Recipient, build_content, recipient_values
 from campaigns.tests.factories import make_issue
 from campaigns.tests.fake_smtp import FakeSMTPServer
+from subscribers.services import RecipientLinks
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
@@ -111,3 +114,18 @@ def test_quoted_printable_lines_stay_short(sent_message):
     assert max(len(line) for line in received.data.split(b"\r\n")) <= 998
     body = received.data.split(b"\r\n\r\n", 1)[1]
     assert max(len(line) for line in body.split(b"\r\n")) <= 76
+
+
+def test_message_ids_carry_an_unguessable_part(sent_message):
+    message, _, campaign, _ = sent_message
+    delivery = campaign.deliveries.get()
+
+    random_part = re.fullmatch(
+        rf"<\d{{14}}\.c{campaign.pk}\.([0-9a-f]{{16}})\.d{delivery.pk}@example\.com>", message["Message-ID"]
+    )
+
+    assert random_part is not None
+    again = recipient_values(
+        build_content(campaign), RecipientLinks(), Recipient(delivery.pk, delivery.email, "", delivery.subscriber_uid)
+    )
+    assert again["message_id"] != message["Message-ID"]

@@ -45,7 +45,7 @@ def preview(client, admin_user, issue_page):
     return get
 
 
-def test_issue_offers_web_email_and_plain_text_previews():
+def test_issue_offers_web_email_and_plain_text_previews(db):  # a new Page reads the default Locale
     assert NewsletterIssuePage().preview_modes == [("", "Web page"), ("email", "Email (HTML)"), ("text", "Plain text")]
 
 

@@ -11,6 +11,7 @@ from campaigns import tracking
 from campaigns.models import Campaign, Delivery, DeliveryEvent
 from campaigns.tests.tracking_data import make_delivery, make_sent_campaign
 from campaigns.tracking import TrackingEvent, record_tracking_event
+from subscribers import suppression
 from subscribers.models import Subscriber, SubscriberEvent, Subscription
 from subscribers.tests.factories import MailingListFactory, SubscriptionFactory
 
@@ -155,7 +156,7 @@ def test_hard_bounce_suppresses_the_subscriber_and_records_why(delivery):
     subscriber = reload(delivery.subscriber)
     assert subscriber.state == Subscriber.State.BOUNCED
     assert "Mailbox does not exist" in subscriber.state_reason
-    history = SubscriberEvent.objects.get(subscriber=subscriber, kind=tracking.EVENT_SUPPRESSED)
+    history = SubscriberEvent.objects.get(subscriber=subscriber, kind=suppression.EVENT_SUPPRESSED)
     assert history.detail["state"] == "bounced"
     assert history.detail["campaign_id"] == delivery.campaign_id
     delivery = reload(delivery)
@@ -170,7 +171,7 @@ def test_hard_bounce_twice_counts_once(delivery):
     record_tracking_event(event(delivery, "bounced", event_id="b2", minutes=5))
 
     assert reload(delivery.campaign).bounced == 1
-    assert SubscriberEvent.objects.filter(kind=tracking.EVENT_SUPPRESSED).count() == 1
+    assert SubscriberEvent.objects.filter(kind=suppression.EVENT_SUPPRESSED).count() == 1
 
 
 def test_rejected_as_invalid_counts_as_a_hard_bounce(delivery):

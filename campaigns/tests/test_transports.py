@@ -8,25 +8,11 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery
 from campaigns.sending import send_batch
-from campaigns.tests.factories import started_campaign
-from campaigns.tests.fake_smtp import FakeSMTPServer
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(params=[True, False], ids=["pipelining", "sequential"])
-def smtp_server(request, settings):
-    """The fake server with PIPELINING advertised (one write for MAIL/RCPT/DATA) and without:
-    every SMTP test below runs against both of the transport's paths."""
-    with FakeSMTPServer(pipelining=request.param) as server:
-        settings.MAILERS = server.mailers_setting()
-        yield server
-
-
-@pytest.fixture
-def campaign(issue_page, django_capture_on_commit_callbacks):
-    """A started campaign to 5 readers (reader0..4@example.com) whose batches have not run."""
-    return started_campaign(issue_page, 5, django_capture_on_commit_callbacks)
+# ``campaign`` and ``smtp_server``: campaigns/tests/conftest.py.
 
 
 def statuses(campaign):

@@ -23,6 +23,7 @@ AUTH = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(WEBHOOK_SECRET.encode(
 @pytest.fixture(autouse=True)
 def anymail_webhooks(settings):
     settings.ANYMAIL = {"WEBHOOK_SECRET": WEBHOOK_SECRET, "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY}
+    settings.BROADSHEET = {**settings.BROADSHEET, "TRACKING_WEBHOOKS": ["postmark", "mailgun"]}
 
 
 @pytest.fixture

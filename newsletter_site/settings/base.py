@@ -105,7 +105,9 @@ RQ_QUEUES = config.rq_queues(REDIS_URL or "redis://127.0.0.1:6379/0")
 # Mail: Django 6.1 MAILERS, chosen by EMAIL_URL. The outbox writes .eml files to var/outbox.
 OUTBOX_DIR = VAR_DIR / "outbox"
 MAILERS = {"default": config.mailer_from_url("EMAIL_URL", config.env_str("EMAIL_URL", "outbox://"), OUTBOX_DIR)}
-ANYMAIL = config.anymail_settings(MAILERS["default"])
+# ESPs whose tracking webhooks are routed (/anymail/<esp>/tracking/); default: the EMAIL_URL ESP.
+_tracking_webhooks = config.tracking_webhooks_from_env("TRACKING_WEBHOOKS", MAILERS["default"])
+ANYMAIL = config.anymail_settings(MAILERS["default"], tracking=_tracking_webhooks)
 DEFAULT_FROM_EMAIL = config.env_str("DEFAULT_FROM_EMAIL", "Broadsheet <newsletter@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -133,6 +135,9 @@ STATIC_ROOT = Path(config.env_str("STATIC_ROOT", str(VAR_DIR / "static")))
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(config.env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+# Django serves MEDIA_ROOT itself when DEBUG or this is on (a laptop, `make serve-prod`, one small
+# server); otherwise the front web server or object storage does.
+SERVE_MEDIA = config.env_bool("SERVE_MEDIA", False)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -140,6 +145,9 @@ STORAGES = {
 
 WAGTAIL_SITE_NAME = config.env_str("SITE_NAME", "Broadsheet")
 WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
+# Admin avatars from Gravatar load from the internet: off by default, so offline and intranet
+# installs show Wagtail's placeholder instead of broken images. GRAVATAR=1 turns them on.
+WAGTAIL_GRAVATAR_PROVIDER_URL = "//www.gravatar.com/avatar" if config.env_bool("GRAVATAR", False) else None
 WAGTAILDOCS_EXTENSIONS = ["csv", "docx", "key", "odt", "pdf", "pptx", "rtf", "txt", "xlsx", "zip"]
 
 # Newsletter behaviour.
@@ -181,6 +189,11 @@ BROADSHEET = {
     "NOTIFY_STAFF_MODE": config.env_choice("NOTIFY_STAFF_MODE", "each", ["each", "daily"]),
     # ESP feedback: suppress an address that soft-bounces on this many consecutive campaigns.
     "SOFT_BOUNCE_LIMIT": config.env_int("SOFT_BOUNCE_LIMIT", 3, minimum=1),
+    # ESPs whose tracking webhooks are routed (/anymail/<esp>/tracking/): TRACKING_WEBHOOKS.
+    "TRACKING_WEBHOOKS": _tracking_webhooks,
+    # ESP events that match no delivery: kept at most this many, for this many days (an excerpt each).
+    "UNMATCHED_EVENTS_MAX": config.env_int("UNMATCHED_EVENTS_MAX", 10000, minimum=0),
+    "UNMATCHED_EVENTS_DAYS": config.env_int("UNMATCHED_EVENTS_DAYS", 30, minimum=1),
     # Own tracking for plain SMTP (ESPs track themselves): signed redirect links, a 1x1 open pixel.
     "TRACK_CLICKS": config.env_bool("TRACK_CLICKS", False),
     "TRACK_OPENS": config.env_bool("TRACK_OPENS", False),

@@ -150,6 +150,25 @@ def test_production_starts_with_its_required_variables():
     assert result.returncode == 0, result.stderr
 
 
+PRODUCTION_ENV = {
+    "SECRET_KEY": "x" * 50,
+    "ALLOWED_HOSTS": "news.example.com",
+    "DATABASE_URL": "postgres://u@localhost/news",
+    "EMAIL_URL": "smtp://mail.example.com:587?tls=1",
+}
+
+
+def test_production_refuses_a_plain_http_base_url():
+    result = _boot("newsletter_site.settings.production", {**PRODUCTION_ENV, "BASE_URL": "http://news.example.com"})
+    assert result.returncode != 0
+    assert "BASE_URL must be https://" in result.stderr
+
+
+def test_production_accepts_plain_http_on_loopback_only_for_make_serve_prod():
+    result = _boot("newsletter_site.settings.production", {**PRODUCTION_ENV, "BASE_URL": "http://127.0.0.1:8142"})
+    assert result.returncode == 0, result.stderr
+
+
 def test_bad_email_url_stops_start_up_naming_the_variable():
     result = _boot("newsletter_site.settings.dev", {"EMAIL_URL": "carrier-pigeon://coop"})
     assert result.returncode != 0

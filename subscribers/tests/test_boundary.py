@@ -24,7 +24,7 @@ def subscribe_page(home_page, newsletter_settings, news):
 
 def subscribe(client, email="ann@example.com", lists=(), **extra):
     data = {"email": email, "name": "", "lists": list(lists), "website": "", **extra}
-    return client.post("/subscribe/", data)
+    return client.post("/subscribe/", data, follow=True)  # past the Post/Redirect/Get
 
 
 def csrf_post(client, path, data):

@@ -38,12 +38,13 @@ def flows(subscribe_page, news, sport):
 
 @pytest.fixture
 def post_subscribe(django_capture_on_commit_callbacks):
-    """POST the subscribe form; the after-commit work (the confirmation email) runs before it returns."""
+    """POST the subscribe form and follow the redirect; the after-commit work (the confirmation
+    email) runs before it returns."""
 
     def post(client, email="ann@example.com", lists=(), **extra):
         data = {"email": email, "name": "", "lists": [m.pk for m in lists], "website": "", **extra}
         with django_capture_on_commit_callbacks(execute=True):
-            return client.post("/subscribe/", data, HTTP_USER_AGENT="Test browser")
+            return client.post("/subscribe/", data, HTTP_USER_AGENT="Test browser", follow=True)
 
     return post
 
@@ -400,7 +401,7 @@ def test_preference_centre_unsubscribes_from_everything(subscribed):
     private = MailingListFactory(slug="staff", is_public=False)
     SubscriptionFactory(subscriber=subscribed.subscriber, list=private)
     client = Client(enforce_csrf_checks=True)
-    csrf_post(client, preferences_path(subscribed.subscriber), {"unsubscribe_all": "1"})
+    csrf_post(client, preferences_path(subscribed.subscriber), {"unsubscribe_all": "1", "confirm": "1"})
 
     assert set(subscribed.subscriber.subscriptions.values_list("status", flat=True)) == {"unsubscribed"}
     assert set(subscribed.subscriber.subscriptions.values_list("unsubscribe_method", flat=True)) == {"preferences"}

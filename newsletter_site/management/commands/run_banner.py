@@ -1,5 +1,3 @@
-import os
-
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
@@ -8,7 +6,8 @@ class Command(BaseCommand):
     help = "Print where to find the site, the admin and the outbox (used by `make run`)."
 
     def handle(self, *args, **options):
-        base = f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+        # `make run` sets BASE_URL from HOST and PORT (unless given): the banner shows what emails link to.
+        base = settings.BASE_URL
         mailer = settings.MAILERS["default"]
         outbox = mailer.get("OPTIONS", {}).get("directory") if mailer["BACKEND"].endswith("OutboxBackend") else None
         lines = [
