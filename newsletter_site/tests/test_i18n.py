@@ -33,6 +33,18 @@ def test_accept_language_chinese_is_sent_to_the_chinese_translation(client, chin
     assert page.context["page"].pk == chinese_archive.pk
 
 
+def test_browsing_with_accept_language_chinese_shows_chinese_pages(client, home_page, translate_page):
+    translate_page(home_page, "zh-hans", title="大字报")
+
+    response = client.get("/", HTTP_ACCEPT_LANGUAGE="zh-CN", follow=True)
+
+    assert response.redirect_chain == [("/zh-hans/", 302)]
+    html = response.content.decode()
+    assert '<html lang="zh-hans">' in html
+    assert "跳到正文" in html  # the interface: skip link
+    assert "大字报" in html  # the content: the translated page
+
+
 def test_a_page_without_translation_is_served_as_it_is_to_chinese_readers(client, archive_page):
     response = client.get("/archive/", HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
 

@@ -52,7 +52,7 @@ def test_subscribing_from_the_chinese_page_records_chinese_and_sends_a_chinese_c
 ):
     response = subscribe("/zh-hans/subscribe/", news)
 
-    assert response.status_code == 200
+    assert (response.status_code, response["Location"]) == (303, "/zh-hans/subscribe/?sent=1")
     assert Subscriber.objects.get().language == "zh-hans"
     message = mailoutbox[0]
     assert message.subject == "请确认您的订阅"
