@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.http import Http404, HttpResponseBadRequest, HttpResponseRedirect
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods
 from django.views.static import serve
 
 
@@ -19,19 +19,22 @@ def media(request, path):
     return serve(request, path, document_root=settings.MEDIA_ROOT)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def set_language(request):
     """The language switcher: remember ``language`` in the language cookie, go to ``next``.
 
-    Like django.views.i18n.set_language, but ``next`` is used as given (the switcher already
-    points each language at that language's version of the page): Django's translate_url cannot
-    translate Wagtail's catch-all page URLs and would build ``/zh-hans/zh-hans/...``. A ``next``
-    that is not a path on this site becomes ``/``.
+    The switcher is made of plain links (GET): no form, so no CSRF token or cookie on the pages
+    that show it (the subscribe thank-you page must be byte-identical for every address); setting
+    a preference cookie for one's own browser needs no protection. Like Django's set_language,
+    except that ``next`` is used as given (the switcher already points each language at that
+    language's version of the page): Django's translate_url cannot translate Wagtail's catch-all
+    page URLs and would build ``/zh-hans/zh-hans/...``. A ``next`` off this site becomes ``/``.
     """
-    language = request.POST.get("language", "")
+    data = request.POST if request.method == "POST" else request.GET
+    language = data.get("language", "")
     if language not in dict(settings.LANGUAGES):
         return HttpResponseBadRequest("Unknown language.")
-    next_url = request.POST.get("next", "")
+    next_url = data.get("next", "")
     if not next_url.startswith("/") or not url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):

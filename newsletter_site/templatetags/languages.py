@@ -1,5 +1,7 @@
 """``{% language_options %}``: where the language switcher sends each language."""
 
+from urllib.parse import urlencode
+
 from django import template
 from django.conf import settings
 from django.utils import translation
@@ -10,7 +12,8 @@ register = template.Library()
 
 @register.simple_tag(takes_context=True)
 def language_options(context) -> list[dict]:
-    """One dict per settings.LANGUAGES entry: ``code``, ``name_local``, ``current`` and ``url``.
+    """One dict per settings.LANGUAGES entry: ``code``, ``name_local``, ``current``, ``url`` and
+    ``query`` (the switcher link's query string: ``language`` and ``next``).
 
     On a Wagtail page, ``url`` is its translation in that language, else that language's home
     page; elsewhere (token pages, forms) the same path without a language prefix, since those
@@ -24,7 +27,10 @@ def language_options(context) -> list[dict]:
     for code, _name in settings.LANGUAGES:
         url = _url_for(code, page if isinstance(page, Page) else None, request, locales)
         info = translation.get_language_info(code)
-        options.append({"code": code, "name_local": info["name_local"], "current": code == current, "url": url})
+        query = urlencode({"language": code, "next": url})
+        options.append(
+            {"code": code, "name_local": info["name_local"], "current": code == current, "url": url, "query": query}
+        )
     return options
 
 

@@ -89,7 +89,7 @@ def test_the_switcher_cookie_wins_over_accept_language(client, chinese_archive):
 
 
 def test_switching_language_sets_the_cookie_and_goes_to_the_page_in_that_language(client, chinese_archive):
-    response = client.post("/i18n/setlang/", {"language": "en", "next": "/archive/"})
+    response = client.get("/i18n/setlang/", {"language": "en", "next": "/archive/"})
 
     assert response.status_code == 302
     assert response["Location"] == "/archive/"
@@ -99,13 +99,13 @@ def test_switching_language_sets_the_cookie_and_goes_to_the_page_in_that_languag
 
 @pytest.mark.parametrize("next_url", ["https://evil.example/", "//evil.example/", "javascript:alert(1)", ""])
 def test_switcher_never_redirects_off_the_site(client, db, next_url):
-    response = client.post("/i18n/setlang/", {"language": "zh-hans", "next": next_url})
+    response = client.get("/i18n/setlang/", {"language": "zh-hans", "next": next_url})
 
     assert response["Location"] == "/"
 
 
 def test_switcher_refuses_an_unknown_language(client, db):
-    assert client.post("/i18n/setlang/", {"language": "xx", "next": "/"}).status_code == 400
+    assert client.get("/i18n/setlang/", {"language": "xx", "next": "/"}).status_code == 400
 
 
 def test_switcher_on_a_page_points_each_language_at_its_translation(chinese_archive, archive_page):
@@ -113,9 +113,8 @@ def test_switcher_on_a_page_points_each_language_at_its_translation(chinese_arch
     with translation.override("en"):
         html = render_to_string("includes/language_switcher.html", {"page": archive_page}, request=request)
 
-    assert '<input type="hidden" name="next" value="/zh-hans/archive/">' in html
-    assert '<button type="submit" name="language" value="zh-hans" lang="zh-hans"' in html
-    assert "简体中文" in html
+    assert 'href="/i18n/setlang/?language=zh-hans&amp;next=%2Fzh-hans%2Farchive%2F"' in html
+    assert 'lang="zh-hans" hreflang="zh-hans" rel="nofollow">简体中文</a>' in html
     assert 'aria-current="true">English<' in html
 
 
@@ -125,7 +124,7 @@ def test_switcher_on_an_untranslated_page_offers_the_other_languages_home(chines
     with translation.override("en"):
         html = render_to_string("includes/language_switcher.html", {"page": other}, request=request)
 
-    assert '<input type="hidden" name="next" value="/zh-hans/">' in html
+    assert 'href="/i18n/setlang/?language=zh-hans&amp;next=%2Fzh-hans%2F"' in html
 
 
 def test_switcher_off_the_page_tree_keeps_the_path_without_prefix(db):
@@ -133,7 +132,7 @@ def test_switcher_off_the_page_tree_keeps_the_path_without_prefix(db):
     with translation.override("zh-hans"):
         html = render_to_string("includes/language_switcher.html", {}, request=request)
 
-    assert '<input type="hidden" name="next" value="/newsletter/preferences/tok/">' in html
+    assert 'href="/i18n/setlang/?language=en&amp;next=%2Fnewsletter%2Fpreferences%2Ftok%2F"' in html
     assert 'aria-current="true">简体中文<' in html
 
 
@@ -154,3 +153,12 @@ def test_one_click_post_is_answered_directly_whatever_the_language(client, db):
 
     assert response.status_code == 400
     assert response.content.decode() == "此退订链接无效。"
+
+
+def test_the_switcher_adds_no_csrf_token_or_cookie_to_the_page(client, home_page, translate_page):
+    translate_page(home_page, "zh-hans", title="大字报")
+
+    response = client.get("/zh-hans/")
+
+    assert "csrfmiddlewaretoken" not in response.content.decode()
+    assert "Set-Cookie" not in response.headers
