@@ -50,7 +50,8 @@ run: demo
 # The production path on this machine: production settings, collectstatic (manifest storage),
 # gunicorn on loopback. Variables production requires get development-safe values unless given;
 # with the default SQLite database the demo content is loaded too. Tasks run in the web process
-# (immediate://) unless TASKS_URL is given, so no separate worker is needed to try it.
+# (immediate://) unless TASKS_URL is given, so no separate worker is needed to try it. One
+# process (SQLite by default), no control socket (its default path is shared by every gunicorn).
 SERVE_PROD_ENV = DJANGO_SETTINGS_MODULE=newsletter_site.settings.production \
 	SECRET_KEY="$${SECRET_KEY:-serve-prod-local-only-$$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo key)}" \
 	ALLOWED_HOSTS="$${ALLOWED_HOSTS:-127.0.0.1,localhost}" \
@@ -65,8 +66,8 @@ serve-prod: venv
 	$(SERVE_PROD_ENV) $(PY) manage.py createcachetable
 	@if [ -z "$$DATABASE_URL" ]; then $(SERVE_PROD_ENV) $(PY) manage.py load_demo_content; fi
 	$(SERVE_PROD_ENV) $(PY) manage.py collectstatic --noinput --verbosity 0
-	$(SERVE_PROD_ENV) $(BIN)/gunicorn newsletter_site.wsgi --bind "$(HOST):$(PORT)" --workers 2 \
-		--access-logfile -
+	$(SERVE_PROD_ENV) $(BIN)/gunicorn newsletter_site.wsgi --bind "$(HOST):$(PORT)" \
+		--workers 1 --threads 4 --no-control-socket --access-logfile -
 
 check: dev-venv
 	$(PY) manage.py check --fail-level WARNING

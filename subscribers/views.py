@@ -172,9 +172,10 @@ def confirm(request, token):
     if state == services.CONFIRM_GONE:
         return _bad_link(request, expired=True)
     if request.method == "POST":
-        urls = services.recipient_urls(uid, list_ids)
+        # A link on our own site: relative, whatever BASE_URL says (emails need it absolute, pages don't).
+        preferences_url = reverse("subscribers:preferences", args=[tokens.preferences_token(uid)])
         return TemplateResponse(
-            request, "subscribers/confirmed.html", {"lists": lists, "preferences_url": urls["preferences_url"]}
+            request, "subscribers/confirmed.html", {"lists": lists, "preferences_url": preferences_url}
         )
     return TemplateResponse(request, "subscribers/confirm.html", {"lists": lists})
 

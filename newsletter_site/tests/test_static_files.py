@@ -79,6 +79,21 @@ def test_every_public_page_references_only_collected_static_files(collected, pub
     assert_collected(render_to_string("500.html"), collected, "500")
 
 
+def test_every_public_page_links_to_its_own_site_relatively_and_needs_no_inline_code(public_pages, settings):
+    """Same-site links are paths (the site works at any address), and nothing inline: a strict
+    Content-Security-Policy (no 'unsafe-inline') breaks no page."""
+    client = Client()
+    answers = {name: client.get(path) for name, path in public_pages.items()}
+    answers["confirmed"] = client.post(public_pages["confirm"])
+    answers["unsubscribed"] = client.post(public_pages["unsubscribe"])
+    for name, response in answers.items():
+        html = response.content.decode()
+        assert settings.BASE_URL not in html, name
+        assert not re.search(r"<script(?![^>]*\bsrc=)", html), f"{name}: inline script"
+        assert not re.search(r"<style|\sstyle=", html), f"{name}: inline style"
+        assert not re.search(r"\son[a-z]+=", html), f"{name}: inline event handler"
+
+
 def test_a_missing_static_file_fails_the_check(collected, settings, tmp_path):
     """The check itself can fail: a template naming a file nobody committed does not render."""
     (tmp_path / "templates").mkdir()
