@@ -4,14 +4,17 @@ Every view requires the ``campaigns.send_campaign`` permission (editing pages is
 and answers 403 without it. Every action is written to Wagtail's audit log with the user.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.views.generic import FormView, TemplateView, View
 from wagtail.admin import messages
 from wagtail.admin.ui.tables import Column, NumberColumn, StatusTagColumn, TitleColumn
@@ -22,10 +25,10 @@ from campaigns import audit, charts, reporting, services
 from campaigns.admin_forms import CampaignFilterSet, DeliveryFilterForm, SendCampaignForm, TestSendForm
 from campaigns.models import Campaign, Delivery, NewsletterIssuePage
 from mail.senders import newsletter_settings, sender_for
+from subscribers.admin_permissions import ModelPolicyChecker
 from subscribers.models import Subscriber
 from subscribers.templatetags.admin_format import DATETIME_FORMAT, DateTimeColumn
 
-SEND_PERMISSION = services.SEND_PERMISSION
 # Campaigns that went out (or are going out) to a list: the ones that make a second send a re-send.
 ALREADY_SENT_STATUSES = [
     Campaign.Status.SCHEDULED,
@@ -35,31 +38,21 @@ ALREADY_SENT_STATUSES = [
 ]
 
 
+# Campaign's ModelPermissionPolicy (registered in CampaignsConfig.ready()): "send" is
+# campaigns.send_campaign. Every view here requires it; editing pages is a separate permission.
+permission_checker = ModelPolicyChecker(
+    Campaign, denied_message="Sending newsletters needs the “Can send campaigns” permission."
+)
+requires_send = method_decorator(permission_checker.require("send"), name="dispatch")
+
+
 def can_send(user) -> bool:
-    return user.has_perm(SEND_PERMISSION)
+    return permission_checker.user_has(user, "send")
 
 
 def sendable_page(page) -> bool:
     """A NewsletterIssuePage that is live: the published revision is what a campaign sends."""
     return isinstance(page, NewsletterIssuePage) and page.live and page.live_revision_id is not None
-
-
-def forbidden(request):
-    """A Wagtail-styled 403 page.
-
-    Returned rather than raising PermissionDenied: Wagtail's admin turns that exception into a
-    redirect to the dashboard, and a URL that must not be used should say 403.
-    """
-    return TemplateResponse(request, "campaigns/admin/forbidden.html", status=403)
-
-
-class SendPermissionRequired:
-    """403 for users without the send permission, whatever else they may do in the admin."""
-
-    def dispatch(self, request, *args, **kwargs):
-        if not can_send(request.user):
-            return forbidden(request)
-        return super().dispatch(request, *args, **kwargs)
 
 
 def _crumbs(*items):
@@ -82,7 +75,8 @@ def _local(value) -> str:
 # --- Send from the page --------------------------------------------------------------------------
 
 
-class SendCampaignView(SendPermissionRequired, generic.WagtailAdminTemplateMixin, FormView):
+@requires_send
+class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
     """The "Send as newsletter" form of one published issue: test send, review, confirm.
 
     POST ``action``: ``test`` sends a test and stays on the form; ``review`` validates and shows
@@ -96,8 +90,6 @@ class SendCampaignView(SendPermissionRequired, generic.WagtailAdminTemplateMixin
     header_icon = "mail"
 
     def dispatch(self, request, *args, **kwargs):
-        if not can_send(request.user):
-            return forbidden(request)
         self.page = get_object_or_404(NewsletterIssuePage, pk=kwargs["page_id"])
         if not sendable_page(self.page):
             messages.error(request, f"'{self.page.title}' is not published: only a published issue can be sent.")
@@ -241,7 +233,8 @@ class SendCampaignView(SendPermissionRequired, generic.WagtailAdminTemplateMixin
         return redirect("campaigns_admin:detail", campaign.pk)
 
 
-class NewCampaignView(SendPermissionRequired, generic.WagtailAdminTemplateMixin, TemplateView):
+@requires_send
+class NewCampaignView(generic.WagtailAdminTemplateMixin, TemplateView):
     """ "New campaign": choose a published issue, then its "Send as newsletter" form."""
 
     template_name = "campaigns/admin/new.html"
@@ -277,9 +270,10 @@ class NewCampaignView(SendPermissionRequired, generic.WagtailAdminTemplateMixin,
 # --- Campaign listing ----------------------------------------------------------------------------
 
 
-class CampaignIndexView(SendPermissionRequired, generic.IndexView):
+@requires_send
+class CampaignIndexView(generic.IndexView):
     model = Campaign
-    any_permission_required = None  # SendPermissionRequired decides
+    any_permission_required = ["send"]
     filterset_class = CampaignFilterSet
     index_url_name = "campaigns_admin:index"
     index_results_url_name = "campaigns_admin:index_results"
@@ -328,12 +322,13 @@ class CampaignIndexView(SendPermissionRequired, generic.IndexView):
 # --- One campaign --------------------------------------------------------------------------------
 
 
-class CampaignMixin(SendPermissionRequired):
+class CampaignMixin:
     def setup(self, request, *args, **kwargs):
         super().setup(request, *args, **kwargs)
         self.campaign = get_object_or_404(Campaign.objects.select_related("page"), pk=kwargs["pk"])
 
 
+@requires_send
 class CampaignDetailView(CampaignMixin, generic.WagtailAdminTemplateMixin, TemplateView):
     """Progress (live while sending), controls, and the per-recipient deliveries table."""
 
@@ -380,39 +375,92 @@ class CampaignDetailView(CampaignMixin, generic.WagtailAdminTemplateMixin, Templ
         return context
 
 
+@dataclass(frozen=True)
+class CampaignAction:
+    """One control on the campaign page: when it applies, the workflow it calls, how it is logged.
+
+    ``run(campaign, user)`` calls the service and returns the audit entry's data (raising
+    services.CampaignError when the campaign cannot do it); ``message`` is formatted with that data.
+    """
+
+    name: str
+    label: str
+    icon: str
+    classname: str
+    applies: Callable[[Campaign], bool]
+    run: Callable[[Campaign, object], dict]
+    log_action: str
+    message: str
+
+
+_S = Campaign.Status
+
+
+def _pause(campaign, user):
+    services.pause_campaign(campaign.pk, user=user)
+    return {}
+
+
+def _resume(campaign, user):
+    services.resume_campaign(campaign.pk, user=user)
+    return {}
+
+
+def _cancel(campaign, user):
+    services.cancel_campaign(campaign.pk, user=user)
+    return {}
+
+
+def _retry(campaign, user):
+    return {"count": services.retry_failed(campaign.pk)}
+
+
+# The campaign page's controls, in button order. A new control is one entry here.
+CAMPAIGN_ACTIONS = {
+    action.name: action
+    for action in [
+        CampaignAction(
+            "pause", "Pause", "time", "button-secondary", lambda c: c.status == _S.SENDING, _pause, audit.PAUSE,
+            "Sending is paused.",
+        ),
+        CampaignAction(
+            "resume", "Resume", "resubmit", "button-secondary", lambda c: c.status == _S.PAUSED, _resume,
+            audit.RESUME, "Sending resumed.",
+        ),
+        CampaignAction(
+            "retry", "Retry failed", "rotate", "button-secondary",
+            lambda c: c.failed > 0 and c.status in (_S.SENDING, _S.PAUSED, _S.SENT), _retry, audit.RETRY_FAILED,
+            "{count:,} failed deliveries queued again.",
+        ),
+        CampaignAction(
+            "cancel", "Cancel campaign", "cross", "no",
+            lambda c: c.status in (_S.DRAFT, _S.SCHEDULED, _S.SENDING, _S.PAUSED), _cancel, audit.CANCEL,
+            "The campaign is cancelled: nothing more will be sent.",
+        ),
+    ]
+}  # fmt: skip
+
+
 def campaign_actions(campaign: Campaign) -> list[dict]:
     """Every control button, with ``shown`` saying whether it applies in the campaign's current status.
 
     All are rendered (hidden when not shown) so the progress script can reveal them when the
     status changes, e.g. Resume after someone else paused the campaign.
     """
-    status = Campaign.Status
-    can_retry = campaign.failed > 0 and campaign.status in (status.SENDING, status.PAUSED, status.SENT)
-    buttons = [
-        ("pause", "Pause", "time", "button-secondary", campaign.status == status.SENDING),
-        ("resume", "Resume", "resubmit", "button-secondary", campaign.status == status.PAUSED),
-        ("retry", "Retry failed", "rotate", "button-secondary", can_retry),
-        (
-            "cancel",
-            "Cancel campaign",
-            "cross",
-            "no",
-            campaign.status in (status.DRAFT, status.SCHEDULED, status.SENDING, status.PAUSED),
-        ),
-    ]
     return [
         {
-            "name": name,
-            "label": label,
-            "icon": icon,
-            "classname": classname,
-            "shown": shown,
-            "url": reverse("campaigns_admin:action", args=[campaign.pk, name]),
+            "name": action.name,
+            "label": action.label,
+            "icon": action.icon,
+            "classname": action.classname,
+            "shown": action.applies(campaign),
+            "url": reverse("campaigns_admin:action", args=[campaign.pk, action.name]),
         }
-        for name, label, icon, classname, shown in buttons
+        for action in CAMPAIGN_ACTIONS.values()
     ]
 
 
+@requires_send
 class CampaignProgressView(CampaignMixin, View):
     """The JSON the progress bar polls every 2 seconds (see campaigns/static/campaigns/progress.js)."""
 
@@ -422,37 +470,31 @@ class CampaignProgressView(CampaignMixin, View):
         return JsonResponse(data)
 
 
+@requires_send
 class CampaignActionView(CampaignMixin, View):
-    """POST pause / resume / cancel / retry: call the service, log it, go back to the campaign page."""
+    """POST one of CAMPAIGN_ACTIONS: call its workflow and write its audit entry in one transaction
+    (as wagtail.contrib.redirects logs inside the transaction: no entry for a change that rolled
+    back, no change without its entry), then go back to the campaign page."""
 
     http_method_names = ["post"]
 
     def post(self, request, *args, **kwargs):
-        action, campaign, user = kwargs["action"], self.campaign, request.user
+        action = CAMPAIGN_ACTIONS.get(kwargs["action"])
+        if action is None:
+            raise Http404
+        campaign, user = self.campaign, request.user
         try:
-            if action == "pause":
-                services.pause_campaign(campaign.pk, user=user)
-                audit.log_action(campaign, audit.PAUSE, user)
-                messages.success(request, "Sending is paused.")
-            elif action == "resume":
-                services.resume_campaign(campaign.pk, user=user)
-                audit.log_action(campaign, audit.RESUME, user)
-                messages.success(request, "Sending resumed.")
-            elif action == "cancel":
-                services.cancel_campaign(campaign.pk, user=user)
-                audit.log_action(campaign, audit.CANCEL, user)
-                messages.success(request, "The campaign is cancelled: nothing more will be sent.")
-            elif action == "retry":
-                count = services.retry_failed(campaign.pk)
-                audit.log_action(campaign, audit.RETRY_FAILED, user, count=count)
-                messages.success(request, f"{count:,} failed deliveries queued again.")
-            else:
-                raise Http404
+            with transaction.atomic():
+                data = action.run(campaign, user)
+                audit.log_action(campaign, action.log_action, user, **data)
         except services.CampaignError as error:
             messages.error(request, str(error))
+        else:
+            messages.success(request, action.message.format(**data))
         return redirect("campaigns_admin:detail", campaign.pk)
 
 
+@requires_send
 class CampaignReportView(CampaignMixin, generic.WagtailAdminTemplateMixin, TemplateView):
     template_name = "campaigns/admin/report.html"
     header_icon = "doc-full"

@@ -3,22 +3,29 @@
 Views, commands and tasks call these; the per-batch sending lives in campaigns.sending.
 """
 
+import logging
 import math
 import uuid
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.core.mail import EmailMessage
 from django.db import connection, transaction
-from django.db.models import F, Value
+from django.db.models import Value
+from django.urls import reverse
 from django.utils import timezone
 
+from campaigns import audit
 from campaigns.models import Campaign, Delivery, NewsletterIssuePage, NewsletterSettings
+from campaigns.sending import recover_stale_deliveries
 from campaigns.sending.headers import build_content
 from mail.addresses import HeaderValueError
 from mail.senders import newsletter_settings, sender_for
 from subscribers.models import MailingList, Subscriber
 
 SEND_PERMISSION = "campaigns.send_campaign"
+
+logger = logging.getLogger(__name__)
 
 
 class CampaignError(Exception):
@@ -178,15 +185,18 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
     return campaign
 
 
-def enqueue_batches(campaign_id: int, recipients: int | None = None) -> int:
-    """Enqueue min(ceil(recipients / BATCH_SIZE), PARALLEL_BATCHES) batch tasks; returns how many."""
+def enqueue_batches(campaign_id: int, recipients: int | None = None, *, extra: bool = False) -> int:
+    """Enqueue min(ceil(recipients / BATCH_SIZE), PARALLEL_BATCHES) batch tasks; returns how many.
+
+    ``extra``: one chain already runs (the task that saw the relay come back), so one fewer.
+    """
     from campaigns.tasks import send_batch_task
 
     if recipients is None:
         recipients = Delivery.objects.unfinished().filter(campaign_id=campaign_id).count()
     batch_size = int(settings.BROADSHEET["BATCH_SIZE"])
     parallel = int(settings.BROADSHEET["PARALLEL_BATCHES"])
-    count = max(1, min(math.ceil(recipients / batch_size), parallel))
+    count = max(1, min(math.ceil(recipients / batch_size), parallel)) - extra
     for _ in range(count):
         send_batch_task.enqueue(campaign_id)
     return count
@@ -235,9 +245,7 @@ def start_scheduled_campaign(campaign_id: int) -> str:
     try:
         _begin(campaign_id, user=None, scheduled=True)
     except CampaignError as error:
-        Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SCHEDULED).update(
-            status=Campaign.Status.FAILED, last_error=str(error), finished_at=timezone.now()
-        )
+        Campaign.objects.filter(pk=campaign_id).fail_to_start(str(error))
         return f"failed: {error}"
     return "started"
 
@@ -254,26 +262,32 @@ def start_due_campaigns() -> list[int]:
 # --- Controlling ------------------------------------------------------------------------------
 
 
-def _set_status(campaign_id: int, allowed, status, user=None) -> Campaign:
+def _check_permission(user) -> None:
     if user is not None and not user.has_perm(SEND_PERMISSION):
         raise PermissionDenied("You do not have permission to send campaigns.")
-    updated = Campaign.objects.filter(pk=campaign_id, status__in=allowed).update(status=status)
+
+
+def _refused(campaign_id: int, verb: str) -> CampaignError:
     campaign = Campaign.objects.get(pk=campaign_id)
-    if not updated:
-        raise CampaignError(f"A {campaign.get_status_display().lower()} campaign cannot be {status}.")
-    return campaign
+    return CampaignError(f"A {campaign.get_status_display().lower()} campaign cannot be {verb}.")
 
 
 def pause_campaign(campaign_id: int, user=None) -> Campaign:
     """Stop sending after the current chunk; queued rows wait for resume_campaign()."""
-    return _set_status(campaign_id, [Campaign.Status.SENDING], Campaign.Status.PAUSED, user)
+    _check_permission(user)
+    campaign = Campaign.objects.get(pk=campaign_id)
+    if not campaign.pause():
+        raise _refused(campaign_id, Campaign.Status.PAUSED)
+    return campaign
 
 
 def resume_campaign(campaign_id: int, user=None, *, enqueue: bool = True) -> Campaign:
-    """Continue a paused campaign (also settles rows of workers that died meanwhile)."""
-    from campaigns.sending import recover_stale_deliveries
-
-    campaign = _set_status(campaign_id, [Campaign.Status.PAUSED], Campaign.Status.SENDING, user)
+    """Continue a paused campaign (also settles rows of workers that died meanwhile, and forgets a
+    relay outage or refused login that paused it: a person says it is fixed)."""
+    _check_permission(user)
+    campaign = Campaign.objects.get(pk=campaign_id)
+    if not campaign.resume():
+        raise _refused(campaign_id, Campaign.Status.SENDING)
     recover_stale_deliveries(campaign_id)
     if enqueue:
         transaction.on_commit(lambda: enqueue_batches(campaign_id))
@@ -282,37 +296,68 @@ def resume_campaign(campaign_id: int, user=None, *, enqueue: bool = True) -> Cam
 
 def cancel_campaign(campaign_id: int, user=None) -> Campaign:
     """Stop for good: queued rows become skipped (claimed ones as soon as their worker notices)."""
-    active = [Campaign.Status.DRAFT, Campaign.Status.SCHEDULED, Campaign.Status.SENDING, Campaign.Status.PAUSED]
-    with transaction.atomic():
-        campaign = _set_status(campaign_id, active, Campaign.Status.CANCELLED, user)
-        skipped = Delivery.objects.filter(campaign_id=campaign_id, status=Delivery.Status.QUEUED, claimed_by="").update(
-            status=Delivery.Status.SKIPPED, last_error="campaign cancelled"
-        )
-        Campaign.objects.filter(pk=campaign_id).update(skipped=F("skipped") + skipped, finished_at=timezone.now())
-    campaign.refresh_from_db()
+    _check_permission(user)
+    campaign = Campaign.objects.get(pk=campaign_id)
+    if not campaign.cancel():
+        raise _refused(campaign_id, Campaign.Status.CANCELLED)
     return campaign
 
 
 def retry_failed(campaign_id: int, *, include_unknown: bool = False) -> int:
     """Queue the campaign's failed deliveries again; returns how many.
 
-    Deliveries that failed as "unknown" (the worker died while sending them) may have arrived,
-    so they are only retried with ``include_unknown=True``, an explicit decision.
+    Deliveries whose outcome is unknown (in flight when a worker died or a link was cut) may have
+    arrived, so they are only retried with ``include_unknown=True``, an explicit decision.
     """
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
         if campaign.status not in (Campaign.Status.SENDING, Campaign.Status.PAUSED, Campaign.Status.SENT):
             raise CampaignError(f"A {campaign.get_status_display().lower()} campaign cannot be retried.")
-        rows = Delivery.objects.filter(campaign_id=campaign_id, status=Delivery.Status.FAILED)
-        if not include_unknown:
-            rows = rows.exclude(last_error__startswith="unknown:")
-        count = rows.update(status=Delivery.Status.QUEUED, claimed_by="", claimed_at=None, retry_at=None, attempts=0)
+        statuses = [Delivery.Status.FAILED, Delivery.Status.UNKNOWN] if include_unknown else [Delivery.Status.FAILED]
+        count = Delivery.objects.filter(campaign_id=campaign_id, status__in=statuses).retry()
         if count:
-            status = Campaign.Status.PAUSED if campaign.status == Campaign.Status.PAUSED else Campaign.Status.SENDING
-            Campaign.objects.filter(pk=campaign_id).update(failed=F("failed") - count, status=status, finished_at=None)
-            if status == Campaign.Status.SENDING:
+            paused = campaign.status == Campaign.Status.PAUSED
+            Campaign.objects.filter(pk=campaign_id).reopen_for_retry(count, paused=paused)
+            if not paused:
                 transaction.on_commit(lambda: enqueue_batches(campaign_id, count))
     return count
+
+
+def send_campaign_paused_notice(campaign_id: int) -> bool:
+    """Tell the staff that the engine paused ``campaign_id`` (its relay): an entry in Wagtail's
+    history (with the reason) and an email to NOTIFY_STAFF with a link to the campaign page.
+
+    The email goes through the default mailer, which may be the relay that failed: a failure to
+    send it is logged as an error (the campaign page and the history show the pause anyway).
+    Returns True if the email went.
+    """
+    campaign = Campaign.objects.select_related("page").filter(pk=campaign_id).first()
+    if campaign is None or campaign.status != Campaign.Status.PAUSED:
+        return False
+    audit.log_action(campaign, audit.PAUSE, None, reason=campaign.last_error)
+    recipients = list(settings.BROADSHEET["NOTIFY_STAFF"])
+    if not recipients:
+        logger.error("Campaign %s paused (no NOTIFY_STAFF to tell): %s", campaign_id, campaign.last_error)
+        return False
+    url = settings.WAGTAILADMIN_BASE_URL.rstrip("/") + reverse("campaigns_admin:detail", args=[campaign.pk])
+    body = (
+        f'The campaign "{campaign.page.title}" was paused by the sending engine:\n\n'
+        f"{campaign.last_error}\n\n"
+        f"Sent so far: {campaign.sent} of {campaign.recipients}. Resume it once the problem is fixed:\n{url}\n"
+    )
+    message = EmailMessage(
+        f"Campaign paused: {campaign.page.title}"[:200].replace("\n", " "),
+        body,
+        settings.DEFAULT_FROM_EMAIL,
+        recipients,
+        headers={"Auto-Submitted": "auto-generated"},
+    )
+    try:
+        message.send()
+    except Exception:
+        logger.exception("Campaign %s paused; the staff notice could not be sent: %s", campaign_id, campaign.last_error)
+        return False
+    return True
 
 
 # --- Test sends -------------------------------------------------------------------------------

@@ -7,13 +7,30 @@ from django.utils import timezone
 from django_tasks import task
 from django_tasks.backends.immediate import ImmediateBackend
 
+from campaigns import services
+from campaigns.sending import new_worker_id, send_batch
+
 
 @task(queue_name="campaigns")
 def start_campaign_task(campaign_id: int) -> str:
     """Start a scheduled campaign; refuses (returns "not due") before its scheduled time."""
-    from campaigns.services import start_scheduled_campaign
+    return services.start_scheduled_campaign(campaign_id)
 
-    return start_scheduled_campaign(campaign_id)
+
+@task(queue_name="campaigns")
+def notify_staff_campaign_paused(campaign_id: int) -> bool:
+    """Tell NOTIFY_STAFF that the engine paused a campaign (its relay), with the reason."""
+    return services.send_campaign_paused_notice(campaign_id)
+
+
+def watchdog_delay() -> datetime.timedelta:
+    """How soon a waiting task looks again for a dead worker's rows: just past the heartbeat timeout."""
+    config = settings.BROADSHEET
+    if float(config["HEARTBEAT_SECONDS"]) > 0:
+        return datetime.timedelta(
+            seconds=float(config["HEARTBEAT_TIMEOUT_SECONDS"]) + float(config["HEARTBEAT_SECONDS"])
+        )
+    return datetime.timedelta(seconds=float(config["CLAIM_TIMEOUT_SECONDS"]) + 1)
 
 
 @task(queue_name="campaigns")
@@ -22,11 +39,11 @@ def send_batch_task(campaign_id: int) -> dict:
 
     The successor is enqueued as soon as the rows are claimed (before sending), so a worker
     killed mid-batch never breaks the chain: the successor settles the dead worker's rows once
-    their claim is stale. Each run enqueues at most one successor, so the number of batch tasks
-    per campaign stays what start_campaign enqueued.
+    it is seen dead (seconds: engine.worker_is_dead). Each run enqueues at most one successor, so
+    the number of batch tasks per campaign stays what start_campaign enqueued. While the relay
+    is down nothing is claimed and no successor is enqueued, except by the one run that recorded
+    the failure: it comes back at the campaign's ``next_try_at``.
     """
-    from campaigns.sending import new_worker_id, send_batch
-
     worker_id = new_worker_id()
     backend = send_batch_task.get_backend()
     if isinstance(backend, ImmediateBackend) or not backend.supports_defer:
@@ -34,6 +51,8 @@ def send_batch_task(campaign_id: int) -> dict:
         total: dict = {}
         while True:
             result = send_batch(campaign_id, worker_id=worker_id)
+            if result["paused"]:
+                notify_staff_campaign_paused.enqueue(campaign_id)
             for key, value in result.items():
                 counted = isinstance(value, int) and not isinstance(value, bool)
                 total[key] = total.get(key, 0) + value if counted else value
@@ -44,8 +63,7 @@ def send_batch_task(campaign_id: int) -> dict:
         if state["claimable"]:
             run_after = None
         elif state["unfinished"]:
-            stale = float(settings.BROADSHEET["CLAIM_TIMEOUT_SECONDS"])
-            run_after = timezone.now() + datetime.timedelta(seconds=stale + 1)
+            run_after = timezone.now() + watchdog_delay()
             if state["next_retry_at"] is not None:
                 run_after = min(run_after, state["next_retry_at"])
         else:
@@ -53,4 +71,13 @@ def send_batch_task(campaign_id: int) -> dict:
         next_task = send_batch_task.using(run_after=run_after) if run_after else send_batch_task
         next_task.enqueue(campaign_id)
 
-    return send_batch(campaign_id, worker_id=worker_id, on_claimed=enqueue_successor)
+    result = send_batch(campaign_id, worker_id=worker_id, on_claimed=enqueue_successor)
+    if result["paused"]:
+        notify_staff_campaign_paused.enqueue(campaign_id)
+    if result["waiter"] and result["retry_at"]:
+        # This run recorded the relay failure: it is the one task that waits for the relay.
+        send_batch_task.using(run_after=datetime.datetime.fromisoformat(result["retry_at"])).enqueue(campaign_id)
+    if result["relay_recovered"]:
+        # After an outage one chain was left (the waiter): bring back the parallel batches.
+        services.enqueue_batches(campaign_id, extra=True)
+    return result

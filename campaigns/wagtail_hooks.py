@@ -9,7 +9,6 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeData, mark_safe
 from wagtail import hooks
 from wagtail.admin.action_menu import ActionMenuItem
-from wagtail.admin.menu import MenuItem
 from wagtail.admin.ui.components import Component
 from wagtail.admin.viewsets.base import ViewSet
 from wagtail.admin.widgets import Button
@@ -99,11 +98,6 @@ hooks.register("after_create_page", offer_send_in_published_message)
 # --- The Campaigns menu and views ---------------------------------------------------------------
 
 
-class PermissionMenuItem(MenuItem):
-    def is_shown(self, request):
-        return can_send(request.user)
-
-
 class CampaignViewSet(ViewSet):
     name = "campaigns_admin"
     url_prefix = "campaigns"
@@ -112,7 +106,7 @@ class CampaignViewSet(ViewSet):
     menu_name = "campaigns"
     menu_order = 250
     add_to_admin_menu = True
-    menu_item_class = PermissionMenuItem
+    menu_item_class = admin_views.permission_checker.menu_item_class("send")
 
     def get_urlpatterns(self):
         index = admin_views.CampaignIndexView

@@ -15,7 +15,6 @@ from django.utils.decorators import method_decorator
 from django.utils.text import slugify
 from django.views.generic import FormView, TemplateView, View
 from wagtail.admin import messages
-from wagtail.admin.auth import permission_required
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 
 from subscribers import exporting, gdpr
@@ -26,6 +25,7 @@ from subscribers.admin_forms import (
     SubscriberFilterSet,
     search_subscribers,
 )
+from subscribers.admin_permissions import ModelPolicyChecker
 from subscribers.importing import (
     ENCODINGS,
     ImportFileError,
@@ -36,13 +36,15 @@ from subscribers.importing import (
 )
 from subscribers.models import ImportJob, MailingList, Subscriber, Subscription
 
-IMPORT_PERMISSION = "subscribers.add_subscriber"
-EXPORT_PERMISSION = "subscribers.view_subscriber"
-ERASE_PERMISSION = "subscribers.delete_subscriber"
-
-requires_import = method_decorator(permission_required(IMPORT_PERMISSION), name="dispatch")
-requires_export = method_decorator(permission_required(EXPORT_PERMISSION), name="dispatch")
-requires_erase = method_decorator(permission_required(ERASE_PERMISSION), name="dispatch")
+# Subscriber's ModelPermissionPolicy (registered by its ModelViewSet) decides, as for the
+# listings: importing needs "add", exporting "view", erasing "delete".
+permission_checker = ModelPolicyChecker(
+    Subscriber, denied_message="Importing, exporting and erasing subscribers need subscriber permissions."
+)
+IMPORT, EXPORT, ERASE = "add", "view", "delete"
+requires_import = method_decorator(permission_checker.require(IMPORT), name="dispatch")
+requires_export = method_decorator(permission_checker.require(EXPORT), name="dispatch")
+requires_erase = method_decorator(permission_checker.require(ERASE), name="dispatch")
 
 
 def _breadcrumbs(*items):

@@ -5,7 +5,6 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from wagtail import hooks
-from wagtail.admin.menu import MenuItem as AdminMenuItem
 from wagtail.admin.ui.menus import MenuItem
 from wagtail.admin.ui.tables import Column, NumberColumn
 from wagtail.admin.views import generic
@@ -132,7 +131,7 @@ class SubscriberHistoryView(generic.InspectView):
                 priority=30,
             )
         )
-        if self.request.user.has_perm(views_admin.ERASE_PERMISSION):
+        if views_admin.permission_checker.user_has(self.request.user, views_admin.ERASE):
             buttons.append(
                 Button(
                     "Erase personal data",
@@ -187,12 +186,7 @@ class SubscriberToolsViewSet(ViewSet):
     icon = "upload"
     menu_label = "Import"
 
-    @cached_property
-    def menu_item_class(self):
-        def is_shown(_self, request):
-            return request.user.has_perm(views_admin.IMPORT_PERMISSION)
-
-        return type("SubscriberImportMenuItem", (AdminMenuItem,), {"is_shown": is_shown})
+    menu_item_class = views_admin.permission_checker.menu_item_class(views_admin.IMPORT)
 
     def get_urlpatterns(self):
         return [

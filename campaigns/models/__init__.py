@@ -1,4 +1,4 @@
-from .campaign import Campaign, Delivery, DeliveryEvent, SendWindow
+from .campaign import Campaign, Delivery, DeliveryEvent, SendingWorker, SendWindow
 from .pages import HomePage, NewsletterIndexPage, NewsletterIssuePage
 from .site_settings import NewsletterSettings
 
@@ -11,4 +11,5 @@ __all__ = [
     "NewsletterIssuePage",
     "NewsletterSettings",
     "SendWindow",
+    "SendingWorker",
 ]

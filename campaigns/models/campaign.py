@@ -1,9 +1,25 @@
-"""The sending ledger: a Campaign sends one published issue to lists; a Delivery per recipient."""
+"""The sending ledger: a Campaign sends one published issue to lists; a Delivery per recipient.
+
+Every status change is a named transition on a QuerySet or model here (claim, mark sending, mark
+sent, requeue, fail, mark unknown, release, skip, settle a dead worker's rows; pause, resume,
+cancel, finish), never an ``.update(status=...)`` elsewhere. The workflows that combine them
+(campaigns.sending.engine, campaigns.services) decide when.
+"""
+
+import os
+import socket
+from collections import defaultdict
 
 from django.conf import settings
-from django.db import models
-from django.db.models import Q
+from django.db import connection, models, transaction
+from django.db.models import F, Max, Q
 from django.utils import timezone
+
+
+def relay_wait_message(down_since, next_try_at) -> str:
+    """What the campaign page and campaign_status say while the mail relay is down."""
+    since, next_try = timezone.localtime(down_since), timezone.localtime(next_try_at)
+    return f"Waiting for the relay since {since:%Y-%m-%d %H:%M:%S %Z}, next try at {next_try:%H:%M:%S %Z}"
 
 
 class CampaignQuerySet(models.QuerySet):
@@ -14,6 +30,62 @@ class CampaignQuerySet(models.QuerySet):
     def due(self, now=None):
         """Scheduled campaigns whose time has come."""
         return self.filter(status=Campaign.Status.SCHEDULED, scheduled_at__lte=now or timezone.now())
+
+    # Named transitions: each a conditional UPDATE returning how many campaigns changed, so that
+    # of several workers or people acting at once exactly one makes each change.
+
+    def count_outcomes(self, *, sent: int = 0, failed: int = 0, skipped: int = 0) -> int:
+        """Add to the exact counters (call it in the transaction that records the rows' outcomes)."""
+        if not (sent or failed or skipped):
+            return 0
+        return self.update(sent=F("sent") + sent, failed=F("failed") + failed, skipped=F("skipped") + skipped)
+
+    def pause(self, reason: str = "") -> int:
+        """sending -> paused; ``reason`` (when the engine pauses, e.g. the relay refused our
+        login) becomes ``last_error`` for the campaign page and campaign_status."""
+        fields = {"status": Campaign.Status.PAUSED, "next_try_at": None}
+        if reason:
+            fields["last_error"] = reason[:2000]
+        return self.filter(status=Campaign.Status.SENDING).update(**fields)
+
+    def resume(self) -> int:
+        """paused -> sending, forgetting any relay outage (a person has looked at it)."""
+        return self.filter(status=Campaign.Status.PAUSED).update(
+            status=Campaign.Status.SENDING, last_error="", **Campaign.RELAY_OK
+        )
+
+    def cancel(self) -> int:
+        """draft/scheduled/sending/paused -> cancelled (the deliveries are skipped separately)."""
+        return self.filter(status__in=Campaign.CANCELLABLE).update(
+            status=Campaign.Status.CANCELLED, finished_at=timezone.now(), next_try_at=None
+        )
+
+    def finish(self) -> int:
+        """sending -> sent (the caller checked that no row is left to send)."""
+        return self.filter(status=Campaign.Status.SENDING).update(
+            status=Campaign.Status.SENT, finished_at=timezone.now(), **Campaign.RELAY_OK
+        )
+
+    def fail_to_start(self, reason: str) -> int:
+        """scheduled -> failed: the start at its time was refused (e.g. the audience is now empty)."""
+        return self.filter(status=Campaign.Status.SCHEDULED).update(
+            status=Campaign.Status.FAILED, last_error=reason, finished_at=timezone.now()
+        )
+
+    def reopen_for_retry(self, count: int, *, paused: bool) -> int:
+        """``count`` failed rows were queued again: take them off ``failed`` and send (or stay paused)."""
+        status = Campaign.Status.PAUSED if paused else Campaign.Status.SENDING
+        return self.update(failed=F("failed") - count, status=status, finished_at=None)
+
+    def wait_for_relay(self, *, failures: int, down_since, next_try_at, reason: str) -> int:
+        """Record that the mail relay could not be reached: no batch claims before ``next_try_at``."""
+        return self.filter(status=Campaign.Status.SENDING).update(
+            relay_failures=failures, relay_down_since=down_since, next_try_at=next_try_at, last_error=reason[:2000]
+        )
+
+    def relay_recovered(self) -> int:
+        """The relay answers again: forget the outage (1 for the one caller that noticed first)."""
+        return self.filter(relay_failures__gt=0).update(last_error="", **Campaign.RELAY_OK)
 
 
 class Campaign(models.Model):
@@ -29,6 +101,9 @@ class Campaign(models.Model):
         FAILED = "failed", "Failed"
 
     FINAL_STATUSES = (Status.SENT, Status.CANCELLED, Status.FAILED)
+    CANCELLABLE = (Status.DRAFT, Status.SCHEDULED, Status.SENDING, Status.PAUSED)
+    # The relay fields of a campaign whose mail relay answers.
+    RELAY_OK = {"relay_failures": 0, "relay_down_since": None, "next_try_at": None}
 
     page = models.ForeignKey("campaigns.NewsletterIssuePage", on_delete=models.PROTECT, related_name="campaigns")
     # The revision that was live when the campaign started: what went out, whatever is edited later.
@@ -45,6 +120,11 @@ class Campaign(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # The mail relay could not be reached (issue 8 finding 4): failures in a row, since when,
+    # and before when no batch may try again (exponential backoff, one waiting task).
+    relay_failures = models.PositiveIntegerField(default=0)
+    relay_down_since = models.DateTimeField(null=True, blank=True)
+    next_try_at = models.DateTimeField(null=True, blank=True)
 
     # Kept exact: changed only with F() in the transaction that records the deliveries' outcomes.
     recipients = models.PositiveIntegerField(default=0)
@@ -91,8 +171,42 @@ class Campaign(models.Model):
     def remaining(self) -> int:
         return max(self.recipients - self.sent - self.failed - self.skipped, 0)
 
+    @property
+    def waiting_for_relay(self) -> str:
+        """ "Waiting for the relay since ..., next try at ..." while the relay is down, else ""."""
+        if self.status != self.Status.SENDING or self.next_try_at is None or self.relay_down_since is None:
+            return ""
+        return relay_wait_message(self.relay_down_since, self.next_try_at)
+
+    def pause(self, reason: str = "") -> bool:
+        return self._transition(Campaign.objects.filter(pk=self.pk).pause(reason))
+
+    def resume(self) -> bool:
+        return self._transition(Campaign.objects.filter(pk=self.pk).resume())
+
+    def cancel(self) -> bool:
+        """Cancel, and skip every queued row nobody holds (held rows are skipped by their worker)."""
+        with transaction.atomic():
+            if not Campaign.objects.filter(pk=self.pk).cancel():
+                self.refresh_from_db()
+                return False
+            skipped = self.deliveries.unclaimed_queued().skip("campaign cancelled")
+            Campaign.objects.filter(pk=self.pk).count_outcomes(skipped=skipped)
+        self.refresh_from_db()
+        return True
+
+    def _transition(self, changed: int) -> bool:
+        self.refresh_from_db()
+        return bool(changed)
+
 
 class DeliveryQuerySet(models.QuerySet):
+    """The ledger's states (adjectives) and transitions (verbs): every status change of a delivery
+    is one of these, in the style of django-tasks-db's DBTaskResult.claim()/set_successful().
+    Each transition is one UPDATE of the rows in the queryset and returns how many changed; the
+    caller adds them to the campaign counters (CampaignQuerySet.count_outcomes) in the same
+    transaction."""
+
     def claimable(self, now=None):
         """Queued, claimed by nobody, and not waiting for a retry."""
         now = now or timezone.now()
@@ -104,6 +218,224 @@ class DeliveryQuerySet(models.QuerySet):
         """Rows that still need a worker: queued (claimed or not) or in flight."""
         return self.filter(status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING])
 
+    def unclaimed_queued(self):
+        return self.filter(status=Delivery.Status.QUEUED, claimed_by="")
+
+    def held_by(self, worker_id: str):
+        """Rows ``worker_id`` claimed and has not settled."""
+        return self.filter(claimed_by=worker_id)
+
+    def claim(self, worker_id: str, limit: int, *, after: int | None = None) -> list[int]:
+        """Claim up to ``limit`` claimable rows of this queryset for ``worker_id``; their ids, in order.
+
+        SELECT ... FOR UPDATE SKIP LOCKED (PostgreSQL) lets any number of workers claim at once
+        without waiting for each other or taking the same row: a row locked by another worker's
+        claim transaction is skipped. The transaction lasts only for the claim, so the lock never
+        spans the network sends. On SQLite (one writer at a time) FOR UPDATE is a no-op.
+
+        ``after`` (a hint: the highest id this process claimed before; the engine passes it on
+        PostgreSQL) takes, in this order, rows due for a retry (delivery_retry_idx), rows above
+        ``after``, and only if still too few, rows below it: every claimable row is still found,
+        but a row handed back below the hint may go after those above it. Without a bound,
+        PostgreSQL plans ``ORDER BY id LIMIT n`` as a walk of the primary key past every row
+        already sent (80 ms per claim after 160,000 of 1,000,000, growing; docs/performance.md).
+        """
+        now = timezone.now()
+        with transaction.atomic():
+            claimable = (
+                self.claimable(now).order_by("pk").select_for_update(skip_locked=True).values_list("pk", flat=True)
+            )
+            if after is None:
+                ids = list(claimable[:limit])
+            else:
+                ids = list(claimable.filter(retry_at__isnull=False)[:limit])
+                for bound in (Q(pk__gt=after), Q(pk__lte=after)):
+                    if len(ids) < limit:
+                        ids += claimable.filter(bound, retry_at__isnull=True)[: limit - len(ids)]
+                ids.sort()
+            if ids:
+                Delivery.objects.filter(pk__in=ids).update(claimed_by=worker_id, claimed_at=now)
+        return ids
+
+    def mark_sending(self, sending_at) -> int:
+        """Handed to the transport now (one call for a batch ESP); ``claimed_at`` doubles as heartbeat."""
+        return self.update(
+            status=Delivery.Status.SENDING, sending_at=sending_at, claimed_at=sending_at, attempts=F("attempts") + 1
+        )
+
+    def mark_sent(self, now, *, esp_message_id: str | None = None) -> int:
+        fields = {"status": Delivery.Status.SENT, "sent_at": now, "claimed_by": ""}
+        if esp_message_id is not None:
+            fields["esp_message_id"] = esp_message_id[:255]
+        return self.update(**fields)
+
+    def requeue(self, *, retry_at, error: str) -> int:
+        """A temporary refusal: back to the queue, not claimable before ``retry_at``."""
+        return self.update(
+            status=Delivery.Status.QUEUED, claimed_by="", claimed_at=None, retry_at=retry_at, last_error=error[:1000]
+        )
+
+    def requeue_unsent(self) -> int:
+        """Marked sending but never handed over (the relay went away first): the attempt is undone."""
+        return self.filter(status=Delivery.Status.SENDING).update(
+            status=Delivery.Status.QUEUED, claimed_by="", claimed_at=None, attempts=F("attempts") - 1
+        )
+
+    def fail(self, error: str) -> int:
+        """Permanently failed for this recipient (never retried automatically)."""
+        return self.update(status=Delivery.Status.FAILED, claimed_by="", last_error=error[:1000])
+
+    def mark_unknown(self, error: str) -> int:
+        """May or may not have been delivered (in flight when a worker died or a link was cut)."""
+        return self.update(status=Delivery.Status.UNKNOWN, claimed_by="", last_error=error[:1000])
+
+    def release(self) -> int:
+        """Claimed rows not sent (pause, throttle, stop) go back to the queue as they were."""
+        return self.filter(status=Delivery.Status.QUEUED).update(claimed_by="", claimed_at=None)
+
+    def skip(self, reason: str) -> int:
+        """Queued rows of a cancelled campaign: never sent."""
+        return self.filter(status=Delivery.Status.QUEUED).update(
+            status=Delivery.Status.SKIPPED, claimed_by="", last_error=reason
+        )
+
+    def retry(self) -> int:
+        """Failed (or unknown, when the caller includes them) rows queued again from the start."""
+        return self.update(status=Delivery.Status.QUEUED, claimed_by="", claimed_at=None, retry_at=None, attempts=0)
+
+
+class DeliveryManager(models.Manager.from_queryset(DeliveryQuerySet)):
+    """The two transitions written as raw SQL for speed (docs/performance.md), and recovery."""
+
+    def mark_one_sending(self, pk: int, worker_id: str, sending_at, message_id: str) -> bool:
+        """The per-message marker of the SMTP path: one committed UPDATE, kept cheap.
+
+        This write is what limits a kill -9 to the one message in flight, so it stays one
+        committed statement per message. Built with the ORM it cost about five times the
+        statement itself, so it is formatted once (_marker_sql) and executed raw. It only marks a
+        row this worker still holds: False when recovery gave the row away (the worker was
+        thought dead), and then the message must not be sent. On PostgreSQL its transaction sets
+        ``synchronous_commit = off`` unless BROADSHEET["SYNCHRONOUS_MARKER"]: the commit does not
+        wait for the WAL flush, so the marker survives a killed worker but not a power cut of the
+        database server (docs/sending.md).
+        """
+        when = connection.ops.adapt_datetimefield_value(sending_at)
+        params = [Delivery.Status.SENDING.value, when, when, message_id[:255], pk, worker_id]
+        prelude = marker_prelude()
+        if prelude:
+            with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+                for statement in prelude:
+                    cursor.execute(statement)
+                cursor.execute(_marker_sql(), params)
+                return cursor.rowcount == 1
+        with connection.cursor() as cursor:
+            cursor.execute(_marker_sql(), params)
+            return cursor.rowcount == 1
+
+    def mark_sent_with_message_ids(self, pending: list[tuple[int, str]], now) -> int:
+        """Mark ``pending`` [(delivery id, ESP message id)] sent, with their ids, in few statements.
+
+        Django's bulk_update writes a CASE WHEN id=... THEN ... per row and field; building it was
+        73% of the ESP path's time (docs/performance.md). Mailgun and other batch APIs return ONE
+        id for the whole call: one UPDATE per distinct id. ESPs with one id per recipient get one
+        UPDATE ... FROM (VALUES (id, message id), ...) per chunk where the database has it
+        (PostgreSQL, SQLite >= 3.33), otherwise one UPDATE per id.
+        """
+        groups: dict[str, list[int]] = defaultdict(list)
+        for pk, message_id in pending:
+            groups[message_id[:255]].append(pk)
+        if len(groups) <= GROUPED_MESSAGE_IDS or not _supports_update_from():
+            for message_id, ids in groups.items():
+                self.filter(pk__in=ids).mark_sent(now, esp_message_id=message_id)
+            return len(pending)
+        table = connection.ops.quote_name(Delivery._meta.db_table)
+        sent_at = connection.ops.adapt_datetimefield_value(now)
+        with connection.cursor() as cursor:
+            for start in range(0, len(pending), MESSAGE_ID_CHUNK):
+                chunk = pending[start : start + MESSAGE_ID_CHUNK]
+                values = ", ".join(["(%s, %s)"] * len(chunk))
+                params = [value for pk, message_id in chunk for value in (pk, message_id[:255])]
+                # Identifiers from _meta, every value a parameter.
+                cursor.execute(
+                    f"WITH v (id, message_id) AS (VALUES {values}) "  # noqa: S608
+                    f"UPDATE {table} SET {_column('status')} = %s, {_column('sent_at')} = %s, "
+                    f"{_column('claimed_by')} = '', {_column('esp_message_id')} = v.message_id "
+                    f"FROM v WHERE {table}.{_column('id')} = v.id",
+                    [*params, Delivery.Status.SENT.value, sent_at],
+                )
+        return len(pending)
+
+    def settle_dead_worker(self, campaign_id: int, worker_id: str, is_dead) -> dict:
+        """Settle the rows of a worker that died, in ONE transaction with the counters.
+
+        ``is_dead(worker_id, last_touched)`` is asked again INSIDE the transaction, with the
+        worker's rows locked: the worker may have come back to life (touched a row) since the
+        caller looked, and then nothing is changed. Its claimed ``queued`` rows go back to the
+        queue; its ``sending`` rows with the newest ``sending_at`` (the message or ESP call in
+        flight) become ``unknown`` (reported, never silently re-sent); its older ``sending`` rows
+        went out before it moved on: ``sent``. Returns {"requeued", "sent", "unknown"}.
+        """
+        with transaction.atomic():
+            rows = self.filter(campaign_id=campaign_id).held_by(worker_id)
+            last = rows.unfinished().select_for_update().values_list("claimed_at", flat=True)
+            touched = [value for value in last if value is not None]
+            if not touched or not is_dead(worker_id, max(touched)):
+                return {}
+            requeued = rows.release()
+            sending = rows.filter(status=Delivery.Status.SENDING)
+            newest = sending.aggregate(newest=Max("sending_at"))["newest"]
+            unknown = sent = 0
+            if newest is not None:
+                unknown = sending.filter(sending_at=newest).mark_unknown(UNKNOWN_ERROR)
+                sent = sending.filter(sending_at__lt=newest).mark_sent(timezone.now())
+                Campaign.objects.filter(pk=campaign_id).count_outcomes(sent=sent, failed=unknown)
+        return {"requeued": requeued, "sent": sent, "unknown": unknown}
+
+
+# The error recorded on the message a dead worker had in flight.
+UNKNOWN_ERROR = "the worker died while sending it: it may or may not have been delivered"
+# Rows per UPDATE ... FROM (VALUES ...) statement when an ESP reports one id per recipient.
+MESSAGE_ID_CHUNK = 500
+# Up to this many distinct ESP message ids in a checkpoint, one plain UPDATE per id is cheaper.
+GROUPED_MESSAGE_IDS = 8
+
+
+def marker_prelude() -> list[str]:
+    """Statements run in the per-message marker's transaction before the marker itself."""
+    if connection.vendor == "postgresql" and not settings.BROADSHEET["SYNCHRONOUS_MARKER"]:
+        return ["SET LOCAL synchronous_commit = off"]
+    return []
+
+
+def _column(name: str) -> str:
+    return connection.ops.quote_name(Delivery._meta.get_field(name).column)
+
+
+_marker_sql_cache: dict[str, str] = {}
+
+
+def _marker_sql() -> str:
+    """UPDATE <delivery> SET status, sending_at, claimed_at, attempts+1, esp_message_id
+    WHERE id AND claimed_by (per vendor)."""
+    sql = _marker_sql_cache.get(connection.vendor)
+    if sql is None:
+        table = connection.ops.quote_name(Delivery._meta.db_table)
+        attempts = _column("attempts")
+        # Identifiers from the model's _meta, values as parameters: nothing user-supplied.
+        sql = _marker_sql_cache[connection.vendor] = (
+            f"UPDATE {table} SET {_column('status')} = %s, {_column('sending_at')} = %s, "  # noqa: S608
+            f"{_column('claimed_at')} = %s, {attempts} = {attempts} + 1, {_column('esp_message_id')} = %s "
+            f"WHERE {_column('id')} = %s AND {_column('claimed_by')} = %s"
+        )
+    return sql
+
+
+def _supports_update_from() -> bool:
+    if connection.vendor == "postgresql":
+        return True
+    # SQLite has UPDATE ... FROM since 3.33.
+    return connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 33, 0)
+
 
 class Delivery(models.Model):
     """One recipient of one campaign: the snapshot and the ledger that prevents a second send."""
@@ -113,6 +445,9 @@ class Delivery(models.Model):
         SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
+        # In flight when its worker died or the link was cut: may or may not have arrived.
+        # Counted in Campaign.failed; retried only on an explicit decision (retry_failed).
+        UNKNOWN = "unknown", "Unknown"
         SKIPPED = "skipped", "Skipped"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="deliveries")
@@ -148,7 +483,7 @@ class Delivery(models.Model):
     complained_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
 
-    objects = DeliveryQuerySet.as_manager()
+    objects = DeliveryManager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["campaign", "subscriber"], name="unique_delivery")]
@@ -214,3 +549,51 @@ class SendWindow(models.Model):
 
     def __str__(self):
         return f"{self.mailer} {self.period}s #{self.window}: {self.count}"
+
+
+class SendingWorkerQuerySet(models.QuerySet):
+    def stopped_before(self, when):
+        return self.filter(stopped_at__lt=when)
+
+
+class SendingWorker(models.Model):
+    """One run of the batch workflow (``worker_id``), with its heartbeat: how a dead worker is
+    told apart from a slow one in seconds rather than after CLAIM_TIMEOUT_SECONDS (issue 8
+    finding 5). On the worker's own host its process id is checked directly; from other hosts a
+    heartbeat older than HEARTBEAT_TIMEOUT_SECONDS means it is gone. ``stopped_at`` is set when
+    the run ends: rows it still holds then are orphans, settled at once."""
+
+    worker_id = models.CharField(max_length=64, unique=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SendingWorkerQuerySet.as_manager()
+
+    def __str__(self):
+        return self.worker_id
+
+    @classmethod
+    def start(cls, worker_id: str) -> "SendingWorker":
+        """Register a run of this process (before it claims anything)."""
+        now = timezone.now()
+        worker, _ = cls.objects.update_or_create(
+            worker_id=worker_id,
+            defaults={
+                "hostname": socket.gethostname()[:255],
+                "pid": os.getpid(),
+                "heartbeat_at": now,
+                "stopped_at": None,
+            },
+        )
+        return worker
+
+    @classmethod
+    def beat(cls, worker_id: str) -> int:
+        return cls.objects.filter(worker_id=worker_id, stopped_at__isnull=True).update(heartbeat_at=timezone.now())
+
+    @classmethod
+    def stop(cls, worker_id: str) -> int:
+        return cls.objects.filter(worker_id=worker_id).update(stopped_at=timezone.now())

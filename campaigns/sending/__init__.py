@@ -8,6 +8,7 @@ from campaigns.sending.engine import (
     release_claims,
     send_batch,
     work_remaining,
+    worker_is_dead,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "release_claims",
     "send_batch",
     "work_remaining",
+    "worker_is_dead",
 ]

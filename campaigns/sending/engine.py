@@ -1,5 +1,10 @@
 """The batch workflow: claim rows, send them, record every outcome exactly once.
 
+Every status change goes through the ledger's named transitions (campaigns.models.campaign:
+``Delivery.objects.claim / mark_sending / mark_sent / requeue / fail / mark_unknown / release /
+skip / settle_dead_worker``, ``Campaign.objects.pause / finish / wait_for_relay``); this module
+decides when.
+
 Durability rules (what a kill -9 can lose):
 
 - A row is handed to the transport only after it has been marked ``sending`` (with a strictly
@@ -9,42 +14,63 @@ Durability rules (what a kill -9 can lose):
   campaign counters with F() in ONE transaction: counters always equal the ledger.
 - Failures and temporary refusals are written at once (also with their counters).
 - So the ``sending`` rows of a dead worker are: the newest ``sending_at`` (the message, or the ESP
-  call, in flight: reported failed as "unknown", never re-sent) and older ones that went out
-  successfully before the worker died (recorded as sent). Its claimed ``queued`` rows go back to
-  the queue. A worker is dead when none of its rows was touched for CLAIM_TIMEOUT_SECONDS.
+  call, in flight: ``unknown``, never re-sent) and older ones that went out successfully before
+  the worker died (recorded as sent). Its claimed ``queued`` rows go back to the queue.
+
+A worker is dead (``worker_is_dead``) when its process is gone (same host: the pid is checked),
+its heartbeat is older than HEARTBEAT_TIMEOUT_SECONDS (other hosts), its run has ended with rows
+still held, or, for a worker that never registered, none of its rows was touched for
+CLAIM_TIMEOUT_SECONDS.
+
+When the mail relay cannot be reached, the CAMPAIGN waits (``next_try_at``, exponential backoff):
+no batch claims before then and only the task that recorded the failure comes back, so a relay
+that is down costs one waiting task, not a storm of batches. A login refused (SMTP 535, HTTP
+401/403), or a relay still down after RELAY_DOWN_PAUSE_SECONDS, pauses the campaign with the
+error and tells the staff (NOTIFY_STAFF).
 """
 
+import contextlib
 import datetime
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict
 from email.utils import formatdate
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F, Max, Min, Q
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
-from campaigns.models import Campaign, Delivery
+from campaigns.models import Campaign, Delivery, SendingWorker
+from campaigns.models.campaign import UNKNOWN_ERROR, marker_prelude, relay_wait_message
 from campaigns.sending import transports as transports_module
 from campaigns.sending.headers import Recipient, build_content, recipient_values
 from campaigns.sending.throttle import Throttle
-from campaigns.sending.transports import FAILED, SENT, TEMPORARY, UNKNOWN, Outcome, Outgoing, TransportUnavailable
+from campaigns.sending.transports import (
+    FAILED,
+    SENT,
+    TEMPORARY,
+    UNKNOWN,
+    Outcome,
+    Outgoing,
+    TransportAuthenticationFailed,
+    TransportUnavailable,
+)
 from subscribers.services import RecipientLinks
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["UNKNOWN_ERROR", "marker_prelude"]
+
 CHECKPOINT_EVERY = 100
 # Consecutive temporary refusals after which the batch stops and hands its rows back.
 TEMPORARY_STREAK_LIMIT = 3
-UNKNOWN_ERROR = "unknown: worker died while sending"
-# Rows per UPDATE ... FROM (VALUES ...) statement when an ESP reports one id per recipient.
-MESSAGE_ID_CHUNK = 500
-# Up to this many distinct ESP message ids in a checkpoint, one plain UPDATE per id is cheaper.
-GROUPED_MESSAGE_IDS = 8
+# Campaigns a worker process keeps built messages and hints for (LRU; a worker sends few at once).
+CACHE_CAMPAIGNS = 16
 
 
 def new_worker_id() -> str:
@@ -57,93 +83,112 @@ def backoff_seconds(attempts: int) -> float:
     return min(base * 2 ** max(attempts - 1, 0), float(settings.BROADSHEET["RETRY_BACKOFF_MAX_SECONDS"]))
 
 
+class LRUCache:
+    """A dict bounded to ``maxsize`` entries, dropping the least recently used one."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self._data: OrderedDict = OrderedDict()
+
+    def get(self, key, default=None):
+        if key not in self._data:
+            return default
+        self._data.move_to_end(key)
+        return self._data[key]
+
+    def __setitem__(self, key, value):
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self.maxsize:
+            self._data.popitem(last=False)
+
+    def __len__(self):
+        return len(self._data)
+
+    def clear(self):
+        self._data.clear()
+
+
 # --- Claiming and recovery --------------------------------------------------------------------
 
 
 def claim_deliveries(campaign_id: int, worker_id: str, limit: int, *, after: int | None = None) -> list[int]:
-    """Claim up to ``limit`` claimable rows for ``worker_id``; returns their ids in id order.
+    """Claim up to ``limit`` claimable rows of the campaign for ``worker_id`` (DeliveryQuerySet.claim)."""
+    return Delivery.objects.filter(campaign_id=campaign_id).claim(worker_id, limit, after=after)
 
-    ``after`` (a hint: the highest id this process claimed before; send_batch passes it on
-    PostgreSQL) takes, in this order, rows due for a retry (found through delivery_retry_idx),
-    rows above ``after``, and only if still too few, rows below it: every claimable row is still
-    found, but a row handed back below the hint (pause, throttle) may go after those above it.
-    Why: PostgreSQL plans ``ORDER BY id LIMIT n`` as a walk of the primary key that filters out
-    the rows already sent (it assumes queued rows are spread evenly, but they all sit after the
-    sent ones), so without a bound each claim read every row sent so far: 80 ms per claim after
-    160,000 of 1,000,000, growing with the campaign. SQLite plans it on delivery_claim_idx.
 
-    On PostgreSQL, SELECT ... FOR UPDATE SKIP LOCKED lets any number of workers claim at the
-    same time without waiting for each other or taking the same row: a row locked by another
-    worker's claim transaction is simply skipped. The transaction only lasts for the claim, so
-    the lock never spans the network sends. On SQLite (one writer at a time) it is a no-op.
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (a zombie, killed but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def worker_is_dead(worker_id: str, last_touched, *, stale_after: float | None = None, now=None) -> bool:
+    """Whether the worker holding rows last touched at ``last_touched`` is gone.
+
+    Same host: its process id is checked (seconds after a kill -9). Other hosts: its heartbeat
+    (every HEARTBEAT_SECONDS) older than HEARTBEAT_TIMEOUT_SECONDS. A run that ended with rows
+    still held (an exception after its last checkpoint) is gone too. A worker that never
+    registered is only dead when it touched nothing for ``stale_after`` (CLAIM_TIMEOUT_SECONDS).
     """
-    now = timezone.now()
-    with transaction.atomic():
-        claimable = (
-            Delivery.objects.claimable(now)
-            .filter(campaign_id=campaign_id)
-            .order_by("pk")
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)
-        )
-        if after is None:
-            ids = list(claimable[:limit])
-        else:
-            ids = list(claimable.filter(retry_at__isnull=False)[:limit])
-            for bound in (Q(pk__gt=after), Q(pk__lte=after)):
-                if len(ids) < limit:
-                    ids += claimable.filter(bound, retry_at__isnull=True)[: limit - len(ids)]
-            ids.sort()
-        if ids:
-            Delivery.objects.filter(pk__in=ids).update(claimed_by=worker_id, claimed_at=now)
-    return ids
+    now = now or timezone.now()
+    config = settings.BROADSHEET
+    stale_after = float(config["CLAIM_TIMEOUT_SECONDS"] if stale_after is None else stale_after)
+    if last_touched < now - datetime.timedelta(seconds=stale_after):
+        return True
+    worker = SendingWorker.objects.filter(worker_id=worker_id).first()
+    if worker is None:
+        return False
+    if worker.stopped_at is not None:
+        return True
+    if worker.hostname == socket.gethostname()[:255] and not process_alive(worker.pid):
+        return True
+    if float(config["HEARTBEAT_SECONDS"]) > 0:
+        timeout = datetime.timedelta(seconds=float(config["HEARTBEAT_TIMEOUT_SECONDS"]))
+        return max(worker.heartbeat_at, last_touched) < now - timeout
+    return False
 
 
 def recover_stale_deliveries(campaign_id: int, *, stale_after: float | None = None) -> dict:
-    """Settle the rows of workers that stopped touching them ``stale_after`` seconds ago.
+    """Settle the rows of every dead worker of the campaign (``worker_is_dead``).
 
     Claimed queued rows go back to the queue; the newest ``sending`` rows of each dead worker
-    become failed ("unknown: worker died while sending"); its older ``sending`` rows were sent.
-    Returns {"requeued", "sent", "unknown"}.
+    become ``unknown``; its older ``sending`` rows were sent. Returns {"requeued", "sent", "unknown"}.
     """
-    stale_after = float(settings.BROADSHEET["CLAIM_TIMEOUT_SECONDS"] if stale_after is None else stale_after)
-    cutoff = timezone.now() - datetime.timedelta(seconds=stale_after)
     result = Counter()
-    workers = (
+    candidates = (
         Delivery.objects.unfinished()
         .filter(campaign_id=campaign_id)
         .exclude(claimed_by="")
         .values("claimed_by")
         .annotate(last=Max("claimed_at"))
-        .filter(last__lt=cutoff)
     )
-    for worker in list(workers):
-        worker_id = worker["claimed_by"]
-        with transaction.atomic():
-            rows = Delivery.objects.filter(campaign_id=campaign_id, claimed_by=worker_id)
-            # Re-check inside the transaction: the worker may have come back to life.
-            if rows.unfinished().filter(claimed_at__gte=cutoff).exists():
-                continue
-            result["requeued"] += rows.filter(status=Delivery.Status.QUEUED).update(claimed_by="", claimed_at=None)
-            sending = rows.filter(status=Delivery.Status.SENDING)
-            newest = sending.aggregate(newest=Max("sending_at"))["newest"]
-            if newest is None:
-                continue
-            now = timezone.now()
-            unknown = sending.filter(sending_at=newest).update(
-                status=Delivery.Status.FAILED, last_error=UNKNOWN_ERROR, claimed_by=""
-            )
-            sent = sending.filter(sending_at__lt=newest).update(status=Delivery.Status.SENT, sent_at=now, claimed_by="")
-            Campaign.objects.filter(pk=campaign_id).update(sent=F("sent") + sent, failed=F("failed") + unknown)
-            result["sent"] += sent
-            result["unknown"] += unknown
+
+    def is_dead(worker_id, last_touched):
+        return worker_is_dead(worker_id, last_touched, stale_after=stale_after)
+
+    for candidate in list(candidates):
+        if candidate["last"] is None or not is_dead(candidate["claimed_by"], candidate["last"]):
+            continue
+        settled = Delivery.objects.settle_dead_worker(campaign_id, candidate["claimed_by"], is_dead)
+        if settled:
+            result.update(settled)
             logger.warning(
-                "campaign %s: worker %s died; %s in flight reported failed, %s recorded sent, %s requeued",
+                "campaign %s: worker %s died; %s in flight recorded unknown, %s recorded sent, %s requeued",
                 campaign_id,
-                worker_id,
-                unknown,
-                sent,
-                result["requeued"],
+                candidate["claimed_by"],
+                settled["unknown"],
+                settled["sent"],
+                settled["requeued"],
             )
     return dict(result)
 
@@ -155,15 +200,15 @@ def release_claims(campaign_id: int, worker_id: str, ids: list[int] | None = Non
     than a search of the campaign's queued rows for the worker's name).
     """
     with transaction.atomic():
-        status = Campaign.objects.filter(pk=campaign_id).values_list("status", flat=True).first()
-        rows = Delivery.objects.filter(campaign_id=campaign_id, claimed_by=worker_id, status=Delivery.Status.QUEUED)
+        status = _campaign_status(campaign_id)
+        rows = Delivery.objects.filter(campaign_id=campaign_id).held_by(worker_id)
         if ids is not None:
             rows = rows.filter(pk__in=ids)
         if status == Campaign.Status.CANCELLED:
-            count = rows.update(status=Delivery.Status.SKIPPED, claimed_by="", last_error="campaign cancelled")
-            Campaign.objects.filter(pk=campaign_id).update(skipped=F("skipped") + count)
+            count = rows.skip("campaign cancelled")
+            Campaign.objects.filter(pk=campaign_id).count_outcomes(skipped=count)
             return count
-        return rows.update(claimed_by="", claimed_at=None)
+        return rows.release()
 
 
 def finish_if_done(campaign_id: int) -> bool:
@@ -171,11 +216,7 @@ def finish_if_done(campaign_id: int) -> bool:
     if Delivery.objects.unfinished().filter(campaign_id=campaign_id).exists():
         return False
     # Conditional UPDATE: of several workers finishing together exactly one flips the status.
-    return bool(
-        Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).update(
-            status=Campaign.Status.SENT, finished_at=timezone.now()
-        )
-    )
+    return bool(Campaign.objects.filter(pk=campaign_id).finish())
 
 
 def work_remaining(campaign_id: int) -> dict:
@@ -194,14 +235,103 @@ def work_remaining(campaign_id: int) -> dict:
     }
 
 
+# --- The relay (issue 8 finding 4) -------------------------------------------------------------
+
+
+def pause_for_relay(campaign_id: int, reason: str) -> bool:
+    """Pause a sending campaign because of its relay; True if this call paused it (send_batch
+    then reports ``paused``, and its task tells the staff)."""
+    paused = bool(Campaign.objects.filter(pk=campaign_id).pause(reason))
+    if paused:
+        logger.error("campaign %s paused: %s", campaign_id, reason)
+    return paused
+
+
+def record_relay_failure(campaign_id: int, error: Exception) -> dict:
+    """The relay could not be reached: back off at the campaign level, or pause after too long.
+
+    In one transaction with the campaign row locked: if another batch already recorded this
+    outage (``next_try_at`` in the future) nothing changes and the caller just goes away;
+    otherwise the failure count grows, ``next_try_at = now + backoff(failures)`` and the caller
+    is the ONE task that comes back then (``waiter``). A relay down for RELAY_DOWN_PAUSE_SECONDS
+    pauses the campaign. Returns {"next_try_at", "waiter", "paused"}.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+        if campaign is None or campaign.status != Campaign.Status.SENDING:
+            return {"next_try_at": None, "waiter": False, "paused": False}
+        if campaign.next_try_at is not None and campaign.next_try_at > now:
+            return {"next_try_at": campaign.next_try_at, "waiter": False, "paused": False}
+        failures = campaign.relay_failures + 1
+        down_since = campaign.relay_down_since or now
+        limit = float(settings.BROADSHEET["RELAY_DOWN_PAUSE_SECONDS"])
+        if (now - down_since).total_seconds() >= limit:
+            since = timezone.localtime(down_since)
+            reason = (
+                f"Paused: the mail relay has been unreachable since {since:%Y-%m-%d %H:%M:%S %Z} "
+                f"({failures} tries): {error}. Resume the campaign once it is back."
+            )
+            return {"next_try_at": None, "waiter": False, "paused": pause_for_relay(campaign_id, reason)}
+        next_try_at = now + datetime.timedelta(seconds=backoff_seconds(failures))
+        Campaign.objects.filter(pk=campaign_id).wait_for_relay(
+            failures=failures,
+            down_since=down_since,
+            next_try_at=next_try_at,
+            reason=f"{_waiting_message(down_since, next_try_at)}: {error}",
+        )
+    logger.warning(
+        "campaign %s: relay unreachable (%s tries), next try at %s: %s", campaign_id, failures, next_try_at, error
+    )
+    return {"next_try_at": next_try_at, "waiter": True, "paused": False}
+
+
+def _waiting_message(down_since, next_try_at) -> str:
+    return relay_wait_message(down_since, next_try_at)
+
+
+# --- Heartbeat (issue 8 finding 5) ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def heartbeat(worker_id: str):
+    """Register this run (SendingWorker) and beat every HEARTBEAT_SECONDS from a thread while it lasts.
+
+    The thread writes one row of its own (never a delivery row: no lock is shared with the
+    batch's transactions) over its own database connection. At the end the run is marked stopped:
+    rows it still holds then are settled at once by anyone's recovery.
+    """
+    SendingWorker.start(worker_id)
+    interval = float(settings.BROADSHEET["HEARTBEAT_SECONDS"])
+    stop = threading.Event()
+    thread = None
+    if interval > 0:
+        thread = threading.Thread(
+            target=_beat, args=(worker_id, interval, stop), name="broadsheet-heartbeat", daemon=True
+        )
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=interval + 5)
+        SendingWorker.stop(worker_id)
+
+
+def _beat(worker_id: str, interval: float, stop: threading.Event) -> None:
+    try:
+        while not stop.wait(interval):
+            try:
+                SendingWorker.beat(worker_id)
+            except Exception:  # a missed beat is retried next time; the batch must not notice
+                logger.debug("heartbeat of %s failed", worker_id, exc_info=True)
+                close_old_connections()
+    finally:
+        connection.close()
+
+
 # --- Sending ----------------------------------------------------------------------------------
-
-
-def marker_prelude() -> list[str]:
-    """Statements run in the per-message marker's transaction before the marker itself."""
-    if connection.vendor == "postgresql" and not settings.BROADSHEET["SYNCHRONOUS_MARKER"]:
-        return ["SET LOCAL synchronous_commit = off"]
-    return []
 
 
 class _Batch:
@@ -215,7 +345,6 @@ class _Batch:
         self.counts = Counter()
         self.last_sending_at = None
         self.max_attempts = int(settings.BROADSHEET["MAX_ATTEMPTS"])
-        self.attempts: dict[int, int] = {}
 
     def next_sending_at(self):
         # Strictly increasing per worker, so recovery can tell the newest (in flight) apart.
@@ -225,43 +354,21 @@ class _Batch:
         self.last_sending_at = now
         return now
 
-    def mark_sending(self, items: list[Outgoing], message_ids: bool) -> None:
-        if message_ids and len(items) == 1:
-            self.mark_one_sending(items[0])
-            return
-        ids = [item.recipient.delivery_id for item in items]
+    def mark_sending(self, items: list[Outgoing], message_ids: bool) -> list[Outgoing]:
+        """Mark ``items`` sending; returns those this worker still held (only they may be sent)."""
         now = self.next_sending_at()
-        update = {
-            "status": Delivery.Status.SENDING,
-            "sending_at": now,
-            "claimed_at": now,
-            "attempts": F("attempts") + 1,
-        }
-        Delivery.objects.filter(pk__in=ids).update(**update)
-
-    def mark_one_sending(self, item: Outgoing) -> None:
-        """The per-message marker of the SMTP path: one committed UPDATE, kept cheap.
-
-        This write is what limits a kill -9 to the one message in flight, so it stays one
-        committed statement per message. Building it with the ORM cost about five times the
-        statement itself (docs/performance.md), so it is formatted once (_marker_sql) and executed
-        raw. On PostgreSQL its transaction sets ``synchronous_commit = off``: the commit does not
-        wait for the WAL flush, so the marker survives a killed worker (the server has it) but
-        not a power cut of the database server, the same class as SQLite's WAL with
-        synchronous=NORMAL (docs/sending.md). BROADSHEET["SYNCHRONOUS_MARKER"] keeps the flush for
-        operators who want no re-send even after a database-server power cut, at its fsync cost.
-        """
-        now = connection.ops.adapt_datetimefield_value(self.next_sending_at())
-        params = [Delivery.Status.SENDING.value, now, now, item.values["message_id"][:255], item.recipient.delivery_id]
-        prelude = marker_prelude()
-        if prelude:
-            with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-                for statement in prelude:
-                    cursor.execute(statement)
-                cursor.execute(_marker_sql(), params)
-        else:
-            with connection.cursor() as cursor:
-                cursor.execute(_marker_sql(), params)
+        if message_ids and len(items) == 1:
+            item = items[0]
+            held = Delivery.objects.mark_one_sending(
+                item.recipient.delivery_id, self.worker_id, now, item.values["message_id"]
+            )
+            return items if held else []
+        ids = [item.recipient.delivery_id for item in items]
+        rows = Delivery.objects.filter(pk__in=ids).held_by(self.worker_id)
+        if rows.mark_sending(now) == len(ids):
+            return items
+        mine = set(rows.filter(status=Delivery.Status.SENDING, sending_at=now).values_list("pk", flat=True))
+        return [item for item in items if item.recipient.delivery_id in mine]
 
     def record(self, outcomes) -> int:
         """Buffer outcomes; returns how many were temporary."""
@@ -269,10 +376,8 @@ class _Batch:
         for outcome in outcomes:
             if outcome.status == SENT:
                 self.pending_sent.append((outcome.delivery_id, outcome.message_id))
-            elif outcome.status == TEMPORARY:
-                temporary += 1
-                self.settled.append((outcome.delivery_id, TEMPORARY, outcome.error))
             else:
+                temporary += outcome.status == TEMPORARY
                 self.settled.append((outcome.delivery_id, outcome.status, outcome.error))
         return temporary
 
@@ -285,135 +390,61 @@ class _Batch:
         with transaction.atomic():
             if self.pending_sent:
                 if esp_ids:
-                    _write_sent_with_message_ids(self.pending_sent, now)
+                    Delivery.objects.mark_sent_with_message_ids(self.pending_sent, now)
                 else:
                     # SMTP: the Message-ID was written with the marker.
-                    ids = [pk for pk, _ in self.pending_sent]
-                    Delivery.objects.filter(pk__in=ids).update(status=Delivery.Status.SENT, sent_at=now, claimed_by="")
+                    Delivery.objects.filter(pk__in=[pk for pk, _ in self.pending_sent]).mark_sent(now)
                 sent = len(self.pending_sent)
             for pk, status, error in self.settled:
                 row = Delivery.objects.filter(pk=pk)
                 if status == TEMPORARY:
                     attempts = row.values_list("attempts", flat=True).first() or 0
                     if attempts < self.max_attempts:
-                        retry_at = now + datetime.timedelta(seconds=backoff_seconds(attempts))
-                        row.update(
-                            status=Delivery.Status.QUEUED,
-                            claimed_by="",
-                            claimed_at=None,
-                            retry_at=retry_at,
-                            last_error=error[:1000],
-                        )
+                        row.requeue(retry_at=now + datetime.timedelta(seconds=backoff_seconds(attempts)), error=error)
                         self.counts["retried"] += 1
                         continue
-                    error = f"gave up after {attempts} attempts: {error}"
-                row.update(status=Delivery.Status.FAILED, claimed_by="", last_error=error[:1000])
-                failed += 1
+                    status, error = FAILED, f"gave up after {attempts} attempts: {error}"
+                if status == UNKNOWN:
+                    row.mark_unknown(error)
+                else:
+                    row.fail(error)
+                failed += 1  # Campaign.failed counts unknown outcomes too
                 self.counts["unknown" if status == UNKNOWN else "failed"] += 1
-            Campaign.objects.filter(pk=self.campaign_id).update(sent=F("sent") + sent, failed=F("failed") + failed)
+            Campaign.objects.filter(pk=self.campaign_id).count_outcomes(sent=sent, failed=failed)
         self.counts["sent"] += sent
         self.pending_sent.clear()
         self.settled.clear()
 
 
-def _column(name: str) -> str:
-    return connection.ops.quote_name(Delivery._meta.get_field(name).column)
-
-
-_marker_sql_cache: dict[str, str] = {}
-
-
-def _marker_sql() -> str:
-    """UPDATE <delivery> SET status, sending_at, claimed_at, attempts+1, esp_message_id WHERE id (per vendor)."""
-    sql = _marker_sql_cache.get(connection.vendor)
-    if sql is None:
-        table = connection.ops.quote_name(Delivery._meta.db_table)
-        attempts = _column("attempts")
-        # Identifiers from the model's _meta, values as parameters: nothing user-supplied.
-        sql = _marker_sql_cache[connection.vendor] = (
-            f"UPDATE {table} SET {_column('status')} = %s, {_column('sending_at')} = %s, "  # noqa: S608
-            f"{_column('claimed_at')} = %s, {attempts} = {attempts} + 1, {_column('esp_message_id')} = %s "
-            f"WHERE {_column('id')} = %s"
-        )
-    return sql
-
-
-def _supports_update_from() -> bool:
-    if connection.vendor == "postgresql":
-        return True
-    # SQLite has UPDATE ... FROM since 3.33.
-    return connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 33, 0)
-
-
-def _write_sent_with_message_ids(pending: list[tuple[int, str]], now) -> None:
-    """Mark ``pending`` [(delivery id, ESP message id)] sent, with their ids, in few statements.
-
-    Django's bulk_update writes a CASE WHEN id=... THEN ... per row and field; building it was
-    73% of the ESP path's time (docs/performance.md). Mailgun and other batch APIs return ONE id
-    for the whole call: one UPDATE per distinct id. ESPs with one id per recipient get one
-    UPDATE ... FROM (VALUES (id, message id), ...) per chunk where the database has it
-    (PostgreSQL, SQLite >= 3.33), otherwise one UPDATE per id.
-    """
-    groups: dict[str, list[int]] = defaultdict(list)
-    for pk, message_id in pending:
-        groups[message_id[:255]].append(pk)
-    fields = {"status": Delivery.Status.SENT, "sent_at": now, "claimed_by": ""}
-    if len(groups) <= GROUPED_MESSAGE_IDS or not _supports_update_from():
-        for message_id, ids in groups.items():
-            Delivery.objects.filter(pk__in=ids).update(esp_message_id=message_id, **fields)
-        return
-    table = connection.ops.quote_name(Delivery._meta.db_table)
-    sent_at = connection.ops.adapt_datetimefield_value(now)
-    with connection.cursor() as cursor:
-        for start in range(0, len(pending), MESSAGE_ID_CHUNK):
-            chunk = pending[start : start + MESSAGE_ID_CHUNK]
-            values = ", ".join(["(%s, %s)"] * len(chunk))
-            params = [value for pk, message_id in chunk for value in (pk, message_id[:255])]
-            # Identifiers from _meta, every value a parameter.
-            cursor.execute(
-                f"WITH v (id, message_id) AS (VALUES {values}) "  # noqa: S608
-                f"UPDATE {table} SET {_column('status')} = %s, {_column('sent_at')} = %s, "
-                f"{_column('claimed_by')} = '', {_column('esp_message_id')} = v.message_id "
-                f"FROM v WHERE {table}.{_column('id')} = v.id",
-                [*params, Delivery.Status.SENT.value, sent_at],
-            )
-
-
-_content_cache: dict[int, tuple] = {}
+# Per worker process, bounded (LRU): (campaign id, started_at) -> (MessageContent, RecipientLinks),
+# the highest delivery id this process claimed (claim's hint), and when it last looked for dead workers.
+_content_cache = LRUCache(CACHE_CAMPAIGNS)
+_claim_floor = LRUCache(CACHE_CAMPAIGNS)
+_last_recovery = LRUCache(CACHE_CAMPAIGNS)
 
 
 def _content(campaign: Campaign):
     """The campaign's MessageContent, built once per process (it never changes after start)."""
     key = (campaign.pk, campaign.started_at)
-    cached = _content_cache.get(campaign.pk)
-    if cached is None or cached[0] != key:
+    cached = _content_cache.get(key)
+    if cached is None:
         content = build_content(campaign)
-        cached = _content_cache[campaign.pk] = (key, content, RecipientLinks(content.list_ids, content.campaign_id))
-    return cached[1], cached[2]
-
-
-# (campaign id, started_at) -> the highest delivery id this process claimed (claim_deliveries' hint).
-_claim_floor: dict[tuple, int] = {}
-
-# (campaign id, started_at) -> time.monotonic() of this process's last recover_stale_deliveries.
-_last_recovery: dict[tuple, float] = {}
+        cached = _content_cache[key] = (content, RecipientLinks(content.list_ids, content.campaign_id))
+    return cached
 
 
 def _recover_if_due(campaign: Campaign, *, force: bool = False) -> dict | None:
-    """recover_stale_deliveries at most every CLAIM_TIMEOUT_SECONDS / 2 per process (None: not run).
+    """recover_stale_deliveries at most every HEARTBEAT_SECONDS per process (None: not run).
 
-    A claim only becomes stale after CLAIM_TIMEOUT_SECONDS, so looking every batch (several times
-    a second) found nothing almost always and cost a query over the claimed rows each time.
-    Half the timeout bounds the extra delay before a dead worker's rows are settled.
+    A dead worker is noticed within seconds (worker_is_dead), so its rows are looked for that
+    often, but not every batch: that was a query per batch for nothing almost always.
     """
-    interval = float(settings.BROADSHEET["CLAIM_TIMEOUT_SECONDS"]) / 2
+    interval = max(float(settings.BROADSHEET["HEARTBEAT_SECONDS"]), 1.0)
     key = (campaign.pk, campaign.started_at)
     now = time.monotonic()
     last = _last_recovery.get(key)
     if not force and last is not None and now - last < interval:
         return None
-    if len(_last_recovery) > 100:
-        _last_recovery.clear()
     _last_recovery[key] = now
     return recover_stale_deliveries(campaign.pk)
 
@@ -426,41 +457,35 @@ def _campaign_status(campaign_id: int) -> str | None:
     return Campaign.objects.filter(pk=campaign_id).values_list("status", flat=True).first()
 
 
+def _iso(timestamp: float | None) -> str | None:
+    return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC).isoformat() if timestamp else None
+
+
 def send_batch(campaign_id: int, *, worker_id: str, limit: int | None = None, on_claimed=None) -> dict:
     """Claim up to ``limit`` (default BATCH_SIZE) queued deliveries of a sending campaign and send them.
 
     Returns counts: claimed, sent, failed, unknown, retried, released, recovered, plus ``status``
-    (the campaign's status afterwards), ``more`` (rows remain for some worker) and ``retry_at``
-    (ISO time before which nothing is claimable, or None). Safe to call from any number of workers.
+    (the campaign's status afterwards), ``more`` (rows remain for some worker), ``retry_at``
+    (ISO time before which nothing is claimable, or None), ``waiting`` (the campaign waits for
+    its relay: nothing was claimed), ``waiter`` (this call recorded the relay failure and is
+    the one to come back at ``retry_at``), ``paused`` (this call paused the campaign: its relay
+    refused the login or stayed down too long; the caller tells the staff) and
+    ``relay_recovered``. Safe to call from any number of workers.
     ``on_claimed(work_remaining(...))`` is called right after the claim (used to enqueue the next
     batch before sending, so a killed worker does not end the chain).
     """
     result = {"claimed": 0, "sent": 0, "failed": 0, "unknown": 0, "retried": 0, "released": 0, "recovered": 0}
+    result.update(waiting=False, waiter=False, paused=False, relay_recovered=False)
     campaign = Campaign.objects.filter(pk=campaign_id).first()
     if campaign is None or campaign.status != Campaign.Status.SENDING:
         result.update(status=campaign.status if campaign else None, more=False, retry_at=None)
         return result
-    recovered = _recover_if_due(campaign)
-    limit = limit or int(settings.BROADSHEET["BATCH_SIZE"])
-    key = (campaign.pk, campaign.started_at)
-    after = _claim_floor.get(key) if connection.vendor == "postgresql" else None
-    ids = claim_deliveries(campaign_id, worker_id, limit, after=after)
-    if not ids and recovered is None:
-        # Nothing to claim: the rest may be a dead worker's claim (this is how the watchdog task
-        # settles it), so look now rather than waiting for the interval.
-        recovered = _recover_if_due(campaign, force=True)
-        ids = claim_deliveries(campaign_id, worker_id, limit)
-    if ids:
-        if len(_claim_floor) > 100:
-            _claim_floor.clear()
-        _claim_floor[key] = max(ids[-1], _claim_floor.get(key, 0))
-    result["recovered"] = sum((recovered or {}).values())
-    result["claimed"] = len(ids)
-    if on_claimed is not None:
-        on_claimed(work_remaining(campaign_id))
-    retry_at = None
-    if ids:
-        retry_at = _send_claimed(campaign, worker_id, ids, result)
+    if campaign.next_try_at is not None and campaign.next_try_at > timezone.now():
+        # Waiting for the relay: the one task that recorded the failure comes back then.
+        result.update(status=campaign.status, more=True, retry_at=campaign.next_try_at.isoformat(), waiting=True)
+        return result
+    with heartbeat(worker_id):
+        retry_at = _claim_and_send(campaign, worker_id, limit, on_claimed, result)
     finish_if_done(campaign_id)
     remaining = work_remaining(campaign_id)
     status = _campaign_status(campaign_id)
@@ -469,9 +494,42 @@ def send_batch(campaign_id: int, *, worker_id: str, limit: int | None = None, on
     result.update(
         status=status,
         more=status == Campaign.Status.SENDING and remaining["unfinished"],
-        retry_at=datetime.datetime.fromtimestamp(retry_at, tz=datetime.UTC).isoformat() if retry_at else None,
+        retry_at=_iso(retry_at),
     )
     return result
+
+
+def _claim_and_send(campaign: Campaign, worker_id: str, limit, on_claimed, result: dict) -> float | None:
+    recovered = _recover_if_due(campaign)
+    limit = limit or int(settings.BROADSHEET["BATCH_SIZE"])
+    key = (campaign.pk, campaign.started_at)
+    after = _claim_floor.get(key) if connection.vendor == "postgresql" else None
+    ids = claim_deliveries(campaign.pk, worker_id, limit, after=after)
+    if not ids and recovered is None:
+        # Nothing to claim: the rest may be a dead worker's claim (this is how the watchdog task
+        # settles it), so look now rather than waiting for the interval.
+        recovered = _recover_if_due(campaign, force=True)
+        ids = claim_deliveries(campaign.pk, worker_id, limit)
+    if ids:
+        _claim_floor[key] = max(ids[-1], _claim_floor.get(key, 0))
+    result["recovered"] = sum((recovered or {}).values())
+    result["claimed"] = len(ids)
+    if on_claimed is not None:
+        on_claimed(work_remaining(campaign.pk))
+    if not ids:
+        return None
+    return _send_claimed(campaign, worker_id, ids, result)
+
+
+def _relay_down(campaign: Campaign, error: TransportUnavailable, result: dict) -> float | None:
+    """The relay refused our login or could not be reached: pause, or wait for it (campaign-wide)."""
+    if isinstance(error, TransportAuthenticationFailed):
+        reason = f"Paused: {error}. Fix the mail settings, then resume the campaign."
+        result["paused"] = pause_for_relay(campaign.pk, reason)
+        return None
+    state = record_relay_failure(campaign.pk, error)
+    result["waiter"], result["paused"] = state["waiter"], state["paused"]
+    return state["next_try_at"].timestamp() if state["next_try_at"] else None
 
 
 def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: dict) -> float | None:
@@ -490,9 +548,11 @@ def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: di
     try:
         transport.open()
     except TransportUnavailable as error:
-        logger.warning("campaign %s: %s", campaign.pk, error)
         result["released"] = release_claims(campaign.pk, worker_id, ids)
-        return timezone.now().timestamp() + backoff_seconds(1)
+        return _relay_down(campaign, error, result)
+    if campaign.relay_failures and Campaign.objects.filter(pk=campaign.pk).relay_recovered():
+        result["relay_recovered"] = True
+        logger.info("campaign %s: the relay answers again", campaign.pk)
     try:
         while index < len(rows):
             if since_check >= CHECKPOINT_EVERY:
@@ -521,19 +581,30 @@ def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: di
             if not items:
                 continue
             in_hand, handed_over = items, False
-            batch.mark_sending(items, message_ids=not esp_ids)
+            held = batch.mark_sending(items, message_ids=not esp_ids)
+            if len(held) < len(items):
+                # Recovery gave rows away (this worker was thought dead): send none of those, stop.
+                logger.warning("campaign %s: worker %s lost its claim; stopping", campaign.pk, worker_id)
+                in_hand = held
+                if not held:
+                    break
             handed_over = True
             try:
-                outcomes = transport.send(items, date=date)
+                outcomes = transport.send(held, date=date)
             except TransportUnavailable as error:
-                # Could not reconnect: these were never handed over; queue them again.
-                outcomes = [Outcome(item.recipient.delivery_id, TEMPORARY, error=str(error)) for item in items]
+                # Could not reconnect: these were never handed over; the attempt is undone.
+                Delivery.objects.filter(pk__in=[item.recipient.delivery_id for item in held]).requeue_unsent()
+                in_hand = []
+                come_back_at = _relay_down(campaign, error, result)
+                break
             in_hand = []
             temporary = batch.record(outcomes)
-            since_check += len(items)
-            streak = streak + temporary if temporary == len(items) else 0
+            since_check += len(held)
+            streak = streak + temporary if temporary == len(held) else 0
             if esp_ids or batch.settled:
                 batch.checkpoint(esp_ids=esp_ids)
+            if len(held) < len(items):
+                break
             if streak >= TEMPORARY_STREAK_LIMIT:
                 come_back_at = timezone.now().timestamp() + backoff_seconds(1)
                 break

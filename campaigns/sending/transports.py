@@ -351,7 +351,7 @@ class SMTPTransport(RawTransport):
                     delivery_id,
                     UNKNOWN,
                     message_id,
-                    f"unknown: connection lost after the message was sent, before the server answered "
+                    f"connection lost after the message was sent, before the server answered "
                     f"(it may have been delivered): {error}",
                 )
             if code != 250:
@@ -525,9 +525,7 @@ class AnymailBatchTransport(DjangoBackendTransport):
         for item in items:
             status = recipients.get(item.recipient.email)
             if status is None:
-                outcomes.append(
-                    Outcome(item.recipient.delivery_id, UNKNOWN, error="unknown: the ESP reported no status for it")
-                )
+                outcomes.append(Outcome(item.recipient.delivery_id, UNKNOWN, error="the ESP reported no status for it"))
             else:
                 outcomes.append(_anymail_outcome(item.recipient.delivery_id, status))
         return outcomes

@@ -1,6 +1,9 @@
 """Fixtures shared by the sending tests."""
 
+import os
+
 import pytest
+from django.db import connection
 
 from campaigns.tests.factories import started_campaign
 from campaigns.tests.fake_smtp import FakeSMTPServer
@@ -19,3 +22,17 @@ def smtp_server(request, settings):
 def campaign(issue_page, django_capture_on_commit_callbacks):
     """A started campaign to 5 readers (reader0..4@example.com) whose batches have not run."""
     return started_campaign(issue_page, 5, django_capture_on_commit_callbacks)
+
+
+@pytest.fixture
+def postgresql(transactional_db):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://... (make test-services)")
+
+
+@pytest.fixture
+def redis_url():
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.skip("needs Redis: set REDIS_URL=redis://... (make test-services)")
+    return url

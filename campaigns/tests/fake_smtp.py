@@ -54,6 +54,7 @@ received message records the MAIL FROM parameters (``mail_options``).
 
 AUTH PLAIN is advertised when ``FakeSMTPServer(auth=(user, password))`` is given: the
 right pair gets ``235``, anything else ``535 5.7.8`` (what a relay answers to a wrong password).
+``reply_delay`` (seconds, 0 by default) slows the answer to every message's data.
 ``refuse_connections()`` stops accepting (the port is closed: connection refused) until
 ``accept_connections()``.
 """
@@ -250,6 +251,8 @@ class FakeSMTPServer:
     ):
         self.pipelining = pipelining
         self.smtputf8 = smtputf8
+        # Seconds the server waits before answering each message's data (a slow relay).
+        self.reply_delay = 0.0
         self.auth = auth
         self._lock = threading.Lock()
         self._server = _Server((host, port), self)
@@ -396,6 +399,8 @@ class FakeSMTPServer:
 
     def _receive(self, message: ReceivedMessage) -> tuple[str | None, bool]:
         """Decide the fate of one message: (reply or None to cut without reply, close after)."""
+        if self.reply_delay:
+            time.sleep(self.reply_delay)  # a slow relay: outside the lock, connections stay parallel
         with self._lock:
             self.attempts += 1
             if self.attempts in self._temporary_at or time.monotonic() < self._temporary_until:

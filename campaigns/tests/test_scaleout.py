@@ -30,18 +30,7 @@ DB_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": 
 RQ_TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default", "campaigns"]}}
 
 
-@pytest.fixture
-def postgresql(transactional_db):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://... (make test-services)")
-
-
-@pytest.fixture
-def redis_url():
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        pytest.skip("needs Redis: set REDIS_URL=redis://... (make test-services)")
-    return url
+# ``postgresql`` and ``redis_url`` (skip with the reason when unset): campaigns/tests/conftest.py.
 
 
 @pytest.fixture

@@ -178,6 +178,13 @@ BROADSHEET = {
     "SYNCHRONOUS_MARKER": config.env_bool("SEND_SYNCHRONOUS_MARKER", False),
     # A worker that touched none of its claimed rows for this long is dead: its rows are settled.
     "CLAIM_TIMEOUT_SECONDS": config.env_int("SEND_CLAIM_TIMEOUT_SECONDS", 600, minimum=30),
+    # Each sending worker beats this often (0: no heartbeat thread); a worker on another host whose
+    # heartbeat is older than the timeout is dead (on the same host its pid is checked at once).
+    "HEARTBEAT_SECONDS": config.env_float("SEND_HEARTBEAT_SECONDS", 5),
+    "HEARTBEAT_TIMEOUT_SECONDS": config.env_float("SEND_HEARTBEAT_TIMEOUT_SECONDS", 15),
+    # A relay unreachable for this long pauses the campaign (and tells NOTIFY_STAFF); until then
+    # the campaign waits with exponential backoff (SEND_RETRY_BACKOFF_SECONDS doubling).
+    "RELAY_DOWN_PAUSE_SECONDS": config.env_float("SEND_RELAY_DOWN_PAUSE_SECONDS", 3600),
     # Subscribe form limits (django-ratelimit rates) and the gap before a confirmation is re-sent.
     "SUBSCRIBE_RATE_PER_IP": config.env_str("SUBSCRIBE_RATE_PER_IP", "20/h"),
     "SUBSCRIBE_RATE_PER_ADDRESS": config.env_str("SUBSCRIBE_RATE_PER_ADDRESS", "5/h"),

@@ -19,3 +19,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# No heartbeat thread in the in-process tests (a second SQLite writer in the same process); the
+# worker subprocesses of the scale-out tests run with the default.
+BROADSHEET = {**BROADSHEET, "HEARTBEAT_SECONDS": 0}  # noqa: F405

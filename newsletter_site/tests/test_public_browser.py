@@ -21,6 +21,14 @@ def test_public_pages_fit_a_375px_phone_without_horizontal_scroll(page, public_s
         assert "Georgia" in page.evaluate("getComputedStyle(document.body).fontFamily"), path
 
 
+def test_public_pages_have_no_horizontal_scroll_from_320px_up(page, public_site):
+    for width in (320, 414, 768, 1280):
+        page.set_viewport_size({"width": width, "height": 800})
+        for path in PUBLIC_PATHS:
+            page.goto(path)
+            assert horizontal_overflow(page) == 0, f"{path} at {width} px"
+
+
 def test_issue_page_fits_a_320px_screen_with_responsive_images(page, public_site):
     page.set_viewport_size({"width": 320, "height": 640})
     page.goto(ISSUE)

@@ -75,6 +75,22 @@ def test_subscriber_changes_preferences_then_leaves_everything_after_confirming(
     assert set(statuses("ben@example.org").values()) == {"unsubscribed"}
 
 
+def test_a_mistyped_address_is_explained_next_to_the_field_and_nothing_is_sent(page, public_site, mailoutbox):
+    page.goto("/subscribe/")
+    page.get_by_label("Email address").fill("ada@@example")
+    page.get_by_label("The Broadsheet").uncheck()
+    page.get_by_role("button", name="Subscribe").click()
+
+    email = page.get_by_label("Email address")
+    assert email.get_attribute("aria-invalid") == "true"
+    described = page.locator(f"#{email.get_attribute('aria-describedby')}")
+    assert "Enter a valid email address" in described.inner_text()
+    assert page.get_by_role("group", name="Choose your newsletters").get_attribute("aria-describedby")
+    assert page.get_by_text("Choose at least one newsletter.").is_visible()
+    assert email.input_value() == "ada@@example"  # what they typed is kept, to correct
+    assert mailoutbox == []
+
+
 def test_reader_unsubscribes_from_a_campaign_email(page, public_site, mailoutbox):
     broadsheet = MailingList.objects.get(slug="broadsheet")
     SubscriptionFactory(list=broadsheet, subscriber__email="cleo@example.org")
@@ -142,6 +158,20 @@ TAP_TARGETS = ", ".join(
         ".brand",
     ]
 )
+
+
+def test_public_pages_in_dark_mode_keep_their_contrast(page, public_site, mailoutbox, browser_problems):
+    browser_problems.allow("404")
+    browser_problems.allow("400")
+    page.emulate_media(color_scheme="dark")
+    found = {}
+    for url in public_pages(page, mailoutbox):
+        page.goto(url)
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(18, 20, 23)", url
+        if violations := axe_violations(page):
+            found[url] = violations
+
+    assert found == {}
 
 
 def test_tap_targets_on_public_pages_are_at_least_44px_high(page, public_site, mailoutbox, browser_problems):
