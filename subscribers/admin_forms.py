@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
 
-from subscribers.importing import CORE_FIELDS, ENCODINGS, attribute_key
+from subscribers.importing import CORE_FIELDS, ENCODINGS, ImportFileError, attribute_key, check_text_file
 from subscribers.models import ImportJob, MailingList, Subscriber, Subscription
 
 DELIMITER_CHOICES = [("", "Detect automatically"), (",", "Comma (,)"), (";", "Semicolon (;)"), ("\t", "Tab"),
@@ -22,6 +22,14 @@ class ImportUploadForm(forms.Form):
         help_text='Excel\'s "CSV UTF-8" is UTF-8. Choose Windows-1252 for an older Excel "CSV" file.',
     )
     delimiter = forms.ChoiceField(choices=DELIMITER_CHOICES, required=False)
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        try:
+            check_text_file(upload)
+        except ImportFileError as exc:
+            raise ValidationError(str(exc)) from None
+        return upload
 
 
 class ImportMappingForm(forms.Form):

@@ -5,3 +5,6 @@ class SubscribersConfig(AppConfig):
     name = "subscribers"
     verbose_name = "Subscribers"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from subscribers import checks  # noqa: F401 (registers the system checks)

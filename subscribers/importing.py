@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -63,7 +64,37 @@ EVENT_KIND = {Subscription.Status.SUBSCRIBED: "subscribed", Subscription.Status.
 
 
 class ImportFileError(Exception):
-    """The file as a whole cannot be read (encoding, no header, no email column)."""
+    """The file as a whole cannot be read (encoding, no header, no email column, not text)."""
+
+
+# Signatures of files that are not CSV text, with what to tell the operator.
+_BINARY_SIGNATURES = {
+    b"PK\x03\x04": "an Excel workbook or another zip file: save it as CSV first",
+    b"\xd0\xcf\x11\xe0": "an old Excel (.xls) file: save it as CSV first",
+    b"%PDF": "a PDF",
+    b"\x89PNG": "an image",
+    b"\xff\xd8\xff": "an image",
+    b"GIF8": "an image",
+}
+
+
+def check_text_file(stream: BinaryIO) -> None:
+    """Refuse anything but CSV text, from the content (never the name or the browser's type); rewinds.
+
+    Binary files (a NUL byte, a known signature) and markup (HTML, SVG, XML: a first character
+    of "<") are refused with ``ImportFileError``: stored uploads must never be a page or a script.
+    """
+    head = stream.read(SNIFF_BYTES)
+    stream.seek(0)
+    if not head.strip():
+        raise ImportFileError("The file is empty.")
+    for signature, what in _BINARY_SIGNATURES.items():
+        if head.startswith(signature):
+            raise ImportFileError(f"This is not a CSV file: it looks like {what}.")
+    if b"\x00" in head:
+        raise ImportFileError("This is not a CSV text file (it holds binary data). UTF-16 files are not supported.")
+    if head.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"<"):
+        raise ImportFileError("This is not a CSV file: it looks like HTML or XML.")
 
 
 @dataclass
@@ -585,12 +616,62 @@ def send_confirmations(subscription_ids: list[int]) -> None:
         send_confirmation.enqueue(subscriber_id, list_ids)
 
 
+def abandon_after() -> datetime.timedelta:
+    return datetime.timedelta(hours=int(settings.BROADSHEET["IMPORT_ABANDON_HOURS"]))
+
+
 def create_import_job(uploaded_file, user) -> ImportJob:
-    """Store an uploaded CSV as an ImportJob awaiting its column map (nothing runs yet)."""
+    """Store an uploaded CSV privately as an ImportJob awaiting its column map (nothing runs yet).
+
+    Raises ``ImportFileError`` when the content is not CSV text. Schedules the sweep that deletes
+    the file if nobody maps the columns within ``IMPORT_ABANDON_HOURS``.
+    """
+    check_text_file(uploaded_file)
     job = ImportJob(original_name=getattr(uploaded_file, "name", "upload.csv")[:255], created_by=user)
-    job.file.save(job.original_name.rsplit("/", 1)[-1], uploaded_file, save=False)
+    job.file.save(job.original_name, uploaded_file, save=False)
     job.save()
+    _schedule_sweep()
     return job
+
+
+def _schedule_sweep() -> None:
+    from subscribers.import_tasks import sweep_imports_task  # The task module imports this one.
+
+    # Backends that can defer (database, RQ) run the sweep once this upload could be abandoned;
+    # the immediate backend cannot wait, so `manage.py sweep_imports` (cron) covers it.
+    if sweep_imports_task.get_backend().supports_defer:
+        run_after = timezone.now() + abandon_after() + datetime.timedelta(minutes=1)
+        transaction.on_commit(lambda: sweep_imports_task.using(run_after=run_after).enqueue())
+
+
+def sweep_imports(now=None) -> int:
+    """Delete abandoned uploads: jobs never mapped within ``IMPORT_ABANDON_HOURS`` (marked failed)
+    and stray files no waiting or running job refers to. Returns the number of files deleted.
+
+    Safe to run at any time and twice: a job being mapped or imported is never touched.
+    """
+    now = now or timezone.now()
+    cutoff = now - abandon_after()
+    deleted = 0
+    for job in ImportJob.objects.abandoned(before=cutoff):
+        job.abandon(at=now)
+        deleted += 1
+    storage = ImportJob._meta.get_field("file").storage
+    in_use = set(
+        ImportJob.objects.filter(status__in=[ImportJob.Status.PENDING, ImportJob.Status.RUNNING]).values_list(
+            "file", flat=True
+        )
+    )
+    try:
+        _dirs, files = storage.listdir("imports")
+    except FileNotFoundError:
+        files = []
+    for name in files:
+        path = f"imports/{name}"
+        if path not in in_use and storage.get_modified_time(path) < cutoff:
+            storage.delete(path)
+            deleted += 1
+    return deleted
 
 
 def queue_import_job(
@@ -684,5 +765,5 @@ def run_import_job(job_id: int, *, encoding: str = "utf-8", delimiter: str = "")
     job.save(update_fields=["status", "errors", "finished_at"])
     # The upload is a copy of personal data that a GDPR erasure could not reach: keep only the
     # report. The name stays in the row (the field may not be empty) but the file is gone.
-    job.file.storage.delete(job.file.name)
+    job.delete_file()
     return job

@@ -1,7 +1,6 @@
 """Who is on which list, and the proof that they asked to be (GDPR Art. 7(1))."""
 
 import hashlib
-import re
 import uuid
 
 from django.conf import settings
@@ -14,9 +13,8 @@ from wagtail.admin.panels import FieldPanel
 from wagtail.fields import RichTextField
 from wagtail.models import Page
 
-from mail.addresses import validate_header_text
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+from mail.addresses import has_control_characters, validate_header_text
+from subscribers.storage import import_storage, random_import_name
 
 # The largest value of a BigAutoField: an id from outside above it can match no row (and would
 # overflow SQLite's integer binding), so forms and public views refuse it before querying.
@@ -33,7 +31,7 @@ def normalise_email(address: str) -> str:
     """
     address = (address or "").strip()
     local, sep, domain = address.rpartition("@")
-    if not sep or not local or not domain or _CONTROL.search(address):
+    if not sep or not local or not domain or has_control_characters(address):
         raise ValidationError("Enter a valid email address.", code="invalid")
     try:
         domain = domain.encode("idna").decode("ascii")
@@ -351,6 +349,12 @@ class SubscribePage(Page):
         return subscribe_page(request, self)
 
 
+class ImportJobQuerySet(models.QuerySet):
+    def abandoned(self, before):
+        """Uploads created before ``before`` still waiting for their column map (never queued)."""
+        return self.filter(status=ImportJob.Status.PENDING, column_map={}, created_at__lt=before)
+
+
 class ImportJob(models.Model):
     """One CSV upload being imported in the background; the admin polls it for progress."""
 
@@ -364,7 +368,7 @@ class ImportJob(models.Model):
         SUBSCRIBE = "subscribe", "Subscribe directly (consent already obtained)"
         CONFIRM = "confirm", "Send a confirmation email (double opt-in)"
 
-    file = models.FileField(upload_to="imports/")
+    file = models.FileField(upload_to=random_import_name, storage=import_storage, max_length=200)
     original_name = models.CharField(max_length=255)
     column_map = models.JSONField(
         default=dict, help_text='Field per column by position, e.g. ["email", "", "name"], or by header name.'
@@ -388,8 +392,30 @@ class ImportJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = ImportJobQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self):
         return f"Import of {self.original_name} ({self.get_status_display()})"
+
+    def delete_file(self) -> None:
+        """Delete the uploaded copy (personal data a GDPR erasure cannot reach); the report stays."""
+        if self.file.name:
+            self.file.storage.delete(self.file.name)
+
+    def abandon(self, at=None) -> None:
+        """A waiting upload nobody mapped in time: failed, its file deleted. Saves those fields."""
+        self.delete_file()
+        self.status = self.Status.FAILED
+        self.finished_at = at or timezone.now()
+        self.errors = [
+            *self.errors,
+            {
+                "line": None,
+                "kind": "fatal",
+                "message": "Abandoned before the columns were mapped; the file was deleted.",
+            },
+        ]
+        self.save(update_fields=["status", "finished_at", "errors"])

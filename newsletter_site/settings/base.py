@@ -138,9 +138,14 @@ MEDIA_ROOT = Path(config.env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Django serves MEDIA_ROOT itself when DEBUG or this is on (a laptop, `make serve-prod`, one small
 # server); otherwise the front web server or object storage does.
 SERVE_MEDIA = config.env_bool("SERVE_MEDIA", False)
+# Uploads with personal data (CSV imports): never served, so never under MEDIA_ROOT or STATIC_ROOT
+# (system check subscribers.E001).
+PRIVATE_ROOT = Path(config.env_str("PRIVATE_ROOT", str(VAR_DIR / "private")))
+PRIVATE_STORAGE = {"BACKEND": "subscribers.storage.PrivateStorage", "OPTIONS": {"location": PRIVATE_ROOT}}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "imports": PRIVATE_STORAGE,
 }
 
 WAGTAIL_SITE_NAME = config.env_str("SITE_NAME", "Broadsheet")
@@ -189,6 +194,8 @@ BROADSHEET = {
     "SUBSCRIBE_RATE_PER_IP": config.env_str("SUBSCRIBE_RATE_PER_IP", "20/h"),
     "SUBSCRIBE_RATE_PER_ADDRESS": config.env_str("SUBSCRIBE_RATE_PER_ADDRESS", "5/h"),
     "CONFIRM_RESEND_MINUTES": config.env_int("CONFIRM_RESEND_MINUTES", 10, minimum=1),
+    # An uploaded import whose columns nobody mapped within this many hours is deleted.
+    "IMPORT_ABANDON_HOURS": config.env_int("IMPORT_ABANDON_HOURS", 24, minimum=1),
     # Reverse proxies in front of the site that append to X-Forwarded-For (0: use REMOTE_ADDR).
     "TRUSTED_PROXY_COUNT": config.env_int("TRUSTED_PROXY_COUNT", 0, minimum=0),
     # Staff addresses told when someone confirms (comma-separated); "daily" sends a digest.

@@ -29,6 +29,7 @@ SECURE_HSTS_SECONDS = config.env_int("SECURE_HSTS_SECONDS", 0)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "imports": PRIVATE_STORAGE,  # noqa: F405
 }
 if not DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
     import warnings

@@ -18,6 +18,7 @@ ALLOWED_HOSTS = ["testserver", "localhost", "news.example.com"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "imports": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
 }
 # No heartbeat thread in the in-process tests (a second SQLite writer in the same process); the
 # worker subprocesses of the scale-out tests run with the default.

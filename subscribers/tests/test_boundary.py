@@ -1,15 +1,30 @@
 """Issue 8's findings at the subscribers boundary, one reproduction each (they answered 500 or leaked)."""
 
+from unittest import mock
+
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
 from subscribers import tokens
+from subscribers.checks import private_root_is_not_served
 from subscribers.models import ImportJob, SubscribePage, Subscriber, Subscription
+from subscribers.storage import PrivateStorage
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
 HUGE_ID = "99999999999999999999999"  # Larger than any 64-bit integer column.
+
+
+@pytest.fixture(autouse=True)
+def _empty_import_storage():
+    """The in-memory private storage lives as long as the process: start each test with it empty."""
+    storage = ImportJob._meta.get_field("file").storage
+    storage.save("imports/.keep", ContentFile(b""))  # The directory exists, empty.
+    for name in storage.listdir("imports")[1]:
+        storage.delete(f"imports/{name}")
 
 
 @pytest.fixture
@@ -267,3 +282,172 @@ def test_export_these_with_an_invalid_filter_answers_400_and_exports_nobody(admi
     assert response.status_code == 400
     assert "invalid filter" in response.text
     assert "ann@example.com" not in response.text
+
+
+# --- Finding 6: uploaded import files are private ---------------------------------------------
+
+
+def upload(admin_client, content: bytes, name="people.csv", content_type="text/csv"):
+    return admin_client.post(
+        reverse("subscribers_import:index"),
+        {"file": SimpleUploadedFile(name, content, content_type=content_type), "encoding": "utf-8"},
+    )
+
+
+def test_an_uploaded_import_gets_a_random_name_in_private_storage(admin_client, settings):
+    upload(admin_client, b"email\nann@example.com\n", name="../../customers <list>.csv")
+
+    job = ImportJob.objects.get()
+    assert job.original_name == "customers <list>.csv"
+    assert job.file.name.startswith("imports/") and job.file.name.endswith(".csv")
+    assert "customers" not in job.file.name and len(job.file.name) > 30
+    assert job.file.storage is storages["imports"] and job.file.storage is not storages["default"]
+    assert settings.PRIVATE_STORAGE["BACKEND"] == "subscribers.storage.PrivateStorage"
+    with pytest.raises(ValueError, match="no URL"):
+        PrivateStorage(location="/tmp/x").url(job.file.name)
+
+
+def test_two_uploads_of_the_same_name_get_different_files(admin_client):
+    upload(admin_client, b"email\nann@example.com\n")
+    upload(admin_client, b"email\nbob@example.com\n")
+
+    assert len({job.file.name for job in ImportJob.objects.all()}) == 2
+
+
+def test_private_storage_lies_outside_media_and_static_roots():
+    from django.conf import settings
+
+    private = settings.PRIVATE_ROOT.resolve()
+    assert not private.is_relative_to(settings.MEDIA_ROOT.resolve())
+    assert not private.is_relative_to(settings.STATIC_ROOT.resolve())
+    assert private_root_is_not_served() == []
+
+
+def test_a_private_root_inside_media_root_stops_the_site(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.PRIVATE_ROOT = tmp_path / "media" / "private"
+
+    assert [error.id for error in private_root_is_not_served()] == ["subscribers.E001"]
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "message"),
+    [
+        (b"<!DOCTYPE html><html><script>alert(1)</script></html>", "text/csv", "HTML"),
+        (b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', "text/csv", "HTML or XML"),
+        (b"\xef\xbb\xbf  <html>", "text/plain", "HTML"),
+        (b"PK\x03\x04rest-of-a-workbook", "text/csv", "Excel"),
+        (b"e\x00m\x00a\x00i\x00l\x00", "text/csv", "binary"),
+        (b"", "text/csv", "empty"),
+    ],
+)
+def test_only_csv_text_is_accepted_whatever_the_name_or_type_says(admin_client, content, content_type, message):
+    response = upload(admin_client, content, name="people.csv", content_type=content_type)
+
+    assert response.status_code == 200
+    assert message in response.text
+    assert not ImportJob.objects.exists()
+    assert ImportJob._meta.get_field("file").storage.listdir("imports") == ([], [])
+
+
+def test_a_text_file_is_accepted_whatever_its_name_or_declared_type(admin_client):
+    response = upload(admin_client, b"email;name\nann@example.com;Ann\n", name="export.txt", content_type="image/png")
+
+    assert response.status_code == 302
+    assert ImportJob.objects.count() == 1
+
+
+def test_an_upload_abandoned_at_the_mapping_step_is_swept(admin_client, import_job, settings):
+    import datetime
+
+    from django.utils import timezone
+
+    from subscribers.importing import sweep_imports
+
+    storage = import_job.file.storage
+    assert storage.exists(import_job.file.name)
+    assert sweep_imports() == 0  # Still within IMPORT_ABANDON_HOURS: someone may be mapping it.
+
+    later = timezone.now() + datetime.timedelta(hours=settings.BROADSHEET["IMPORT_ABANDON_HOURS"], minutes=1)
+    assert sweep_imports(now=later) == 1
+
+    import_job.refresh_from_db()
+    assert not storage.exists(import_job.file.name)
+    assert import_job.status == ImportJob.Status.FAILED
+    assert "Abandoned" in import_job.errors[-1]["message"]
+    assert sweep_imports(now=later) == 0  # Twice is harmless.
+
+
+def test_a_queued_import_is_not_swept_while_it_waits(import_job, news, settings):
+    import datetime
+
+    from django.utils import timezone
+
+    from subscribers.importing import queue_import_job, sweep_imports
+
+    queue_import_job(import_job, lists=[news], column_map=["email", "name"], mode="confirm")
+    later = timezone.now() + datetime.timedelta(hours=settings.BROADSHEET["IMPORT_ABANDON_HOURS"] + 1)
+
+    assert sweep_imports(now=later) == 0
+    assert import_job.file.storage.exists(import_job.file.name)
+
+
+def test_a_stray_file_no_job_refers_to_is_swept(db, settings):
+    import datetime
+
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+
+    from subscribers.importing import sweep_imports
+
+    storage = ImportJob._meta.get_field("file").storage
+    name = storage.save("imports/left-by-a-crash.csv", ContentFile(b"email\nann@example.com\n"))
+    later = timezone.now() + datetime.timedelta(hours=settings.BROADSHEET["IMPORT_ABANDON_HOURS"] + 1)
+
+    assert sweep_imports(now=later) == 1
+    assert not storage.exists(name)
+
+
+def test_each_upload_schedules_the_sweep_and_the_worker_runs_it(
+    admin_user, settings, django_capture_on_commit_callbacks
+):
+    """The periodic path really runs: the database task worker deletes the abandoned upload."""
+    import datetime
+
+    from django.core.management import call_command
+    from django_tasks_db.models import DBTaskResult
+
+    from subscribers.importing import create_import_job
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "campaigns"]}}
+    with django_capture_on_commit_callbacks(execute=True):
+        job = create_import_job(SimpleUploadedFile("a.csv", b"email\nann@example.com\n"), admin_user)
+    scheduled = DBTaskResult.objects.get(task_path__endswith="sweep_imports_task")
+    assert scheduled.run_after >= job.created_at + datetime.timedelta(hours=settings.BROADSHEET["IMPORT_ABANDON_HOURS"])
+
+    # Time passes: the job is now old and the sweep due.
+    ImportJob.objects.filter(pk=job.pk).update(created_at=job.created_at - datetime.timedelta(days=2))
+    DBTaskResult.objects.filter(pk=scheduled.pk).update(run_after=scheduled.run_after - datetime.timedelta(days=2))
+    # The worker's SQLite "BEGIN EXCLUSIVE" cannot nest in the test's transaction: a savepoint
+    # stands in for it (a transactional test would flush the database and its caches instead).
+    with mock.patch("django_tasks_db.utils.connection_requires_manual_exclusive_transaction", return_value=False):
+        call_command("worker", "--batch")
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED
+    assert not job.file.storage.exists(job.file.name)
+
+
+def test_the_sweep_command_runs_the_sweep(import_job, settings):
+    import datetime
+    import io
+
+    from django.core.management import call_command
+
+    ImportJob.objects.filter(pk=import_job.pk).update(created_at=import_job.created_at - datetime.timedelta(days=2))
+    out = io.StringIO()
+
+    call_command("sweep_imports", stdout=out)
+
+    assert "Deleted 1 abandoned import file(s)." in out.getvalue()
+    assert not import_job.file.storage.exists(import_job.file.name)
