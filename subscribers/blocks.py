@@ -4,6 +4,7 @@ The form posts to the chosen SubscribePage, which supplies the consent sentence 
 each subscription), handles the POST and shows errors and the thank-you text.
 """
 
+from django.utils import translation
 from wagtail import blocks
 
 from subscribers.forms import SubscribeForm
@@ -33,7 +34,7 @@ class SubscribeFormBlock(blocks.StructBlock):
         context["page"] = page.specific if page and page.live else None
         request = (parent_context or {}).get("request")
         context["form"] = SubscribeForm(
-            lists=MailingList.objects.filter(is_public=True),
+            lists=MailingList.objects.offered_in(translation.get_language()),
             initial={"source": request.path if request else ""},
             auto_id="id_subscribe_%s",
         )

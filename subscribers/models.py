@@ -52,6 +52,13 @@ def email_hash(normalised: str) -> str:
     return hashlib.sha256(normalised.encode()).hexdigest()
 
 
+class MailingListQuerySet(models.QuerySet):
+    def offered_in(self, language: str):
+        """Public lists for a subscribe form in ``language``: single-language lists of other
+        languages are left out."""
+        return self.filter(is_public=True).filter(Q(language="") | Q(language=language))
+
+
 class MailingList(models.Model):
     name = models.CharField(max_length=150, validators=[validate_header_text])
     slug = models.SlugField(max_length=100, unique=True)
@@ -75,7 +82,18 @@ class MailingList(models.Model):
     )
     from_email = models.EmailField(blank=True, help_text="Overrides the site's sender address.")
     reply_to = models.EmailField(blank=True)
+    language = models.CharField(
+        max_length=16,
+        blank=True,
+        choices=settings.LANGUAGES,
+        help_text=(
+            "A single-language list: offered only on pages in this language, and every issue goes "
+            "to it in this language. Empty: each subscriber gets their own language."
+        ),
+    )
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = MailingListQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

@@ -94,7 +94,7 @@ def subscribe_page(request, page: SubscribePage):
     suppressed, honeypot filled, per-address limit reached), so the page never tells who is
     subscribed. Only the per-IP limit answers differently (429), which says nothing about an address.
     """
-    lists = MailingList.objects.filter(is_public=True)
+    lists = MailingList.objects.offered_in(translation.get_language())
     context = page.get_context(request)
     template = page.get_template(request)
     if request.method == "POST":

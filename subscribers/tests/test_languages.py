@@ -155,3 +155,12 @@ def test_old_rows_with_a_region_code_still_get_their_language(news, mailoutbox):
     services.send_already_subscribed_email(subscriber.pk, [news.pk])
 
     assert mailoutbox[0].subject == "您已订阅"
+
+
+def test_a_single_language_list_is_offered_only_on_pages_in_its_language(chinese_subscribe_page, news):
+    MailingListFactory(name="Broadsheet 中文版", slug="zh", language="zh-hans")
+    client = Client(HTTP_HOST="news.example.com")
+
+    assert "Broadsheet 中文版" in client.get("/zh-hans/subscribe/").content.decode()
+    english = client.get("/subscribe/").content.decode()
+    assert "Broadsheet 中文版" not in english and "Morning News" in english
