@@ -179,6 +179,7 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
         # Own click/open tracking (off by default) is added once here, like everything else.
         campaign.html = rewrite_links(rendered.html, campaign.pk)
         campaign.text = rendered.text
+
         # One edition per live translation of the issue, rendered once here like the above.
         def render_edition(issue):
             edition = render_issue(issue)

@@ -87,7 +87,9 @@ def test_chinese_subscribers_get_the_chinese_issue_and_the_others_the_english_on
     }
 
 
-def test_each_language_is_rendered_once_at_the_start(chinese_issue, issue_page, readers, django_capture_on_commit_callbacks):
+def test_each_language_is_rendered_once_at_the_start(
+    chinese_issue, issue_page, readers, django_capture_on_commit_callbacks
+):
     campaign = start(issue_page, [readers], django_capture_on_commit_callbacks)
 
     edition = CampaignEdition.objects.get(campaign=campaign)
@@ -128,7 +130,9 @@ def test_a_single_language_list_gets_its_language_whatever_the_subscribers_say(
     assert mail.outbox[0].subject == CHINESE_SUBJECT
 
 
-def test_the_report_splits_the_figures_by_language(chinese_issue, issue_page, readers, django_capture_on_commit_callbacks):
+def test_the_report_splits_the_figures_by_language(
+    chinese_issue, issue_page, readers, django_capture_on_commit_callbacks
+):
     campaign = start(issue_page, [readers], django_capture_on_commit_callbacks)
     send_all(campaign)
     Delivery.objects.filter(email="li@example.com").update(open_count=1, click_count=2)
