@@ -9,6 +9,7 @@ from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
 from wagtail.admin.widgets import AdminDateTimeInput
 
 from campaigns.models import Campaign, Delivery
+from campaigns.sending.mailers import mailer_names
 from mail.addresses import HeaderValueError, clean_header_text, format_address, parse_address
 from subscribers.forms import ModelIdsField
 from subscribers.models import MailingList, Subscriber, Subscription
@@ -51,6 +52,7 @@ class SendCampaignForm(forms.Form):
     subject = forms.CharField(max_length=200)
     from_email = forms.CharField(label="Sender", max_length=320, help_text='e.g. "The Broadsheet <news@example.com>"')
     reply_to = forms.EmailField(label="Reply-to", required=False)
+    mailer = forms.ChoiceField(label="Mailer", required=False, help_text="Blank: the first list's mailer.")
     when = forms.ChoiceField(
         choices=[(NOW, "Send now"), (LATER, "Schedule for a date and time")],
         widget=forms.RadioSelect,
@@ -62,6 +64,9 @@ class SendCampaignForm(forms.Form):
     def __init__(self, *args, counts=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["lists"].counts = sendable_counts() if counts is None else counts
+        self.fields["mailer"].choices = [("", "The list's mailer"), *((name, name) for name in mailer_names())]
+        if len(self.fields["mailer"].choices) <= 2:
+            self.fields["mailer"].widget = forms.HiddenInput()  # one mailer: nothing to choose
         self.fields["send_at"].help_text = f"In your time zone ({timezone.get_current_timezone_name()})."
 
     def clean_from_email(self):

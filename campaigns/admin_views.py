@@ -24,6 +24,8 @@ from wagtail.admin.widgets.button import HeaderButton
 from campaigns import audit, charts, reporting, services
 from campaigns.admin_forms import CampaignFilterSet, DeliveryFilterForm, SendCampaignForm, TestSendForm
 from campaigns.models import Campaign, Delivery, NewsletterIssuePage
+from campaigns.sending import mailers
+from campaigns.sending.throttle import expected_finish
 from mail.senders import newsletter_settings, sender_for
 from subscribers.admin_permissions import ModelPolicyChecker
 from subscribers.models import Subscriber
@@ -207,6 +209,7 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
                     subject=data["subject"],
                     from_email=data["from_email"],
                     reply_to=data["reply_to"],
+                    mailer=data.get("mailer") or "",
                 )
                 campaign = services.start_campaign(campaign.pk, user=self.request.user, at=send_at)
                 recipients = campaign.recipients or Subscriber.objects.sendable(lists).count()
@@ -357,6 +360,7 @@ class CampaignDetailView(CampaignMixin, generic.WagtailAdminTemplateMixin, Templ
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         campaign = self.campaign
+        mailer = mailers.mailer_for(campaign)
         filter_form = DeliveryFilterForm(self.request.GET or None)
         deliveries = filter_form.filter(campaign.deliveries.order_by("pk"))
         paginator = Paginator(deliveries, self.deliveries_per_page)
@@ -365,6 +369,8 @@ class CampaignDetailView(CampaignMixin, generic.WagtailAdminTemplateMixin, Templ
             campaign=campaign,
             lists=campaign.lists.all(),
             progress=reporting.progress(campaign),
+            mailer=mailer,
+            expected_finish=None if campaign.is_final else expected_finish(campaign.remaining, mailer),
             progress_url=reverse("campaigns_admin:progress", args=[campaign.pk]),
             actions=campaign_actions(campaign),
             filter_form=filter_form,

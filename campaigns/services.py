@@ -39,10 +39,11 @@ def _newsletter_settings(page) -> NewsletterSettings:
     return newsletter_settings(page.get_site() if page is not None else None)
 
 
-def create_campaign(page, lists, *, user=None, subject=None, from_email=None, reply_to=None) -> Campaign:
+def create_campaign(page, lists, *, user=None, subject=None, from_email=None, reply_to=None, mailer="") -> Campaign:
     """A draft campaign of ``page`` to ``lists`` (MailingLists or ids).
 
     Sender and reply-to default to the first list's overrides, then the site's NewsletterSettings.
+    ``mailer`` (a MAILERS name) overrides the lists' mailer (campaigns.sending.mailers.mailer_for).
     """
     lists = list(lists)
     list_objects = [item if isinstance(item, MailingList) else MailingList.objects.get(pk=item) for item in lists]
@@ -57,6 +58,7 @@ def create_campaign(page, lists, *, user=None, subject=None, from_email=None, re
         subject_override=subject or "",
         from_email=from_email,
         reply_to=reply_to,
+        mailer=mailer or "",
         created_by=user if getattr(user, "pk", None) else None,
     )
     campaign.lists.set(list_objects)

@@ -6,12 +6,14 @@ operator has to fix, and tests can pass their own mapping.
 """
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from dkim.crypto import parse_pem_private_key
 
 from mail.esps import ESPS, esp_for_backend
 
@@ -280,3 +282,98 @@ def mailbox_from_url(name: str, value: str) -> dict | None:
         "kept": kept,
         "timeout": timeout,
     }
+
+
+MAILER_NAME = re.compile(r"[a-z0-9_]{1,40}")
+# Query parameters of an email URL that are Broadsheet's, not the backend's.
+MAILER_LIMIT_KEYS = ("per_second", "per_hour", "per_day")
+
+
+def mailer_limits(name: str, value: str) -> dict:
+    """``per_second``/``per_hour``/``per_day`` from an email URL's query (0 or absent = unlimited)."""
+    query = parse_qs(urlsplit(value).query)
+    limits = {}
+    for key in MAILER_LIMIT_KEYS:
+        raw = query.get(key, [""])[-1]
+        if raw == "":
+            continue
+        try:
+            number = float(raw)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}={value!r}: {key}={raw!r} is not a number.") from None
+        if number < 0:
+            raise ImproperlyConfigured(f"{name}={value!r}: {key} must not be negative.")
+        limits[key] = number
+    return limits
+
+
+def mailers_from_env(outbox_dir: Path, env: Mapping | None = None) -> dict:
+    """``MAILERS``: "default" from ``EMAIL_URL``, one named mailer per ``EMAIL_URL_<NAME>``.
+
+    Each entry is Django's (BACKEND, OPTIONS) plus Broadsheet's own keys, which Django ignores:
+    ``LIMITS`` (per_second / per_hour / per_day, from the URL's query; for the default mailer the
+    SEND_RATE_PER_* variables fill in what the URL leaves out) and ``FAILOVER`` (``?failover=NAME``:
+    the mailer used while this one cannot be reached).
+    """
+    env = os.environ if env is None else env
+    variables = {"default": "EMAIL_URL"}
+    for variable in sorted(env):
+        if variable.startswith("EMAIL_URL_"):
+            name = variable[len("EMAIL_URL_") :].lower()
+            if not MAILER_NAME.fullmatch(name) or name == "default":
+                raise ImproperlyConfigured(
+                    f"{variable}: a mailer name is letters, digits and _ (and not DEFAULT: that is EMAIL_URL)."
+                )
+            variables[name] = variable
+    mailers = {}
+    for name, variable in variables.items():
+        value = env.get(variable) or ("outbox://" if name == "default" else "")
+        if not value:
+            raise ImproperlyConfigured(f"{variable} is empty: give it an email URL or remove it.")
+        entry = mailer_from_url(variable, value, outbox_dir)
+        limits = mailer_limits(variable, value)
+        if name == "default":
+            for key in MAILER_LIMIT_KEYS:
+                limits.setdefault(key, env_float(f"SEND_RATE_{key.upper()}", 0, env=env))
+        entry["LIMITS"] = {key: limits.get(key, 0) for key in MAILER_LIMIT_KEYS}
+        entry["FAILOVER"] = parse_qs(urlsplit(value).query).get("failover", [""])[-1].lower()
+        mailers[name] = entry
+    for name, entry in mailers.items():
+        failover = entry["FAILOVER"]
+        if failover and (failover not in mailers or failover == name):
+            raise ImproperlyConfigured(
+                f"{variables[name]}: failover={failover!r} must name another mailer "
+                f"(one of: {', '.join(sorted(set(mailers) - {name}))})."
+            )
+    return mailers
+
+
+def dkim_from_env(env: Mapping | None = None) -> dict | None:
+    """``DKIM_DOMAIN`` + ``DKIM_SELECTOR`` + ``DKIM_PRIVATE_KEY_FILE`` (or ``DKIM_PRIVATE_KEY``, the
+    PEM text): the in-app DKIM signer's settings, or None when DKIM_DOMAIN is unset. The key is
+    read and parsed at start-up, so a wrong path or a malformed key stops the boot, named."""
+    domain = (_get("DKIM_DOMAIN", env) or "").strip().lower()
+    if not domain:
+        return None
+    selector = (_get("DKIM_SELECTOR", env) or "").strip()
+    if not selector:
+        raise ImproperlyConfigured(
+            "DKIM_DOMAIN is set: DKIM_SELECTOR is needed too (the DNS name <selector>._domainkey)."
+        )
+    path, text = _get("DKIM_PRIVATE_KEY_FILE", env), _get("DKIM_PRIVATE_KEY", env)
+    if path:
+        try:
+            key = Path(path).read_bytes()
+        except OSError as error:
+            raise ImproperlyConfigured(f"DKIM_PRIVATE_KEY_FILE={path!r} cannot be read: {error.strerror}.") from None
+        name = "DKIM_PRIVATE_KEY_FILE"
+    elif text:
+        key = text.replace("\\n", "\n").encode()
+        name = "DKIM_PRIVATE_KEY"
+    else:
+        raise ImproperlyConfigured("DKIM_DOMAIN is set: give the key in DKIM_PRIVATE_KEY_FILE or DKIM_PRIVATE_KEY.")
+    try:
+        parse_pem_private_key(key)
+    except Exception as error:  # dkimpy raises several types for a malformed key
+        raise ImproperlyConfigured(f"{name}: not an RSA private key in PEM format ({error}).") from None
+    return {"domain": domain, "selector": selector, "key": key}

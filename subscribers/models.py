@@ -59,6 +59,13 @@ class MailingListQuerySet(models.QuerySet):
         return self.filter(is_public=True).filter(Q(language="") | Q(language=language))
 
 
+def validate_mailer_name(value: str) -> None:
+    """A name of settings.MAILERS (checked when saved: the configuration may change later)."""
+    if value and value not in settings.MAILERS:
+        names = ", ".join(sorted(settings.MAILERS))
+        raise ValidationError(f"No mailer named {value!r}; configured: {names}.")
+
+
 class MailingList(models.Model):
     name = models.CharField(max_length=150, validators=[validate_header_text])
     slug = models.SlugField(max_length=100, unique=True)
@@ -90,6 +97,13 @@ class MailingList(models.Model):
             "A single-language list: offered only on pages in this language, and every issue goes "
             "to it in this language. Empty: each subscriber gets their own language."
         ),
+    )
+    mailer = models.CharField(
+        max_length=40,
+        blank=True,
+        default="",
+        validators=[validate_mailer_name],
+        help_text="The mailer (EMAIL_URL_<NAME>, lower case) campaigns to this list send through; blank: the default.",
     )
     created_at = models.DateTimeField(default=timezone.now)
 

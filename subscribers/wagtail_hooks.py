@@ -66,6 +66,7 @@ class MailingListViewSet(ModelViewSet):
         "from_name",
         "from_email",
         "reply_to",
+        "mailer",
     ]
     search_fields = ["name", "slug"]
     list_display = [

@@ -74,6 +74,10 @@ class BaseMailbox:
     def keep(self, key: str) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def count(self) -> int:  # pragma: no cover - abstract
+        """Messages waiting in the mailbox (check_mailers)."""
+        raise NotImplementedError
+
 
 class POP3Mailbox(BaseMailbox):
     connection: poplib.POP3 | None = None
@@ -135,6 +139,9 @@ class POP3Mailbox(BaseMailbox):
     def keep(self, key: str) -> None:
         """POP3 has no folders: the message stays on the server."""
 
+    def count(self) -> int:
+        return self.connection.stat()[0]
+
 
 class IMAPMailbox(BaseMailbox):
     connection: imaplib.IMAP4 | None = None
@@ -170,6 +177,10 @@ class IMAPMailbox(BaseMailbox):
             raise MailboxError(f"IMAP {where}: cannot open folder {config['folder']!r}: {_text(data)}")
         self.connection = connection
         self.kept_ready = False
+        self.exists = int((data[0] or b"0").decode() or 0)
+
+    def count(self) -> int:
+        return self.exists
 
     def close(self, *, commit: bool = True) -> None:
         if self.connection is None:
@@ -224,6 +235,9 @@ class MaildirMailbox(BaseMailbox):
 
     def close(self, *, commit: bool = True) -> None:
         self.box = None
+
+    def count(self) -> int:
+        return len(self.box)
 
     def messages(self) -> Iterator[tuple[str, bytes]]:
         for key in sorted(self.box.keys()):

@@ -114,6 +114,8 @@ class Campaign(models.Model):
     subject_override = models.CharField(max_length=200, blank=True)
     from_email = models.CharField(max_length=320, blank=True, help_text='e.g. "The Broadsheet <news@example.com>".')
     reply_to = models.EmailField(blank=True)
+    # A MAILERS name (EMAIL_URL_<NAME>); blank: the first list's mailer, else "default".
+    mailer = models.CharField(max_length=40, blank=True, default="")
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
     scheduled_at = models.DateTimeField(null=True, blank=True)

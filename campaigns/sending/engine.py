@@ -48,7 +48,7 @@ from django.utils import timezone
 from campaigns.editions import edition_contents
 from campaigns.models import Campaign, Delivery, SendingWorker
 from campaigns.models.campaign import UNKNOWN_ERROR, marker_prelude, relay_wait_message
-from campaigns.sending import transports as transports_module
+from campaigns.sending import mailers
 from campaigns.sending.headers import Recipient, build_content, recipient_values
 from campaigns.sending.throttle import Throttle
 from campaigns.sending.transports import (
@@ -506,6 +506,14 @@ def send_batch(campaign_id: int, *, worker_id: str, limit: int | None = None, on
 
 def _claim_and_send(campaign: Campaign, worker_id: str, limit, on_claimed, result: dict) -> float | None:
     recovered = _recover_if_due(campaign)
+    blocked = Throttle(mailers.mailer_for(campaign)).blocked_until()
+    if blocked is not None:
+        # The mailer's hourly or daily allowance is spent: claim nothing, come back when it frees
+        # (the successor task waits until then instead of spinning: quotas spread over days).
+        if on_claimed is not None:
+            blocked_at = datetime.datetime.fromtimestamp(blocked, tz=datetime.UTC)
+            on_claimed({"claimable": False, "unfinished": True, "next_retry_at": blocked_at})
+        return blocked
     limit = limit or int(settings.BROADSHEET["BATCH_SIZE"])
     key = (campaign.pk, campaign.started_at)
     after = _claim_floor.get(key) if connection.vendor == "postgresql" else None
@@ -563,20 +571,20 @@ def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: di
 def _send_rows(campaign: Campaign, worker_id: str, ids: list[int], rows: list, language: str, result: dict):
     """Send claimed ``rows`` (ids ``ids``) of one language edition; adds to ``result``'s counts."""
     content, links = _content(campaign, language)
-    transport = transports_module.get_transport(content)
-    throttle = Throttle("default")
     batch = _Batch(campaign, worker_id)
-    esp_ids = transport.batch_size > 1
     date = formatdate(usegmt=True)
     come_back_at = None
     index = since_check = streak = 0
     in_hand: list[Outgoing] = []
     handed_over = False
     try:
-        transport.open()
+        # The campaign's mailer, or its failover when it is down (campaigns.sending.mailers).
+        transport, alias = mailers.open_transport(content, mailers.mailer_for(campaign))
     except TransportUnavailable as error:
         result["released"] += release_claims(campaign.pk, worker_id, ids)
         return _relay_down(campaign, error, result)
+    throttle = Throttle(alias)
+    esp_ids = transport.batch_size > 1
     if campaign.relay_failures and Campaign.objects.filter(pk=campaign.pk).relay_recovered():
         result["relay_recovered"] = True
         logger.info("campaign %s: the relay answers again", campaign.pk)

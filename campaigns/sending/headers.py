@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 from django.conf import settings
 
 from campaigns.rendering import PLACEHOLDERS
+from campaigns.sending.dkim_signing import signer as dkim_signer
 from mail.addresses import HeaderValueError, check_header_text, format_address, reformat_address
 from subscribers.services import RecipientLinks
 
@@ -205,6 +206,8 @@ class CompiledMessage:
 
     def __init__(self, content: MessageContent):
         self.content = content
+        # DKIM signing in the app when configured (for relays that do not sign).
+        self.signer = dkim_signer()
         skeleton = EmailMessage(policy=email.policy.SMTP)
         skeleton["Subject"] = check_header_text(content.full_subject, "subject")
         skeleton["From"] = reformat_address(content.from_email)
@@ -255,4 +258,5 @@ class CompiledMessage:
                     value = html_lib.escape(value)
                 encoded = cache[piece] = _SOFT_BREAK + _qp(value) + _SOFT_BREAK if value else b""
             out.append(encoded)
-        return b"".join(out)
+        message = b"".join(out)
+        return self.signer.sign(message) if self.signer is not None else message

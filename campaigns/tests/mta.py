@@ -144,7 +144,7 @@ class Postfix:
         self.cert, key = make_certificate(self.conf)
         maps = [f"{address} {address.split('@')[0]}/" for address in self.mailboxes]
         maps.append(f"bounces@{BOUNCE_DOMAIN} bounces/")
-        (self.conf / "vmailbox").write_text("\n".join(maps) + "\n")
+        (self.conf / "vmailbox").write_text("\n".join(maps) + "\n", encoding="utf-8")
         (self.conf / "master.cf").write_text(_MASTER_CF.format(port=self.port))
         settings = {
             "compatibility_level": "3.6",

@@ -168,7 +168,7 @@ def test_system_check_names_the_missing_signature_key(settings):
     assert "MAILGUN_WEBHOOK_SIGNING_KEY" in errors[0][1]
 
 
-def test_production_settings_fail_the_check_without_a_secret(tmp_path):
+def production_env(tmp_path, **extra):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "newsletter_site.settings.production",
@@ -178,15 +178,34 @@ def test_production_settings_fail_the_check_without_a_secret(tmp_path):
         "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
         "EMAIL_URL": "anymail://postmark",
         "POSTMARK_SERVER_TOKEN": "token",
+        **extra,
     }
-    env.pop("ANYMAIL_WEBHOOK_SECRET", None)
     env.pop("TRACKING_WEBHOOKS", None)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True, cwd=settings_dir(), check=False
-    )
+    if "ANYMAIL_WEBHOOK_SECRET" not in extra:
+        env.pop("ANYMAIL_WEBHOOK_SECRET", None)
+    return env
+
+
+def run(command, env):
+    return subprocess.run(command, env=env, capture_output=True, text=True, cwd=settings_dir(), check=False)
+
+
+def test_production_settings_fail_the_check_without_a_secret(tmp_path):
+    result = run([sys.executable, "manage.py", "check"], production_env(tmp_path))
 
     assert result.returncode != 0
     assert "broadsheet.E101" in result.stderr and "ANYMAIL_WEBHOOK_SECRET" in result.stderr
+
+
+def test_the_production_wsgi_application_refuses_to_start_without_a_secret(tmp_path):
+    load_wsgi = [sys.executable, "-c", "import newsletter_site.wsgi"]
+
+    refused = run(load_wsgi, production_env(tmp_path))
+    started = run(load_wsgi, production_env(tmp_path, ANYMAIL_WEBHOOK_SECRET=SECRET))
+
+    assert refused.returncode != 0
+    assert "ANYMAIL_WEBHOOK_SECRET" in refused.stderr.splitlines()[-1]
+    assert started.returncode == 0, started.stderr
 
 
 def settings_dir():

@@ -30,6 +30,9 @@ from campaigns.tests.tracking_data import make_delivery, make_sent_campaign
 from mail.esps import ESPS
 from subscribers.models import Subscriber, Subscription
 
+# anymail warns on every SendGrid view that it no longer supports SendGrid officially.
+pytestmark = pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
+
 EXAMPLES = 150
 SECRET = "hostile-user:a-long-random-webhook-password"
 VALID_AUTH = "Basic " + base64.b64encode(SECRET.encode()).decode()

@@ -102,12 +102,19 @@ else:
 TASKS = config.tasks_from_url("TASKS_URL", config.env_str("TASKS_URL", "db://"), REDIS_URL)
 RQ_QUEUES = config.rq_queues(REDIS_URL or "redis://127.0.0.1:6379/0")
 
-# Mail: Django 6.1 MAILERS, chosen by EMAIL_URL. The outbox writes .eml files to var/outbox.
+# Mail: Django 6.1 MAILERS, the default chosen by EMAIL_URL. The outbox writes .eml files to var/outbox.
 OUTBOX_DIR = VAR_DIR / "outbox"
-MAILERS = {"default": config.mailer_from_url("EMAIL_URL", config.env_str("EMAIL_URL", "outbox://"), OUTBOX_DIR)}
+# Named mailers from EMAIL_URL_<NAME> (chosen per list and per campaign), each with its LIMITS
+# (?per_second=&per_hour=&per_day=) and optional FAILOVER mailer: docs/sending-without-an-esp.md.
+MAILERS = config.mailers_from_env(OUTBOX_DIR)
 # ESPs whose tracking webhooks are routed (/anymail/<esp>/tracking/); default: the EMAIL_URL ESP.
 _tracking_webhooks = config.tracking_webhooks_from_env("TRACKING_WEBHOOKS", MAILERS["default"])
-ANYMAIL = config.anymail_settings(MAILERS["default"], tracking=_tracking_webhooks)
+# Every mailer's ESP credential (a named mailer may use another ESP than the default one).
+ANYMAIL = {
+    key: value
+    for mailer in MAILERS.values()
+    for key, value in config.anymail_settings(mailer, tracking=_tracking_webhooks).items()
+}
 DEFAULT_FROM_EMAIL = config.env_str("DEFAULT_FROM_EMAIL", "Broadsheet <newsletter@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -167,6 +174,7 @@ BROADSHEET = {
     # Sending throttle per mailer, honoured across all workers (0 = unlimited).
     "SEND_RATE_PER_SECOND": config.env_float("SEND_RATE_PER_SECOND", 0),
     "SEND_RATE_PER_HOUR": config.env_float("SEND_RATE_PER_HOUR", 0),
+    "SEND_RATE_PER_DAY": config.env_float("SEND_RATE_PER_DAY", 0),
     # Longest a worker waits for the throttle inside a batch before coming back later.
     "THROTTLE_MAX_WAIT_SECONDS": config.env_float("THROTTLE_MAX_WAIT_SECONDS", 5),
     # Recipients one batch task claims; batch tasks enqueued at once when a campaign starts.
@@ -219,6 +227,8 @@ BROADSHEET = {
     "BOUNCE_LOCAL_PART": config.env_str("BOUNCE_LOCAL_PART", "bounces"),
     "BOUNCE_MAILBOX": config.mailbox_from_url("BOUNCE_MAILBOX_URL", config.env_str("BOUNCE_MAILBOX_URL", "")),
     "BOUNCE_POLL_SECONDS": config.env_int("BOUNCE_POLL_SECONDS", 300, minimum=10),
+    # In-app DKIM signing (DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY_FILE or DKIM_PRIVATE_KEY).
+    "DKIM": config.dkim_from_env(),
 }
 
 LOGGING = {

@@ -21,6 +21,30 @@ def test_pages_link_to_the_site_relatively_and_load_the_committed_stylesheet(arc
     assert "https://news.example.com/" not in html
 
 
+def test_buttons_and_teasers_linking_to_a_page_of_the_site_use_its_path(archive_page, newsletter_settings):
+    from campaigns.tests.factories import make_issue
+
+    teaser = {
+        "image": None,
+        "alt_text": "",
+        "title": "All issues",
+        "summary": "",
+        "page": archive_page,
+        "link_url": "",
+    }
+    issue = make_issue(
+        archive_page,
+        body=[
+            ("button", {"label": "Back to the archive", "page": archive_page, "link_url": ""}),
+            ("article_teaser", {"left": teaser, "right": {**teaser, "title": "Again"}}),
+        ],
+    )
+    html = Client().get(issue.url).content.decode()
+
+    assert '<a class="button" href="/archive/">Back to the archive</a>' in html
+    assert '<a href="/archive/">All issues</a>' in html
+
+
 def test_every_issue_page_ends_with_a_subscribe_call_to_action(issue_page, subscribe_page):
     html = Client().get(issue_page.url).content.decode()
 

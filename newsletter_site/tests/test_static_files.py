@@ -42,6 +42,7 @@ def public_pages(archive_page, issue_page, newsletter_settings):
         "archive": archive_page.url,
         "issue": issue_page.url,
         "subscribe": subscribe.url,
+        "thank you": subscribe.url + "?sent=1",
         "confirm": f"/newsletter/confirm/{tokens.confirm_token(pending.subscriber.uid, [news.pk])}/",
         "preferences": f"/newsletter/preferences/{tokens.preferences_token(uid)}/",
         "unsubscribe": f"/newsletter/unsubscribe/{tokens.unsubscribe_token(uid, [news.pk])}/",
@@ -76,6 +77,11 @@ def test_every_public_page_references_only_collected_static_files(collected, pub
     assert_collected(unsubscribe.content.decode(), collected, "unsubscribed")
     confirm = client.post(public_pages["confirm"])
     assert_collected(confirm.content.decode(), collected, "confirmed")
+    already = client.get(public_pages["confirm"])
+    assert_collected(already.content.decode(), collected, "already confirmed")
+    leave = client.post(public_pages["preferences"], {"unsubscribe_all": "1"})
+    assert "Unsubscribe from everything?" in leave.content.decode()
+    assert_collected(leave.content.decode(), collected, "unsubscribe from everything?")
     assert_collected(render_to_string("500.html"), collected, "500")
 
 

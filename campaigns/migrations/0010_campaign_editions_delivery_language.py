@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0008_ledger_unknown_relay_workers'),
+        ('campaigns', '0009_campaign_mailer'),
         ('wagtailcore', '0098_apitoken'),
     ]
 

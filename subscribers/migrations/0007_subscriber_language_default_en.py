@@ -11,7 +11,7 @@ def en_us_to_en(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("subscribers", "0005_private_import_files"),
+        ("subscribers", "0006_mailinglist_mailer"),
     ]
 
     operations = [
