@@ -1,8 +1,18 @@
 """Fixtures shared by every app's tests: a Wagtail site with an archive and one issue."""
 
+import os
+
 import pytest
 from django.core.cache import cache
+from hypothesis import settings as hypothesis_settings
 from wagtail.models import Page, Site
+
+# Hypothesis: bounded examples for `make test` (the hostile suites); HYPOTHESIS_PROFILE=thorough
+# for a long, random run. The default is derandomized (the same examples on every run: CI cannot
+# flake) and keeps no example database (nothing is written to the work tree).
+hypothesis_settings.register_profile("broadsheet", max_examples=40, deadline=None, database=None, derandomize=True)
+hypothesis_settings.register_profile("thorough", max_examples=1000, deadline=None, database=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "broadsheet"))
 
 # Real-browser fixtures (page, browser, browser_problems): see newsletter_site/tests/browser.py.
 pytest_plugins = ["newsletter_site.tests.browser"]

@@ -69,12 +69,15 @@ def fill_placeholders(template: str, values: dict[str, str], *, escape: bool) ->
     return template
 
 
-def render_issue(page, *, base_url: str | None = None) -> RenderedEmail:
+def render_issue(page, *, base_url: str | None = None, lists=None) -> RenderedEmail:
     """Render a NewsletterIssuePage into a complete email with placeholders for recipient values.
 
     ``base_url`` (default settings.BASE_URL) is the origin every relative link and image is
     resolved against. The footer carries the sender's postal address, the unsubscribe and
-    preferences placeholders and a "view in browser" link to the page itself.
+    preferences placeholders, a "view in browser" link to the page itself, and says what the
+    reader receives and where: "You are receiving <lists> at %%email%%." (``lists``: the
+    campaign's MailingLists or names; None, as in previews and test sends, names the newsletter).
+    The address is a placeholder, so this costs one string replacement per recipient, no render.
     """
     base_url = _base(base_url)
     body = render_to_string("campaigns/email/issue.html", {"page": page, "base_url": base_url})
@@ -87,7 +90,13 @@ def render_issue(page, *, base_url: str | None = None) -> RenderedEmail:
         unsubscribe_url=PLACEHOLDERS["unsubscribe_url"],
         preferences_url=PLACEHOLDERS["preferences_url"],
         footer_text=None,
+        receiving=[str(getattr(item, "name", item)) for item in lists] if lists is not None else None,
     )
+
+
+def _names(names: list[str]) -> str:
+    """ "A", "A and B", "A, B and C"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def render_transactional(
@@ -116,11 +125,19 @@ def render_transactional(
     )
 
 
-def _render_layout(*, subject, preheader, body, base_url, view_url, unsubscribe_url, preferences_url, footer_text):
-    """``footer_text`` None means the site's newsletter footer text."""
+def _render_layout(
+    *, subject, preheader, body, base_url, view_url, unsubscribe_url, preferences_url, footer_text, receiving=False
+):
+    """``footer_text`` None means the site's newsletter footer text. ``receiving``: the list names
+    for the "You are receiving ... at <address>" line (None: the newsletter's name; False: no line,
+    as in transactional emails, whose reader subscribed to nothing yet)."""
     sender = _newsletter_settings()
     if footer_text is None:
         footer_text = sender.footer_text if sender else ""
+    receiving_line = ""
+    if receiving is not False:
+        names = receiving or [sender.sender_name if sender and sender.sender_name else settings.WAGTAIL_SITE_NAME]
+        receiving_line = _names(names)
     html = render_to_string(
         EMAIL_LAYOUT,
         {
@@ -134,6 +151,8 @@ def _render_layout(*, subject, preheader, body, base_url, view_url, unsubscribe_
             "view_url": view_url,
             "unsubscribe_url": unsubscribe_url,
             "preferences_url": preferences_url,
+            "receiving": receiving_line,
+            "email_placeholder": PLACEHOLDERS["email"],
         },
     )
     html = absolutise_urls(_INLINER.inline(html), base_url, page_url=view_url or base_url + "/")

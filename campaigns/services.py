@@ -171,7 +171,7 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
         # Render what is published now, from the revision we record: later edits change neither.
         # In the issue's language (the layout's words too), whatever language the editor uses.
         with translation.override(editions.issue_language(page)):
-            rendered = render_issue(revision.as_object())
+            rendered = render_issue(revision.as_object(), lists=campaign.lists.order_by("name"))
         campaign.page_revision = revision
         campaign.subject = campaign.subject_override or rendered.subject
         try:
@@ -184,7 +184,7 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
 
         # One edition per live translation of the issue, rendered once here like the above.
         def render_edition(issue):
-            edition = render_issue(issue)
+            edition = render_issue(issue, lists=campaign.lists.order_by("name"))
             return edition.subject, rewrite_links(edition.html, campaign.pk), edition.text
 
         editions.render_editions(campaign, page, render_edition)

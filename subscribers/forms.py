@@ -4,6 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from mail.addresses import clean_header_text
 from subscribers.languages import language_choices
 from subscribers.models import MAX_ID, normalise_email
 
@@ -77,6 +78,10 @@ class SubscribeForm(forms.Form):
             raise ValidationError(_("Enter a valid email address, like name@example.com."), code="invalid") from None
         return email
 
+    def clean_name(self):
+        # The name goes into the To: header of every email: no line breaks or control characters.
+        return clean_header_text(self.cleaned_data["name"])
+
     def clean_source(self):
         source = self.cleaned_data["source"].strip()
         # Only a local path: this lands in the consent record and must not point elsewhere.
@@ -98,3 +103,6 @@ class PreferencesForm(forms.Form):
     def __init__(self, *args, lists, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["lists"].queryset = lists
+
+    def clean_name(self):
+        return clean_header_text(self.cleaned_data["name"])

@@ -18,7 +18,15 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from subscribers.models import Subscriber, SubscriberEvent, Subscription, Suppression, email_hash, normalise_email
+from subscribers.models import (
+    ImportJob,
+    Subscriber,
+    SubscriberEvent,
+    Subscription,
+    Suppression,
+    email_hash,
+    normalise_email,
+)
 
 ERASED_DOMAIN = "erased.invalid"  # RFC 2606: can never be a real mailbox.
 
@@ -100,17 +108,35 @@ def export_subscriber_data(subscriber: Subscriber) -> dict:
     return data
 
 
+ERASED_VALUE = "[erased]"
+
+
+def _erase_from_import_reports(subscriber: Subscriber) -> None:
+    """Blank the address where import reports quote it (duplicate and invalid-row notes)."""
+    spellings = {subscriber.email_normalised, subscriber.email.strip().lower()}
+    for job in ImportJob.objects.exclude(errors=[]).only("pk", "errors"):
+        changed = False
+        for note in job.errors:
+            if isinstance(note, dict) and str(note.get("value", "")).strip().lower() in spellings:
+                note["value"], changed = ERASED_VALUE, True
+        if changed:
+            ImportJob.objects.filter(pk=job.pk).update(errors=job.errors)
+
+
 @transaction.atomic
 def erase_subscriber(subscriber: Subscriber, *, actor=None) -> Subscriber:
     """Remove the personal data of ``subscriber`` and keep only an anonymous suppression hash.
 
     The row stays (blocked, address replaced by ``erased-<uid>@erased.invalid``) so that
     statistics and foreign keys hold; subscriptions are ended; IPs, user agents, names,
-    attributes and event details are cleared. The hash of the normalised address goes into
+    attributes and event details are cleared, and so is the address where import reports quote
+    it. The keyed hash of the normalised address goes into
     Suppression, so neither an import nor a form can add the address again. Returns the
     erased subscriber.
     """
     now = timezone.now()
+    Suppression.objects.matching([subscriber.email_normalised])  # Re-keys an older row of the address.
+    _erase_from_import_reports(subscriber)
     Suppression.objects.get_or_create(
         email_hash=email_hash(subscriber.email_normalised), defaults={"reason": "erased", "created_at": now}
     )

@@ -30,6 +30,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from mail.addresses import has_control_characters
 from subscribers.models import (
     ImportJob,
     MailingList,
@@ -37,9 +38,9 @@ from subscribers.models import (
     SubscriberEvent,
     Subscription,
     Suppression,
-    email_hash,
     normalise_email,
 )
+from subscribers.tokens import redact
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,11 @@ ENCODINGS = {
     "cp1252": "Windows-1252 (older Excel on Windows)",
     "latin-1": "Latin-1 (ISO-8859-1)",
 }
+# A cell larger than the csv module's default limit (128 KB) stopped the whole file; with this
+# one an oversized cell is one row's error ("longer than ..."), as any other bad value is.
+# (csv.field_size_limit is process-wide; raising it only lets longer cells be read.)
+MAX_CELL_CHARS = 4 * 1024 * 1024
+csv.field_size_limit(max(csv.field_size_limit(), MAX_CELL_CHARS))
 CORE_FIELDS = ("email", "name", "language")
 # Header spellings recognised when proposing a column map.
 HEADER_GUESSES = {
@@ -155,7 +161,7 @@ class ImportOptions:
     @property
     def consent_detail(self) -> str:
         who = f" by {self.actor.get_username()}" if self.actor is not None else ""
-        return f"Import of {self.source_name}{who}: {self.consent_note}".strip()[:500]
+        return redact(f"Import of {self.source_name}{who}: {self.consent_note}".strip())[:500]
 
 
 @dataclass
@@ -326,13 +332,21 @@ def _parse(line: int, cells: list[str], indexes: dict, result: ImportResult) -> 
     if len(raw_email) > 254 or len(normalised) > 254:
         result.error(line, "The email address is longer than 254 characters.", raw_email[:60])
         return None
-    name = cell(indexes["name"]) if "name" in indexes else ""
+    # A spreadsheet cell may wrap a name over lines: joined into one line (the name becomes part
+    # of the To: header); any other control character refuses the row, as the forms refuse it.
+    name = " ".join(cell(indexes["name"]).split()) if "name" in indexes else ""
     if len(name) > 200:
         result.error(line, "The name is longer than 200 characters.", name[:60])
         return None
+    if has_control_characters(name):
+        # The name becomes part of the To: header: refused here as the forms refuse it.
+        result.error(line, "The name contains a line break or another control character.", repr(name)[:60])
+        return None
     language = cell(indexes["language"]) if "language" in indexes else ""
-    if len(language) > 16:
-        result.error(line, "The language code is longer than 16 characters.", language)
+    if len(language) > 16 or has_control_characters(language):
+        result.error(
+            line, "The language code is longer than 16 characters or holds a control character.", repr(language)[:60]
+        )
         return None
     attributes = {key: cell(index) for key, index in indexes["attributes"].items() if cell(index)}
     return _Row(line, raw_email, normalised, name, language, attributes)
@@ -364,8 +378,7 @@ class _Importer:
         if not unique:
             return
 
-        hashes = {email_hash(n): n for n in unique}
-        erased = set(Suppression.objects.filter(email_hash__in=hashes).values_list("email_hash", flat=True))
+        erased = Suppression.objects.matching(unique)
         existing = {
             s.email_normalised: s
             for s in Subscriber.objects.filter(email_normalised__in=list(unique)).only(
@@ -375,7 +388,7 @@ class _Importer:
         now = timezone.now()
         to_create, to_update, targets, recent = [], [], {}, {}
         for normalised, row in unique.items():
-            if email_hash(normalised) in erased:
+            if normalised in erased:
                 self._skip_suppressed(row, "The address was erased and may not be added again.")
                 continue
             subscriber = existing.get(normalised)
@@ -623,25 +636,14 @@ def abandon_after() -> datetime.timedelta:
 def create_import_job(uploaded_file, user) -> ImportJob:
     """Store an uploaded CSV privately as an ImportJob awaiting its column map (nothing runs yet).
 
-    Raises ``ImportFileError`` when the content is not CSV text. Schedules the sweep that deletes
-    the file if nobody maps the columns within ``IMPORT_ABANDON_HOURS``.
+    Raises ``ImportFileError`` when the content is not CSV text. The caller schedules the sweep
+    that deletes the file if nobody maps the columns in time (``import_tasks.schedule_sweep``).
     """
     check_text_file(uploaded_file)
     job = ImportJob(original_name=getattr(uploaded_file, "name", "upload.csv")[:255], created_by=user)
     job.file.save(job.original_name, uploaded_file, save=False)
     job.save()
-    _schedule_sweep()
     return job
-
-
-def _schedule_sweep() -> None:
-    from subscribers.import_tasks import sweep_imports_task  # The task module imports this one.
-
-    # Backends that can defer (database, RQ) run the sweep once this upload could be abandoned;
-    # the immediate backend cannot wait, so `manage.py sweep_imports` (cron) covers it.
-    if sweep_imports_task.get_backend().supports_defer:
-        run_after = timezone.now() + abandon_after() + datetime.timedelta(minutes=1)
-        transaction.on_commit(lambda: sweep_imports_task.using(run_after=run_after).enqueue())
 
 
 def sweep_imports(now=None) -> int:

@@ -9,11 +9,13 @@ from django.core.validators import validate_email
 from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from wagtail.admin.panels import FieldPanel
 from wagtail.fields import RichTextField
 from wagtail.models import Page
 
 from mail.addresses import has_control_characters, validate_header_text
+from subscribers import tokens
 from subscribers.storage import import_storage, random_import_name
 
 # The largest value of a BigAutoField: an id from outside above it can match no row (and would
@@ -47,9 +49,36 @@ def consent_text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def email_hash(normalised: str) -> str:
-    """Keyless SHA-256 of a normalised address, kept after erasure so it is never re-imported."""
+SUPPRESSION_SALT = "broadsheet.subscribers.suppression"
+
+
+def _suppression_secrets() -> list[str]:
+    """The current key first, then the fallbacks (docs/security.md, "Suppression hashes")."""
+    if settings.SUPPRESSION_KEY:
+        return [settings.SUPPRESSION_KEY, *settings.SUPPRESSION_KEY_FALLBACKS]
+    return [settings.SECRET_KEY, *settings.SUPPRESSION_KEY_FALLBACKS, *settings.SECRET_KEY_FALLBACKS]
+
+
+def _keyed_hash(normalised: str, secret: str) -> str:
+    return salted_hmac(SUPPRESSION_SALT, normalised, secret=secret, algorithm="sha256").hexdigest()
+
+
+def legacy_email_hash(normalised: str) -> str:
+    """The unkeyed SHA-256 that suppressions held before they were keyed (guessable: only matched)."""
     return hashlib.sha256(normalised.encode()).hexdigest()
+
+
+def email_hash(normalised: str) -> str:
+    """HMAC-SHA256 of a normalised address under SUPPRESSION_KEY (else a key derived from
+    SECRET_KEY), kept after erasure so the address is never added again. Without the key, a
+    guessed address cannot be checked against the table."""
+    return _keyed_hash(normalised, _suppression_secrets()[0])
+
+
+def email_hashes(normalised: str) -> list[str]:
+    """Every hash a suppression of ``normalised`` may be stored under: the current key, the
+    fallback keys (a rotated key still matches) and the legacy unkeyed SHA-256."""
+    return [*(_keyed_hash(normalised, secret) for secret in _suppression_secrets()), legacy_email_hash(normalised)]
 
 
 class MailingListQuerySet(models.QuerySet):
@@ -271,7 +300,7 @@ class Subscription(models.Model):
         """
         self.consent_at = at or timezone.now()
         self.consent_source = source
-        self.consent_detail = (detail or "")[:500]
+        self.consent_detail = tokens.redact(detail)[:500]
         self.consent_text = text or ""
         self.consent_text_hash = consent_text_hash(text) if text else ""
         self.consent_ip = ip or None
@@ -336,12 +365,35 @@ class SubscriberEvent(models.Model):
         return f"{self.kind} at {self.at:%Y-%m-%d %H:%M}"
 
 
+class SuppressionQuerySet(models.QuerySet):
+    def matching(self, normalised_addresses) -> dict[str, "Suppression"]:
+        """{normalised address: its Suppression} for those of ``normalised_addresses`` suppressed.
+
+        A row found under a fallback key or the legacy unkeyed hash is re-keyed on the spot: now
+        that the address is known, it gets the current key's hash (docs/security.md).
+        """
+        candidates = {h: n for n in normalised_addresses for h in reversed(email_hashes(n))}
+        found = {}
+        for row in self.filter(email_hash__in=list(candidates)):
+            normalised = candidates[row.email_hash]
+            current = email_hash(normalised)
+            if row.email_hash != current and not Suppression.objects.filter(email_hash=current).exists():
+                Suppression.objects.filter(pk=row.pk).update(email_hash=current, keyed=True)
+                row.email_hash, row.keyed = current, True
+            found[normalised] = row
+        return found
+
+
 class Suppression(models.Model):
-    """An address we must never add again, kept only as a hash (e.g. after a GDPR erasure)."""
+    """An address we must never add again, kept only as a keyed hash (e.g. after a GDPR erasure)."""
 
     email_hash = models.CharField(max_length=64, unique=True)
+    # False: an unkeyed SHA-256 from before keying, matched (and re-keyed) when its address comes back.
+    keyed = models.BooleanField(default=True)
     reason = models.CharField(max_length=40)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = SuppressionQuerySet.as_manager()
 
     def __str__(self):
         return f"{self.email_hash[:12]}… ({self.reason})"
@@ -349,7 +401,8 @@ class Suppression(models.Model):
     @classmethod
     def covers(cls, address: str) -> bool:
         """Is ``address`` (any spelling) on the suppression list?"""
-        return cls.objects.filter(email_hash=email_hash(normalise_email(address))).exists()
+        normalised = normalise_email(address)
+        return normalised in cls.objects.matching([normalised])
 
 
 class SubscribePage(Page):

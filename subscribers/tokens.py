@@ -9,6 +9,7 @@ all URL-safe. The campaign id (unsubscribe links in a campaign's emails) lets th
 report count the unsubscribe.
 """
 
+import re
 import uuid
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -21,6 +22,21 @@ UNSUBSCRIBE_SALT = "broadsheet.subscribers.unsubscribe"
 PREFERENCES_SALT = "broadsheet.subscribers.preferences"
 # "." is not a base64url character, so it cannot occur in the signature or the payload.
 SEPARATOR = "."
+
+
+# A token as made here: uid hex, optional "-<list id>"s and "_<campaign id>", then the signature
+# (and, for confirmations, the timestamp): what must never be stored where staff or exports read.
+_TOKEN = re.compile(r"[0-9a-f]{32}(?:-\d+)*(?:_\d+)?(?:\.[A-Za-z0-9_-]+){1,2}")
+# The query string and fragment of a URL or path (tracking values, ?d= delivery tokens, anything).
+_QUERY = re.compile(r"((?:https?://|/)[^\s?#()]*)[?#][^\s()]*")
+REDACTED = "[link]"
+
+
+def redact(text: str) -> str:
+    """``text`` with every link token replaced by ``[link]`` and every URL's query and fragment
+    dropped: for consent records and history, which staff read and list exports carry, while a
+    token is a bearer credential (it unsubscribes, or opens the preference centre)."""
+    return _TOKEN.sub(REDACTED, _QUERY.sub(r"\1", text or ""))
 
 
 class BadToken(Exception):

@@ -17,7 +17,7 @@ from django.views.generic import FormView, TemplateView, View
 from wagtail.admin import messages
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 
-from subscribers import exporting, gdpr
+from subscribers import exporting, gdpr, import_tasks
 from subscribers.admin_forms import (
     EraseForm,
     ImportMappingForm,
@@ -79,6 +79,7 @@ class ImportUploadView(WagtailAdminTemplateMixin, FormView):
 
     def form_valid(self, form):
         job = create_import_job(form.cleaned_data["file"], self.request.user)
+        import_tasks.schedule_sweep()
         query = {"encoding": form.cleaned_data["encoding"], "delimiter": form.cleaned_data["delimiter"]}
         url = reverse("subscribers_import:map", args=[job.pk])
         return redirect(f"{url}?{urlencode(query)}")

@@ -1,12 +1,14 @@
 """The "Subscribers" admin menu: lists (with counts), subscribers (search, filters, history), import."""
 
+import datetime
+
 from django.db.models import Count, Q
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from wagtail import hooks
 from wagtail.admin.ui.menus import MenuItem
-from wagtail.admin.ui.tables import Column, NumberColumn
+from wagtail.admin.ui.tables import Column, NumberColumn, TitleColumn
 from wagtail.admin.views import generic
 from wagtail.admin.viewsets.base import ViewSet, ViewSetGroup
 from wagtail.admin.viewsets.model import ModelViewSet
@@ -15,6 +17,7 @@ from wagtail.admin.widgets.button import Button
 from subscribers import views_admin
 from subscribers.admin_forms import SUBSCRIBER_SEARCH_FIELDS, SubscriberFilterSet
 from subscribers.models import MailingList, Subscriber, Subscription
+from subscribers.templatetags.admin_format import DateTimeColumn, admin_datetime, describe_event, in_words, yes_no
 
 # --- Lists ------------------------------------------------------------------------------------
 
@@ -27,6 +30,14 @@ class MailingListIndexView(generic.IndexView):
             .get_base_queryset()
             .annotate(
                 subscribed_count=Count("subscriptions", filter=Q(subscriptions__status=status.SUBSCRIBED)),
+                # What a campaign to the list reaches (the send form's count): subscribed and not suppressed.
+                receiving_count=Count(
+                    "subscriptions",
+                    filter=Q(
+                        subscriptions__status=status.SUBSCRIBED,
+                        subscriptions__subscriber__state=Subscriber.State.ACTIVE,
+                    ),
+                ),
                 pending_count=Count("subscriptions", filter=Q(subscriptions__status=status.PENDING)),
                 unsubscribed_count=Count("subscriptions", filter=Q(subscriptions__status=status.UNSUBSCRIBED)),
             )
@@ -72,8 +83,11 @@ class MailingListViewSet(ModelViewSet):
     list_display = [
         "name",
         "slug",
-        "is_public",
-        "double_opt_in",
+        Column("is_public", label="Public", accessor=lambda mailing_list: yes_no(mailing_list.is_public)),
+        Column(
+            "double_opt_in", label="Double opt-in", accessor=lambda mailing_list: yes_no(mailing_list.double_opt_in)
+        ),
+        NumberColumn("receiving_count", label="Can receive", sort_key="receiving_count"),
         NumberColumn("subscribed_count", label="Subscribed", sort_key="subscribed_count"),
         NumberColumn("pending_count", label="Pending", sort_key="pending_count"),
         NumberColumn("unsubscribed_count", label="Unsubscribed", sort_key="unsubscribed_count"),
@@ -84,6 +98,13 @@ class MailingListViewSet(ModelViewSet):
 
 
 class SubscriberIndexView(generic.IndexView):
+    def _get_title_column(self, field_name, column_class=TitleColumn, **kwargs):
+        # A click on a subscriber opens their page (lists, history, actions), not a bare edit form
+        # (TitleColumn keeps its link function there; Wagtail offers no argument for it here).
+        column = super()._get_title_column(field_name, column_class, **kwargs)
+        column._get_url_func = self.get_inspect_url
+        return column
+
     @cached_property
     def header_more_buttons(self):
         buttons = super().header_more_buttons
@@ -109,16 +130,28 @@ class SubscriberIndexView(generic.IndexView):
 
 
 class SubscriberHistoryView(generic.InspectView):
-    """A subscriber's details, the consent record of each subscription and every event."""
+    """One page per subscriber: their details, lists (with the consent record of each), history in
+    words, and the actions (edit, export, erase)."""
 
     template_name = "subscribers/admin/subscriber_history.html"
-    page_title = "History"
+    page_title = "Subscriber"
+
+    def get_page_subtitle(self):
+        return self.object.email or "(erased)"
+
+    def get_field_display_value(self, field_name, field):
+        value = getattr(self.object, field_name, None)
+        if isinstance(value, datetime.date):
+            return admin_datetime(value) or "–"
+        return super().get_field_display_value(field_name, field)
 
     def get_context_data(self, **kwargs):
+        list_names = dict(MailingList.objects.values_list("pk", "name"))
+        events = self.object.events.select_related("list", "actor").order_by("-at", "-pk")
         return super().get_context_data(
             subscriptions=self.object.subscriptions.select_related("list").order_by("list__name"),
-            events=self.object.events.select_related("list", "actor").order_by("-at", "-pk"),
-            attributes=sorted(self.object.attributes.items()),
+            events=[describe_event(event, list_names) for event in events],
+            attributes=[(key, in_words(value)) for key, value in sorted(self.object.attributes.items())],
             **kwargs,
         )
 
@@ -173,7 +206,7 @@ class SubscriberViewSet(ModelViewSet):
         "email",
         "name",
         Column("state", label="State", accessor="get_state_display", sort_key="state"),
-        "created_at",
+        DateTimeColumn("created_at", label="Added", sort_key="created_at"),
     ]
 
 

@@ -5,8 +5,10 @@ Per message, in this order:
 
 1. parse (``campaigns.bounces.parsing.parse``, a pure function of the bytes);
 2. apply hard and soft bounces and complaints with ``campaigns.tracking.record_tracking_event``,
-   the workflow the ESP webhooks use, so the suppression rules are the same (hard bounce and
-   complaint suppress, soft bounces count towards SOFT_BOUNCE_LIMIT consecutive campaigns),
+   the workflow the ESP webhooks use, which hands the subscriber side to
+   ``subscribers.suppression.apply_feedback``: the same rules (hard bounce and complaint
+   suppress, soft bounces count towards SOFT_BOUNCE_LIMIT consecutive campaigns), with or
+   without a matching delivery (a bounce naming only a known address still suppresses it),
    inside ONE transaction that commits before step 3;
 3. only then delete the message (or set it aside for a person when it could not be read).
 

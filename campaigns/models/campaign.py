@@ -6,6 +6,7 @@ cancel, finish), never an ``.update(status=...)`` elsewhere. The workflows that 
 (campaigns.sending.engine, campaigns.services) decide when.
 """
 
+import datetime
 import os
 import socket
 from collections import defaultdict
@@ -579,10 +580,14 @@ class SendingWorker(models.Model):
     def __str__(self):
         return self.worker_id
 
+    # Finished runs are kept this long (for a look at who sent what), then pruned by the next start.
+    KEEP_STOPPED = datetime.timedelta(hours=1)
+
     @classmethod
     def start(cls, worker_id: str) -> "SendingWorker":
-        """Register a run of this process (before it claims anything)."""
+        """Register a run of this process (before it claims anything); prunes old finished runs."""
         now = timezone.now()
+        cls.objects.stopped_before(now - cls.KEEP_STOPPED).delete()
         worker, _ = cls.objects.update_or_create(
             worker_id=worker_id,
             defaults={

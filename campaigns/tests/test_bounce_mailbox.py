@@ -188,3 +188,15 @@ def test_no_polling_without_a_mailbox(settings):
     settings.BROADSHEET = {**settings.BROADSHEET, "BOUNCE_MAILBOX": None}
 
     assert bounce_tasks.start_bounce_polling() is False
+
+
+def test_bounce_naming_only_an_address_suppresses_that_subscriber(sent_campaign, maildir):
+    # No VERP, no Message-ID we sent (e.g. a bounced confirmation email): the address decides,
+    # through the same subscriber-level rules as the ESP webhooks (subscribers.suppression).
+    maildir.add(samples.qmail_bounce("reader2@example.com"))
+
+    results = process_mailbox()
+
+    assert results[0].kind == "hard"
+    assert state("reader2@example.com") == Subscriber.State.BOUNCED
+    assert state("reader1@example.com") == Subscriber.State.ACTIVE

@@ -255,11 +255,15 @@ def test_a_dead_workers_rows_are_settled_within_seconds(campaign, heartbeats):
 
 
 def test_a_batch_registers_its_run_and_marks_it_stopped(campaign):
+    register("long-gone", stopped=True)
+    SendingWorker.objects.filter(worker_id="long-gone").update(stopped_at=timezone.now() - datetime.timedelta(days=1))
+
     send_batch(campaign.pk, worker_id="w1")
 
     worker = SendingWorker.objects.get(worker_id="w1")
     assert (worker.hostname, worker.pid) == (HOST[:255], os.getpid())
     assert worker.stopped_at is not None
+    assert not SendingWorker.objects.filter(worker_id="long-gone").exists()  # old runs are pruned
 
 
 def test_the_heartbeat_thread_beats(campaign, settings, monkeypatch):

@@ -98,6 +98,10 @@ def started(issue_page, relay, dummy_tasks, django_capture_on_commit_callbacks):
     return campaign
 
 
+def page_text(client, campaign) -> str:
+    return client.get(reverse("campaigns_admin:detail", args=[campaign.pk])).content.decode()
+
+
 def status_output(campaign) -> str:
     out = StringIO()
     call_command("campaign_status", str(campaign.pk), stdout=out)
@@ -122,6 +126,11 @@ def test_a_relay_that_refuses_then_rejects_the_login_then_recovers(
     assert campaign.last_error.startswith("Waiting for the relay since ")
     assert "next try at" in campaign.last_error and "Connection refused" in campaign.last_error
     assert "Waiting for the relay since" in status_output(campaign)
+    client.force_login(make_user(django_user_model, "sender", send=True))
+    assert (
+        "Waiting for the relay since"
+        in client.get(reverse("campaigns_admin:detail", args=[campaign.pk])).content.decode()
+    )
     assert set(Delivery.objects.values_list("status", "attempts")) == {("queued", 0)}  # nothing consumed
 
     # 2. Still refused at the next try: the wait doubles, still one task.
@@ -152,8 +161,7 @@ def test_a_relay_that_refuses_then_rejects_the_login_then_recovers(
     (notice,) = mail.outbox
     assert notice.to == ["editor@example.com"] and "paused" in notice.subject.lower()
     assert "535" in notice.body and reverse("campaigns_admin:detail", args=[campaign.pk]) in notice.body
-    client.force_login(make_user(django_user_model, "sender", send=True))
-    assert "refused the login" in client.get(reverse("campaigns_admin:detail", args=[campaign.pk])).content.decode()
+    assert "refused the login" in page_text(client, campaign)
     assert "535" in status_output(campaign)
     assert relay.messages == []
 
@@ -209,3 +217,35 @@ def test_the_waiting_campaign_claims_nothing_until_its_next_try(started, relay, 
 
     assert (result["claimed"], result["waiting"], result["waiter"]) == (0, True, False)
     assert not Delivery.objects.exclude(claimed_by="").exists()
+
+
+def test_send_campaign_stops_with_the_error_when_the_login_is_refused(issue_page, settings, caplog):
+    from subscribers.tests.factories import MailingListFactory, SubscriptionFactory
+
+    weekly = MailingListFactory(slug="weekly")
+    for _ in range(2):
+        SubscriptionFactory(list=weekly)
+    settings.BROADSHEET = {**settings.BROADSHEET, "NOTIFY_STAFF": ["editor@example.com"]}
+    campaign = services.create_campaign(issue_page, [weekly])
+    err = StringIO()
+    with FakeSMTPServer(auth=("news", PASSWORD)) as relay:
+        settings.MAILERS = mailers(relay, "wrong-password")
+        call_command("send_campaign", str(campaign.pk), stdout=StringIO(), stderr=err)
+
+    campaign.refresh_from_db()
+    # One login for the campaign, one for the staff notice (same relay, refused too): no loop.
+    assert campaign.status == Campaign.Status.PAUSED and relay.logins == 2
+    assert "535" in err.getvalue()
+    assert ModelLogEntry.objects.for_instance(campaign).filter(action="campaigns.pause").exists()
+
+
+def test_batches_failing_during_the_same_outage_record_it_once(started, relay):
+    from campaigns.sending.engine import record_relay_failure
+
+    first = record_relay_failure(started.pk, OSError("Connection refused"))
+    second = record_relay_failure(started.pk, OSError("Connection refused"))
+
+    assert (first["waiter"], second["waiter"]) == (True, False)  # one waiting task, not two
+    assert second["next_try_at"] == first["next_try_at"]
+    started.refresh_from_db()
+    assert started.relay_failures == 1

@@ -3,6 +3,8 @@
 
 from pathlib import Path
 
+from django.utils.csp import CSP
+
 from newsletter_site import config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -10,6 +12,11 @@ VAR_DIR = Path(config.env_str("VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = config.env_bool("DEBUG", False)
 SECRET_KEY = config.env_str("SECRET_KEY", "")
+SECRET_KEY_FALLBACKS = config.env_list("SECRET_KEY_FALLBACKS")
+# Keys the suppression list's address hashes (HMAC-SHA256; docs/security.md). Unset: derived from
+# SECRET_KEY, so set it in production to rotate SECRET_KEY freely. Old keys go in the fallbacks.
+SUPPRESSION_KEY = config.env_str("SUPPRESSION_KEY", "")
+SUPPRESSION_KEY_FALLBACKS = config.env_list("SUPPRESSION_KEY_FALLBACKS")
 ALLOWED_HOSTS = config.env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = config.env_list("CSRF_TRUSTED_ORIGINS")
 
@@ -64,8 +71,27 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "newsletter_site.middleware.PublicContentSecurityPolicyMiddleware",
     "wagtail.contrib.redirects.middleware.RedirectMiddleware",
 ]
+
+# Content-Security-Policy of the public pages (not the admins: newsletter_site/middleware.py).
+# Everything self-hosted; images may also come over https (embeds' thumbnails) and embeds (video)
+# are https iframes. A deployment that needs more (an analytics script, a CDN) extends this dict
+# in its own settings module: docs/security.md.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:", "https:"],
+    "font-src": [CSP.SELF],
+    "frame-src": ["https:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    # Wagtail's preview shows the page in a same-origin iframe.
+    "frame-ancestors": [CSP.SELF],
+}
 
 ROOT_URLCONF = "newsletter_site.urls"
 
@@ -161,6 +187,9 @@ WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.databa
 # Admin avatars from Gravatar load from the internet: off by default, so offline and intranet
 # installs show Wagtail's placeholder instead of broken images. GRAVATAR=1 turns them on.
 WAGTAIL_GRAVATAR_PROVIDER_URL = "//www.gravatar.com/avatar" if config.env_bool("GRAVATAR", False) else None
+# Likewise the admin's "new Wagtail release" check fetches releases.wagtail.org from the browser
+# (a console error offline); upgrades are the operator's call, via requirements.txt.
+WAGTAIL_ENABLE_UPDATE_CHECK = False
 WAGTAILDOCS_EXTENSIONS = ["csv", "docx", "key", "odt", "pdf", "pptx", "rtf", "txt", "xlsx", "zip"]
 
 # Newsletter behaviour.

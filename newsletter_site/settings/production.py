@@ -25,7 +25,13 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = config.env_bool("SECURE_SSL_REDIRECT", True)
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-SECURE_HSTS_SECONDS = config.env_int("SECURE_HSTS_SECONDS", 0)
+# HSTS on by default (a year, subdomains, preload-ready): browsers then refuse plain http to the
+# site, so a stolen link or cookie cannot be read on the wire. To lower it (first deployment,
+# subdomains still on http) set SECURE_HSTS_SECONDS=300 and/or SECURE_HSTS_INCLUDE_SUBDOMAINS=0;
+# docs/security.md explains the ramp-up. 0 turns it off (check --deploy then warns).
+SECURE_HSTS_SECONDS = config.env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = config.env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = config.env_bool("SECURE_HSTS_PRELOAD", True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

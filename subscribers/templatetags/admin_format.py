@@ -55,3 +55,78 @@ class DateTimeColumn(Column):
 
     def get_value(self, instance):
         return admin_datetime(super().get_value(instance))
+
+
+# What each SubscriberEvent.kind means, in words (the services write the kinds).
+EVENT_LABELS = {
+    "created": "Added",
+    "subscribe_requested": "Asked to subscribe",
+    "subscribe_refused": "Subscription refused",
+    "confirmation_sent": "Confirmation email sent",
+    "subscribed": "Subscribed",
+    "confirmed": "Subscription confirmed",
+    "unsubscribed": "Unsubscribed",
+    "profile_updated": "Details changed",
+    "suppressed": "Suppressed (no more email)",
+    "erased": "Personal data erased",
+}
+# Detail keys, in words; keys not listed are shown capitalised with underscores as spaces.
+DETAIL_LABELS = {
+    "via": "How",
+    "lists": "Lists",
+    "ip": "IP address",
+    "user_agent": "Browser",
+    "fields": "Changed",
+    "import_job": "Import",
+    "line": "Line",
+    "file": "File",
+    "note": "Note",
+    "reason": "Reason",
+    "state": "State",
+    "source": "Source",
+    "method": "How",
+}
+VIA_LABELS = {
+    "confirmation": "confirmed from the email",
+    "form": "subscribe form",
+    "preferences": "preference centre",
+    "import": "import",
+    "admin": "admin",
+}
+
+
+def event_label(kind: str) -> str:
+    return EVENT_LABELS.get(kind) or kind.replace("_", " ").capitalize()
+
+
+def in_words(value, list_names: dict[int, str] | None = None, key: str = "") -> str:
+    """A detail value as a person reads it: Yes/No, list names for list ids, commas for lists."""
+    if isinstance(value, bool):
+        return yes_no(value)
+    if value is None or value == "":
+        return "–"
+    if key == "lists" and list_names is not None:
+        ids = value if isinstance(value, list) else [value]
+        return ", ".join(list_names.get(item, f"list #{item}") if isinstance(item, int) else str(item) for item in ids)
+    if key in ("via", "method", "source") and isinstance(value, str):
+        return VIA_LABELS.get(value, value.replace("_", " "))
+    if isinstance(value, list):
+        return ", ".join(in_words(item) for item in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k.replace('_', ' ')}: {in_words(v)}" for k, v in value.items())
+    return str(value)
+
+
+def describe_event(event, list_names: dict[int, str]) -> dict:
+    """One history row in words: {"at", "what", "list", "by", "details": [(label, value), ...]}."""
+    details = [
+        (DETAIL_LABELS.get(key, key.replace("_", " ").capitalize()), in_words(value, list_names, key))
+        for key, value in (event.detail or {}).items()
+    ]
+    return {
+        "at": admin_datetime(event.at),
+        "what": event_label(event.kind),
+        "list": event.list.name if event.list_id and event.list else "",
+        "by": event.actor.get_username() if event.actor_id and event.actor else "",
+        "details": details,
+    }

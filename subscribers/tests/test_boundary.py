@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from subscribers import tokens
+from subscribers import import_tasks, tokens
 from subscribers.checks import private_root_is_not_served
 from subscribers.models import ImportJob, SubscribePage, Subscriber, Subscription
 from subscribers.storage import PrivateStorage
@@ -408,9 +408,7 @@ def test_a_stray_file_no_job_refers_to_is_swept(db, settings):
     assert not storage.exists(name)
 
 
-def test_each_upload_schedules_the_sweep_and_the_worker_runs_it(
-    admin_user, settings, django_capture_on_commit_callbacks
-):
+def test_an_upload_schedules_the_sweep_and_the_worker_runs_it(admin_user, settings, django_capture_on_commit_callbacks):
     """The periodic path really runs: the database task worker deletes the abandoned upload."""
     import datetime
 
@@ -422,6 +420,7 @@ def test_each_upload_schedules_the_sweep_and_the_worker_runs_it(
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "campaigns"]}}
     with django_capture_on_commit_callbacks(execute=True):
         job = create_import_job(SimpleUploadedFile("a.csv", b"email\nann@example.com\n"), admin_user)
+        import_tasks.schedule_sweep()
     scheduled = DBTaskResult.objects.get(task_path__endswith="sweep_imports_task")
     assert scheduled.run_after >= job.created_at + datetime.timedelta(hours=settings.BROADSHEET["IMPORT_ABANDON_HOURS"])
 
@@ -451,3 +450,198 @@ def test_the_sweep_command_runs_the_sweep(import_job, settings):
 
     assert "Deleted 1 abandoned import file(s)." in out.getvalue()
     assert not import_job.file.storage.exists(import_job.file.name)
+
+
+# --- Finding 8: privacy -----------------------------------------------------------------------
+
+
+def test_the_preference_centre_records_consent_without_its_token(subscribe_page, news):
+    subscriber = SubscriberFactory(email="ann@example.com")
+    token = tokens.preferences_token(subscriber.uid)
+    path = reverse("subscribers:preferences", args=[token])
+
+    csrf_post(Client(), path + "?utm_source=mail", {"name": "Ann", "lists": [news.pk]})
+
+    subscription = Subscription.objects.get(subscriber=subscriber, list=news)
+    assert subscription.status == Subscription.Status.SUBSCRIBED
+    assert token not in subscription.consent_detail
+    assert subscription.consent_detail == "https://news.example.com/newsletter/preferences/[link]/"
+
+
+def test_the_subscribe_form_records_its_source_without_query_or_token(subscribe_page, news, mailoutbox):
+    token = tokens.unsubscribe_token(SubscriberFactory().uid)
+    subscribe(Client(), "ann@example.com", [news.pk], source=f"/newsletter/unsubscribe/{token}/?d=secret#top")
+
+    detail = Subscription.objects.get(subscriber__email="ann@example.com").consent_detail
+    assert token not in detail and "secret" not in detail and "?" not in detail
+    assert "/newsletter/unsubscribe/[link]/" in detail
+
+
+def test_the_list_export_carries_no_token(admin_client, news):
+    subscriber = SubscriberFactory(email="ann@example.com")
+    token = tokens.preferences_token(subscriber.uid)
+    subscription = SubscriptionFactory(subscriber=subscriber, list=news)
+    subscription.record_consent(source="preferences", detail=f"https://x.example/p/{token}/", text="t", ip=None,
+                                user_agent="")  # fmt: skip
+    subscription.save()
+
+    response = admin_client.get(reverse("subscribers_import:export_list", args=[news.pk]))
+
+    assert token not in b"".join(response.streaming_content).decode()
+
+
+def test_the_migration_strips_tokens_from_existing_consent_records(news):
+    import importlib
+
+    from django.apps import apps
+
+    from subscribers.models import SubscriberEvent
+
+    migration = importlib.import_module("subscribers.migrations.0007_keyed_suppressions_and_redacted_consent")
+    subscriber = SubscriberFactory()
+    token = tokens.preferences_token(subscriber.uid)
+    subscription = SubscriptionFactory(subscriber=subscriber, list=news)
+    Subscription.objects.filter(pk=subscription.pk).update(
+        consent_detail=f"https://x.example/newsletter/preferences/{token}/"
+    )
+    event = SubscriberEvent.objects.create(
+        subscriber=subscriber, kind="subscribed", detail={"detail": f"/p/{token}/?a=1"}
+    )
+
+    migration.forwards(apps, None)
+
+    subscription.refresh_from_db()
+    event.refresh_from_db()
+    assert subscription.consent_detail == "https://x.example/newsletter/preferences/[link]/"
+    assert event.detail == {"detail": "/p/[link]/"}
+
+
+def test_gdpr_erasure_removes_the_address_from_import_reports(news):
+    from subscribers import gdpr
+
+    ann = SubscriberFactory(email="Ann@Example.com")
+    run_import(b"email\nann@example.com\nANN@example.com\nbob@example.com\nbob@example.com\n", [news],
+               {"email": "email"})  # fmt: skip
+    job = ImportJob.objects.create(original_name="f.csv", errors=[
+        {"line": 3, "kind": "duplicate", "message": "Repeats the address on line 2.", "value": "ANN@example.com"},
+        {"line": 5, "kind": "duplicate", "message": "Repeats the address on line 4.", "value": "bob@example.com"},
+    ])  # fmt: skip
+
+    gdpr.erase_subscriber(ann)
+
+    job.refresh_from_db()
+    assert [note["value"] for note in job.errors] == ["[erased]", "bob@example.com"]
+    assert "ann@" not in str(job.errors).lower()
+
+
+def test_the_suppression_hash_is_keyed_not_a_plain_sha256(db, settings):
+    import hashlib
+
+    from subscribers.models import email_hash
+
+    plain = hashlib.sha256(b"ann@example.com").hexdigest()
+    keyed = email_hash("ann@example.com")
+
+    assert keyed != plain and len(keyed) == 64
+    settings.SUPPRESSION_KEY = "another key"
+    assert email_hash("ann@example.com") != keyed
+
+
+def test_an_erased_address_stays_suppressed_after_the_key_is_rotated(news, settings):
+    from subscribers import gdpr
+    from subscribers.models import Suppression
+
+    gdpr.erase_subscriber(SubscriberFactory(email="ann@example.com"))
+    settings.SUPPRESSION_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SUPPRESSION_KEY = "a new suppression key"
+
+    assert Suppression.covers("ANN@example.com")
+    assert Suppression.objects.get().keyed  # Re-keyed under the new key on sight.
+    settings.SUPPRESSION_KEY_FALLBACKS = []
+    assert Suppression.covers("ann@example.com")
+
+
+def test_a_legacy_unkeyed_suppression_still_blocks_and_is_rekeyed_on_sight(subscribe_page, news, mailoutbox):
+    import hashlib
+
+    from subscribers.models import Suppression, email_hash
+
+    Suppression.objects.create(email_hash=hashlib.sha256(b"ann@example.com").hexdigest(), keyed=False, reason="erased")
+
+    subscribe(Client(), "Ann@Example.com", [news.pk])
+    result = run_import(b"email\nann@example.com\n", [news], {"email": "email"})
+
+    assert not Subscriber.objects.exists() and mailoutbox == []
+    assert result.suppressed_count == 1
+    row = Suppression.objects.get()
+    assert row.keyed and row.email_hash == email_hash("ann@example.com")
+
+
+def test_the_migration_rekeys_legacy_hashes_of_known_addresses_and_keeps_the_others(db):
+    import hashlib
+    import importlib
+
+    from django.apps import apps
+
+    from subscribers.models import Suppression, email_hash
+
+    migration = importlib.import_module("subscribers.migrations.0007_keyed_suppressions_and_redacted_consent")
+    SubscriberFactory(email="blocked@example.com", state="blocked")
+    Suppression.objects.create(email_hash=hashlib.sha256(b"blocked@example.com").hexdigest(), reason="admin")
+    gone = Suppression.objects.create(email_hash=hashlib.sha256(b"erased@example.com").hexdigest(), reason="erased")
+
+    migration.forwards(apps, None)
+
+    known = Suppression.objects.get(reason="admin")
+    assert known.keyed and known.email_hash == email_hash("blocked@example.com")
+    gone.refresh_from_db()
+    assert not gone.keyed
+    assert Suppression.covers("erased@example.com")
+
+
+# --- Finding 2: names are cleaned where they enter --------------------------------------------
+
+INJECTION = "Ann\r\nBcc: victim@example.org\r\n\r\n<h1>Win</h1>"
+
+
+def test_the_subscribe_form_refuses_a_name_with_a_line_break(subscribe_page, news, mailoutbox):
+    response = subscribe(Client(), "ann@example.com", [news.pk], name=INJECTION)
+
+    assert response.status_code == 200
+    assert "Line breaks and other control characters are not allowed here." in response.text
+    assert not Subscriber.objects.exists() and mailoutbox == []
+
+
+def test_the_preference_centre_refuses_a_name_with_a_line_break(subscribe_page, news):
+    subscriber = SubscriberFactory(email="ann@example.com", name="Ann")
+    path = reverse("subscribers:preferences", args=[tokens.preferences_token(subscriber.uid)])
+
+    response = csrf_post(Client(), path, {"name": INJECTION, "lists": []})
+
+    assert response.status_code == 200
+    subscriber.refresh_from_db()
+    assert subscriber.name == "Ann"
+
+
+def test_an_import_joins_a_name_wrapped_over_lines_and_refuses_other_control_characters(news):
+    data = b'email,name\nann@example.com,"Ann\r\nBcc: x@example.org"\nbob@example.com,"Bob\x00"\ncat@example.com,Cat\n'
+    result = run_import(data, [news], {"email": "email", "name": "name"})
+
+    assert result.error_count == 1 and result.notes[0]["line"] == 4
+    assert "control character" in result.notes[0]["message"]
+    assert dict(Subscriber.objects.values_list("email", "name")) == {
+        "ann@example.com": "Ann Bcc: x@example.org",
+        "cat@example.com": "Cat",
+    }
+
+
+def test_the_list_admin_form_refuses_a_sender_name_with_a_backslash_and_line_break(admin_client):
+    from subscribers.models import MailingList
+
+    data = {"name": "News", "slug": "news", "description": "", "is_public": "on", "double_opt_in": "on",
+            "from_name": "Evil\\\r\nBcc: x@example.org", "from_email": "news@example.com", "reply_to": ""}  # fmt: skip
+
+    response = admin_client.post(reverse("subscribers_list:add"), data)
+
+    assert response.status_code == 200
+    assert not MailingList.objects.exists()

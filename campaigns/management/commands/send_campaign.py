@@ -11,7 +11,7 @@ from tqdm import tqdm
 from campaigns import services
 from campaigns.models import Campaign, NewsletterIssuePage
 from campaigns.sending import new_worker_id, send_batch
-from campaigns.tasks import send_batch_task
+from campaigns.tasks import notify_staff_campaign_paused, send_batch_task
 from subscribers.models import MailingList, Subscriber
 
 
@@ -125,11 +125,17 @@ class Command(BaseCommand):
             while True:
                 result = send_batch(campaign.pk, worker_id=worker_id)
                 bar.update(result["sent"] + result["failed"] + result["unknown"])
+                if result["paused"]:
+                    # The relay refused the login or stayed down too long: tell the staff, stop here.
+                    notify_staff_campaign_paused.enqueue(campaign.pk)
                 if not result["more"]:
                     break
                 if not result["claimed"]:
-                    # Waiting for retries or for another worker's claim to go stale.
+                    # Waiting for retries, for the relay, or for a dead worker's claim to be settled.
                     time.sleep(1)
+        campaign.refresh_from_db()
+        if campaign.status == Campaign.Status.PAUSED and campaign.last_error:
+            self.stderr.write(campaign.last_error)
 
     def _follow(self, campaign):
         """Poll the campaign's exact counters while background workers send."""

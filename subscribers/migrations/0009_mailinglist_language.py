@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('subscribers', '0007_subscriber_language_default_en'),
+        ('subscribers', '0008_subscriber_language_default_en'),
     ]
 
     operations = [

@@ -11,7 +11,7 @@ def en_us_to_en(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("subscribers", "0006_mailinglist_mailer"),
+        ("subscribers", "0007_keyed_suppressions_and_redacted_consent"),
     ]
 
     operations = [
