@@ -15,7 +15,7 @@ LINK_HOST = $(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(HOST))
 ENV_FILE ?= .env
 RUN_BASE_URL = $(or $(BASE_URL),$(shell sed -n 's/^BASE_URL=//p' $(ENV_FILE) 2>/dev/null | tail -n 1),http://$(LINK_HOST):$(PORT))
 
-.PHONY: run serve-prod test test-services venv dev-venv migrate demo lint check bench clean
+.PHONY: run serve-prod test test-services venv dev-venv migrate demo lint check bench clean messages
 
 # The venv is rebuilt when requirements change (stamp files), never by hand.
 $(PY):
@@ -91,3 +91,11 @@ clean:
 # the real mail servers (Postfix, Dovecot: skip when not installed; .ci/run installs them).
 test-services: dev-venv
 	DJANGO_SETTINGS_MODULE=newsletter_site.settings.test $(BIN)/pytest -m "services or mta"
+
+# Translations (docs/i18n.md): collect the marked strings into locale/*/LC_MESSAGES/django.po,
+# then compile the .mo files, which are committed (a fresh clone serves every language). Needs
+# GNU gettext (apt-get install gettext). Translate the new entries, then run it again.
+messages: dev-venv
+	$(PY) manage.py makemessages -l zh_Hans --add-location=file --no-obsolete \
+		--ignore=.venv --ignore=var --ignore=bench --ignore='*/tests/*'
+	$(PY) manage.py compilemessages --ignore=.venv

@@ -63,3 +63,21 @@ def issue_page(archive_page, newsletter_settings):
     from campaigns.tests.factories import make_issue
 
     return make_issue(archive_page)
+
+
+@pytest.fixture
+def translate_page(db):
+    """``translate_page(page, "zh-hans", **fields)``: a published translation of ``page`` (Wagtail's
+    copy_for_translation; missing parents become aliases), with ``fields`` changed."""
+    from wagtail.models import Locale
+
+    def translate(page, language_code, **fields):
+        locale, _created = Locale.objects.get_or_create(language_code=language_code)
+        translated = page.specific.copy_for_translation(locale, copy_parents=True).specific
+        for name, value in fields.items():
+            setattr(translated, name, value)
+        translated.save_revision().publish()
+        translated.refresh_from_db()
+        return translated
+
+    return translate

@@ -11,7 +11,7 @@ from anymail.signals import EventType
 from django.conf import settings
 from django.db.models import Count, Q
 from django.db.models.functions import Coalesce, TruncDate, TruncHour
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from campaigns.click_tracking import own_tracking
 from campaigns.models import Campaign, Delivery, DeliveryEvent
@@ -157,6 +157,7 @@ class CampaignReport:
     top_links: list[TopLink]
     hours: list[HourBucket]
     tracking: Tracking | None = None
+    languages: list["LanguageFigures"] | None = None
 
     def figure(self, key: str) -> Figure:
         return next(f for f in self.figures if f.key == key)
@@ -280,7 +281,52 @@ def hourly_activity(campaign: Campaign, hours: int = REPORT_HOURS) -> list[HourB
 
 def campaign_report(campaign: Campaign) -> CampaignReport:
     """Everything the report page shows for one campaign."""
-    return CampaignReport(report_figures(campaign), top_links(campaign), hourly_activity(campaign), tracking(campaign))
+    return CampaignReport(
+        report_figures(campaign),
+        top_links(campaign),
+        hourly_activity(campaign),
+        tracking(campaign),
+        language_figures(campaign),
+    )
+
+
+@dataclass(frozen=True)
+class LanguageFigures:
+    """One language edition's share of a campaign (campaigns.editions)."""
+
+    language: str
+    name: str
+    recipients: int
+    sent: int
+    opened: int
+    clicked: int
+    bounced: int
+    unsubscribed: int
+
+
+def language_figures(campaign: Campaign) -> list[LanguageFigures]:
+    """Recipients, sent, unique opens and clicks, bounces and unsubscribes per language sent."""
+    rows = (
+        Delivery.objects.filter(campaign=campaign)
+        .values("language")
+        .annotate(
+            recipients=Count("pk"),
+            sent=Count("pk", filter=Q(status=Delivery.Status.SENT)),
+            opened=Count("pk", filter=Q(open_count__gt=0)),
+            clicked=Count("pk", filter=Q(click_count__gt=0)),
+            bounced=Count("pk", filter=Q(bounced_at__isnull=False)),
+            unsubscribed=Count("pk", filter=Q(unsubscribed_at__isnull=False)),
+        )
+        .order_by("language")
+    )
+    return [LanguageFigures(name=_language_name(row["language"]), **row) for row in rows]
+
+
+def _language_name(code: str) -> str:
+    try:
+        return translation.get_language_info(code)["name_local"]
+    except KeyError:
+        return code or "-"
 
 
 # --- Subscriber growth -------------------------------------------------------------------------

@@ -14,9 +14,9 @@ from django.core.mail import EmailMessage
 from django.db import connection, transaction
 from django.db.models import Value
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
-from campaigns import audit
+from campaigns import audit, editions
 from campaigns.click_tracking import rewrite_links
 from campaigns.issue_email import render_issue
 from campaigns.models import Campaign, Delivery, NewsletterIssuePage
@@ -89,6 +89,7 @@ SNAPSHOT_COLUMNS = [
     ("email", "email"),
     ("name", "name"),
     ("subscriber_uid", "uid"),
+    ("language", "snap_language"),
     ("status", "snap_status"),
     ("attempts", "snap_zero"),
     ("claimed_by", "snap_blank"),
@@ -117,6 +118,12 @@ def snapshot_recipients(campaign: Campaign) -> int:
             snap_status=Value(Delivery.Status.QUEUED),
             snap_zero=Value(0),
             snap_blank=Value(""),
+            # The edition each recipient gets (campaigns.editions): render_editions ran before.
+            snap_language=editions.delivery_language(
+                campaign,
+                editions.issue_language(campaign.page),
+                list(campaign.editions.values_list("language", flat=True)),
+            ),
         )
         .values_list(*[select for _, select in SNAPSHOT_COLUMNS])
     )
@@ -174,7 +181,9 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
         page = campaign.page
         revision = page.live_revision
         # Render what is published now, from the revision we record: later edits change neither.
-        rendered = render_issue(revision.as_object(), lists=campaign.lists.order_by("name"))
+        # In the issue's language (the layout's words too), whatever language the editor uses.
+        with translation.override(editions.issue_language(page)):
+            rendered = render_issue(revision.as_object(), lists=campaign.lists.order_by("name"))
         campaign.page_revision = revision
         campaign.subject = campaign.subject_override or rendered.subject
         try:
@@ -184,6 +193,13 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
         # Own click/open tracking (off by default) is added once here, like everything else.
         campaign.html = rewrite_links(rendered.html, campaign.pk)
         campaign.text = rendered.text
+
+        # One edition per live translation of the issue, rendered once here like the above.
+        def render_edition(issue):
+            edition = render_issue(issue, lists=campaign.lists.order_by("name"))
+            return edition.subject, rewrite_links(edition.html, campaign.pk), edition.text
+
+        editions.render_editions(campaign, page, render_edition)
         campaign.status = Campaign.Status.SENDING
         campaign.started_at = timezone.now()
         if user is not None and getattr(user, "pk", None):

@@ -1,7 +1,43 @@
-"""Project middleware."""
+"""Project middleware: the visitor's language, and the public site's Content Security Policy."""
 
+from django.conf import settings
 from django.middleware.csp import ContentSecurityPolicyMiddleware
+from django.middleware.locale import LocaleMiddleware as DjangoLocaleMiddleware
 from django.urls import reverse
+from django.utils import translation
+from django.utils.cache import patch_vary_headers
+from wagtail.views import serve as wagtail_serve
+
+
+class LocaleMiddleware(DjangoLocaleMiddleware):
+    """Django's LocaleMiddleware, except that a path without a language prefix negotiates.
+
+    A prefix decides (``/zh-hans/...`` is Chinese). Without one, URLs resolve as the default
+    language (English has no prefix: every existing URL keeps working) and the visitor's language
+    is negotiated: the switcher's cookie, else ``Accept-Language``, else LANGUAGE_CODE
+    (``request.negotiated_language``). Views outside Wagtail's page tree (the token pages linked
+    from emails, forms, errors) then speak it; a Wagtail page keeps its own language, and sends a
+    visitor who prefers another to its translation when there is one (``before_serve_page`` hook
+    in newsletter_site.wagtail_hooks). Nobody is redirected to a page that does not exist.
+    """
+
+    def process_request(self, request):
+        language = translation.get_language_from_path(request.path_info)
+        request.language_from_path = language
+        request.negotiated_language = language or translation.get_language_from_request(request, check_path=False)
+        translation.activate(language or settings.LANGUAGE_CODE)
+        request.LANGUAGE_CODE = translation.get_language()
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if not request.language_from_path and view_func is not wagtail_serve:
+            translation.activate(request.negotiated_language)
+            request.LANGUAGE_CODE = translation.get_language()
+
+    def process_response(self, request, response):
+        response = super().process_response(request, response)
+        if not getattr(request, "language_from_path", None):
+            patch_vary_headers(response, ("Cookie",))  # the switcher's choice
+        return response
 
 
 class PublicContentSecurityPolicyMiddleware(ContentSecurityPolicyMiddleware):

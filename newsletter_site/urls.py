@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.urls import include, path, re_path
 from wagtail import urls as wagtail_urls
@@ -16,6 +17,8 @@ urlpatterns = [
     path("anymail/<str:esp>/tracking/", tracking_webhook, name="tracking_webhook"),
     path("newsletter/", include("subscribers.urls")),
     path("campaigns/", include("campaigns.urls")),
+    # The language switcher's POST target: sets the language cookie.
+    path("i18n/setlang/", views.set_language, name="set_language"),
 ]
 
 if settings.DEBUG:
@@ -26,5 +29,8 @@ if settings.DEBUG:
 # Uploaded images and documents: served by Django only with DEBUG or SERVE_MEDIA (checked per request).
 urlpatterns.append(re_path(r"^" + settings.MEDIA_URL.strip("/") + r"/(?P<path>.*)$", views.media, name="media"))
 
-# Wagtail's page serving last: it catches every other path.
-urlpatterns.append(path("", include(wagtail_urls)))
+# Wagtail's page serving last: it catches every other path. Pages per language: English
+# unprefixed (every existing URL keeps working), other languages under /<code>/. Everything above
+# (the token links in emails, RFC 8058 one-click, webhooks, tracking) stays unprefixed: those
+# pages take the visitor's language from the cookie or Accept-Language (newsletter_site.middleware).
+urlpatterns += i18n_patterns(path("", include(wagtail_urls)), prefix_default_language=False)

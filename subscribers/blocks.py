@@ -4,6 +4,7 @@ The form posts to the chosen SubscribePage, which supplies the consent sentence 
 each subscription), handles the POST and shows errors and the thank-you text.
 """
 
+from django.utils import translation
 from wagtail import blocks
 
 from subscribers.forms import SubscribeForm
@@ -27,10 +28,13 @@ class SubscribeFormBlock(blocks.StructBlock):
         page = value.get("page")
         context["heading"] = value.get("heading")
         # Hide the form when the chosen page was unpublished or deleted, rather than break the host page.
+        # The subscribe page in the reader's language when it has been translated (Wagtail i18n):
+        # its URL carries the language the new subscriber's emails will be in.
+        page = page.localized if page else None
         context["page"] = page.specific if page and page.live else None
         request = (parent_context or {}).get("request")
         context["form"] = SubscribeForm(
-            lists=MailingList.objects.filter(is_public=True),
+            lists=MailingList.objects.offered_in(translation.get_language()),
             initial={"source": request.path if request else ""},
             auto_id="id_subscribe_%s",
         )

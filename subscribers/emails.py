@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from mail.addresses import reformat_address
 from mail.rendering import render_transactional
 from mail.senders import sender_for
+from subscribers.languages import supported_language
 from subscribers.links import confirm_url, confirmation_window, recipient_urls
 from subscribers.models import MailingList, Subscriber, SubscriberEvent
 
@@ -58,7 +59,7 @@ def send_confirmation_email(subscriber_id: int, list_ids: list[int]) -> bool:
         # Requests from the form were counted when queued; other callers (the CSV import) were not.
         if subscription.confirmation_count == 0:
             subscription.mark_confirmation_sent(now, window=window)
-    with translation.override(subscriber.language or settings.LANGUAGE_CODE):
+    with translation.override(supported_language(subscriber.language)):
         _send_transactional(
             to=subscriber.email,
             lists=lists,
@@ -89,7 +90,7 @@ def send_already_subscribed_email(subscriber_id: int, list_ids: list[int]) -> bo
     if not lists:
         return False
     manage_url = recipient_urls(subscriber.uid)["preferences_url"]
-    with translation.override(subscriber.language or settings.LANGUAGE_CODE):
+    with translation.override(supported_language(subscriber.language)):
         _send_transactional(
             to=subscriber.email,
             lists=lists,
@@ -117,11 +118,13 @@ def send_staff_notification(subscriber_id: int, list_ids: list[int]) -> bool:
     lists = list(MailingList.objects.filter(pk__in=list_ids))
     if not recipients or subscriber is None or not lists:
         return False
-    _send_staff_mail(
-        recipients,
-        subject=_("New subscriber: %(email)s") % {"email": subscriber.email},
-        rows=[{"email": subscriber.email, "name": subscriber.name, "lists": lists, "at": timezone.now()}],
-    )
+    # Staff read the site's language, whatever language the request or task runs in.
+    with translation.override(settings.LANGUAGE_CODE):
+        _send_staff_mail(
+            recipients,
+            subject=_("New subscriber: %(email)s") % {"email": subscriber.email},
+            rows=[{"email": subscriber.email, "name": subscriber.name, "lists": lists, "at": timezone.now()}],
+        )
     return True
 
 
@@ -148,11 +151,12 @@ def send_staff_digest(day: datetime.date) -> int:
     ]
     if not recipients or not rows:
         return 0
-    _send_staff_mail(
-        recipients,
-        subject=_("%(count)s new subscriptions on %(day)s") % {"count": len(rows), "day": day.isoformat()},
-        rows=rows,
-    )
+    with translation.override(settings.LANGUAGE_CODE):
+        _send_staff_mail(
+            recipients,
+            subject=_("%(count)s new subscriptions on %(day)s") % {"count": len(rows), "day": day.isoformat()},
+            rows=rows,
+        )
     return len(rows)
 
 

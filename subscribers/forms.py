@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from mail.addresses import clean_header_text
+from subscribers.languages import language_choices
 from subscribers.models import MAX_ID, normalise_email
 
 
@@ -96,6 +97,8 @@ class SubscribeForm(forms.Form):
 class PreferencesForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200, required=False)
     lists = ListCheckboxes(label=_("Newsletters"), queryset=None, required=False)
+    # Optional so a form without it (an old page still open in a tab) changes no language.
+    language = forms.ChoiceField(label=_("Language of our emails"), choices=language_choices, required=False)
 
     def __init__(self, *args, lists, **kwargs):
         super().__init__(*args, **kwargs)

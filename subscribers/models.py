@@ -81,6 +81,13 @@ def email_hashes(normalised: str) -> list[str]:
     return [*(_keyed_hash(normalised, secret) for secret in _suppression_secrets()), legacy_email_hash(normalised)]
 
 
+class MailingListQuerySet(models.QuerySet):
+    def offered_in(self, language: str):
+        """Public lists for a subscribe form in ``language``: single-language lists of other
+        languages are left out."""
+        return self.filter(is_public=True).filter(Q(language="") | Q(language=language))
+
+
 def validate_mailer_name(value: str) -> None:
     """A name of settings.MAILERS (checked when saved: the configuration may change later)."""
     if value and value not in settings.MAILERS:
@@ -111,6 +118,15 @@ class MailingList(models.Model):
     )
     from_email = models.EmailField(blank=True, help_text="Overrides the site's sender address.")
     reply_to = models.EmailField(blank=True)
+    language = models.CharField(
+        max_length=16,
+        blank=True,
+        choices=settings.LANGUAGES,
+        help_text=(
+            "A single-language list: offered only on pages in this language, and every issue goes "
+            "to it in this language. Empty: each subscriber gets their own language."
+        ),
+    )
     mailer = models.CharField(
         max_length=40,
         blank=True,
@@ -119,6 +135,8 @@ class MailingList(models.Model):
         help_text="The mailer (EMAIL_URL_<NAME>, lower case) campaigns to this list send through; blank: the default.",
     )
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = MailingListQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

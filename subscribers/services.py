@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from subscribers import signals, tasks
+from subscribers.languages import supported_language
 from subscribers.links import confirmation_window
 from subscribers.models import MailingList, Subscriber, SubscriberEvent, Subscription, Suppression, normalise_email
 
@@ -104,7 +105,7 @@ def subscribe(
             defaults={
                 "email": email.strip(),
                 "name": name.strip()[:200],
-                "language": language or settings.LANGUAGE_CODE,
+                "language": supported_language(language),
             },
         )
         # Serialise concurrent requests for one address (PostgreSQL; SQLite locks the whole file).
@@ -302,12 +303,21 @@ class PreferencesOutcome:
     joined: list[MailingList] = field(default_factory=list)
     left: list[MailingList] = field(default_factory=list)
     name_changed: bool = False
+    language_changed: bool = False
 
 
 def update_preferences(
-    subscriber_uid, *, list_ids: Iterable[int], name: str, ip: str | None, user_agent: str, page_url: str = ""
+    subscriber_uid,
+    *,
+    list_ids: Iterable[int],
+    name: str,
+    ip: str | None,
+    user_agent: str,
+    page_url: str = "",
+    language: str | None = None,
 ) -> PreferencesOutcome:
-    """Save the preference centre: subscribed to exactly the public lists in ``list_ids``, and ``name``.
+    """Save the preference centre: subscribed to exactly the public lists in ``list_ids``, ``name``
+    and (unless None) ``language``, the language of every email sent to them.
 
     The link came to the subscriber's mailbox, so a newly ticked list is subscribed at once (consent
     source "preferences", recorded like a confirmation); unticked lists are left with method
@@ -363,4 +373,9 @@ def update_preferences(
             # The history says what changed, not the personal data itself.
             SubscriberEvent.record(subscriber, Kind.PROFILE_UPDATED, at=now, fields=["name"])
             outcome.name_changed = True
+        if language is not None and supported_language(language) != subscriber.language:
+            subscriber.language = supported_language(language)
+            subscriber.save(update_fields=["language", "updated_at"])
+            SubscriberEvent.record(subscriber, Kind.PROFILE_UPDATED, at=now, fields=["language"])
+            outcome.language_changed = True
     return outcome

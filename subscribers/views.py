@@ -9,6 +9,7 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -17,6 +18,7 @@ from django_ratelimit.core import is_ratelimited
 
 from subscribers import services, tokens
 from subscribers.forms import PreferencesForm, SubscribeForm
+from subscribers.languages import supported_language
 from subscribers.models import MailingList, SubscribePage, Subscriber, Subscription, normalise_email
 
 # django-ratelimit's counting (cache.add + cache.incr, fixed windows) on the default cache. The
@@ -60,6 +62,17 @@ def _subscribe_url() -> str | None:
     return page.url if page else None
 
 
+def _speak_subscribers_language(request, subscriber_uid) -> None:
+    """Pages reached from an email speak the language of that email (the subscriber's), unless
+    the visitor chose one with the language switcher (the cookie)."""
+    if settings.LANGUAGE_COOKIE_NAME in request.COOKIES:
+        return
+    stored = Subscriber.objects.filter(uid=subscriber_uid).values_list("language", flat=True).first()
+    if stored is not None:
+        translation.activate(supported_language(stored))
+        request.LANGUAGE_CODE = translation.get_language()
+
+
 def _bad_link(request, *, expired: bool = False):
     """The page for a forged, wrong-purpose or expired link: 400 (410 when expired), no change."""
     return TemplateResponse(
@@ -81,7 +94,7 @@ def subscribe_page(request, page: SubscribePage):
     suppressed, honeypot filled, per-address limit reached), so the page never tells who is
     subscribed. Only the per-IP limit answers differently (429), which says nothing about an address.
     """
-    lists = MailingList.objects.filter(is_public=True)
+    lists = MailingList.objects.offered_in(translation.get_language())
     context = page.get_context(request)
     template = page.get_template(request)
     if request.method == "POST":
@@ -148,6 +161,7 @@ def confirm(request, token):
         return _bad_link(request, expired=True)
     except tokens.BadToken:
         return _bad_link(request)
+    _speak_subscribers_language(request, uid)
     if request.method == "POST":
         state = services.confirm_subscription(uid, list_ids, ip=_client_ip(request), user_agent=_user_agent(request))
     else:
@@ -192,6 +206,7 @@ def unsubscribe(request, token):
         link = tokens.read_unsubscribe_token(token)
     except tokens.BadToken:
         return _bad_link(request)
+    _speak_subscribers_language(request, link.uid)
     if request.method != "POST":
         return _unsubscribe_page(request, token, link.uid, link.list_ids)
     _leave(request, link, Subscription.UnsubscribeMethod.LINK)
@@ -253,6 +268,7 @@ def preferences(request, token):
     subscriber = Subscriber.objects.filter(uid=uid).first()
     if subscriber is None:
         return _bad_link(request)
+    _speak_subscribers_language(request, uid)
     public_lists = MailingList.objects.filter(is_public=True)
     if request.method == "POST":
         if "unsubscribe_all" in request.POST:
@@ -276,13 +292,19 @@ def preferences(request, token):
                 ip=_client_ip(request),
                 user_agent=_user_agent(request),
                 page_url=settings.BASE_URL + request.path,
+                language=form.cleaned_data["language"] or None,
             )
             # Post/redirect/get: reloading the page must not post the choices again.
             return redirect(f"{request.path}?done=saved")
     else:
         choices = services.preference_choices(subscriber)
         form = PreferencesForm(
-            initial={"name": subscriber.name, "lists": [m.pk for m, chosen in choices if chosen]}, lists=public_lists
+            initial={
+                "name": subscriber.name,
+                "lists": [m.pk for m, chosen in choices if chosen],
+                "language": supported_language(subscriber.language),
+            },
+            lists=public_lists,
         )
     return TemplateResponse(
         request,

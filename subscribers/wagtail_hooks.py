@@ -73,6 +73,7 @@ class MailingListViewSet(ModelViewSet):
         "is_public",
         "preselected",
         "double_opt_in",
+        "language",
         "from_name",
         "from_email",
         "reply_to",

@@ -1,8 +1,10 @@
 from .campaign import Campaign, Delivery, DeliveryEvent, SendingWorker, SendWindow
+from .editions import CampaignEdition
 from .pages import HomePage, NewsletterIndexPage, NewsletterIssuePage
 
 __all__ = [
     "Campaign",
+    "CampaignEdition",
     "Delivery",
     "DeliveryEvent",
     "HomePage",

@@ -461,6 +461,8 @@ class Delivery(models.Model):
     email = models.CharField(max_length=254)
     name = models.CharField(max_length=200, blank=True)
     subscriber_uid = models.UUIDField()
+    # The language of the version this recipient gets (the translation, campaigns.editions).
+    language = models.CharField(max_length=16, blank=True, default="")
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     # A claim is (worker, time); a claim older than the stale timeout belongs to a dead worker.

@@ -46,6 +46,7 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 import campaigns.sending.mailers as mailers
+from campaigns.editions import edition_contents
 from campaigns.models import Campaign, Delivery, SendingWorker
 from campaigns.models.campaign import UNKNOWN_ERROR, marker_prelude, relay_wait_message
 from campaigns.sending.headers import Recipient, build_content, recipient_values
@@ -423,14 +424,18 @@ _claim_floor = LRUCache(CACHE_CAMPAIGNS)
 _last_recovery = LRUCache(CACHE_CAMPAIGNS)
 
 
-def _content(campaign: Campaign):
-    """The campaign's MessageContent, built once per process (it never changes after start)."""
+def _content(campaign: Campaign, language: str = ""):
+    """The MessageContent of the campaign's edition in ``language`` (its own content when it has
+    none, campaigns.editions) and its RecipientLinks, built once per process (they never change
+    after start)."""
     key = (campaign.pk, campaign.started_at)
     cached = _content_cache.get(key)
     if cached is None:
         content = build_content(campaign)
-        cached = _content_cache[key] = (content, RecipientLinks(content.list_ids, content.campaign_id))
-    return cached
+        links = RecipientLinks(content.list_ids, content.campaign_id)
+        cached = _content_cache[key] = (content, links, edition_contents(campaign, content))
+    content, links, editions = cached
+    return editions.get(language, content), links
 
 
 def _recover_if_due(campaign: Campaign, *, force: bool = False) -> dict | None:
@@ -541,9 +546,31 @@ def _relay_down(campaign: Campaign, error: TransportUnavailable, result: dict) -
 
 
 def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: dict) -> float | None:
-    """Send the claimed rows; returns a Unix time to come back at if the batch had to stop early."""
-    rows = list(Delivery.objects.filter(pk__in=ids).order_by("pk").values_list("pk", "email", "name", "subscriber_uid"))
-    content, links = _content(campaign)
+    """Send the claimed rows, one language edition after the other (campaigns.editions: the
+    snapshot recorded each row's); returns a Unix time to come back at if the batch stopped early."""
+    columns = ("pk", "email", "name", "subscriber_uid", "language")
+    groups: dict[str, list] = {}
+    for *row, language in Delivery.objects.filter(pk__in=ids).order_by("pk").values_list(*columns):
+        groups.setdefault(language, []).append(tuple(row))
+    come_back_at = None
+    waiting = list(groups.items())
+    try:
+        while waiting and come_back_at is None:
+            if len(waiting) < len(groups) and _campaign_status(campaign.pk) != Campaign.Status.SENDING:
+                break  # paused or cancelled while an earlier language was being sent
+            language, rows = waiting.pop(0)
+            come_back_at = _send_rows(campaign, worker_id, [row[0] for row in rows], rows, language, result)
+    finally:
+        # The rows of languages not reached go back to the queue at once.
+        unsent = [row[0] for _language, rows in waiting for row in rows]
+        if unsent:
+            result["released"] += release_claims(campaign.pk, worker_id, unsent)
+    return come_back_at
+
+
+def _send_rows(campaign: Campaign, worker_id: str, ids: list[int], rows: list, language: str, result: dict):
+    """Send claimed ``rows`` (ids ``ids``) of one language edition; adds to ``result``'s counts."""
+    content, links = _content(campaign, language)
     batch = _Batch(campaign, worker_id)
     date = formatdate(usegmt=True)
     come_back_at = None
@@ -554,7 +581,7 @@ def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: di
         # The campaign's mailer, or its failover when it is down (campaigns.sending.mailers).
         transport, alias = mailers.open_transport(content, mailers.mailer_for(campaign))
     except TransportUnavailable as error:
-        result["released"] = release_claims(campaign.pk, worker_id, ids)
+        result["released"] += release_claims(campaign.pk, worker_id, ids)
         return _relay_down(campaign, error, result)
     throttle = Throttle(alias)
     esp_ids = transport.batch_size > 1
@@ -627,7 +654,7 @@ def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: di
     finally:
         batch.checkpoint(esp_ids=esp_ids)
         transport.close()
-        result["released"] = release_claims(campaign.pk, worker_id, ids)
+        result["released"] += release_claims(campaign.pk, worker_id, ids)
     for key in ("sent", "failed", "unknown", "retried"):
-        result[key] = batch.counts[key]
+        result[key] += batch.counts[key]
     return come_back_at
