@@ -460,7 +460,7 @@ class DjangoBackendTransport(Transport):
         count = self.connection.send_messages([message])
         status = getattr(message, "anymail_status", None)
         if status is not None and status.recipients:
-            return _anymail_outcome(delivery_id, status.recipients.get(item.recipient.email) or status)
+            return _anymail_outcome(delivery_id, status.recipients.get(_esp_address(item.recipient.email)) or status)
         if not count:
             return Outcome(delivery_id, FAILED, error="the mail backend did not send the message")
         return Outcome(delivery_id, SENT, item.values["message_id"])
@@ -507,7 +507,7 @@ class AnymailBatchTransport(DjangoBackendTransport):
         message.attach_alternative(self.html_body, "text/html")
         merge_data, merge_headers, merge_metadata = {}, {}, {}
         for item in items:
-            values, address = item.values, item.recipient.email
+            values, address = item.values, _esp_address(item.recipient.email)
             data = {key: values.get(key) or "" for key in BODY_KEYS}
             data.update({f"{key}_html": html_lib.escape(value) for key, value in list(data.items())})
             merge_data[address] = data
@@ -521,12 +521,21 @@ class AnymailBatchTransport(DjangoBackendTransport):
         recipients = message.anymail_status.recipients or {}
         outcomes = []
         for item in items:
-            status = recipients.get(item.recipient.email)
+            status = recipients.get(_esp_address(item.recipient.email))
             if status is None:
                 outcomes.append(Outcome(item.recipient.delivery_id, UNKNOWN, error="the ESP reported no status for it"))
             else:
                 outcomes.append(_anymail_outcome(item.recipient.delivery_id, status))
         return outcomes
+
+
+def _esp_address(email: str) -> str:
+    """The address as it stands in the message's To (IDNA domain): anymail keys merge data and
+    reports each recipient's status by it, so a raw ``bob@bücher.de`` would match nothing."""
+    if email.isascii():
+        return email
+    local, domain = split_address(email)
+    return f"{local}@{domain}"
 
 
 def _display_address(recipient: Recipient) -> str:

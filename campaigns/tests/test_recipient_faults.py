@@ -2,6 +2,7 @@
 and any exception while building or sending one message fail that delivery only."""
 
 import pytest
+from django.core import mail
 from django.urls import reverse
 
 from campaigns.models import Campaign, Delivery
@@ -154,3 +155,19 @@ def test_the_reason_is_shown_in_the_campaigns_deliveries_table(campaign, setting
 
     assert "jürgen@example.com" in page
     assert "does not offer SMTPUTF8" in page
+
+
+def test_an_idn_address_sent_through_an_esp_batch_is_personalised_and_recorded_sent(campaign, settings):
+    # The batch's To carries the IDNA form; merge data and the ESP's per-recipient status are keyed
+    # by address, so they must use the same form, or the unsubscribe link stays empty and the
+    # delivery is recorded "unknown".
+    settings.MAILERS = {"default": {"BACKEND": "anymail.backends.test.EmailBackend"}}
+    delivery = readdress("bob@bücher.de", name="Bob Bücher")
+
+    send_batch(campaign.pk, worker_id="w1")
+
+    (message,) = mail.outbox
+    params = message.anymail_test_params
+    assert params["merge_data"]["bob@xn--bcher-kva.de"]["unsubscribe_url"].startswith("https://")
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.SENT
