@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from subscribers import services
+from subscribers import emails
 from subscribers.languages import supported_language
 from subscribers.models import SubscribePage, Subscriber
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
@@ -127,7 +127,7 @@ def test_language_chosen_in_the_preference_centre_is_used_for_the_next_email(chi
     chinese_reader.refresh_from_db()
     assert chinese_reader.language == "en"
     assert chinese_reader.events.filter(kind="profile_updated", detail__fields=["language"]).exists()
-    services.send_already_subscribed_email(chinese_reader.pk, [news.pk])
+    emails.send_already_subscribed_email(chinese_reader.pk, [news.pk])
     assert mailoutbox[-1].subject == "You are already subscribed"
 
 
@@ -152,7 +152,7 @@ def test_old_rows_with_a_region_code_still_get_their_language(news, mailoutbox):
     subscriber = SubscriberFactory(email="wang@example.com", language="zh-CN")
     SubscriptionFactory(subscriber=subscriber, list=news)
 
-    services.send_already_subscribed_email(subscriber.pk, [news.pk])
+    emails.send_already_subscribed_email(subscriber.pk, [news.pk])
 
     assert mailoutbox[0].subject == "您已订阅"
 
