@@ -118,6 +118,17 @@ def _query_flag(query: dict, key: str, name: str, value: str) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r}: {key}={raw!r} is not a boolean.")
 
 
+def _split_url(name: str, value: str):
+    """``(parts, port, lower-case scheme, query dict)`` of the URL in variable ``name``; a
+    malformed URL (bad port included) stops start-up with a message naming the variable."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a valid URL: {error}") from None
+    return parts, port, parts.scheme.lower(), parse_qs(parts.query)
+
+
 def mailer_from_url(name: str, value: str, outbox_dir: Path) -> dict:
     """One ``MAILERS`` entry from an email URL.
 
@@ -125,13 +136,7 @@ def mailer_from_url(name: str, value: str, outbox_dir: Path) -> dict:
     locmem://, anymail://ESP (an ESP of ``mail.esps.ESPS``; credentials from the variable its
     declaration names, see .env.example).
     """
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError as error:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a valid URL: {error}") from None
-    scheme = parts.scheme.lower()
-    query = parse_qs(parts.query)
+    parts, port, scheme, query = _split_url(name, value)
     if scheme in ("smtp", "smtps"):
         if not parts.hostname:
             raise ImproperlyConfigured(f"{name}={value!r}: an SMTP URL needs a host.")
@@ -237,13 +242,7 @@ def mailbox_from_url(name: str, value: str) -> dict | None:
     """
     if not value:
         return None
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError as error:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a valid URL: {error}") from None
-    scheme = parts.scheme.lower()
-    query = parse_qs(parts.query)
+    parts, port, scheme, query = _split_url(name, value)
     try:
         timeout = int(query.get("timeout", ["30"])[-1])
     except ValueError:
