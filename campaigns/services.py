@@ -4,7 +4,6 @@ Views, commands and tasks call these; the per-batch sending lives in campaigns.s
 """
 
 import logging
-import math
 import uuid
 from email.utils import formatdate
 
@@ -16,7 +15,7 @@ from django.db.models import Value
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from campaigns import audit, editions
+from campaigns import audit, background, editions
 from campaigns.click_tracking import rewrite_links
 from campaigns.issue_email import render_issue
 from campaigns.models import Campaign, Delivery, NewsletterIssuePage
@@ -211,25 +210,8 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
         # Registered first, so it runs before the batch tasks are enqueued.
         transaction.on_commit(lambda: analyze_deliveries(campaign.recipients))
         if enqueue:
-            transaction.on_commit(lambda: enqueue_batches(campaign.pk, campaign.recipients))
+            transaction.on_commit(lambda: background.enqueue_batches(campaign.pk, campaign.recipients))
     return campaign
-
-
-def enqueue_batches(campaign_id: int, recipients: int | None = None, *, extra: bool = False) -> int:
-    """Enqueue min(ceil(recipients / BATCH_SIZE), PARALLEL_BATCHES) batch tasks; returns how many.
-
-    ``extra``: one chain already runs (the task that saw the relay come back), so one fewer.
-    """
-    from campaigns.tasks import send_batch_task
-
-    if recipients is None:
-        recipients = Delivery.objects.unfinished().filter(campaign_id=campaign_id).count()
-    batch_size = int(settings.BROADSHEET["BATCH_SIZE"])
-    parallel = int(settings.BROADSHEET["PARALLEL_BATCHES"])
-    count = max(1, min(math.ceil(recipients / batch_size), parallel)) - extra
-    for _ in range(count):
-        send_batch_task.enqueue(campaign_id)
-    return count
 
 
 def start_campaign(campaign_id: int, *, user=None, at=None, enqueue: bool = True) -> Campaign:
@@ -249,20 +231,9 @@ def start_campaign(campaign_id: int, *, user=None, at=None, enqueue: bool = True
             if user is not None and getattr(user, "pk", None):
                 campaign.started_by = user
             campaign.save(update_fields=["status", "scheduled_at", "started_by"])
-            transaction.on_commit(lambda: _enqueue_start(campaign.pk, at))
+            transaction.on_commit(lambda: background.enqueue_start(campaign.pk, at))
         return campaign
     return _begin(campaign_id, user=user, enqueue=enqueue)
-
-
-def _enqueue_start(campaign_id: int, at) -> None:
-    from campaigns.tasks import start_campaign_task
-
-    task = start_campaign_task
-    if task.get_backend().supports_defer:
-        task = task.using(run_after=at)
-    # Without run_after support (the immediate backend) the task runs now and refuses to start
-    # early; start_due_campaigns() (the send_campaign --due command) starts it when due.
-    task.enqueue(campaign_id)
 
 
 def start_scheduled_campaign(campaign_id: int) -> str:
@@ -320,7 +291,7 @@ def resume_campaign(campaign_id: int, user=None, *, enqueue: bool = True) -> Cam
         raise _refused(campaign_id, Campaign.Status.SENDING)
     recover_stale_deliveries(campaign_id)
     if enqueue:
-        transaction.on_commit(lambda: enqueue_batches(campaign_id))
+        transaction.on_commit(lambda: background.enqueue_batches(campaign_id))
     return campaign
 
 
@@ -349,7 +320,7 @@ def retry_failed(campaign_id: int, *, include_unknown: bool = False) -> int:
             paused = campaign.status == Campaign.Status.PAUSED
             Campaign.objects.filter(pk=campaign_id).reopen_for_retry(count, paused=paused)
             if not paused:
-                transaction.on_commit(lambda: enqueue_batches(campaign_id, count))
+                transaction.on_commit(lambda: background.enqueue_batches(campaign_id, count))
     return count
 
 

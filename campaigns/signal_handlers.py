@@ -8,8 +8,8 @@ from anymail.signals import tracking
 from django.core import checks
 from wagtail.permissions import register_permission_policy
 
+from campaigns import background, gdpr, tasks, webhooks
 from campaigns import checks as campaign_checks
-from campaigns import gdpr, webhooks
 from campaigns.models import Campaign
 from campaigns.tracking import TrackingEvent, record_campaign_unsubscribe, record_tracking_event
 from mail.esps import ESPS
@@ -73,11 +73,14 @@ def handle_unsubscribe(sender, subscriber, campaign_id=None, at=None, **kwargs):
 
 
 def connect() -> None:
-    """Connect this app's receivers, system checks and registries (called by ``CampaignsConfig.ready()``)."""
+    """Connect this app's receivers, system checks, registries and task queue (CampaignsConfig.ready())."""
     # dispatch_uid: connected once even if ready() runs again (tests, autoreload).
     tracking.connect(handle_tracking_event, dispatch_uid="campaigns.tracking")
     unsubscribed.connect(handle_unsubscribe, dispatch_uid="campaigns.unsubscribed")
     gdpr.register()
+    # The workflows enqueue through campaigns.background; the task module (which imports the
+    # workflows) is the queue behind it.
+    background.install(tasks)
     # Campaign's ModelPermissionPolicy ("send" = campaigns.send_campaign), which the admin's
     # views and menu ask, as wagtail.contrib.redirects registers Redirect's.
     register_permission_policy(Campaign)

@@ -1,6 +1,7 @@
 """Background tasks for campaigns: thin, JSON ids in, safe to run twice."""
 
 import datetime
+import math
 
 from django.conf import settings
 from django.utils import timezone
@@ -8,6 +9,7 @@ from django_tasks import task
 from django_tasks.backends.immediate import ImmediateBackend
 
 from campaigns import services
+from campaigns.models import Delivery
 from campaigns.sending import new_worker_id, send_batch
 
 
@@ -79,5 +81,30 @@ def send_batch_task(campaign_id: int) -> dict:
         send_batch_task.using(run_after=datetime.datetime.fromisoformat(result["retry_at"])).enqueue(campaign_id)
     if result["relay_recovered"]:
         # After an outage one chain was left (the waiter): bring back the parallel batches.
-        services.enqueue_batches(campaign_id, extra=True)
+        enqueue_batches(campaign_id, extra=True)
     return result
+
+
+def enqueue_batches(campaign_id: int, recipients: int | None = None, *, extra: bool = False) -> int:
+    """Enqueue min(ceil(recipients / BATCH_SIZE), PARALLEL_BATCHES) batch tasks; returns how many.
+
+    ``extra``: one chain already runs (the task that saw the relay come back), so one fewer.
+    """
+    if recipients is None:
+        recipients = Delivery.objects.unfinished().filter(campaign_id=campaign_id).count()
+    batch_size = int(settings.BROADSHEET["BATCH_SIZE"])
+    parallel = int(settings.BROADSHEET["PARALLEL_BATCHES"])
+    count = max(1, min(math.ceil(recipients / batch_size), parallel)) - extra
+    for _ in range(count):
+        send_batch_task.enqueue(campaign_id)
+    return count
+
+
+def enqueue_start(campaign_id: int, at: datetime.datetime) -> None:
+    """Enqueue start_campaign_task to run at ``at`` (a scheduled campaign)."""
+    task = start_campaign_task
+    if task.get_backend().supports_defer:
+        task = task.using(run_after=at)
+    # Without run_after support (the immediate backend) the task runs now and refuses to start
+    # early; start_due_campaigns() (the send_campaign --due command) starts it when due.
+    task.enqueue(campaign_id)

@@ -1,4 +1,7 @@
-"""Background task for CSV imports (kept apart from the flows' subscribers/tasks.py)."""
+"""Background tasks for CSV imports (kept apart from the flows' subscribers/tasks.py) and the two
+entry points that enqueue them: ``queue_import_job`` (the admin's column-map step) and ``start_import``.
+
+The import workflow (``subscribers.importing``) never enqueues its own run: this module runs it."""
 
 import datetime
 
@@ -6,7 +9,14 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks import task
 
-from subscribers.importing import abandon_after, run_import_job, sweep_imports
+from subscribers.importing import (
+    abandon_after,
+    configure_import_job,
+    create_import_job,
+    run_import_job,
+    sweep_imports,
+)
+from subscribers.models import ImportJob
 
 
 @task()
@@ -31,3 +41,29 @@ def schedule_sweep() -> None:
     if sweep_imports_task.get_backend().supports_defer:
         run_after = timezone.now() + abandon_after() + datetime.timedelta(minutes=1)
         transaction.on_commit(lambda: sweep_imports_task.using(run_after=run_after).enqueue())
+
+
+def queue_import_job(
+    job: ImportJob, *, lists, column_map, mode, consent_note="", encoding="utf-8", delimiter="", update_names=False
+) -> ImportJob:
+    """Set what to import where (``importing.configure_import_job``), then enqueue the run after commit.
+
+    Raises ValueError for options the importer would refuse (no email column, no list,
+    subscribing directly without a consent note).
+    """
+    configure_import_job(
+        job, lists=lists, column_map=column_map, mode=mode, consent_note=consent_note, encoding=encoding,
+        delimiter=delimiter, update_names=update_names,
+    )  # fmt: skip
+    # The encoding and delimiter travel as task arguments: ImportJob has no fields for them.
+    transaction.on_commit(lambda: run_import_task.enqueue(job.pk, encoding=encoding, delimiter=delimiter or ""))
+    return job
+
+
+def start_import(*, uploaded_file, lists, column_map, mode, consent_note, user, encoding="utf-8", delimiter=""):
+    """Create and queue an import in one step (the command line and tests)."""
+    job = create_import_job(uploaded_file, user)
+    return queue_import_job(
+        job, lists=lists, column_map=column_map, mode=mode, consent_note=consent_note, encoding=encoding,
+        delimiter=delimiter,
+    )  # fmt: skip

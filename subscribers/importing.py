@@ -31,6 +31,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from mail.addresses import has_control_characters
+from subscribers import tasks
 from subscribers.models import (
     ImportJob,
     MailingList,
@@ -626,15 +627,13 @@ def import_csv(
 
 def send_confirmations(subscription_ids: list[int]) -> None:
     """Enqueue the double opt-in email (the flows' ``send_confirmation`` task) per subscriber."""
-    from subscribers.tasks import send_confirmation
-
     by_subscriber: dict[int, list[int]] = {}
     for subscriber_id, list_id in Subscription.objects.filter(pk__in=subscription_ids).values_list(
         "subscriber_id", "list_id"
     ):
         by_subscriber.setdefault(subscriber_id, []).append(list_id)
     for subscriber_id, list_ids in by_subscriber.items():
-        send_confirmation.enqueue(subscriber_id, list_ids)
+        tasks.send_confirmation.enqueue(subscriber_id, list_ids)
 
 
 def abandon_after() -> datetime.timedelta:
@@ -684,16 +683,14 @@ def sweep_imports(now=None) -> int:
     return deleted
 
 
-def queue_import_job(
+def configure_import_job(
     job: ImportJob, *, lists, column_map, mode, consent_note="", encoding="utf-8", delimiter="", update_names=False
 ) -> ImportJob:
-    """Set what to import where, then enqueue the background task after commit.
+    """Set what to import where (``import_tasks.queue_import_job`` then enqueues the run).
 
     Raises ValueError for options the importer would refuse (no email column, no list,
-    subscribing directly without a consent note).
+    subscribing directly without a consent note, an unknown encoding or delimiter).
     """
-    from subscribers.import_tasks import run_import_task  # The task module imports this one.
-
     ImportOptions(lists=list(lists), column_map=column_map, mode=mode, consent_note=consent_note)
     _check_encoding(encoding)
     if delimiter:
@@ -704,18 +701,7 @@ def queue_import_job(
     job.update_names = update_names
     job.save(update_fields=["column_map", "mode", "consent_note", "update_names"])
     job.lists.set(lists)
-    # The encoding and delimiter travel as task arguments: ImportJob has no fields for them.
-    transaction.on_commit(lambda: run_import_task.enqueue(job.pk, encoding=encoding, delimiter=delimiter or ""))
     return job
-
-
-def start_import(*, uploaded_file, lists, column_map, mode, consent_note, user, encoding="utf-8", delimiter=""):
-    """Create and queue an import in one step (the command line and tests)."""
-    job = create_import_job(uploaded_file, user)
-    return queue_import_job(
-        job, lists=lists, column_map=column_map, mode=mode, consent_note=consent_note, encoding=encoding,
-        delimiter=delimiter,
-    )  # fmt: skip
 
 
 def run_import_job(job_id: int, *, encoding: str = "utf-8", delimiter: str = "") -> ImportJob | None:

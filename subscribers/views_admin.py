@@ -31,7 +31,6 @@ from subscribers.importing import (
     ImportFileError,
     create_import_job,
     guess_targets,
-    queue_import_job,
     read_header,
 )
 from subscribers.models import ImportJob, MailingList, Subscriber, Subscription
@@ -136,7 +135,7 @@ class ImportMappingView(WagtailAdminTemplateMixin, FormView):
         if self.file_error:
             return self.form_invalid(form)
         data = form.cleaned_data
-        queue_import_job(
+        import_tasks.queue_import_job(
             self.job,
             lists=data["lists"],
             column_map=data["column_map"],

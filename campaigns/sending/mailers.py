@@ -26,7 +26,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from campaigns.sending import transports as transports_module
+import campaigns.sending.transports as transports_module
 from campaigns.sending.throttle import mailer_limits
 from mail.esps import esp_for_backend
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_tasks import default_task_backend
 from wagtail.models import ModelLogEntry
 
-from campaigns import services
+from campaigns import services, tasks
 from campaigns.models import Campaign, Delivery
 from campaigns.tests.factories import make_user
 from campaigns.tests.fake_smtp import FakeSMTPServer
@@ -94,7 +94,7 @@ def started(issue_page, relay, dummy_tasks, django_capture_on_commit_callbacks):
     from campaigns.tests.factories import started_campaign
 
     campaign = started_campaign(issue_page, 5, django_capture_on_commit_callbacks)
-    services.enqueue_batches(campaign.pk)  # what the start enqueues after commit: 3 chains
+    tasks.enqueue_batches(campaign.pk)  # what the start enqueues after commit: 3 chains
     return campaign
 
 
@@ -168,7 +168,7 @@ def test_a_relay_that_refuses_then_rejects_the_login_then_recovers(
     # 4. The password is fixed and the campaign resumed: everyone gets it exactly once.
     settings.MAILERS = mailers(relay, PASSWORD)
     services.resume_campaign(campaign.pk, enqueue=False)
-    services.enqueue_batches(campaign.pk)
+    tasks.enqueue_batches(campaign.pk)
     worker.run_due()
     campaign.refresh_from_db()
     assert (campaign.status, campaign.sent, campaign.failed) == (Campaign.Status.SENT, 5, 0)

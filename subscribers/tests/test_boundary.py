@@ -383,7 +383,8 @@ def test_a_queued_import_is_not_swept_while_it_waits(import_job, news, settings)
 
     from django.utils import timezone
 
-    from subscribers.importing import queue_import_job, sweep_imports
+    from subscribers.import_tasks import queue_import_job
+    from subscribers.importing import sweep_imports
 
     queue_import_job(import_job, lists=[news], column_map=["email", "name"], mode="confirm")
     later = timezone.now() + datetime.timedelta(hours=settings.BROADSHEET["IMPORT_ABANDON_HOURS"] + 1)

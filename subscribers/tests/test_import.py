@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
+from subscribers.import_tasks import start_import
 from subscribers.importing import (
     ImportFileError,
     ImportOptions,
@@ -14,7 +15,6 @@ from subscribers.importing import (
     import_csv,
     read_header,
     send_confirmations,
-    start_import,
 )
 from subscribers.models import ImportJob, Subscriber, SubscriberEvent, Subscription, Suppression, email_hash
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
