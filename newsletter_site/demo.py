@@ -1,5 +1,7 @@
 """Demo content for `make run`: a home page, an archive with three issues, two lists with a few
-hundred subscribers in mixed states, newsletter settings and an admin user.
+hundred subscribers in mixed states, newsletter settings and an admin user; the home, archive and
+subscribe pages and the first issue also in Simplified Chinese (Wagtail translations), so a
+browser that prefers Chinese sees the site in Chinese.
 
 Every step looks for what it would create first, so running it again changes nothing.
 """
@@ -19,7 +21,7 @@ from django.utils import timezone
 from PIL import Image as PILImage
 from PIL import ImageDraw
 from wagtail.images import get_image_model
-from wagtail.models import Page, Site
+from wagtail.models import Locale, Page, Site
 
 from campaigns.models import HomePage, NewsletterIndexPage, NewsletterIssuePage
 from mail.models import NewsletterSettings
@@ -96,6 +98,51 @@ ISSUES = [
 ]
 
 
+# The words the demo puts around an issue's own texts (alt texts, the button), per language.
+WORDS = {
+    "en": {
+        "illustration_for": "Illustration for {}",
+        "illustration": "Illustration: {}",
+        "read_more": "Read the full stories",
+    },
+    "zh-hans": {"illustration_for": "{}的插图", "illustration": "插图：{}", "read_more": "阅读完整报道"},
+}
+
+# The Simplified Chinese demo: translations of the home, archive and subscribe pages and of the
+# first issue (Wagtail's localisation: copies linked by translation_key, in the zh-hans locale).
+CHINESE = "zh-hans"
+CHINESE_HOME = {
+    "intro": "<p>一份独立的电子通讯，关注慢新闻、城市和我们亲手制作的东西。每隔一周的周五，精心编辑一期。</p>",
+    "form_heading": "订阅下一期",
+}
+CHINESE_ARCHIVE = {"title": "往期通讯", "intro": "<p>我们发出的每一期通讯，按时间由新到旧排列。</p>"}
+CHINESE_SUBSCRIBE = {
+    "title": "订阅",
+    "intro": "<p>把 Broadsheet 送到你的收件箱。我们绝不会分享你的邮箱地址，每封邮件都附有一键退订链接。</p>",
+    "consent_text": "我同意通过电子邮件接收我所选择的通讯。我可以随时通过每封邮件中的链接退订。",
+    "thank_you_text": "<p>还差一步：请查收我们发给你的邮件，并点击其中的<b>确认我的订阅</b>按钮。</p>",
+}
+CHINESE_ISSUES = {
+    "issue-1-the-return-of-print": {
+        "title": "第 1 期：印刷的回归",
+        "subject": "印刷的回归，以及为什么你的收件箱成了新的头版",
+        "preheader": "三篇关于慢媒体的报道、一封读者来信，以及我们最近在读什么。",
+        "heading": "慢新闻是好新闻",
+        "paragraphs": [
+            "<p>欢迎阅读第一期 <b>Broadsheet</b>。每隔一周的周五，我们寄出精心编辑的一期：没有突发新闻，"
+            "没有愤怒，只有到下个月依然重要的故事。</p>",
+            "<p>本期我们走访了利兹的一家家族印刷厂，自 2020 年以来它的员工人数翻了一番；我们还想知道，"
+            '独立杂志为什么<a href="https://zh.wikipedia.org/wiki/Zine">再度兴起</a>。</p>',
+        ],
+        "quote": ("人们要的不是更多的新闻，而是能读完一样东西。", "布里斯托尔的一位读者"),
+        "teasers": [
+            ("油墨与钢铁", "走进商业街上最后一家活版印刷店。"),
+            ("小志复兴", "为什么二十多岁的年轻人又拿起订书机装订纸张。"),
+        ],
+    },
+}
+
+
 def _picture(title: str, colour: tuple[int, int, int], size=(1200, 600)) -> ImageFile:
     """A simple generated illustration (stripes and a circle), so the demo needs no downloads."""
     image = PILImage.new("RGB", size, colour)
@@ -138,8 +185,13 @@ def ensure_admin() -> tuple[str, str]:
     return ADMIN_USERNAME, password
 
 
+def _in_default_locale(model):
+    """The demo's own (default-language) pages of ``model``, not their translations."""
+    return model.objects.filter(locale__language_code=settings.LANGUAGE_CODE)
+
+
 def ensure_site() -> HomePage:
-    home = HomePage.objects.first()
+    home = _in_default_locale(HomePage).first()
     if home is None:
         root = Page.get_first_root_node()
         home = root.add_child(
@@ -195,7 +247,7 @@ def ensure_settings(home: HomePage, lists: list[MailingList]) -> None:
 
 
 def ensure_subscribe_page(home: HomePage) -> None:
-    page = SubscribePage.objects.first() or _create_subscribe_page(home)
+    page = _in_default_locale(SubscribePage).first() or _create_subscribe_page(home)
     if not home.body:
         # The same form on the home page, through the block any page can host.
         home.body = [("subscribe_form", {"heading": "Get the next issue", "page": page})]
@@ -219,7 +271,7 @@ def _create_subscribe_page(home: HomePage) -> SubscribePage:
 
 
 def ensure_issues(home: HomePage) -> NewsletterIndexPage:
-    archive = NewsletterIndexPage.objects.first()
+    archive = _in_default_locale(NewsletterIndexPage).first()
     if archive is None:
         archive = home.add_child(
             instance=NewsletterIndexPage(
@@ -228,45 +280,91 @@ def ensure_issues(home: HomePage) -> NewsletterIndexPage:
         )
         archive.save_revision().publish()
     for spec in ISSUES:
-        if NewsletterIssuePage.objects.filter(slug=spec["slug"]).exists():
+        if _in_default_locale(NewsletterIssuePage).filter(slug=spec["slug"]).exists():
             continue
-        hero = _image(spec["title"], spec["colour"])
-        story_image = _image(f"{spec['title']} (story)", tuple(max(0, c - 40) for c in spec["colour"]))
-        teaser_images = [_image(f"{title} (teaser)", spec["colour"]) for title, _ in spec["teasers"]]
-        teasers = [
-            {
-                "image": image,
-                "alt_text": f"Illustration for {title}",
-                "title": title,
-                "summary": summary,
-                "page": None,
-                "link_url": f"https://example.org/{spec['slug']}/{i}",
-            }
-            for i, ((title, summary), image) in enumerate(zip(spec["teasers"], teaser_images, strict=True))
-        ]
-        body = [
-            ("heading", {"text": spec["heading"], "level": "h2"}),
-            *[("paragraph", html) for html in spec["paragraphs"]],
-            ("image", {"image": story_image, "alt_text": f"Illustration: {spec['heading']}", "caption": spec["title"]}),
-            ("quote", {"text": spec["quote"][0], "attribution": spec["quote"][1]}),
-            ("divider", None),
-            ("article_teaser", {"left": teasers[0], "right": teasers[1]}),
-            ("button", {"label": "Read the full stories", "page": archive, "link_url": ""}),
-        ]
         page = archive.add_child(
             instance=NewsletterIssuePage(
-                title=spec["title"],
-                slug=spec["slug"],
-                subject=spec["subject"],
-                preheader=spec["preheader"],
-                issue_date=spec["date"],
-                hero_image=hero,
-                hero_alt_text=f"Illustration for {spec['title']}",
-                body=body,
+                slug=spec["slug"], issue_date=spec["date"], **_issue_fields(spec, spec, WORDS["en"], archive)
             )
         )
         page.save_revision().publish()
     return archive
+
+
+def _issue_fields(spec: dict, texts: dict, words: dict, archive: NewsletterIndexPage) -> dict:
+    """The fields of an issue written in ``texts`` (``spec`` itself or its translation), with
+    ``spec``'s pictures and ``words`` (WORDS of the language) for alt texts and the button."""
+    hero = _image(spec["title"], spec["colour"])
+    story_image = _image(f"{spec['title']} (story)", tuple(max(0, c - 40) for c in spec["colour"]))
+    teaser_images = [_image(f"{title} (teaser)", spec["colour"]) for title, _ in spec["teasers"]]
+    teasers = [
+        {
+            "image": image,
+            "alt_text": words["illustration_for"].format(title),
+            "title": title,
+            "summary": summary,
+            "page": None,
+            "link_url": f"https://example.org/{spec['slug']}/{i}",
+        }
+        for i, ((title, summary), image) in enumerate(zip(texts["teasers"], teaser_images, strict=True))
+    ]
+    body = [
+        ("heading", {"text": texts["heading"], "level": "h2"}),
+        *[("paragraph", html) for html in texts["paragraphs"]],
+        (
+            "image",
+            {
+                "image": story_image,
+                "alt_text": words["illustration"].format(texts["heading"]),
+                "caption": texts["title"],
+            },
+        ),
+        ("quote", {"text": texts["quote"][0], "attribution": texts["quote"][1]}),
+        ("divider", None),
+        ("article_teaser", {"left": teasers[0], "right": teasers[1]}),
+        ("button", {"label": words["read_more"], "page": archive, "link_url": ""}),
+    ]
+    return {
+        "title": texts["title"],
+        "subject": texts["subject"],
+        "preheader": texts["preheader"],
+        "hero_image": hero,
+        "hero_alt_text": words["illustration_for"].format(texts["title"]),
+        "body": body,
+    }
+
+
+def _translation(page: Page, locale: Locale, **fields) -> Page:
+    """``page``'s translation into ``locale``, created and published with ``fields`` when missing
+    (an existing one is left as the editors made it)."""
+    existing = page.get_translation_or_none(locale)
+    if existing is not None:
+        return existing.specific
+    translated = page.specific.copy_for_translation(locale).specific
+    for name, value in fields.items():
+        setattr(translated, name, value)
+    translated.save_revision().publish()
+    translated.refresh_from_db()
+    return translated
+
+
+def ensure_chinese(home: HomePage) -> int:
+    """The Chinese versions of the home, archive and subscribe pages and of the translated issues;
+    returns how many issues are live in Chinese."""
+    locale, _created = Locale.objects.get_or_create(language_code=CHINESE)
+    home_zh = _translation(home, locale, intro=CHINESE_HOME["intro"])
+    archive = _in_default_locale(NewsletterIndexPage).get()
+    archive_zh = _translation(archive, locale, **CHINESE_ARCHIVE)
+    subscribe_zh = _translation(_in_default_locale(SubscribePage).get(), locale, **CHINESE_SUBSCRIBE)
+    if not home_zh.body:
+        home_zh.body = [("subscribe_form", {"heading": CHINESE_HOME["form_heading"], "page": subscribe_zh})]
+        home_zh.save_revision().publish()
+    for spec in ISSUES:
+        texts = CHINESE_ISSUES.get(spec["slug"])
+        issue = _in_default_locale(NewsletterIssuePage).filter(slug=spec["slug"]).first()
+        if texts and issue:
+            _translation(issue, locale, **_issue_fields(spec, texts, WORDS[CHINESE], archive_zh))
+    return NewsletterIssuePage.objects.live().filter(locale=locale).count()
 
 
 def ensure_subscribers(lists: list[MailingList], count: int = 300) -> int:
@@ -343,11 +441,13 @@ def load_demo_content() -> dict:
     ensure_settings(home, lists)
     ensure_subscribe_page(home)
     ensure_issues(home)
+    translated = ensure_chinese(home)
     created = ensure_subscribers(lists)
     return {
         "username": username,
         "password": password,
         "subscribers_created": created,
-        "issues": NewsletterIssuePage.objects.live().count(),
+        "issues": _in_default_locale(NewsletterIssuePage).live().count(),
+        "translated_issues": translated,
         "lists": {ml.name: ml.subscriptions.filter(status="subscribed").count() for ml in lists},
     }

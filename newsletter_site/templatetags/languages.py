@@ -1,4 +1,5 @@
-"""``{% language_options %}``: where the language switcher sends each language."""
+"""``{% language_options %}``: where the language switcher sends each language;
+``{% page_alternates %}``: a page's versions in other languages, for hreflang links."""
 
 from urllib.parse import urlencode
 
@@ -32,6 +33,33 @@ def language_options(context) -> list[dict]:
             {"code": code, "name_local": info["name_local"], "current": code == current, "url": url, "query": query}
         )
     return options
+
+
+@register.simple_tag
+def page_alternates(page) -> list[dict]:
+    """``{% page_alternates page as alternates %}``: the ``<link rel="alternate" hreflang>`` of a
+    page: one per live version (itself and its translations, absolute URLs as search engines
+    require), plus ``x-default``, the version in the default language: its URL has no prefix and
+    sends each visitor to their language. Empty for anything that is not a Wagtail page, or a page
+    with no translation (its canonical link says all).
+    """
+    if not isinstance(page, Page):
+        return []
+    versions = [page, *page.get_translations().live().select_related("locale")]
+    if len(versions) < 2:
+        return []
+    alternates = []
+    default = None
+    for version in sorted(versions, key=lambda p: p.locale.language_code):
+        url = version.full_url
+        if not url:
+            continue
+        alternates.append({"hreflang": version.locale.language_code, "url": url})
+        if version.locale.language_code == settings.LANGUAGE_CODE:
+            default = url
+    if default:
+        alternates.append({"hreflang": "x-default", "url": default})
+    return alternates
 
 
 def _url_for(code, page, request, locales) -> str:

@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 
 from django import template
-from wagtail.models import Page
+from django.utils import translation
+from wagtail.models import Locale, Page, Site
 
 from campaigns.models import NewsletterIndexPage
 from subscribers.models import SubscribePage
@@ -26,9 +27,21 @@ def _url(page: Page | None, request) -> str:
     return (page.get_url(request) or "") if page else ""
 
 
+def _in_language(queryset, locale: Locale | None):
+    """The first live, public page of ``queryset`` in ``locale``, else in the default locale
+    (a language without its own archive links to the default language's)."""
+    pages = queryset.live().public()
+    if locale is not None:
+        page = pages.filter(locale=locale).first()
+        if page is not None:
+            return page
+    return pages.filter(locale=Locale.get_default()).first() or pages.first()
+
+
 @register.simple_tag(takes_context=True)
 def site_pages(context) -> SitePages:
-    """``{% site_pages as pages %}``: the home, archive, subscribe and feed links of the site.
+    """``{% site_pages as pages %}``: the home, archive, subscribe and feed links of the site, in
+    the active language when the pages are translated into it.
 
     Computed once per render (cached on the context), so the header and footer share the queries.
     """
@@ -36,11 +49,14 @@ def site_pages(context) -> SitePages:
     if cached is not None:
         return cached
     request = context.get("request")
-    archive = NewsletterIndexPage.objects.live().public().first()
-    subscribe = SubscribePage.objects.live().public().first()
+    locale = Locale.objects.filter(language_code=translation.get_language()).first()
+    archive = _in_language(NewsletterIndexPage.objects, locale)
+    subscribe = _in_language(SubscribePage.objects, locale)
     archive_url = _url(archive, request)
+    site = Site.find_for_request(request) if request is not None else None
+    home = site.root_page.get_translation_or_none(locale) if site and locale else None
     pages = SitePages(
-        home_url="/",
+        home_url=_url(home, request) if home is not None and home.live else "/",
         archive_url=archive_url,
         subscribe_url=_url(subscribe, request),
         feed_url=archive_url + archive.reverse_subpage("feed") if archive and archive_url else "",

@@ -1,7 +1,7 @@
 import pytest
 from wagtail.models import Site
 
-from campaigns.models import NewsletterIssuePage
+from campaigns.models import HomePage, NewsletterIssuePage
 from mail.models import NewsletterSettings
 from newsletter_site.demo import load_demo_content
 from subscribers.models import MailingList, Subscriber, Subscription
@@ -19,7 +19,8 @@ def test_demo_content_gives_a_site_ready_to_send_from():
     site = Site.objects.get(is_default_site=True)
     assert (site.hostname, site.port) == ("news.example.com", 443), "page URLs follow BASE_URL"
     issues = NewsletterIssuePage.objects.live()
-    assert issues.count() == 3
+    assert issues.filter(locale__language_code="en").count() == 3
+    assert issues.filter(locale__language_code="zh-hans").count() == 1
     assert all(issue.hero_image and issue.body for issue in issues)
     assert NewsletterSettings.for_site(site).can_send
     assert MailingList.objects.count() == 2
@@ -50,3 +51,50 @@ def test_the_demo_home_page_carries_a_subscribe_form_posting_to_the_subscribe_pa
 
     assert 'action="/subscribe/"' in html
     assert 'type="email"' in html and "The Broadsheet" in html
+
+
+@pytest.mark.django_db
+def test_a_browser_preferring_chinese_gets_the_demo_site_in_chinese(client):
+    load_demo_content()
+    chinese = {"HTTP_HOST": "news.example.com", "HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9,en;q=0.8"}
+
+    home = client.get("/", follow=True, **chinese)
+
+    assert home.redirect_chain == [("/zh-hans/", 302)]
+    html = home.content.decode()
+    assert '<html lang="zh-hans">' in html
+    assert "慢新闻" in html  # the content
+    assert "跳到正文" in html and "往期通讯" in html  # the chrome: skip link, navigation
+    assert 'href="/zh-hans/archive/"' in html and 'href="/zh-hans/subscribe/"' in html
+    assert 'action="/zh-hans/subscribe/"' in html, "the form signs up from the Chinese page (language zh-hans)"
+    for path, words in (("/archive/", "印刷的回归，以及为什么你的收件箱成了新的头版"), ("/subscribe/", "我同意通过电子邮件接收")):
+        page = client.get(path, follow=True, **chinese)
+        assert page.redirect_chain == [(f"/zh-hans{path}", 302)]
+        assert words in page.content.decode()
+    issue = client.get("/archive/issue-1-the-return-of-print/", follow=True, **chinese)
+    assert issue.redirect_chain == [("/zh-hans/archive/issue-1-the-return-of-print/", 302)]
+    assert "印刷的回归" in issue.content.decode()
+
+
+@pytest.mark.django_db
+def test_english_readers_keep_the_english_demo_site(client):
+    load_demo_content()
+
+    html = client.get("/", HTTP_HOST="news.example.com", HTTP_ACCEPT_LANGUAGE="en-GB,en;q=0.9").content.decode()
+
+    assert '<html lang="en">' in html
+    assert 'href="/archive/"' in html and "往期通讯" not in html
+
+
+@pytest.mark.django_db
+def test_running_it_again_keeps_the_translations_editors_changed():
+    load_demo_content()
+    chinese_home = HomePage.objects.get(locale__language_code="zh-hans")
+    chinese_home.intro = "<p>编辑改过的介绍</p>"
+    chinese_home.save_revision().publish()
+
+    result = load_demo_content()
+
+    assert HomePage.objects.get(locale__language_code="zh-hans").intro == "<p>编辑改过的介绍</p>"
+    assert result["issues"] == 3 and result["translated_issues"] == 1
+    assert NewsletterIssuePage.objects.count() == 4

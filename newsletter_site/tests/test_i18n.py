@@ -162,3 +162,26 @@ def test_the_switcher_adds_no_csrf_token_or_cookie_to_the_page(client, home_page
 
     assert "csrfmiddlewaretoken" not in response.content.decode()
     assert "Set-Cookie" not in response.headers
+
+
+def test_translated_pages_name_each_other_in_hreflang_links(client, chinese_archive):
+    english = client.get("/archive/").content.decode()
+    chinese = client.get("/zh-hans/archive/").content.decode()
+
+    alternates = (
+        '<link rel="alternate" hreflang="en" href="https://news.example.com/archive/">',
+        '<link rel="alternate" hreflang="zh-hans" href="https://news.example.com/zh-hans/archive/">',
+        # The unprefixed URL: it sends each visitor to their language.
+        '<link rel="alternate" hreflang="x-default" href="https://news.example.com/archive/">',
+    )
+    for link in alternates:
+        assert link in english and link in chinese
+    assert '<link rel="canonical" href="https://news.example.com/archive/">' in english
+    assert '<link rel="canonical" href="https://news.example.com/zh-hans/archive/">' in chinese
+
+
+def test_an_untranslated_page_has_a_canonical_link_and_no_alternates(client, archive_page):
+    html = client.get("/archive/").content.decode()
+
+    assert '<link rel="canonical" href="https://news.example.com/archive/">' in html
+    assert "hreflang=" not in html.split("</head>")[0]

@@ -11,7 +11,7 @@ class Command(BaseCommand):
         lists = ", ".join(f"{name}: {count} subscribed" for name, count in result["lists"].items())
         self.stdout.write(
             self.style.SUCCESS("Demo content ready.")
-            + f"\n  {result['issues']} published issues; lists: {lists}"
+            + f"\n  {result['issues']} published issues ({result['translated_issues']} also in Chinese); lists: {lists}"
             + (f"\n  {result['subscribers_created']} demo subscribers created" if result["subscribers_created"] else "")
             + f"\n  Admin login: {result['username']} / {result['password']}"
             + "  (password kept in var/demo-admin-password.txt)"
