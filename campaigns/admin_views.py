@@ -7,6 +7,7 @@ and answers 403 without it. Every action is written to Wagtail's audit log with 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q
@@ -15,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.utils.functional import cached_property
 from django.views.generic import FormView, TemplateView, View
 from wagtail.admin import messages
 from wagtail.admin.ui.tables import Column, NumberColumn, StatusTagColumn, TitleColumn
@@ -23,6 +25,9 @@ from wagtail.admin.widgets.button import HeaderButton
 
 from campaigns import audit, charts, reporting, services
 from campaigns.admin_forms import CampaignFilterSet, DeliveryFilterForm, SendCampaignForm, TestSendForm
+from campaigns.bounces import processing as bounce_processing
+from campaigns.bounces.mailboxes import check_mailbox
+from campaigns.bounces.mailboxes import describe as describe_mailbox
 from campaigns.models import Campaign, Delivery, NewsletterIssuePage
 from campaigns.sending import mailers
 from campaigns.sending.throttle import expected_finish
@@ -288,6 +293,11 @@ class CampaignIndexView(generic.IndexView):
     add_url_name = "campaigns_admin:new"
     add_item_label = "New campaign"
 
+    @cached_property
+    def header_buttons(self):
+        mailers_button = HeaderButton("Mailers", url=reverse("campaigns_admin:mailers"), icon_name="mail")
+        return [*super().header_buttons, mailers_button]
+
     def get_add_url(self):
         # A campaign starts from an issue: "New campaign" chooses one (the send permission is
         # already required to see this listing; Campaign has no separate "add" permission in use).
@@ -540,6 +550,58 @@ class CampaignReportView(CampaignMixin, generic.WagtailAdminTemplateMixin, Templ
             detail_url=reverse("campaigns_admin:detail", args=[self.campaign.pk]),
         )
         return context
+
+
+# --- Mailers -------------------------------------------------------------------------------------
+
+
+@requires_send
+class MailersView(generic.WagtailAdminTemplateMixin, TemplateView):
+    """Each mailer's limits, use and health, who sends through it, and the bounce mailbox (issue 14)."""
+
+    template_name = "campaigns/admin/mailers.html"
+    header_icon = "mail"
+    page_title = "Mailers"
+
+    def get_breadcrumbs_items(self):
+        return _crumbs({"url": "", "label": "Mailers"})
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(
+            mailers=mailers.overview(),
+            mailbox=bounce_processing.mailbox_status(),
+            mailbox_check_url=reverse("campaigns_admin:mailbox_check"),
+        )
+        return context
+
+
+@requires_send
+class MailerCheckView(View):
+    """POST: connect and log in to one mailer (``name``) or to the bounce mailbox (no ``name``), as
+    ``manage.py check_mailers`` does, and say what was found; then back to the mailers page.
+
+    The check takes up to the mailer's timeout (a login over the network), so it runs only when
+    asked, never when the page is shown.
+    """
+
+    http_method_names = ["post"]
+
+    def post(self, request, name=None):
+        if name is None:
+            config = settings.BROADSHEET["BOUNCE_MAILBOX"]
+            if not config:
+                raise Http404
+            title = f"Bounce mailbox {describe_mailbox(config)}"
+            ok, lines = check_mailbox(config)
+        else:
+            if name not in settings.MAILERS:
+                raise Http404
+            check = mailers.check_mailer(name)
+            title, ok, lines = f"Mailer {name} ({check.where})", check.ok, check.lines
+        report = messages.success if ok else messages.error
+        report(request, f"{title}: {'answered' if ok else 'PROBLEM'}. {'; '.join(lines)}")
+        return redirect("campaigns_admin:mailers")
 
 
 def recent_campaigns(limit: int = 5):

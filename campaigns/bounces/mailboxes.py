@@ -40,6 +40,21 @@ def describe(config: dict) -> str:
     return f"{scheme}://{config['username']}@{config['host']}:{config['port']}{folder}"
 
 
+def check_mailbox(config: dict, *, ssl_context: ssl.SSLContext | None = None) -> tuple[bool, list[str]]:
+    """Connect and log in to the mailbox ``config`` as a read would: (ok, facts or the problem in plain words)."""
+    try:
+        with open_mailbox(config, ssl_context=ssl_context) as box:
+            count = box.count()
+            return True, [
+                f"offers: {', '.join(box.capabilities) or 'nothing listed'}",
+                f"{count} message{'' if count == 1 else 's'} waiting",
+            ]
+    except AuthenticationFailed as error:
+        return False, [f"wrong user name or password: {error}"]
+    except MailboxError as error:
+        return False, [str(error)]
+
+
 def open_mailbox(config: dict, *, ssl_context: ssl.SSLContext | None = None):
     """The reader for ``config``; ``ssl_context`` overrides the default verification (tests)."""
     readers = {"pop3": POP3Mailbox, "imap": IMAPMailbox, "maildir": MaildirMailbox}

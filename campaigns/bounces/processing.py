@@ -16,23 +16,32 @@ The event id is the mailbox message's own identity (Message-ID, else a hash of i
 the recipient, so the same message read twice (a crash between 2 and 3, two readers, a POP3
 session that ended without QUIT) is a DUPLICATE the second time and changes nothing.
 Auto-replies and delay warnings are deleted without being counted.
+
+Each read is recorded (``last_read()``: when, what it found, what was kept aside, or the error)
+in the shared cache, for the admin's Mailers page (``mailbox_status()``).
 """
 
+import datetime
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
 
 from campaigns.bounces import parsing
-from campaigns.bounces.mailboxes import describe, open_mailbox
-from campaigns.models import Delivery
+from campaigns.bounces.mailboxes import MailboxError, describe, open_mailbox
+from campaigns.models import Delivery, DeliveryEvent
 from campaigns.tracking import BOUNCED, COMPLAINED, TrackingEvent, record_tracking_event
 
 logger = logging.getLogger(__name__)
 
 ESP_NAME = "mailbox"
+LAST_READ_KEY = "broadsheet:bounce-mailbox-last-read"
 
 # What happened to a message in the mailbox.
 DELETED = "deleted"
@@ -65,19 +74,67 @@ def process_mailbox(config: dict | None = None, *, ssl_context=None, echo: Calla
     if not config:
         return []
     results = []
-    with open_mailbox(config, ssl_context=ssl_context) as box:
-        for key, raw in box.messages():
-            result = process_message(raw)
-            result.key = f"{describe(config)}#{key}"
-            if result.disposition == DELETED:
-                box.done(key)
-            elif result.disposition == KEPT:
-                box.keep(key)
-            results.append(result)
-            logger.info("bounce mailbox: %s", result.line())
-            if echo is not None:
-                echo(result.line())
+    try:
+        with open_mailbox(config, ssl_context=ssl_context) as box:
+            for key, raw in box.messages():
+                result = process_message(raw)
+                result.key = f"{describe(config)}#{key}"
+                if result.disposition == DELETED:
+                    box.done(key)
+                elif result.disposition == KEPT:
+                    box.keep(key)
+                results.append(result)
+                logger.info("bounce mailbox: %s", result.line())
+                if echo is not None:
+                    echo(result.line())
+    except MailboxError as error:
+        _record_read(config, results, error=str(error))
+        raise
+    _record_read(config, results)
     return results
+
+
+def _record_read(config: dict, results: list[Processed], *, error: str = "") -> None:
+    previous = cache.get(LAST_READ_KEY) or {}
+    now = timezone.now().isoformat()
+    cache.set(
+        LAST_READ_KEY,
+        {
+            "where": describe(config),
+            "at": now,
+            "ok_at": previous.get("ok_at") if error else now,
+            "error": error[:500],
+            "kinds": dict(Counter(result.kind for result in results)),
+            "dispositions": dict(Counter(result.disposition for result in results)),
+        },
+        timeout=None,
+    )
+
+
+def last_read() -> dict | None:
+    """The last read of the bounce mailbox (by the task or process_bounces), or None.
+
+    ``{"where", "at", "ok_at" (last read without error), "error", "kinds" ({"hard": 2, ...}),
+    "dispositions" ({"deleted": 3, "kept": 1, "left": 0})}``; the datetimes are aware.
+    """
+    value = cache.get(LAST_READ_KEY)
+    if not value:
+        return None
+    return {
+        **value,
+        "at": datetime.datetime.fromisoformat(value["at"]),
+        "ok_at": datetime.datetime.fromisoformat(value["ok_at"]) if value.get("ok_at") else None,
+    }
+
+
+def applied_since(since: datetime.datetime) -> dict[str, int]:
+    """Bounces and complaints from the mailbox applied since ``since``: {"hard": n, "soft": n, "complaint": n}."""
+    rows = (
+        DeliveryEvent.objects.filter(esp=ESP_NAME, created_at__gte=since)
+        .values_list("payload__kind")
+        .annotate(count=Count("pk"))
+    )
+    return {kind: count for kind, count in rows if kind}
 
 
 def process_message(raw: bytes) -> Processed:
@@ -117,4 +174,28 @@ def _event(report: parsing.Report, recipient: parsing.Recipient) -> TrackingEven
         description=" ".join(part for part in (recipient.status, recipient.diagnostic) if part)[:500],
         payload={"summary": report.summary[:500], "status": recipient.status, "kind": recipient.kind},
         delivery_id=delivery_id,
+    )
+
+
+@dataclass
+class MailboxStatus:
+    """The bounce mailbox for the admin: where, how the last read went, what it applied lately."""
+
+    where: str  # "" when no BOUNCE_MAILBOX_URL is configured
+    poll_seconds: int
+    last_read: dict | None
+    applied: dict[str, int]  # bounces and complaints applied in the last ``days`` days
+    days: int
+
+
+def mailbox_status(*, days: int = 7, now: datetime.datetime | None = None) -> MailboxStatus:
+    """The configured bounce mailbox's ``MailboxStatus`` (no connection is made)."""
+    config = settings.BROADSHEET["BOUNCE_MAILBOX"]
+    now = now or timezone.now()
+    return MailboxStatus(
+        where=describe(config) if config else "",
+        poll_seconds=int(settings.BROADSHEET["BOUNCE_POLL_SECONDS"]),
+        last_read=last_read(),
+        applied=applied_since(now - datetime.timedelta(days=days)),
+        days=days,
     )

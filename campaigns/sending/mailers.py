@@ -19,7 +19,7 @@ import logging
 import os
 import smtplib
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
@@ -27,8 +27,10 @@ from django.core.cache import cache
 from django.utils import timezone
 
 import campaigns.sending.transports as transports_module
-from campaigns.sending.throttle import mailer_limits
+from campaigns.models import Campaign
+from campaigns.sending.throttle import Usage, expected_finish, mailer_limits, usage
 from mail.esps import esp_for_backend
+from subscribers.models import MailingList
 
 logger = logging.getLogger(__name__)
 
@@ -116,18 +118,65 @@ def describe(alias: str) -> str:
     return backend
 
 
-def overview() -> list[dict]:
-    """One row per mailer for the admin: name, where, limits, failover, health."""
-    return [
-        {
-            "name": name,
-            "where": describe(name),
-            "limits": mailer_limits(name),
-            "failover": failover_for(name),
-            "health": health(name),
-        }
-        for name in mailer_names()
-    ]
+@dataclass
+class RunningCampaign:
+    """A campaign going out through a mailer, for the overview."""
+
+    campaign: Campaign
+    remaining: int
+    expected_finish: datetime.datetime | None
+    waiting: str  # "Waiting for the relay since ..." or the reason it was paused, else ""
+
+
+@dataclass
+class MailerOverview:
+    """One mailer as the admin shows it: where, limits, use, health, who sends through it."""
+
+    name: str
+    where: str
+    limits: dict[str, float]
+    failover: str
+    health: dict | None
+    usage: Usage
+    lists: list[str] = field(default_factory=list)
+    campaigns: list[RunningCampaign] = field(default_factory=list)
+
+
+def overview(*, now: datetime.datetime | None = None) -> list[MailerOverview]:
+    """One ``MailerOverview`` per configured mailer, "default" first.
+
+    ``lists`` are the lists whose campaigns it sends (for "default": the lists naming no
+    configured mailer). ``campaigns`` are those sending or paused through it, oldest first, each
+    with the expected finish at the mailer's limits counting the campaigns ahead of it (they share
+    one allowance), None when the mailer has no limits or the campaign is paused.
+    """
+    now = now or timezone.now()
+    names = mailer_names()
+    rows = {
+        name: MailerOverview(
+            name=name,
+            where=describe(name),
+            limits=mailer_limits(name),
+            failover=failover_for(name),
+            health=health(name),
+            usage=usage(name, clock=now.timestamp),
+        )
+        for name in names
+    }
+    for mailing_list in MailingList.objects.order_by("name"):
+        rows[mailing_list.mailer if mailing_list.mailer in rows else "default"].lists.append(mailing_list.name)
+    ahead = dict.fromkeys(names, 0)
+    for campaign in Campaign.objects.active().select_related("page").order_by("started_at", "pk"):
+        name = mailer_for(campaign)
+        finish = None
+        if campaign.status == Campaign.Status.SENDING:
+            ahead[name] += campaign.remaining
+            finish = expected_finish(ahead[name], name, now=now)
+        waiting = campaign.waiting_for_relay or (
+            campaign.last_error if campaign.status == Campaign.Status.PAUSED else ""
+        )
+        rows[name].campaigns.append(RunningCampaign(campaign, campaign.remaining, finish, waiting))
+    return list(rows.values())
 
 
 @dataclass

@@ -15,10 +15,11 @@ many days as it needs: when the allowance is spent, ``take()`` answers 0 with ``
 import datetime
 import math
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F
 
 from campaigns.models import SendWindow
 
@@ -110,11 +111,7 @@ class Throttle:
             return None
         now = self.clock()
         hour = int(now // HOUR)
-        counts = dict(
-            SendWindow.objects.filter(
-                mailer=self.mailer, period=HOUR, window__gt=hour - DAY_WINDOWS, window__lte=hour
-            ).values_list("window", "count")
-        )
+        counts = _day_counts(self.mailer, hour)
         until = None
         if self.per_hour and counts.get(hour, 0) >= self.per_hour:
             until = (hour + 1) * HOUR
@@ -165,26 +162,10 @@ class Throttle:
                     if self.per_day:
                         # Under the current hour's row lock: every worker takes it to reserve.
                         hour_row = next(row for row, period, _limit in rows if period == HOUR)
-                        used = (
-                            SendWindow.objects.filter(
-                                mailer=self.mailer,
-                                period=HOUR,
-                                window__gt=hour_row.window - DAY_WINDOWS,
-                                window__lte=hour_row.window,
-                            ).aggregate(total=Sum("count"))["total"]
-                            or 0
-                        )
-                        free = max(int(self.per_day) - used, 0)
+                        counts = _day_counts(self.mailer, hour_row.window)
+                        free = max(int(self.per_day) - sum(counts.values()), 0)
                         if free < granted:
                             granted = free
-                            counts = dict(
-                                SendWindow.objects.filter(
-                                    mailer=self.mailer,
-                                    period=HOUR,
-                                    window__gt=hour_row.window - DAY_WINDOWS,
-                                    window__lte=hour_row.window,
-                                ).values_list("window", "count")
-                            )
                             free_at = _day_free_at(counts, hour_row.window, int(self.per_day))
                             wait = max(wait, (free_at or now + 1) - now)
                     if granted:
@@ -194,6 +175,46 @@ class Throttle:
             except IntegrityError:
                 continue  # another worker created the window row first: read it again
         return 0, 1.0
+
+
+def _day_counts(mailer: str, hour: int) -> dict[int, int]:
+    """{hourly window: messages} of ``mailer``'s rolling day ending in the window ``hour`` (a read, no lock)."""
+    return dict(
+        SendWindow.objects.filter(
+            mailer=mailer, period=HOUR, window__gt=hour - DAY_WINDOWS, window__lte=hour
+        ).values_list("window", "count")
+    )
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What ``mailer`` has sent against its limits (counted only while it has an hourly or daily limit)."""
+
+    counted: bool
+    this_hour: int
+    last_day: int
+    remaining_today: int | None  # None: no daily limit
+    blocked_until: datetime.datetime | None  # the hour's or the day's allowance is spent until then
+
+
+def usage(mailer: str = "default", *, clock=time.time) -> Usage:
+    """``mailer``'s use of its hourly and rolling-day allowance now (the admin's mailer overview).
+
+    Messages are counted in SendWindow rows only for mailers with a per-hour or per-day limit;
+    for the others ``counted`` is False and the figures are 0.
+    """
+    throttle = Throttle(mailer, clock=clock)
+    hour = int(clock() // HOUR)
+    counts = _day_counts(mailer, hour) if throttle.per_hour or throttle.per_day else {}
+    last_day = sum(counts.values())
+    until = throttle.blocked_until()
+    return Usage(
+        counted=bool(throttle.per_hour or throttle.per_day),
+        this_hour=counts.get(hour, 0),
+        last_day=last_day,
+        remaining_today=max(int(throttle.per_day) - last_day, 0) if throttle.per_day else None,
+        blocked_until=datetime.datetime.fromtimestamp(until, tz=datetime.UTC) if until else None,
+    )
 
 
 def _day_free_at(counts: dict[int, int], hour: int, per_day: int) -> float | None:
@@ -234,13 +255,7 @@ def expected_finish(remaining: int, mailer: str = "default", *, now: datetime.da
 
     per_day = int(limits["per_day"])
     if per_day:
-        hour = int(now.timestamp() // HOUR)
-        used = (
-            SendWindow.objects.filter(
-                mailer=mailer, period=HOUR, window__gt=hour - DAY_WINDOWS, window__lte=hour
-            ).aggregate(total=Sum("count"))["total"]
-            or 0
-        )
+        used = sum(_day_counts(mailer, int(now.timestamp() // HOUR)).values())
         today = max(per_day - used, 0)
         if remaining > today:
             # What today allows now; then a day's quota each time the rolling day frees it.

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from campaigns.bounces.mailboxes import AuthenticationFailed, MailboxError, describe, open_mailbox
+from campaigns.bounces.mailboxes import check_mailbox, describe
 from campaigns.sending.mailers import check_mailer, mailer_names
 
 
@@ -18,7 +18,7 @@ class Command(BaseCommand):
             self._report(f"mailer {name}: {check.where}", check.ok, check.lines)
         config = settings.BROADSHEET["BOUNCE_MAILBOX"]
         if config:
-            ok, lines = self._check_mailbox(config)
+            ok, lines = check_mailbox(config)
             problems += not ok
             self._report(f"bounce mailbox: {describe(config)}", ok, lines)
         else:
@@ -32,17 +32,3 @@ class Command(BaseCommand):
         self.stdout.write(f"{title} [{status}]")
         for line in lines:
             self.stdout.write(f"    {line}")
-
-    @staticmethod
-    def _check_mailbox(config: dict) -> tuple[bool, list[str]]:
-        try:
-            with open_mailbox(config) as box:
-                count = box.count()
-                return True, [
-                    f"offers: {', '.join(box.capabilities) or 'nothing listed'}",
-                    f"{count} message{'' if count == 1 else 's'} waiting",
-                ]
-        except AuthenticationFailed as error:
-            return False, [f"wrong user name or password: {error}"]
-        except MailboxError as error:
-            return False, [str(error)]
