@@ -2,7 +2,9 @@
 
 from urllib.parse import urljoin
 
+from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils import translation
 
 from mail.rendering import PLACEHOLDERS, RenderedEmail, base_url_or_default, render_layout
 
@@ -16,8 +18,15 @@ def render_issue(page, *, base_url: str | None = None, lists=None) -> RenderedEm
     reader receives and where: "You are receiving <lists> at %%email%%." (``lists``: the
     campaign's MailingLists or names; None, as in previews and test sends, names the newsletter).
     The address is a placeholder, so this costs one string replacement per recipient, no render.
+    The layout's own words (footer, links) are in the issue's language (its Wagtail locale).
     """
     base_url = base_url_or_default(base_url)
+    language = page.locale.language_code if page.locale_id else settings.LANGUAGE_CODE
+    with translation.override(language):
+        return _render(page, base_url, lists)
+
+
+def _render(page, base_url: str, lists) -> RenderedEmail:
     body = render_to_string("campaigns/email/issue.html", {"page": page, "base_url": base_url})
     return render_layout(
         subject=page.subject,

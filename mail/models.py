@@ -1,39 +1,68 @@
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from wagtail.admin.panels import FieldPanel, MultiFieldPanel
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
+from modelcluster.fields import ParentalKey
+from modelcluster.models import ClusterableModel
+from wagtail.admin.panels import FieldPanel, InlinePanel, MultiFieldPanel
 from wagtail.contrib.settings.models import BaseSiteSetting, register_setting
 from wagtail.models import Site
 
 from mail.addresses import format_address, validate_header_text
 
+# The footer's default, in the catalogue so that a site which never changed it gets it in every
+# language (NewsletterSettings.footer_for).
+DEFAULT_FOOTER_TEXT = gettext_noop("You receive this email because you subscribed to our newsletter.")
+
+
+def _languages():
+    return settings.LANGUAGES
+
 
 @register_setting(icon="mail")
-class NewsletterSettings(BaseSiteSetting):
-    """Who the newsletter comes from and what every email's footer says."""
+class NewsletterSettings(ClusterableModel, BaseSiteSetting):
+    """Who the newsletter comes from and what every email's footer says.
 
-    sender_name = models.CharField(max_length=100, default="Broadsheet", validators=[validate_header_text])
-    sender_email = models.EmailField(default="newsletter@localhost")
-    reply_to = models.EmailField(blank=True)
+    Wagtail settings are per site, not per locale: the footer text is the site language's
+    (LANGUAGE_CODE), and ``footer_translations`` (FooterTranslation rows, edited inline on the
+    same settings page) give it in other languages; ``footer_for(language)`` picks.
+    """
+
+    sender_name = models.CharField(
+        _("sender name"), max_length=100, default="Broadsheet", validators=[validate_header_text]
+    )
+    sender_email = models.EmailField(_("sender email"), default="newsletter@localhost")
+    reply_to = models.EmailField(_("reply-to"), blank=True)
     postal_address = models.TextField(
+        _("postal address"),
         blank=True,
-        help_text="Required before any campaign can be sent (CAN-SPAM): a valid physical postal address.",
+        help_text=_("Required before any campaign can be sent (CAN-SPAM): a valid physical postal address."),
     )
     footer_text = models.TextField(
-        blank=True, default="You receive this email because you subscribed to our newsletter."
+        _("footer text"),
+        blank=True,
+        default=DEFAULT_FOOTER_TEXT,
+        help_text=_("In the site's main language; add other languages below."),
     )
     default_lists = models.ManyToManyField(
-        "subscribers.MailingList", blank=True, help_text="Preselected when sending a new campaign."
+        "subscribers.MailingList",
+        verbose_name=_("default lists"),
+        blank=True,
+        help_text=_("Preselected when sending a new campaign."),
     )
 
     panels = [
-        MultiFieldPanel([FieldPanel("sender_name"), FieldPanel("sender_email"), FieldPanel("reply_to")], "Sender"),
+        MultiFieldPanel([FieldPanel("sender_name"), FieldPanel("sender_email"), FieldPanel("reply_to")], _("Sender")),
         FieldPanel("postal_address"),
         FieldPanel("footer_text"),
+        InlinePanel("footer_translations", heading=_("Footer text in other languages"), label=_("Footer translation")),
         FieldPanel("default_lists"),
     ]
 
     class Meta:
-        verbose_name = "Newsletter settings"
+        verbose_name = _("Newsletter settings")
         # Moved from campaigns (issue 10): the table keeps its name, so no data moves.
         db_table = "campaigns_newslettersettings"
 
@@ -44,11 +73,43 @@ class NewsletterSettings(BaseSiteSetting):
 
     def clean(self):
         if self.postal_address and len(self.postal_address.strip()) < 10:
-            raise ValidationError({"postal_address": "Enter a complete postal address."})
+            raise ValidationError({"postal_address": _("Enter a complete postal address.")})
 
     @property
     def can_send(self) -> bool:
         return bool(self.postal_address.strip())
+
+    def footer_for(self, language: str | None = None) -> str:
+        """The footer text for readers of ``language`` (default: the active language): its
+        translation when there is one, else the site's footer text; the untouched default text
+        comes from the catalogue in every language."""
+        language = language or translation.get_language() or settings.LANGUAGE_CODE
+        for row in self.footer_translations.all():
+            if row.language == language:
+                return row.text
+        if self.footer_text == DEFAULT_FOOTER_TEXT:
+            with translation.override(language):
+                return translation.gettext(DEFAULT_FOOTER_TEXT)
+        return self.footer_text
+
+
+class FooterTranslation(models.Model):
+    """The newsletter footer text in one more language (NewsletterSettings.footer_for)."""
+
+    newsletter_settings = ParentalKey(NewsletterSettings, on_delete=models.CASCADE, related_name="footer_translations")
+    language = models.CharField(_("language"), max_length=15, choices=_languages)
+    text = models.TextField(_("text"))
+
+    panels = [FieldPanel("language"), FieldPanel("text")]
+
+    class Meta:
+        verbose_name = _("footer translation")
+        constraints = [
+            models.UniqueConstraint(fields=["newsletter_settings", "language"], name="one_footer_per_language"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_language_display()}: {self.text[:40]}"
 
 
 def newsletter_settings(site=None) -> NewsletterSettings | None:

@@ -10,8 +10,10 @@ from urllib.parse import urljoin
 import css_inline
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils import translation
 from django.utils.html import escape as html_escape
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext, pgettext
 
 from mail.models import newsletter_settings
 from mail.plaintext import html_to_text
@@ -71,8 +73,12 @@ def fill_placeholders(template: str, values: dict[str, str], *, escape: bool) ->
 
 
 def _names(names: list[str]) -> str:
-    """ "A", "A and B", "A, B and C"."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    """ "A", "A and B", "A, B and C", in the active language ("A、B和C" in Chinese)."""
+    if len(names) == 1:
+        return names[0]
+    # Translators: the separator between the names of a list but the last two ("A, B and C").
+    separator = pgettext("list separator", ", ")
+    return gettext("%(names)s and %(last)s") % {"names": separator.join(names[:-1]), "last": names[-1]}
 
 
 def render_transactional(
@@ -105,12 +111,13 @@ def render_layout(
     *, subject, preheader, body, base_url, view_url, unsubscribe_url, preferences_url, footer_text, receiving=False
 ):
     """``body`` (HTML from our own templates) inside the email layout, CSS inlined, URLs absolute,
-    with its plaintext. ``footer_text`` None means the site's newsletter footer text. ``receiving``:
+    with its plaintext, in the active language. ``footer_text`` None means the site's newsletter
+    footer text in that language (NewsletterSettings.footer_for). ``receiving``:
     the list names for the "You are receiving ... at <address>" line (None: the newsletter's name;
     False: no line, as in transactional emails, whose reader subscribed to nothing yet)."""
     sender = newsletter_settings()
     if footer_text is None:
-        footer_text = sender.footer_text if sender else ""
+        footer_text = sender.footer_for(translation.get_language()) if sender else ""
     receiving_line = ""
     if receiving is not False:
         names = receiving or [sender.sender_name if sender and sender.sender_name else settings.WAGTAIL_SITE_NAME]

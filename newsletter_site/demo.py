@@ -118,14 +118,14 @@ CHINESE_HOME = {
 CHINESE_ARCHIVE = {"title": "往期通讯", "intro": "<p>我们发出的每一期通讯，按时间由新到旧排列。</p>"}
 CHINESE_SUBSCRIBE = {
     "title": "订阅",
-    "intro": "<p>把 Broadsheet 送到你的收件箱。我们绝不会分享你的邮箱地址，每封邮件都附有一键退订链接。</p>",
+    "intro": "<p>把 Broadsheet 送到您的收件箱。我们绝不会分享您的邮箱地址，每封邮件都附有一键退订链接。</p>",
     "consent_text": "我同意通过电子邮件接收我所选择的通讯。我可以随时通过每封邮件中的链接退订。",
-    "thank_you_text": "<p>还差一步：请查收我们发给你的邮件，并点击其中的<b>确认我的订阅</b>按钮。</p>",
+    "thank_you_text": "<p>还差一步：请查收我们发给您的邮件，并点击其中的<b>确认我的订阅</b>按钮。</p>",
 }
 CHINESE_ISSUES = {
     "issue-1-the-return-of-print": {
         "title": "第 1 期：印刷的回归",
-        "subject": "印刷的回归，以及为什么你的收件箱成了新的头版",
+        "subject": "印刷的回归，以及为什么您的收件箱成了新的头版",
         "preheader": "三篇关于慢媒体的报道、一封读者来信，以及我们最近在读什么。",
         "heading": "慢新闻是好新闻",
         "paragraphs": [

@@ -148,3 +148,29 @@ def test_the_report_splits_the_figures_by_language(
         1,
     )
     assert rows["zh-hans"].name == "简体中文"
+
+
+def test_each_edition_carries_the_footer_text_of_its_language(
+    chinese_issue, issue_page, readers, newsletter_settings, django_capture_on_commit_callbacks
+):
+    from mail.models import FooterTranslation
+
+    newsletter_settings.footer_text = "You signed up on our website."
+    newsletter_settings.save()
+    FooterTranslation.objects.create(
+        newsletter_settings=newsletter_settings, language="zh-hans", text="您在我们的网站上订阅了本通讯。"
+    )
+
+    campaign = start(issue_page, [readers], django_capture_on_commit_callbacks)
+    send_all(campaign)
+
+    messages = messages_by_address()
+    assert "您在我们的网站上订阅了本通讯。" in messages["li@example.com"].body
+    assert "You signed up" not in messages["li@example.com"].body
+    assert "You signed up on our website." in messages["ann@example.com"].body
+    assert "您在我们的网站上" not in messages["ann@example.com"].body
+    # The line naming the list and the address is the reader's language too.
+    assert (
+        "li@example.com" in messages["li@example.com"].body
+        and "You are receiving" not in messages["li@example.com"].body
+    )
