@@ -1,7 +1,5 @@
 """Issue 8's findings at the subscribers boundary, one reproduction each (they answered 500 or leaked)."""
 
-from unittest import mock
-
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
@@ -409,8 +407,15 @@ def test_a_stray_file_no_job_refers_to_is_swept(db, settings):
     assert not storage.exists(name)
 
 
-def test_an_upload_schedules_the_sweep_and_the_worker_runs_it(admin_user, settings, django_capture_on_commit_callbacks):
-    """The periodic path really runs: the database task worker deletes the abandoned upload."""
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_schedules_the_sweep_and_the_worker_runs_it(admin_user, settings):
+    """The periodic path really runs: the database task worker deletes the abandoned upload.
+
+    Transactional, as the worker really runs: it commits its own transactions, and after each
+    task it calls close_old_connections(), which closes a connection left outside autocommit:
+    inside a test's transaction that was the test's own connection (PostgreSQL then failed with
+    "the connection is closed"; SQLite's in-memory database ignores close()).
+    """
     import datetime
 
     from django.core.management import call_command
@@ -419,23 +424,20 @@ def test_an_upload_schedules_the_sweep_and_the_worker_runs_it(admin_user, settin
     from subscribers.importing import create_import_job
 
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "campaigns"]}}
-    with django_capture_on_commit_callbacks(execute=True):
-        job = create_import_job(SimpleUploadedFile("a.csv", b"email\nann@example.com\n"), admin_user)
-        import_tasks.schedule_sweep()
+    job = create_import_job(SimpleUploadedFile("a.csv", b"email\nann@example.com\n"), admin_user)
+    import_tasks.schedule_sweep()  # autocommit: on_commit runs at once, as after the upload's request
     scheduled = DBTaskResult.objects.get(task_path__endswith="sweep_imports_task")
     assert scheduled.run_after >= job.created_at + datetime.timedelta(hours=settings.BROADSHEET["IMPORT_ABANDON_HOURS"])
 
     # Time passes: the job is now old and the sweep due.
     ImportJob.objects.filter(pk=job.pk).update(created_at=job.created_at - datetime.timedelta(days=2))
     DBTaskResult.objects.filter(pk=scheduled.pk).update(run_after=scheduled.run_after - datetime.timedelta(days=2))
-    # The worker's SQLite "BEGIN EXCLUSIVE" cannot nest in the test's transaction: a savepoint
-    # stands in for it (a transactional test would flush the database and its caches instead).
-    with mock.patch("django_tasks_db.utils.connection_requires_manual_exclusive_transaction", return_value=False):
-        call_command("worker", "--batch")
+    call_command("worker", "--batch")
 
     job.refresh_from_db()
     assert job.status == ImportJob.Status.FAILED
     assert not job.file.storage.exists(job.file.name)
+    assert DBTaskResult.objects.get(pk=scheduled.pk).status == "SUCCESSFUL"
 
 
 def test_the_sweep_command_runs_the_sweep(import_job, settings):
