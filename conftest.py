@@ -4,6 +4,7 @@ import os
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from hypothesis import settings as hypothesis_settings
 from wagtail.models import Page, Site
 
@@ -24,6 +25,13 @@ def _clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def postgresql(transactional_db):
+    """The test runs on PostgreSQL with real commits (DATABASE_URL=postgres://...), else it is skipped."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://... (make test-services)")
 
 
 @pytest.fixture

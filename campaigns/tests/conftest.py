@@ -3,7 +3,6 @@
 import os
 
 import pytest
-from django.db import connection
 
 from campaigns.tests.factories import make_user, started_campaign
 from campaigns.tests.fake_smtp import FakeSMTPServer
@@ -34,12 +33,6 @@ def sender(django_user_model):
 def campaign(issue_page, django_capture_on_commit_callbacks):
     """A started campaign to 5 readers (reader0..4@example.com) whose batches have not run."""
     return started_campaign(issue_page, 5, django_capture_on_commit_callbacks)
-
-
-@pytest.fixture
-def postgresql(transactional_db):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://... (make test-services)")
 
 
 @pytest.fixture
