@@ -5,8 +5,9 @@ import math
 
 from django.conf import settings
 from django.utils import timezone
-from django_tasks import task
+from django_tasks import TaskContext, task
 from django_tasks.backends.immediate import ImmediateBackend
+from django_tasks_db import DatabaseBackend
 
 from campaigns import services
 from campaigns.models import Delivery
@@ -35,8 +36,8 @@ def watchdog_delay() -> datetime.timedelta:
     return datetime.timedelta(seconds=float(config["CLAIM_TIMEOUT_SECONDS"]) + 1)
 
 
-@task(queue_name="campaigns")
-def send_batch_task(campaign_id: int) -> dict:
+@task(queue_name="campaigns", takes_context=True)
+def send_batch_task(context: TaskContext, campaign_id: int) -> dict:
     """Send one batch of a campaign; enqueues its own successor while work remains.
 
     The successor is enqueued as soon as the rows are claimed (before sending), so a worker
@@ -45,9 +46,13 @@ def send_batch_task(campaign_id: int) -> dict:
     the number of batch tasks per campaign stays what start_campaign enqueued. While the relay
     is down nothing is claimed and no successor is enqueued, except by the one run that recorded
     the failure: it comes back at the campaign's ``next_try_at``.
+
+    On the database backend the run records its task result's id: if the process dies, the
+    recovery of its deliveries also fails that row (db_worker would leave it "running").
     """
     worker_id = new_worker_id()
     backend = send_batch_task.get_backend()
+    task_id = str(context.task_result.id) if isinstance(backend, DatabaseBackend) else ""
     if isinstance(backend, ImmediateBackend) or not backend.supports_defer:
         # Running inline: loop here instead of recursing through enqueue.
         total: dict = {}
@@ -73,7 +78,7 @@ def send_batch_task(campaign_id: int) -> dict:
         next_task = send_batch_task.using(run_after=run_after) if run_after else send_batch_task
         next_task.enqueue(campaign_id)
 
-    result = send_batch(campaign_id, worker_id=worker_id, on_claimed=enqueue_successor)
+    result = send_batch(campaign_id, worker_id=worker_id, on_claimed=enqueue_successor, task_id=task_id)
     if result["paused"]:
         notify_staff_campaign_paused.enqueue(campaign_id)
     if result["waiter"] and result["retry_at"]:

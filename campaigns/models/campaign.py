@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
+from django_tasks.base import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
 
 
 def relay_wait_message(down_since, next_try_at) -> str:
@@ -556,6 +558,17 @@ class SendWindow(models.Model):
         return f"{self.mailer} {self.period}s #{self.window}: {self.count}"
 
 
+class WorkerDied(Exception):
+    """The reason recorded on the task result of a sending run whose process died."""
+
+    def __init__(self, worker: "SendingWorker"):
+        beat = timezone.localtime(worker.heartbeat_at)
+        super().__init__(
+            f"The worker process running this task died (host {worker.hostname}, pid {worker.pid}, "
+            f"last heartbeat {beat:%Y-%m-%d %H:%M:%S %Z}); another worker recovered its deliveries."
+        )
+
+
 class SendingWorkerQuerySet(models.QuerySet):
     def stopped_before(self, when):
         return self.filter(stopped_at__lt=when)
@@ -574,6 +587,9 @@ class SendingWorker(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     heartbeat_at = models.DateTimeField(default=timezone.now)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    # The django-tasks-db task result this run executes (database backend only; "" otherwise):
+    # when the process dies, recovery fails that row, which db_worker itself never will.
+    task_id = models.CharField(max_length=64, blank=True, default="")
 
     objects = SendingWorkerQuerySet.as_manager()
 
@@ -584,8 +600,11 @@ class SendingWorker(models.Model):
     KEEP_STOPPED = datetime.timedelta(hours=1)
 
     @classmethod
-    def start(cls, worker_id: str) -> "SendingWorker":
-        """Register a run of this process (before it claims anything); prunes old finished runs."""
+    def start(cls, worker_id: str, task_id: str = "") -> "SendingWorker":
+        """Register a run of this process (before it claims anything); prunes old finished runs.
+
+        ``task_id``: the django-tasks-db task result running it, failed by ``reap`` if it dies.
+        """
         now = timezone.now()
         cls.objects.stopped_before(now - cls.KEEP_STOPPED).delete()
         worker, _ = cls.objects.update_or_create(
@@ -595,9 +614,35 @@ class SendingWorker(models.Model):
                 "pid": os.getpid(),
                 "heartbeat_at": now,
                 "stopped_at": None,
+                "task_id": task_id,
             },
         )
         return worker
+
+    def reap(self) -> bool:
+        """This run's process is gone (``engine.worker_is_dead``): mark it stopped and fail its task.
+
+        db_worker marks a task result failed only when the task raises; a process killed (kill -9,
+        OOM, a lost host) leaves it "running" for ever. The row is failed with django-tasks-db's
+        own ``set_failed``, the exception naming the process; only while it is still running (a
+        worker thought dead that finishes after all overwrites it with its real outcome).
+        Returns whether a task row was failed.
+        """
+        with transaction.atomic():
+            stopped = SendingWorker.objects.filter(pk=self.pk, stopped_at__isnull=True).update(
+                stopped_at=timezone.now()
+            )
+            if not stopped or not self.task_id:
+                return False
+            task_result = (
+                DBTaskResult.objects.select_for_update()
+                .filter(pk=self.task_id, status=TaskResultStatus.RUNNING)
+                .first()
+            )
+            if task_result is None:
+                return False
+            task_result.set_failed(WorkerDied(self))
+            return True
 
     @classmethod
     def beat(cls, worker_id: str) -> int:

@@ -142,29 +142,47 @@ def worker_is_dead(worker_id: str, last_touched, *, stale_after: float | None = 
     registered is only dead when it touched nothing for ``stale_after`` (CLAIM_TIMEOUT_SECONDS).
     """
     now = now or timezone.now()
-    config = settings.BROADSHEET
-    stale_after = float(config["CLAIM_TIMEOUT_SECONDS"] if stale_after is None else stale_after)
+    stale_after = float(settings.BROADSHEET["CLAIM_TIMEOUT_SECONDS"] if stale_after is None else stale_after)
     if last_touched < now - datetime.timedelta(seconds=stale_after):
         return True
     worker = SendingWorker.objects.filter(worker_id=worker_id).first()
-    if worker is None:
-        return False
+    return worker is not None and run_is_gone(worker, last_touched, now)
+
+
+def run_is_gone(worker: SendingWorker, last_touched, now) -> bool:
+    """Whether a registered run has ended: stopped, its process gone (same host), or silent
+    (its heartbeat and ``last_touched`` older than HEARTBEAT_TIMEOUT_SECONDS, when it beats)."""
     if worker.stopped_at is not None:
         return True
     if worker.hostname == socket.gethostname()[:255] and not process_alive(worker.pid):
         return True
+    config = settings.BROADSHEET
     if float(config["HEARTBEAT_SECONDS"]) > 0:
         timeout = datetime.timedelta(seconds=float(config["HEARTBEAT_TIMEOUT_SECONDS"]))
         return max(worker.heartbeat_at, last_touched) < now - timeout
     return False
 
 
+def reap_dead_workers() -> int:
+    """Every run still registered as going whose process is gone: marked stopped, and its task
+    result (django-tasks-db) failed with the reason (``SendingWorker.reap``), so nothing shows
+    "running" for a dead process. Returns the number of task results failed."""
+    now = timezone.now()
+    failed = 0
+    for worker in SendingWorker.objects.filter(stopped_at__isnull=True):
+        if run_is_gone(worker, worker.heartbeat_at, now):
+            failed += worker.reap()
+    return failed
+
+
 def recover_stale_deliveries(campaign_id: int, *, stale_after: float | None = None) -> dict:
     """Settle the rows of every dead worker of the campaign (``worker_is_dead``).
 
     Claimed queued rows go back to the queue; the newest ``sending`` rows of each dead worker
-    become ``unknown``; its older ``sending`` rows were sent. Returns {"requeued", "sent", "unknown"}.
+    become ``unknown``; its older ``sending`` rows were sent. Dead runs are reaped first
+    (``reap_dead_workers``: their task results failed). Returns {"requeued", "sent", "unknown"}.
     """
+    reap_dead_workers()
     result = Counter()
     candidates = (
         Delivery.objects.unfinished()
@@ -295,14 +313,14 @@ def _waiting_message(down_since, next_try_at) -> str:
 
 
 @contextlib.contextmanager
-def heartbeat(worker_id: str):
+def heartbeat(worker_id: str, task_id: str = ""):
     """Register this run (SendingWorker) and beat every HEARTBEAT_SECONDS from a thread while it lasts.
 
     The thread writes one row of its own (never a delivery row: no lock is shared with the
     batch's transactions) over its own database connection. At the end the run is marked stopped:
     rows it still holds then are settled at once by anyone's recovery.
     """
-    SendingWorker.start(worker_id)
+    SendingWorker.start(worker_id, task_id)
     interval = float(settings.BROADSHEET["HEARTBEAT_SECONDS"])
     stop = threading.Event()
     thread = None
@@ -466,7 +484,9 @@ def _iso(timestamp: float | None) -> str | None:
     return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC).isoformat() if timestamp else None
 
 
-def send_batch(campaign_id: int, *, worker_id: str, limit: int | None = None, on_claimed=None) -> dict:
+def send_batch(
+    campaign_id: int, *, worker_id: str, limit: int | None = None, on_claimed=None, task_id: str = ""
+) -> dict:
     """Claim up to ``limit`` (default BATCH_SIZE) queued deliveries of a sending campaign and send them.
 
     Returns counts: claimed, sent, failed, unknown, retried, released, recovered, plus ``status``
@@ -477,7 +497,8 @@ def send_batch(campaign_id: int, *, worker_id: str, limit: int | None = None, on
     refused the login or stayed down too long; the caller tells the staff) and
     ``relay_recovered``. Safe to call from any number of workers.
     ``on_claimed(work_remaining(...))`` is called right after the claim (used to enqueue the next
-    batch before sending, so a killed worker does not end the chain).
+    batch before sending, so a killed worker does not end the chain). ``task_id``: the
+    django-tasks-db task result running this call, failed by recovery if the process dies.
     """
     result = {"claimed": 0, "sent": 0, "failed": 0, "unknown": 0, "retried": 0, "released": 0, "recovered": 0}
     result.update(waiting=False, waiter=False, paused=False, relay_recovered=False)
@@ -489,7 +510,7 @@ def send_batch(campaign_id: int, *, worker_id: str, limit: int | None = None, on
         # Waiting for the relay: the one task that recorded the failure comes back then.
         result.update(status=campaign.status, more=True, retry_at=campaign.next_try_at.isoformat(), waiting=True)
         return result
-    with heartbeat(worker_id):
+    with heartbeat(worker_id, task_id):
         retry_at = _claim_and_send(campaign, worker_id, limit, on_claimed, result)
     finish_if_done(campaign_id)
     remaining = work_remaining(campaign_id)

@@ -1,6 +1,7 @@
 import datetime
 
 from django.contrib.auth.models import Group, Permission
+from django_tasks import TaskContext, default_task_backend
 from wagtail.models import GroupPagePermission, Page
 
 from campaigns.models import NewsletterIssuePage
@@ -57,3 +58,17 @@ def make_user(django_user_model, username, *, send=False):
     user = django_user_model.objects.create_user(username, f"{username}@example.com", "pw")
     user.groups.add(group)
     return user
+
+
+def run_task_result(result):
+    """Run a task result a test backend holds, in this process, as a worker would (with its context)."""
+    if result.task.takes_context:
+        return result.task.call(TaskContext(task_result=result), *result.args, **result.kwargs)
+    return result.task.call(*result.args, **result.kwargs)
+
+
+def run_now(task, *args):
+    """Enqueue ``task`` on the dummy backend and run it at once (it is not left among the results)."""
+    result = task.enqueue(*args)
+    default_task_backend.results.remove(result)
+    return run_task_result(result)

@@ -1,16 +1,20 @@
 """A worker killed mid-batch (kill -9, a real process): the campaign resumes within 30 s and
 completes with every recipient mailed at most once (issue 8 finding 5), on the database task
-worker and on RQ. Needs PostgreSQL (and Redis for RQ): ``make test-services``."""
+worker and on RQ, and the killed task is not left "running". The real kills need PostgreSQL
+(and Redis for RQ): ``make test-services``."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from campaigns.models import Campaign, Delivery
+from campaigns.models import Campaign, Delivery, SendingWorker
+from campaigns.sending import claim_deliveries, recover_stale_deliveries
+from campaigns.tasks import send_batch_task
 from campaigns.tests.fake_smtp import FakeSMTPServer
 from campaigns.tests.test_scaleout import DB_TASKS, ROOT, RQ_TASKS, make_audience, start, worker_env
 from newsletter_site.config import rq_queues
@@ -104,9 +108,12 @@ def test_a_worker_killed_mid_batch_is_replaced_within_30_seconds_on_the_database
 
     assert resumed < RESUME_WITHIN, f"resumed {resumed:.1f} s after the kill"
     assert_completed_exactly_once(campaign, slow_relay, addresses)
-    # The killed run's task stays "running" in django-tasks-db's table (the backend never learns
-    # that its worker died), and nothing waits for it: the campaign finished all the same.
-    assert DBTaskResult.objects.filter(task_path__endswith="send_batch_task", status="RUNNING").exists()
+    # The killed run's task is failed by the recovery, with the reason; nothing shows "running".
+    batch_tasks = DBTaskResult.objects.filter(task_path__endswith="send_batch_task")
+    assert not batch_tasks.filter(status="RUNNING").exists()
+    (killed,) = batch_tasks.filter(status="FAILED")
+    assert killed.exception_class_path == "campaigns.models.campaign.WorkerDied"
+    assert "The worker process running this task died" in killed.traceback
     print(f"database worker: resumed {resumed:.1f} s and finished {finished:.1f} s after the kill")
 
 
@@ -138,3 +145,48 @@ def test_a_worker_killed_mid_batch_is_replaced_within_30_seconds_on_rq(
     assert resumed < RESUME_WITHIN, f"resumed {resumed:.1f} s after the kill"
     assert_completed_exactly_once(campaign, slow_relay, addresses)
     print(f"RQ: resumed {resumed:.1f} s and finished {finished:.1f} s after the kill")
+
+
+def dead_pid() -> int:
+    """The id of a process of this host that has exited (and been reaped)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def running_batch_task(campaign, pid: int, worker_id: str):
+    """What db_worker and the batch leave in the tables while a batch runs in process ``pid``: the
+    task result claimed ("running") and the run registered with its id, holding claimed rows."""
+    from django_tasks_db.models import DBTaskResult
+
+    row = DBTaskResult.objects.get(pk=send_batch_task.enqueue(campaign.pk).id)
+    row.claim("db-worker-1")
+    SendingWorker.objects.create(worker_id=worker_id, hostname=socket.gethostname(), pid=pid, task_id=str(row.pk))
+    return row, claim_deliveries(campaign.pk, worker_id, 2)
+
+
+def test_recovery_fails_the_task_result_of_a_worker_whose_process_died(campaign, settings):
+    settings.TASKS = DB_TASKS
+    pid = dead_pid()
+    killed, claimed = running_batch_task(campaign, pid, f"{socket.gethostname()}:{pid}:killed")
+    alive, _ = running_batch_task(campaign, os.getpid(), f"{socket.gethostname()}:{os.getpid()}:alive")
+
+    assert recover_stale_deliveries(campaign.pk) == {"requeued": 2, "sent": 0, "unknown": 0}
+
+    killed.refresh_from_db()
+    assert killed.status == "FAILED" and killed.finished_at is not None
+    (error,) = killed.task_result.errors
+    assert error.exception_class_path == "campaigns.models.campaign.WorkerDied"
+    assert f"pid {pid}" in error.traceback and "another worker recovered its deliveries" in error.traceback
+    assert set(Delivery.objects.filter(pk__in=claimed).values_list("status", "claimed_by")) == {("queued", "")}
+    assert SendingWorker.objects.get(pid=pid).stopped_at is not None
+    # The live worker's task and rows are left alone.
+    alive.refresh_from_db()
+    assert alive.status == "RUNNING"
+    assert SendingWorker.objects.get(pid=os.getpid()).stopped_at is None
+
+    # Recovery runs again and again (every batch): the failed row stays as it is.
+    finished_at = killed.finished_at
+    recover_stale_deliveries(campaign.pk)
+    killed.refresh_from_db()
+    assert (killed.status, killed.finished_at) == ("FAILED", finished_at)

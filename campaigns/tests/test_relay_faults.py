@@ -16,7 +16,7 @@ from wagtail.models import ModelLogEntry
 
 from campaigns import services, tasks
 from campaigns.models import Campaign, Delivery
-from campaigns.tests.factories import make_user
+from campaigns.tests.factories import make_user, run_task_result
 from campaigns.tests.fake_smtp import FakeSMTPServer
 
 pytestmark = pytest.mark.django_db
@@ -77,7 +77,7 @@ class Worker:
             result = due[0]
             self.backend.results.remove(result)
             self.runs += 1
-            result.task.call(*result.args, **result.kwargs)
+            run_task_result(result)
         raise AssertionError(f"still running tasks after {limit}: a storm")
 
     def time_passes(self, campaign):

@@ -17,9 +17,10 @@ from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from campaigns import services
-from campaigns.models import Campaign, Delivery
+from campaigns.models import Campaign, Delivery, SendingWorker
 from campaigns.sending import send_batch
 from campaigns.tests.fake_smtp import FakeSMTPServer
 from newsletter_site.config import rq_queues
@@ -203,4 +204,8 @@ def test_a_campaign_completes_on_the_database_backend_worker(issue_page, smtp_se
     call_command("worker", "--batch")  # db_worker --batch, the embedded default
 
     assert_sent_exactly_once(campaign, smtp_server.recipients(), addresses)
+    # Every run recorded the task result it ran in (failed by recovery, were its process killed).
+    runs = set(SendingWorker.objects.values_list("task_id", flat=True))
+    batch_tasks = DBTaskResult.objects.filter(task_path__endswith="send_batch_task", status="SUCCESSFUL")
+    assert runs and runs <= {str(pk) for pk in batch_tasks.values_list("pk", flat=True)}
     assert campaign.finished_at is not None and campaign.finished_at <= timezone.now()

@@ -10,7 +10,7 @@ from campaigns.models import Campaign, Delivery, SendWindow
 from campaigns.sending import claim_deliveries, recover_stale_deliveries, send_batch
 from campaigns.sending.engine import UNKNOWN_ERROR
 from campaigns.sending.throttle import Throttle
-from campaigns.tests.factories import started_campaign
+from campaigns.tests.factories import run_now, started_campaign
 
 pytestmark = pytest.mark.django_db
 
@@ -161,18 +161,18 @@ def test_send_batch_task_enqueues_its_successor_before_sending(campaign, setting
     }
     settings.BROADSHEET = {**settings.BROADSHEET, "BATCH_SIZE": 4}
 
-    send_batch_task.call(campaign.pk)  # run in-process, as a worker would
+    run_now(send_batch_task, campaign.pk)  # run in-process, as a worker would
     (successor,) = default_task_backend.results
     assert successor.task.name == "send_batch_task" and successor.task.run_after is None
 
     default_task_backend.clear()
-    send_batch_task.call(campaign.pk)  # takes the last two: only a watchdog in case this worker dies
+    run_now(send_batch_task, campaign.pk)  # takes the last two: only a watchdog in case this worker dies
     (watchdog,) = default_task_backend.results
     assert watchdog.task.run_after > timezone.now() + datetime.timedelta(seconds=500)
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENT
 
     default_task_backend.clear()
-    send_batch_task.call(campaign.pk)  # the watchdog finds the campaign done: the chain ends
+    run_now(send_batch_task, campaign.pk)  # the watchdog finds the campaign done: the chain ends
     assert default_task_backend.results == []
 
 
