@@ -87,6 +87,9 @@ def tracking_webhook(request, esp: str):
     view.setup(request, esp=esp)
     try:
         view.run_validators(request)
+    except SNSTopicRefused as error:
+        logger.warning("Tracking webhook for %s refused: %s", esp, error)
+        return _refuse(403, "This SNS topic is not accepted (SES_SNS_TOPIC_ARNS).")
     except AnymailWebhookValidationFailure as error:
         logger.warning("Tracking webhook for %s refused: %s", esp, error)
         return HttpResponseBadRequest("Authentication failed.")
@@ -159,14 +162,46 @@ def verify_sns_signature(message) -> None:
         raise AnymailWebhookValidationFailure("SNS message signature is not valid") from error
 
 
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html (SNS topic: account id and
+# a name of up to 256 letters, digits, "-" and "_", ".fifo" for a FIFO topic).
+SNS_TOPIC_ARN = re.compile(r"^arn:aws(-[a-z]+)*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
+
+
+class SNSTopicRefused(AnymailWebhookValidationFailure):
+    """An SNS message from a topic not in SES_SNS_TOPIC_ARNS (answered 403)."""
+
+
+def check_sns_topic(message) -> None:
+    """Raise SNSTopicRefused unless ``message`` (a parsed SNS body) comes from a topic we trust.
+
+    A valid SNS signature proves only that SOME topic sent it: anyone can create a topic in their
+    own AWS account and, given the webhook URL with its secret, subscribe it here and publish
+    signed "bounces" and "complaints". ``SES_SNS_TOPIC_ARNS`` names the topics SES publishes
+    our events to; nothing else is accepted, not even a subscription confirmation.
+    """
+    allowed = settings.BROADSHEET["SES_SNS_TOPIC_ARNS"]
+    topic = message.get("TopicArn") if isinstance(message, dict) else None
+    if not allowed:
+        raise SNSTopicRefused("SES_SNS_TOPIC_ARNS is not set: no SNS topic is trusted")
+    if topic not in allowed:
+        raise SNSTopicRefused(f"SNS topic {str(topic)[:300]!r} is not in SES_SNS_TOPIC_ARNS")
+
+
 class AmazonSESTrackingWebhookView(AnymailAmazonSESTrackingWebhookView):
-    """anymail's SES tracking view, also verifying the SNS signature (after the basic auth)."""
+    """anymail's SES tracking view, also checking the SNS topic and signature (after the basic auth).
+
+    anymail 15 checks the basic auth, that the SNS headers match the body (type and message id)
+    and confirms a subscription only with the basic auth; it neither verifies the SNS signature
+    nor limits the topics ("Future: could also take a TopicArn or list"): both are done here.
+    """
 
     def validate_request(self, request):
         # anymail runs every validate_request of the class chain, this one first: check the cheap
-        # basic auth before anything that may fetch a certificate.
+        # basic auth and topic before anything that may fetch a certificate.
         AnymailBasicAuthMixin.validate_request(self, request)
-        verify_sns_signature(self._parse_sns_message(request))
+        message = self._parse_sns_message(request)
+        check_sns_topic(message)
+        verify_sns_signature(message)
 
 
 # --- System check ---------------------------------------------------------------------------------
@@ -199,6 +234,8 @@ def check_webhook_settings(app_configs=None, **kwargs) -> list[checks.CheckMessa
                     id="broadsheet.E102",
                 )
             )
+        if name == "amazon_ses":
+            errors += _check_sns_topics()
         for package in esp.packages:
             if importlib.util.find_spec(package) is None:
                 errors.append(
@@ -209,3 +246,28 @@ def check_webhook_settings(app_configs=None, **kwargs) -> list[checks.CheckMessa
                     )
                 )
     return errors
+
+
+def _check_sns_topics() -> list[checks.CheckMessage]:
+    """SES over SNS needs the allow-list of topics (an error, like the secret: see check_sns_topic)."""
+    topics = settings.BROADSHEET["SES_SNS_TOPIC_ARNS"]
+    if not topics:
+        return [
+            checks.Error(
+                "The amazon_ses tracking webhook is enabled without SES_SNS_TOPIC_ARNS: every SNS "
+                "message is refused until the topics SES publishes to are listed.",
+                hint="Set SES_SNS_TOPIC_ARNS=arn:aws:sns:<region>:<account>:<topic>[,...] (the topics of "
+                "your SES configuration set's event destination); a signature alone proves only that "
+                "some AWS account's topic sent an event.",
+                id="broadsheet.E104",
+            )
+        ]
+    return [
+        checks.Error(
+            f"SES_SNS_TOPIC_ARNS holds {topic[:100]!r}, which is not an SNS topic ARN.",
+            hint="An SNS topic ARN reads arn:aws:sns:<region>:<12-digit account>:<topic name>.",
+            id="broadsheet.E105",
+        )
+        for topic in topics
+        if not SNS_TOPIC_ARN.match(topic)
+    ]

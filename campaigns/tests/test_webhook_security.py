@@ -168,6 +168,23 @@ def test_system_check_names_the_missing_signature_key(settings):
     assert "MAILGUN_WEBHOOK_SIGNING_KEY" in errors[0][1]
 
 
+def test_system_check_refuses_ses_tracking_without_the_sns_topic_allow_list(settings):
+    settings.BROADSHEET = {**settings.BROADSHEET, "SES_SNS_TOPIC_ARNS": []}
+    errors = check_ids(settings, ["amazon_ses"], {"WEBHOOK_SECRET": SECRET})
+
+    assert [error_id for error_id, _ in errors] == ["broadsheet.E104"]
+    assert "SES_SNS_TOPIC_ARNS" in errors[0][1]
+
+    settings.BROADSHEET = {**settings.BROADSHEET, "SES_SNS_TOPIC_ARNS": ["ses-events", "arn:aws:sns:eu-west-1:1:x"]}
+    errors = check_ids(settings, ["amazon_ses"], {"WEBHOOK_SECRET": SECRET})
+    assert [error_id for error_id, _ in errors] == ["broadsheet.E105", "broadsheet.E105"]
+
+    topics = ["arn:aws:sns:eu-west-1:123456789012:ses-events", "arn:aws-cn:sns:cn-north-1:123456789012:events.fifo"]
+    settings.BROADSHEET = {**settings.BROADSHEET, "SES_SNS_TOPIC_ARNS": topics}
+    assert check_ids(settings, ["amazon_ses"], {"WEBHOOK_SECRET": SECRET}) == []
+    assert check_ids(settings, ["postmark"], {"WEBHOOK_SECRET": SECRET}) == []  # only SES needs it
+
+
 def production_env(tmp_path, **extra):
     env = {
         **os.environ,
@@ -205,6 +222,18 @@ def test_the_production_wsgi_application_refuses_to_start_without_a_secret(tmp_p
 
     assert refused.returncode != 0
     assert "ANYMAIL_WEBHOOK_SECRET" in refused.stderr.splitlines()[-1]
+    assert started.returncode == 0, started.stderr
+
+
+def test_production_with_ses_tracking_fails_the_check_until_the_sns_topics_are_listed(tmp_path):
+    ses = {"EMAIL_URL": "anymail://amazon_ses", "ANYMAIL_WEBHOOK_SECRET": SECRET, "AWS_DEFAULT_REGION": "eu-west-1"}
+    topic = "arn:aws:sns:eu-west-1:123456789012:ses-events"
+
+    refused = run([sys.executable, "manage.py", "check"], production_env(tmp_path, **ses))
+    started = run([sys.executable, "manage.py", "check"], production_env(tmp_path, **ses, SES_SNS_TOPIC_ARNS=topic))
+
+    assert refused.returncode != 0
+    assert "broadsheet.E104" in refused.stderr and "SES_SNS_TOPIC_ARNS" in refused.stderr
     assert started.returncode == 0, started.stderr
 
 

@@ -22,6 +22,7 @@ from subscribers.models import Subscriber
 SECRET = "esp-user:long-random-webhook-password"
 AUTH = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(SECRET.encode()).decode()}
 CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem"
+TOPIC = "arn:aws:sns:eu-west-1:123456789012:ses-events"
 
 
 @pytest.fixture
@@ -53,18 +54,18 @@ def sns_key():
 @pytest.fixture
 def ses_enabled(settings, sns_key, monkeypatch):
     settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
-    settings.BROADSHEET = {**settings.BROADSHEET, "TRACKING_WEBHOOKS": ["amazon_ses"]}
+    settings.BROADSHEET = {**settings.BROADSHEET, "TRACKING_WEBHOOKS": ["amazon_ses"], "SES_SNS_TOPIC_ARNS": [TOPIC]}
     fetched = []
     monkeypatch.setattr(webhooks, "fetch_certificate", lambda url: fetched.append(url) or sns_key[1])
     monkeypatch.setattr(webhooks, "_certificates", {})
     return fetched
 
 
-def sns_notification(key, ses_event, *, message_id="sns-1", cert_url=CERT_URL):
+def sns_notification(key, ses_event, *, message_id="sns-1", cert_url=CERT_URL, topic=TOPIC):
     message = {
         "Type": "Notification",
         "MessageId": message_id,
-        "TopicArn": "arn:aws:sns:eu-west-1:123456789012:ses-events",
+        "TopicArn": topic,
         "Message": json.dumps(ses_event),
         "Timestamp": "2026-03-21T09:01:50.000Z",
         "SignatureVersion": "2",
@@ -127,6 +128,50 @@ def test_a_tampered_ses_message_is_refused(client, delivery, sns_key, ses_enable
     message["Message"] = message["Message"].replace("abuse", "fraud")
 
     assert post_sns(client, message, **AUTH).status_code == 400
+
+
+def test_a_signed_complaint_from_another_sns_topic_is_refused(client, delivery, sns_key, ses_enabled):
+    """Genuinely signed by SNS, but published to a stranger's topic that was subscribed to the URL."""
+    foreign = "arn:aws:sns:eu-west-1:999999999999:ses-events"
+    message = sns_notification(sns_key[0], ses_complaint(delivery), topic=foreign)
+
+    response = post_sns(client, message, **AUTH)
+
+    assert response.status_code == 403
+    assert "SES_SNS_TOPIC_ARNS" in response.content.decode()
+    assert Subscriber.objects.get(pk=delivery.subscriber_id).state == Subscriber.State.ACTIVE
+    assert ses_enabled == []  # refused before any certificate is fetched
+
+
+def test_a_subscription_to_another_sns_topic_is_never_confirmed(client, sns_key, ses_enabled, monkeypatch, db):
+    confirmed = []
+    monkeypatch.setattr(
+        webhooks.AmazonSESTrackingWebhookView, "auto_confirm_sns_subscription", lambda self, message: confirmed.append(1)
+    )
+    message = {
+        "Type": "SubscriptionConfirmation",
+        "MessageId": "sns-2",
+        "Token": "token",
+        "TopicArn": "arn:aws:sns:eu-west-1:999999999999:stranger",
+        "Message": "You have chosen to subscribe to the topic.",
+        "SubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription",
+        "Timestamp": "2026-03-21T09:01:50.000Z",
+        "SignatureVersion": "2",
+        "SigningCertURL": CERT_URL,
+        "Signature": "",
+    }
+
+    assert post_sns(client, message, **AUTH).status_code == 403
+    assert confirmed == []
+
+
+def test_without_an_sns_topic_allow_list_nothing_is_accepted(client, delivery, sns_key, ses_enabled, settings):
+    settings.BROADSHEET = {**settings.BROADSHEET, "SES_SNS_TOPIC_ARNS": []}
+
+    response = post_sns(client, sns_notification(sns_key[0], ses_complaint(delivery)), **AUTH)
+
+    assert response.status_code == 403
+    assert Subscriber.objects.get(pk=delivery.subscriber_id).state == Subscriber.State.ACTIVE
 
 
 def test_a_transient_ses_bounce_is_soft(client, delivery, sns_key, ses_enabled):

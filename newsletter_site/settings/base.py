@@ -243,6 +243,9 @@ BROADSHEET = {
     "SOFT_BOUNCE_LIMIT": config.env_int("SOFT_BOUNCE_LIMIT", 3, minimum=1),
     # ESPs whose tracking webhooks are routed (/anymail/<esp>/tracking/): TRACKING_WEBHOOKS.
     "TRACKING_WEBHOOKS": _tracking_webhooks,
+    # Amazon SES over SNS: the SNS topic ARNs whose messages are accepted (comma-separated); none
+    # is trusted without it (docs/security.md).
+    "SES_SNS_TOPIC_ARNS": config.env_list("SES_SNS_TOPIC_ARNS"),
     # ESP events that match no delivery: kept at most this many, for this many days (an excerpt each).
     "UNMATCHED_EVENTS_MAX": config.env_int("UNMATCHED_EVENTS_MAX", 10000, minimum=0),
     "UNMATCHED_EVENTS_DAYS": config.env_int("UNMATCHED_EVENTS_DAYS", 30, minimum=1),
