@@ -146,7 +146,9 @@ def test_a_signed_complaint_from_another_sns_topic_is_refused(client, delivery, 
 def test_a_subscription_to_another_sns_topic_is_never_confirmed(client, sns_key, ses_enabled, monkeypatch, db):
     confirmed = []
     monkeypatch.setattr(
-        webhooks.AmazonSESTrackingWebhookView, "auto_confirm_sns_subscription", lambda self, message: confirmed.append(1)
+        webhooks.AmazonSESTrackingWebhookView,
+        "auto_confirm_sns_subscription",
+        lambda view, message: confirmed.append(1),
     )
     message = {
         "Type": "SubscriptionConfirmation",
