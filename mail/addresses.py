@@ -35,12 +35,15 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NAME_NEEDS_QUOTING = re.compile(r'[()<>@,:;."\[\]\\]')
 _ATOM_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
 _ASCII_DOMAIN = re.compile(r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?\.?)+$|^\[[0-9A-Fa-f:.]+\]$")
-# One encoded-word per name where possible: RFC 2047 s2 asks for at most 75 characters, but
-# Python's parser (3.12, and the mail clients we tried) read a long word fine, while several
-# adjacent words in a phrase come back from Python with a space inserted between them (RFC 2047
-# s6.2 says it should be dropped). Split only to keep the line under RFC 5322's 998 characters:
-# 600 bytes are 800 base64 characters.
-_ENCODED_WORD_BYTES = 600
+# RFC 2047 s2: an encoded-word is at most 75 characters; RFC 5322 s2.1.1: lines SHOULD stay
+# within 78. 42 bytes are 56 base64 characters, a word of 68 ("=?utf-8?b?" ... "?="), so even
+# "Reply-To: " and one word fit a line. Words are whole characters (RFC 2047 s5) folded with
+# CRLF SP; a decoder joins adjacent words without the folding space (RFC 2047 s6.2).
+_ENCODED_WORD_BYTES = 42
+_LINE = 78
+# The longest field name written with an address ("Reply-To: "): names that would not fit a line
+# beside it are encoded (and so folded) even when they are ASCII.
+_FIELD_NAME = len("Reply-To: ")
 
 _HEADERS = HeaderRegistry()
 
@@ -109,8 +112,8 @@ def split_address(address: str) -> tuple[str, str]:
     return local, idna_domain(domain)
 
 
-def _encoded_words(name: str) -> str:
-    """``name`` as RFC 2047 base64 encoded-words (see _ENCODED_WORD_BYTES), folded between words."""
+def _encoded_words(name: str) -> list[str]:
+    """``name`` as RFC 2047 base64 encoded-words of at most _ENCODED_WORD_BYTES whole characters."""
     words, chunk, size = [], [], 0
     for char in name:
         length = len(char.encode("utf-8"))
@@ -120,20 +123,35 @@ def _encoded_words(name: str) -> str:
         chunk.append(char)
         size += length
     words.append("".join(chunk))
-    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(word.encode('utf-8')).decode('ascii')}?=" for word in words)
+    return [f"=?utf-8?b?{base64.b64encode(word.encode('utf-8')).decode('ascii')}?=" for word in words]
+
+
+def _folded(words: list[str], angle_addr: str) -> str:
+    """Encoded-words and ``<addr>`` joined by spaces, folded (CRLF SP) before a part that would
+    take the line past 78 characters (the first line counting the longest field name)."""
+    lines, line, indent = [], "", _FIELD_NAME
+    for part in [*words, angle_addr]:
+        if line and indent + len(line) + 1 + len(part) > _LINE:
+            lines.append(line)
+            line, indent = "", 1  # a continuation line starts with the folding space
+        line = f"{line} {part}" if line else part
+    lines.append(line)
+    return "\r\n ".join(lines)
 
 
 def format_address(address: str, name: str = "", *, encode: bool = False) -> str:
     """The one builder of an address header value: ``Name <local@domain>``, or ``local@domain``.
 
-    ``address`` is a bare address (``bob@bücher.de``: the domain is IDNA-encoded), ``name`` a
-    display name (quoted as ``email.headerregistry.Address`` quotes it). With ``encode`` the result
-    is ASCII for raw header bytes (a non-ASCII name as RFC 2047 encoded-words); without, the name
-    stays Unicode for APIs that encode it themselves (Django's EmailMessage, anymail, the email
-    package). A non-ASCII local part is kept: only SMTPUTF8 can carry it (the transport decides).
+        ``address`` is a bare address (``bob@bücher.de``: the domain is IDNA-encoded), ``name`` a
+        display name (quoted as ``email.headerregistry.Address`` quotes it). With ``encode`` the result
+        is ASCII for raw header bytes, folded to lines of 78 characters (a non-ASCII or long name as
+    RFC 2047 encoded-words of at most 75 characters; every raw From, Reply-To and To is built so,
+    one way for all of them); without, the name
+        stays Unicode for APIs that encode it themselves (Django's EmailMessage, anymail, the email
+        package). A non-ASCII local part is kept: only SMTPUTF8 can carry it (the transport decides).
 
-    Raises ``HeaderValueError`` when either value holds a control character or the address is
-    malformed: a value from a subscriber never reaches a header raw.
+        Raises ``HeaderValueError`` when either value holds a control character or the address is
+        malformed: a value from a subscriber never reaches a header raw.
     """
     local, domain = split_address(address)
     name = check_header_text((name or "").strip(), "display name")
@@ -143,12 +161,16 @@ def format_address(address: str, name: str = "", *, encode: bool = False) -> str
     addr_spec = f"{local}@{domain}"
     if not name:
         return addr_spec
-    if encode and not name.isascii():
-        return f"{_encoded_words(name)} <{addr_spec}>"
     if _NAME_NEEDS_QUOTING.search(name):
-        return str(Address(display_name=name, addr_spec=addr_spec))
-    # What Address() would print, without its cost (it runs for every recipient of a campaign).
-    return f"{name} <{addr_spec}>"
+        value = str(Address(display_name=name, addr_spec=addr_spec))
+    else:
+        # What Address() would print, without its cost (it runs for every recipient of a campaign).
+        value = f"{name} <{addr_spec}>"
+    if encode and (not name.isascii() or "=?" in name or _FIELD_NAME + len(value) > _LINE):
+        # Non-ASCII, too long for one line, or text a mail client would decode as an encoded-word:
+        # RFC 2047 encoded-words (as text, whatever characters they hold), folded.
+        return _folded(_encoded_words(name), f"<{addr_spec}>")
+    return value
 
 
 def parse_address(value: str) -> tuple[str, str]:

@@ -209,9 +209,11 @@ class CompiledMessage:
         self.signer = dkim_signer()
         skeleton = EmailMessage(policy=email.policy.SMTP)
         skeleton["Subject"] = check_header_text(content.full_subject, "subject")
-        skeleton["From"] = reformat_address(content.from_email)
+        # From and Reply-To are written by the address builder, as To is: one encoding and one
+        # folding for every address header (the email package would fold them its own way).
+        addresses = f"From: {reformat_address(content.from_email, encode=True)}\r\n"
         if content.reply_to:
-            skeleton["Reply-To"] = reformat_address(content.reply_to)
+            addresses += f"Reply-To: {reformat_address(content.reply_to, encode=True)}\r\n"
         for name, value in content.static_headers().items():
             skeleton[name] = check_header_text(value, name)
         skeleton.set_content(_TEXT_MARKER, cte="quoted-printable")
@@ -221,7 +223,7 @@ class CompiledMessage:
         head, after_text = raw.split(_TEXT_MARKER.encode() + b"\r\n", 1)
         middle, tail = after_text.split(_HTML_MARKER.encode() + b"\r\n", 1)
         # [bytes, (key, escape), bytes, ...]: the static pieces encoded once.
-        self.pieces: list = [head]
+        self.pieces: list = [addresses.encode("ascii") + head]
         self._add_part(content.text, escape=False)
         self.pieces.append(b"\r\n" + middle)
         self._add_part(content.html, escape=True)

@@ -12,6 +12,7 @@ from campaigns.sending import send_batch
 from campaigns.sending.headers import Recipient, build_content, recipient_values
 from campaigns.tests.factories import make_issue
 from campaigns.tests.fake_smtp import FakeSMTPServer
+from mail.tests.mail_client import ENCODED_WORD, assert_rfc_folded, header_lines, read_address
 from subscribers.links import RecipientLinks
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
@@ -129,3 +130,33 @@ def test_message_ids_carry_an_unguessable_part(sent_message):
         build_content(campaign), RecipientLinks(), Recipient(delivery.pk, delivery.email, "", delivery.subscriber_uid)
     )
     assert again["message_id"] != message["Message-ID"]
+
+
+def test_a_long_non_ascii_name_is_encoded_alike_in_from_and_to(
+    archive_page, newsletter_settings, smtp_server, django_capture_on_commit_callbacks
+):
+    """One builder for every address header: the same name becomes the same encoded-words in From
+    and To, each word within 75 characters, each line within 78, decoded back exactly (RFC 2047
+    s6.2, as mail clients read it)."""
+    name = "Ünïcödé Nëwslëttër Fröm Zürich — 读者来信 " * 3
+    newsletter_settings.sender_name = name.strip()[:200]
+    newsletter_settings.save()
+    issue = make_issue(archive_page, slug="long-names")
+    weekly = MailingListFactory(name="The Weekly", slug="weekly")
+    SubscriptionFactory(subscriber=SubscriberFactory(email="zoe@bücher.de", name=name.strip()), list=weekly)
+    campaign = services.create_campaign(issue, [weekly])
+    with django_capture_on_commit_callbacks(execute=False):
+        services.start_campaign(campaign.pk)
+
+    send_batch(campaign.pk, worker_id="test")
+
+    (received,) = smtp_server.messages
+    assert read_address(received.data, "From") == (name.strip(), "news@example.com")
+    assert read_address(received.data, "To") == (name.strip(), "zoe@xn--bcher-kva.de")
+    for field in ("From", "To", "Reply-To"):
+        assert_rfc_folded(received.data, field)
+    words = [ENCODED_WORD.findall("".join(header_lines(received.data, field))) for field in ("From", "To")]
+    assert words[0] == words[1] and len(words[0]) > 1
+    message = email.message_from_bytes(received.data, policy=email.policy.default)
+    assert [(field, len(message.get_all(field))) for field in ("From", "To")] == [("From", 1), ("To", 1)]
+    assert message["From"].defects == () and message["To"].defects == ()

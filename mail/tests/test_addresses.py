@@ -15,6 +15,7 @@ from mail.addresses import (
     parse_address,
     validate_header_text,
 )
+from mail.tests.mail_client import assert_rfc_folded, read_address
 
 
 def parsed_to(value: str):
@@ -39,12 +40,27 @@ def parsed_to(value: str):
     ],
 )
 def test_names_parse_back_exactly(name):
-    message = parsed_to(format_address("bob@example.com", name, encode=True))
-    (address,) = message["To"].addresses
-    assert address.display_name == name.strip()
-    assert address.addr_spec == "bob@example.com"
+    value = format_address("bob@example.com", name, encode=True)
+    raw = b"To: " + value.encode("ascii") + b"\r\nSubject: x\r\n\r\nbody\r\n"
+    message = parsed_to(value)
+
+    assert read_address(raw, "To") == (name.strip(), "bob@example.com")
+    assert_rfc_folded(raw, "To")
+    assert [address.addr_spec for address in message["To"].addresses] == ["bob@example.com"]
     assert message["To"].defects == ()
     assert list(message.keys()) == ["To", "Subject"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Ünïcödé Nëwslëttër " * 8, "读者" * 80, "x" * 300, "=?utf-8?b?QWRtaW4=?=", "Zoë", "a" * 40 + " é"],
+)
+def test_long_and_encoded_looking_names_are_encoded_words_within_the_line_limits(name):
+    value = format_address("bob@bücher.de", name, encode=True)
+    raw = b"Reply-To: " + value.encode("ascii") + b"\r\n\r\n"
+
+    assert read_address(raw, "Reply-To") == (name.strip(), "bob@xn--bcher-kva.de")
+    assert_rfc_folded(raw, "Reply-To")
 
 
 def test_an_idn_domain_with_a_name_builds_with_its_a_label():
