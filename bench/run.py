@@ -171,8 +171,9 @@ def create_content(recipients: int):
     from generate_subscribers import generate_subscribers
     from wagtail.models import Page, Site
 
-    from campaigns.models import HomePage, NewsletterIndexPage, NewsletterIssuePage
+    from campaigns.models import NewsletterIndexPage, NewsletterIssuePage
     from mail.models import NewsletterSettings
+    from pages.models import HomePage
     from subscribers.models import MailingList
 
     root = Page.get_first_root_node()

@@ -23,9 +23,10 @@ from PIL import ImageDraw
 from wagtail.images import get_image_model
 from wagtail.models import Locale, Page, Site
 
-from campaigns.models import HomePage, NewsletterIndexPage, NewsletterIssuePage
+from campaigns.models import NewsletterIndexPage, NewsletterIssuePage
 from mail.models import NewsletterSettings
-from subscribers.models import MailingList, SubscribePage, Subscriber, SubscriberEvent, Subscription
+from pages.models import HomePage, SubscribePage
+from subscribers.models import MailingList, Subscriber, SubscriberEvent, Subscription
 
 ADMIN_USERNAME = "admin"
 CONSENT_TEXT = (

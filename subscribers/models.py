@@ -10,9 +10,6 @@ from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
-from wagtail.admin.panels import FieldPanel
-from wagtail.fields import RichTextField
-from wagtail.models import Page
 
 from mail.addresses import has_control_characters, validate_header_text
 from subscribers import tokens
@@ -432,35 +429,6 @@ class Suppression(models.Model):
         """Is ``address`` (any spelling) on the suppression list?"""
         normalised = normalise_email(address)
         return normalised in cls.objects.matching([normalised])
-
-
-class SubscribePage(Page):
-    """A page with the subscribe form (public lists as unticked checkboxes and a consent sentence)."""
-
-    intro = RichTextField(blank=True)
-    consent_text = models.TextField(
-        default=(
-            "I agree to receive the newsletters I selected by email. I can unsubscribe at any time "
-            "with the link in every email."
-        ),
-        help_text="Shown next to the form and stored with every subscription as the proof of consent.",
-    )
-    thank_you_text = RichTextField(blank=True, help_text="Shown after the form is sent.")
-
-    content_panels = [
-        *Page.content_panels,
-        FieldPanel("intro"),
-        FieldPanel("consent_text"),
-        FieldPanel("thank_you_text"),
-    ]
-    subpage_types = []
-    template = "subscribers/subscribe_page.html"
-
-    def serve(self, request, *args, **kwargs):
-        # GET shows the form, POST handles it: a view does both so the page model stays declarative.
-        from subscribers.views import subscribe_page
-
-        return subscribe_page(request, self)
 
 
 class ImportJobQuerySet(models.QuerySet):

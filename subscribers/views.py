@@ -19,7 +19,7 @@ from django_ratelimit.core import is_ratelimited
 from subscribers import services, tokens
 from subscribers.forms import PreferencesForm, SubscribeForm
 from subscribers.languages import supported_language
-from subscribers.models import MailingList, SubscribePage, Subscriber, Subscription, normalise_email
+from subscribers.models import MailingList, Subscriber, Subscription, normalise_email
 
 # django-ratelimit's counting (cache.add + cache.incr, fixed windows) on the default cache. The
 # app is deliberately not in INSTALLED_APPS: its system check rejects the DatabaseCache we use
@@ -57,11 +57,6 @@ def _address_key(group, request) -> str:
     return normalise_email(request.POST.get("email", ""))
 
 
-def _subscribe_url() -> str | None:
-    page = SubscribePage.objects.live().public().first()
-    return page.url if page else None
-
-
 def _speak_subscribers_language(request, subscriber_uid) -> None:
     """Pages reached from an email speak the language of that email (the subscriber's), unless
     the visitor chose one with the language switcher (the cookie)."""
@@ -78,7 +73,6 @@ def _bad_link(request, *, expired: bool = False):
     return TemplateResponse(
         request,
         "subscribers/link_expired.html" if expired else "subscribers/link_invalid.html",
-        {"subscribe_url": _subscribe_url()},
         status=410 if expired else 400,
     )
 
@@ -86,9 +80,9 @@ def _bad_link(request, *, expired: bool = False):
 # --- Subscribe --------------------------------------------------------------------------------
 
 
-def subscribe_page(request, page: SubscribePage):
-    """GET: the form (``?sent=1``: the thank-you text). POST: validate, call ``services.subscribe``,
-    redirect to the thank-you text.
+def subscribe_page(request, page):
+    """Serve a ``pages.SubscribePage`` (its ``serve()`` calls this). GET: the form (``?sent=1``:
+    the thank-you text). POST: validate, call ``services.subscribe``, redirect to the thank-you text.
 
     The thank-you page is the same whatever happened (new, pending, already subscribed,
     suppressed, honeypot filled, per-address limit reached), so the page never tells who is

@@ -3,6 +3,9 @@
 import wagtail.fields
 from django.db import migrations
 
+# The PageChooserBlock's page_type names SubscribePage where it lives now (pages, since issue 10):
+# Wagtail resolves it against the running project's models, not this migration's state.
+
 
 class Migration(migrations.Migration):
 
@@ -14,6 +17,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='homepage',
             name='body',
-            field=wagtail.fields.StreamField([('paragraph', 0), ('subscribe_form', 3)], blank=True, block_lookup={0: ('wagtail.blocks.RichTextBlock', (), {'features': ['bold', 'italic', 'link', 'ol', 'ul', 'h2', 'h3']}), 1: ('wagtail.blocks.CharBlock', (), {'max_length': 150, 'required': False}), 2: ('wagtail.blocks.PageChooserBlock', (), {'help_text': 'The subscribe page whose consent sentence is shown and which receives the form.', 'page_type': ['subscribers.SubscribePage']}), 3: ('wagtail.blocks.StructBlock', [[('heading', 1), ('page', 2)]], {})}),
+            field=wagtail.fields.StreamField([('paragraph', 0), ('subscribe_form', 3)], blank=True, block_lookup={0: ('wagtail.blocks.RichTextBlock', (), {'features': ['bold', 'italic', 'link', 'ol', 'ul', 'h2', 'h3']}), 1: ('wagtail.blocks.CharBlock', (), {'max_length': 150, 'required': False}), 2: ('wagtail.blocks.PageChooserBlock', (), {'help_text': 'The subscribe page whose consent sentence is shown and which receives the form.', 'page_type': ['pages.SubscribePage']}), 3: ('wagtail.blocks.StructBlock', [[('heading', 1), ('page', 2)]], {})}),
         ),
     ]

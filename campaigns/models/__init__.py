@@ -1,13 +1,12 @@
 from .campaign import Campaign, Delivery, DeliveryEvent, SendingWorker, SendWindow
 from .editions import CampaignEdition
-from .pages import HomePage, NewsletterIndexPage, NewsletterIssuePage
+from .pages import NewsletterIndexPage, NewsletterIssuePage
 
 __all__ = [
     "Campaign",
     "CampaignEdition",
     "Delivery",
     "DeliveryEvent",
-    "HomePage",
     "NewsletterIndexPage",
     "NewsletterIssuePage",
     "SendWindow",

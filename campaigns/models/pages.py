@@ -5,7 +5,6 @@ from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.csp import CSP
-from wagtail import blocks
 from wagtail.admin.panels import FieldPanel, MultiFieldPanel
 from wagtail.contrib.routable_page.models import RoutablePageMixin, path
 from wagtail.fields import RichTextField, StreamField
@@ -16,33 +15,6 @@ from campaigns.blocks import IssueBodyBlock
 from campaigns.feeds import IssueFeed
 from campaigns.issue_email import render_issue
 from mail.addresses import validate_header_text
-from subscribers.blocks import SubscribeFormBlock
-from subscribers.models import SubscribePage
-
-
-class HomePage(Page):
-    """The site root: an introduction, the latest issues and a subscribe call to action."""
-
-    intro = RichTextField(blank=True)
-    # Free sections under the latest issues, e.g. the subscribe form (any page can host one).
-    body = StreamField(
-        [
-            ("paragraph", blocks.RichTextBlock(features=["bold", "italic", "link", "ol", "ul", "h2", "h3"])),
-            ("subscribe_form", SubscribeFormBlock()),
-        ],
-        blank=True,
-    )
-
-    content_panels = [*Page.content_panels, FieldPanel("intro"), FieldPanel("body")]
-    subpage_types = ["campaigns.NewsletterIndexPage", "subscribers.SubscribePage"]
-    max_count = 1
-
-    def get_context(self, request, *args, **kwargs):
-        context = super().get_context(request, *args, **kwargs)
-        context["latest_issues"] = NewsletterIssuePage.objects.live().public().order_by("-issue_date")[:3]
-        context["archive"] = NewsletterIndexPage.objects.live().first()
-        context["subscribe_page"] = Page.objects.live().public().type(SubscribePage).first()
-        return context
 
 
 class NewsletterIndexPage(RoutablePageMixin, Page):
@@ -52,7 +24,7 @@ class NewsletterIndexPage(RoutablePageMixin, Page):
     per_page = 10
 
     content_panels = [*Page.content_panels, FieldPanel("intro")]
-    parent_page_types = ["campaigns.HomePage"]
+    parent_page_types = ["pages.HomePage"]
     subpage_types = ["campaigns.NewsletterIssuePage"]
 
     def issues(self):

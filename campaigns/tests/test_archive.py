@@ -111,7 +111,7 @@ def test_home_page_shows_the_latest_three_issues_and_links_the_archive(client, t
 
 
 def test_home_page_links_the_subscribe_page(client, home_page):
-    from subscribers.models import SubscribePage
+    from pages.models import SubscribePage
 
     home_page.add_child(instance=SubscribePage(title="Subscribe", slug="subscribe"))
 

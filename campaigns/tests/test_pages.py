@@ -4,7 +4,8 @@ from wagtail.models import Page, Site
 from wagtail.test.utils import WagtailPageTestCase
 from wagtail.test.utils.form_data import inline_formset, nested_form_data, rich_text, streamfield
 
-from campaigns.models import HomePage, NewsletterIndexPage, NewsletterIssuePage
+from campaigns.models import NewsletterIndexPage, NewsletterIssuePage
+from pages.models import HomePage
 
 
 class PageTreeTests(WagtailPageTestCase):

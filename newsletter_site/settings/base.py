@@ -26,6 +26,7 @@ WAGTAILADMIN_BASE_URL = BASE_URL
 
 INSTALLED_APPS = [
     "newsletter_site",
+    "pages",
     "campaigns",
     "subscribers",
     "mail",

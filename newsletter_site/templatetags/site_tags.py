@@ -7,7 +7,7 @@ from django.utils import translation
 from wagtail.models import Locale, Page, Site
 
 from campaigns.models import NewsletterIndexPage
-from subscribers.models import SubscribePage
+from pages.models import SubscribePage
 
 register = template.Library()
 

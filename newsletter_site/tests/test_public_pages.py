@@ -4,7 +4,7 @@ import pytest
 from django.template.loader import render_to_string
 from django.test import Client
 
-from subscribers.models import SubscribePage
+from pages.models import SubscribePage
 
 
 @pytest.fixture

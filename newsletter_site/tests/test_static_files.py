@@ -9,8 +9,8 @@ from django.core.management import call_command
 from django.template.loader import render_to_string
 from django.test import Client
 
+from pages.models import SubscribePage
 from subscribers import tokens
-from subscribers.models import SubscribePage
 from subscribers.tests.factories import MailingListFactory, SubscriptionFactory
 
 STATIC_REF = re.compile(r"""(?:href|src)=["'](/static/[^"'?#]+)""")

@@ -7,9 +7,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
+from pages.models import SubscribePage
 from subscribers import import_tasks, tokens
 from subscribers.checks import private_root_is_not_served
-from subscribers.models import ImportJob, SubscribePage, Subscriber, Subscription
+from subscribers.models import ImportJob, Subscriber, Subscription
 from subscribers.storage import PrivateStorage
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 

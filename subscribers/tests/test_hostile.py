@@ -25,10 +25,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from mail.addresses import has_control_characters
+from pages.models import SubscribePage
 from subscribers import tokens
 from subscribers.exporting import FORMULA_STARTS, export_subscribers
 from subscribers.importing import ImportOptions, import_csv
-from subscribers.models import SubscribePage, Subscriber, SubscriberEvent, Subscription
+from subscribers.models import Subscriber, SubscriberEvent, Subscription
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 from subscribers.tests.nasty_strings import NASTY_STRINGS
 

@@ -7,9 +7,10 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from pages.models import SubscribePage
 from subscribers import emails
 from subscribers.languages import supported_language
-from subscribers.models import SubscribePage, Subscriber
+from subscribers.models import Subscriber
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 from subscribers.tests.test_views import CONSENT, csrf_post, preferences_path
 

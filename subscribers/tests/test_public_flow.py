@@ -9,9 +9,10 @@ from django.apps import apps
 from django.test import Client
 from django.urls import reverse
 
+from pages.models import SubscribePage
 from subscribers import tokens
 from subscribers.forms import SubscribeForm
-from subscribers.models import MailingList, SubscribePage, Subscription
+from subscribers.models import MailingList, Subscription
 from subscribers.tests.factories import MailingListFactory, SubscriptionFactory
 
 

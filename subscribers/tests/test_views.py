@@ -6,9 +6,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from pages.blocks import SubscribeFormBlock
+from pages.models import SubscribePage
 from subscribers import links, tokens
-from subscribers.blocks import SubscribeFormBlock
-from subscribers.models import SubscribePage, Subscriber, SubscriberEvent, Subscription
+from subscribers.models import Subscriber, SubscriberEvent, Subscription
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
 CONSENT = "I agree to receive The Broadsheet by email and can leave at any time."

@@ -14,7 +14,7 @@ from subscribers.models import MailingList
 class SubscribeFormBlock(blocks.StructBlock):
     heading = blocks.CharBlock(required=False, max_length=150)
     page = blocks.PageChooserBlock(
-        page_type="subscribers.SubscribePage",
+        page_type="pages.SubscribePage",
         help_text="The subscribe page whose consent sentence is shown and which receives the form.",
     )
 

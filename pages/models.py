@@ -1,0 +1,74 @@
+"""The public site's own pages: the home page and the subscribe page.
+
+They sit above ``campaigns`` (the home page lists the latest issues) and ``subscribers`` (the
+subscribe page is served by the subscribe view), so neither app imports this one.
+"""
+
+from django.db import models
+from wagtail import blocks
+from wagtail.admin.panels import FieldPanel
+from wagtail.fields import RichTextField, StreamField
+from wagtail.models import Page
+
+from campaigns.models import NewsletterIndexPage, NewsletterIssuePage
+from pages.blocks import SubscribeFormBlock
+from subscribers.views import subscribe_page
+
+
+class SubscribePage(Page):
+    """A page with the subscribe form (public lists as unticked checkboxes and a consent sentence)."""
+
+    intro = RichTextField(blank=True)
+    consent_text = models.TextField(
+        default=(
+            "I agree to receive the newsletters I selected by email. I can unsubscribe at any time "
+            "with the link in every email."
+        ),
+        help_text="Shown next to the form and stored with every subscription as the proof of consent.",
+    )
+    thank_you_text = RichTextField(blank=True, help_text="Shown after the form is sent.")
+
+    content_panels = [
+        *Page.content_panels,
+        FieldPanel("intro"),
+        FieldPanel("consent_text"),
+        FieldPanel("thank_you_text"),
+    ]
+    subpage_types = []
+
+    class Meta:
+        # Moved from subscribers (pages/migrations/0001_initial.py): the table keeps its name.
+        db_table = "subscribers_subscribepage"
+
+    def serve(self, request, *args, **kwargs):
+        # GET shows the form, POST handles it: a view does both so the page model stays declarative.
+        return subscribe_page(request, self)
+
+
+class HomePage(Page):
+    """The site root: an introduction, the latest issues and a subscribe call to action."""
+
+    intro = RichTextField(blank=True)
+    # Free sections under the latest issues, e.g. the subscribe form (any page can host one).
+    body = StreamField(
+        [
+            ("paragraph", blocks.RichTextBlock(features=["bold", "italic", "link", "ol", "ul", "h2", "h3"])),
+            ("subscribe_form", SubscribeFormBlock()),
+        ],
+        blank=True,
+    )
+
+    content_panels = [*Page.content_panels, FieldPanel("intro"), FieldPanel("body")]
+    subpage_types = ["campaigns.NewsletterIndexPage", "pages.SubscribePage"]
+    max_count = 1
+
+    class Meta:
+        # Moved from campaigns (pages/migrations/0001_initial.py): the table keeps its name.
+        db_table = "campaigns_homepage"
+
+    def get_context(self, request, *args, **kwargs):
+        context = super().get_context(request, *args, **kwargs)
+        context["latest_issues"] = NewsletterIssuePage.objects.live().public().order_by("-issue_date")[:3]
+        context["archive"] = NewsletterIndexPage.objects.live().first()
+        context["subscribe_page"] = Page.objects.live().public().type(SubscribePage).first()
+        return context
