@@ -15,7 +15,7 @@ LINK_HOST = $(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(HOST))
 ENV_FILE ?= .env
 RUN_BASE_URL = $(or $(BASE_URL),$(shell sed -n 's/^BASE_URL=//p' $(ENV_FILE) 2>/dev/null | tail -n 1),http://$(LINK_HOST):$(PORT))
 
-.PHONY: run serve-prod test test-services venv dev-venv migrate demo lint check bench clean messages
+.PHONY: run serve-prod test test-services mutation venv dev-venv migrate demo lint check bench clean messages
 
 # The venv is rebuilt when requirements change (stamp files), never by hand.
 $(PY):
@@ -79,6 +79,15 @@ lint: dev-venv
 
 test: check lint
 	DJANGO_SETTINGS_MODULE=newsletter_site.settings.test $(BIN)/pytest -m "not mta"
+
+# Mutation run over the engine, the ledger and the subscription workflows (docs/testing.md):
+# migrate one SQLite file, then every mutant's pytest session runs on a copy of it.
+MUTATION_DB := $(CURDIR)/var/mutation.sqlite3
+mutation: dev-venv
+	rm -f $(MUTATION_DB) && DATABASE_URL=sqlite:///$(MUTATION_DB) DJANGO_SETTINGS_MODULE=newsletter_site.settings.test \
+		$(PY) manage.py migrate -v0
+	MUTATION_TEST_DB=$(MUTATION_DB) $(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
 
 # Sending benchmark (bench/README.md): make bench BENCH_ARGS="--recipients 100000 --database postgres"
 bench: dev-venv
