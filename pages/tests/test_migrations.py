@@ -19,7 +19,7 @@ from wagtail.models import Page, Revision, Site
 
 from pages.models import HomePage, SubscribePage
 
-BEFORE_MOVE = [("pages", None)]  # unapplies the move (and campaigns 0012 / subscribers 0011, which depend on it)
+BEFORE_MOVE = [("pages", None)]  # unapplies the move (and campaigns 0013 / subscribers 0011, which depend on it)
 
 
 def _migrate(targets):

@@ -6,7 +6,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("campaigns", "0011_campaign_editions_delivery_language"),
+        ("campaigns", "0012_sendingworker_task_id"),
         ("pages", "0001_initial"),
     ]
 
