@@ -266,15 +266,7 @@ def _check_smtp(options: dict, context: ssl.SSLContext) -> tuple[bool, list[str]
             try:
                 connection.login(options["username"], options.get("password", ""))
             except smtplib.SMTPAuthenticationError as error:
-                reply = (
-                    error.smtp_error.decode("utf-8", "replace")
-                    if isinstance(error.smtp_error, bytes)
-                    else error.smtp_error
-                )
-                return False, [
-                    f"wrong user name or password for {options['username']!r} ({error.smtp_code} {reply})",
-                    *lines,
-                ]
+                return False, [_login_refused(options["username"], error), *lines]
             except smtplib.SMTPNotSupportedError:
                 return False, [f"{host}:{port} offers no login (AUTH), but the URL has a user name", *lines]
             lines.append(f"logged in as {options['username']}")
@@ -286,3 +278,20 @@ def _check_smtp(options: dict, context: ssl.SSLContext) -> tuple[bool, list[str]
     finally:
         with contextlib.suppress(smtplib.SMTPException, OSError):
             connection.quit()
+
+
+def _login_refused(username: str, error: smtplib.SMTPAuthenticationError) -> str:
+    """Why the server refused the login, in plain words, with its own reply (RFC 4954 section 6)."""
+    reply = error.smtp_error.decode("utf-8", "replace") if isinstance(error.smtp_error, bytes) else error.smtp_error
+    reply = " ".join(str(reply).split())[:300]
+    said = f"({error.smtp_code} {reply})"
+    if error.smtp_code == 534 or "application-specific" in reply.lower():
+        # 534 5.7.9: the account needs a stronger way in (Gmail: an app password).
+        return (
+            f"the server wants an app password for {username!r}, not the account password {said}: Gmail needs an "
+            "app password (2-step verification on); QQ, 163 and Sina an authorisation code from the mailbox settings"
+        )
+    if 400 <= error.smtp_code < 500:
+        # 454 4.7.0: temporary authentication failure; the password may well be right.
+        return f"the server could not check the login of {username!r} right now {said}: try again later"
+    return f"wrong user name or password for {username!r} {said}"

@@ -53,7 +53,8 @@ non-ASCII address at RCPT TO with ``553 5.6.7`` unless the transaction's MAIL FR
 received message records the MAIL FROM parameters (``mail_options``).
 
 AUTH PLAIN is advertised when ``FakeSMTPServer(auth=(user, password))`` is given: the
-right pair gets ``235``, anything else ``535 5.7.8`` (what a relay answers to a wrong password).
+right pair gets ``235``, anything else ``auth_failure`` (by default ``535 5.7.8``, what a relay answers
+to a wrong password).
 ``reply_delay`` (seconds, 0 by default) slows the answer to every message's data.
 ``refuse_connections()`` stops accepting (the port is closed: connection refused) until
 ``accept_connections()``.
@@ -254,6 +255,8 @@ class FakeSMTPServer:
         # Seconds the server waits before answering each message's data (a slow relay).
         self.reply_delay = 0.0
         self.auth = auth
+        # The reply to a wrong password (Gmail answers "534 5.7.9 Application-specific password required").
+        self.auth_failure = "535 5.7.8 Authentication credentials invalid"
         self._lock = threading.Lock()
         self._server = _Server((host, port), self)
         self.host, self.port = self._server.server_address[:2]
@@ -387,7 +390,7 @@ class FakeSMTPServer:
             self.logins += 1
         if (user, password) == self.auth:
             return "235 2.7.0 Authentication successful"
-        return "535 5.7.8 Authentication credentials invalid"
+        return self.auth_failure
 
     def _count_pipelined(self):
         with self._lock:

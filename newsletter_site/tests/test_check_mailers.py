@@ -2,8 +2,12 @@
 
 import io
 import mailbox
+import os
+import subprocess
+import sys
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from campaigns.sending import mailers
@@ -50,13 +54,54 @@ def test_an_unreachable_mailer_is_a_problem_in_plain_words(settings):
     assert mailers.health("default")["ok"] is False
 
 
-def test_a_wrong_password_is_named_as_such(settings):
+def run_manage_py(email_url: str) -> subprocess.CompletedProcess:
+    """``manage.py check_mailers`` as an operator runs it: its own process, settings from the environment."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("EMAIL_URL", "BOUNCE_"))}
+    env.update(DJANGO_SETTINGS_MODULE="newsletter_site.settings.test", EMAIL_URL=email_url, NO_COLOR="1")
+    return subprocess.run(
+        [sys.executable, "manage.py", "check_mailers"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_wrong_password_is_named_and_the_command_exits_non_zero():
     with FakeSMTPServer(auth=("news", "right")) as server:
+        wrong = run_manage_py(f"smtp://news:wrong@{server.host}:{server.port}")
+        right = run_manage_py(f"smtp://news:right@{server.host}:{server.port}")
+
+    assert wrong.returncode != 0
+    assert "mailer default: smtp://news@" in wrong.stdout and "[PROBLEM]" in wrong.stdout
+    assert "wrong user name or password for 'news' (535 5.7.8 Authentication credentials invalid)" in wrong.stdout
+    assert "1 problem found." in wrong.stderr
+    # The same server with the right password: logged in, exit 0 (the failure above is the password's).
+    assert right.returncode == 0, right.stdout + right.stderr
+    assert "logged in as news" in right.stdout and "wrong user name" not in right.stdout
+
+
+@pytest.mark.parametrize(
+    ("reply", "said"),
+    [
+        (
+            "534 5.7.9 Application-specific password required",
+            "the server wants an app password for 'news', not the account password (534 5.7.9",
+        ),
+        ("454 4.7.0 Temporary authentication failure", "could not check the login of 'news' right now (454 4.7.0"),
+    ],
+    ids=["gmail-app-password", "temporary"],
+)
+def test_other_login_refusals_are_not_called_a_wrong_password(settings, reply, said):
+    with FakeSMTPServer(auth=("news", "right")) as server:
+        server.auth_failure = reply
         settings.MAILERS = server.mailers_setting()
-        settings.MAILERS["default"]["OPTIONS"].update(username="news", password="wrong")
+        settings.MAILERS["default"]["OPTIONS"].update(username="news", password="account-password")
         out, error = run()
 
-    assert "wrong user name or password for 'news'" in out
+    assert said in out
+    assert "wrong user name or password" not in out
     assert error == "1 problem found."
 
 
