@@ -10,7 +10,7 @@ import pytest
 
 from campaigns.bounces.mailboxes import AuthenticationFailed, MailboxError, open_mailbox
 from campaigns.bounces.processing import process_mailbox
-from campaigns.models import Delivery
+from campaigns.models import Delivery, DeliveryEvent
 from campaigns.sending import send_batch
 from campaigns.sending.verp import return_path
 from campaigns.tests import bounce_samples as samples
@@ -74,6 +74,41 @@ def test_pop3_leaves_unparseable_messages_on_the_server(dovecot, trust, campaign
     assert len(dovecot.inbox()) == 1, "the reply stays for a person; the auto-reply is gone"
     for path in dovecot.inbox():
         path.unlink()
+
+
+def test_pop3_deletes_an_auto_reply_only_when_the_session_ends_and_never_counts_it(dovecot, trust, campaign):
+    reader0, reader1 = (Delivery.objects.get(email=f"reader{n}@example.com") for n in (0, 1))
+    dovecot.deliver(
+        samples.out_of_office(to=return_path(reader0.pk)),
+        samples.dsn("reader1@example.com", to=return_path(reader1.pk)),
+    )
+    seen = []
+
+    def worker_killed_after_the_second_message(line):
+        seen.append(line)
+        if len(seen) == 2:
+            raise ConnectionError("worker killed before QUIT")
+
+    with pytest.raises(ConnectionError):
+        process_mailbox(dovecot.config("pop3s"), ssl_context=trust, echo=worker_killed_after_the_second_message)
+    # Both had their DELE; without QUIT the server deleted neither (RFC 1939 section 6).
+    assert len(dovecot.inbox()) == 2
+    assert Subscriber.objects.get(email="reader1@example.com").state == Subscriber.State.BOUNCED, "committed first"
+
+    results = process_mailbox(dovecot.config("pop3s"), ssl_context=trust)
+
+    by_kind = {result.kind: result for result in results}
+    assert sorted(by_kind) == ["auto-reply", "hard"]
+    assert (by_kind["auto-reply"].disposition, by_kind["auto-reply"].outcomes) == ("deleted", ["not counted"])
+    assert by_kind["hard"].outcomes == ["reader1@example.com: duplicate"], "read twice, applied once"
+    assert dovecot.inbox() == []
+    subscriber = Subscriber.objects.get(email="reader0@example.com")
+    assert (subscriber.state, subscriber.soft_bounce_streak) == (Subscriber.State.ACTIVE, 0)
+    reader0.refresh_from_db()
+    assert reader0.bounce_type == ""
+    assert list(DeliveryEvent.objects.values_list("recipient", flat=True)) == ["reader1@example.com"]
+    campaign.refresh_from_db()
+    assert (campaign.bounced, campaign.complained) == (1, 0)
 
 
 @pytest.mark.parametrize("protocol", ["pop3s", "imaps"])
