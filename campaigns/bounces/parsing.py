@@ -8,8 +8,10 @@ Recognised, in this order:
 2. Delivery status notifications (RFC 3464): ``multipart/report; report-type=delivery-status``,
    one ``Final-Recipient``/``Action``/``Status`` block per recipient.
 3. Auto-replies (RFC 3834 ``Auto-Submitted: auto-replied``, the common ``X-Autoreply`` /
-   ``X-Autorespond`` / ``Precedence: auto_reply`` headers, "Out of office" style subjects):
-   never counted as bounces.
+   ``X-Autorespond`` / ``Precedence: auto_reply`` headers, "Out of office" style subjects in
+   several languages): never counted as bounces. A message from a mailer-daemon with a bounce
+   subject is not one, whatever its headers say (RFC 3834 section 5 has bounces marked
+   "auto-replied" too): it goes on to 4.
 4. The common non-standard bounces (qmail "failure notice", Exim "Mail delivery failed", older
    Exchange "Undeliverable", QQ and 163 "系统退信"): from a mailer-daemon or postmaster with a
    bounce-like subject; the status code and address are read from the text.
@@ -68,7 +70,8 @@ _BOUNCE_SUBJECT = re.compile(
 )
 _AUTO_REPLY_SUBJECT = re.compile(
     r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office|abwesenheit|absence|"
-    r"vacation|on leave|自动回复|自動回覆)",
+    r"vacation|on leave|r[ée]ponse automatique|respuesta autom[áa]tica|risposta automatica|"
+    r"automatisch antwoord|自动回复|自動回覆|自動応答)",
     re.IGNORECASE,
 )
 _VERP_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To")
@@ -286,7 +289,16 @@ def _dsn(message: Message, key: str) -> Report | None:
     )
 
 
+def _from_mailer_daemon(message: Message) -> bool:
+    """From a mailer-daemon or postmaster with a bounce-like subject: a (non-standard) bounce."""
+    sender = " ".join(str(value) for value in message.get_all("From", []))
+    return bool(_DAEMON.search(sender) and _BOUNCE_SUBJECT.search(_subject(message)))
+
+
 def _auto_reply(message: Message, key: str) -> Report | None:
+    if _from_mailer_daemon(message):
+        # RFC 3834 section 5 marks DSNs "auto-replied"; some MTAs mark plain-text bounces so too.
+        return None
     auto_submitted = (message.get("Auto-Submitted", "") or "").strip().lower()
     precedence = (message.get("Precedence", "") or "").strip().lower()
     subject = _subject(message)
@@ -316,9 +328,8 @@ def _text(message: Message) -> str:
 
 
 def _plain_bounce(message: Message, key: str) -> Report | None:
-    sender = " ".join(str(value) for value in message.get_all("From", []))
     subject = _subject(message)
-    if not (_DAEMON.search(sender) and _BOUNCE_SUBJECT.search(subject)) and not (
+    if not _from_mailer_daemon(message) and not (
         _BOUNCE_SUBJECT.search(subject) and (message.get("Return-Path", "").strip() == "<>")
     ):
         return None

@@ -110,6 +110,42 @@ def test_auto_replies_are_deleted_and_never_counted(sent_campaign, maildir):
     assert len(maildir) == 0
 
 
+def test_reply_to_address_in_the_bounce_mailbox_discards_out_of_office_and_keeps_a_persons_reply(
+    sent_campaign, maildir
+):
+    """The documented set-up: the campaign's Reply-To is an address delivered into the bounce mailbox."""
+    original = delivery("reader0@example.com")
+    # Outlook's automatic reply: no RFC 3834 header, the reader's own address, the original quoted.
+    out_of_office = (
+        "From: Reader 0 <reader0@example.com>\r\n"
+        "To: replies@bounce.example.com\r\n"
+        "Subject: Automatic reply: Spring issue: news from the press\r\n"
+        f"In-Reply-To: {original.esp_message_id}\r\n"
+        "X-Auto-Response-Suppress: All\r\n"
+        "Message-ID: <ooo-outlook-1@example.com>\r\n"
+        "\r\n"
+        "I am away until 4 January with no access to email.\r\n"
+        "\r\n"
+        "-----Original Message-----\r\n"
+        "From: The Broadsheet <news@example.com>\r\n"
+        "To: reader0@example.com\r\n"
+        "Subject: Spring issue: news from the press\r\n"
+    ).encode()
+    maildir.add(out_of_office)
+    maildir.add(samples.human_reply(to="replies@bounce.example.com"))
+
+    results = process_mailbox()
+
+    assert sorted((result.kind, result.disposition) for result in results) == [
+        ("auto-reply", "deleted"),
+        ("unknown", "kept"),
+    ]
+    subscriber = Subscriber.objects.get(email="reader0@example.com")
+    assert (subscriber.state, subscriber.soft_bounce_streak) == (Subscriber.State.ACTIVE, 0)
+    assert not DeliveryEvent.objects.exists()
+    assert len(maildir) == 0 and len(maildir.get_folder("Kept")) == 1
+
+
 def test_unparseable_messages_are_set_aside_for_a_person(sent_campaign, maildir):
     maildir.add(samples.human_reply())
 

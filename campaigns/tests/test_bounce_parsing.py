@@ -1,5 +1,7 @@
 """What a bounce mailbox message means: DSN, ARF, auto-replies, non-standard bounces."""
 
+import email.header
+
 import pytest
 
 from campaigns.bounces import parsing
@@ -89,6 +91,36 @@ def test_qq_system_bounce_in_gb18030_is_a_hard_bounce():
 @pytest.mark.parametrize("rfc3834", [True, False])
 def test_out_of_office_is_an_auto_reply(rfc3834):
     assert parsing.parse(samples.out_of_office(rfc3834=rfc3834)).kind == parsing.AUTO_REPLY
+
+
+def test_a_mailer_daemon_bounce_marked_auto_replied_is_still_a_bounce():
+    # RFC 3834 section 5 has DSNs marked "auto-replied"; some MTAs mark their plain-text bounces so too.
+    raw = samples.qmail_bounce("gone@example.org").replace(b"Subject:", b"Auto-Submitted: auto-replied\r\nSubject:")
+
+    report = parsing.parse(raw)
+
+    assert (report.kind, report.recipients[0].address) == (parsing.HARD, "gone@example.org")
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Réponse automatique : Issue 1",
+        "Respuesta automática: Issue 1",
+        "Risposta automatica: Issue 1",
+        "Automatisch antwoord: Issue 1",
+        "Abwesenheitsnotiz: Issue 1",
+        "自动回复: Issue 1",
+        "Out of Office: Issue 1",
+    ],
+)
+def test_out_of_office_subjects_in_several_languages_are_auto_replies(subject):
+    raw = samples.out_of_office(rfc3834=False).replace(
+        b"Subject: Automatic reply: Issue 1: Spring",
+        f"Subject: {email.header.Header(subject, 'utf-8').encode()}".encode(),
+    )
+
+    assert parsing.parse(raw).kind == parsing.AUTO_REPLY
 
 
 def test_a_human_reply_is_unknown_and_kept():
