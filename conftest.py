@@ -93,6 +93,25 @@ def translate_page(db):
     return translate
 
 
+@pytest.fixture
+def migrate_to():
+    """``migrate_to(targets)``: migrate the test database to ``targets`` (as ``migrate`` would) and
+    return the app registry as the applied migrations leave it (what a RunPython sees).
+
+    For the model-move tests; they run with ``transaction=True, serialized_rollback=True``."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    def migrate(targets=None):
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(targets if targets is not None else executor.loader.graph.leaf_nodes())
+        executor.loader.build_graph()
+        return executor._create_project_state(with_applied_migrations=True).apps
+
+    return migrate
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     """Mutation runs (docs/testing.md) start pytest once per mutant: building the test database

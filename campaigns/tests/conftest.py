@@ -17,6 +17,28 @@ def smtp_server(request, settings):
         yield server
 
 
+class FakeClock:
+    """The throttle's ``clock`` and ``sleep``: sleeping moves the clock on and is recorded."""
+
+    def __init__(self, start: float):
+        self.start = start  # an hour boundary, far from the real time
+        self.now = start + 60.0
+        self.slept = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock():
+    """A FakeClock one minute past the hour boundary ``clock.start``."""
+    return FakeClock(start=1_000_000 * 3600.0)
+
+
 @pytest.fixture
 def editor(django_user_model):
     """An admin user who edits and publishes pages but may not send campaigns."""

@@ -13,28 +13,12 @@ from campaigns.tests.factories import started_campaign
 
 pytestmark = pytest.mark.django_db
 
-START = 1_000_000 * HOUR  # an hour boundary
-
-
-class FakeClock:
-    def __init__(self, now=START + 60.0):
-        self.now = now
-        self.slept = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.slept.append(seconds)
-        self.now += seconds
-
 
 def daily(clock, per_day, mailer="gmail"):
     return Throttle(mailer, per_second=0, per_hour=0, per_day=per_day, clock=clock, sleep=clock.sleep)
 
 
-def test_daily_quota_is_shared_by_every_worker():
-    clock = FakeClock()
+def test_daily_quota_is_shared_by_every_worker(clock):
     one, two = daily(clock, 5), daily(clock, 5)
 
     assert one.take(3) == 3
@@ -43,33 +27,30 @@ def test_daily_quota_is_shared_by_every_worker():
     assert one.take(1) == 0
 
 
-def test_daily_quota_is_a_rolling_24_hours_not_a_calendar_day():
-    clock = FakeClock()
+def test_daily_quota_is_a_rolling_24_hours_not_a_calendar_day(clock):
     assert daily(clock, 5).take(5) == 5
     clock.now += 23 * HOUR  # past midnight, but within 24 hours of the sends
 
     throttle = daily(clock, 5)
     assert throttle.take(1) == 0
     # They stop counting once 24 hours (plus the hour they were counted in) have passed.
-    assert throttle.resume_at == pytest.approx(START + 25 * HOUR)
-    clock.now = START + 25 * HOUR + 1
+    assert throttle.resume_at == pytest.approx(clock.start + 25 * HOUR)
+    clock.now = clock.start + 25 * HOUR + 1
     assert daily(clock, 5).take(5) == 5
 
 
-def test_daily_quota_is_per_mailer():
-    clock = FakeClock()
+def test_daily_quota_is_per_mailer(clock):
     assert daily(clock, 2, "gmail").take(2) == 2
 
     assert daily(clock, 2, "qq").take(2) == 2
 
 
-def test_blocked_until_says_when_the_day_frees():
-    clock = FakeClock()
+def test_blocked_until_says_when_the_day_frees(clock):
     throttle = daily(clock, 3)
     assert throttle.blocked_until() is None
     throttle.take(3)
 
-    assert daily(clock, 3).blocked_until() == pytest.approx(START + 25 * HOUR)
+    assert daily(clock, 3).blocked_until() == pytest.approx(clock.start + 25 * HOUR)
 
 
 @pytest.fixture

@@ -7,26 +7,15 @@ then migrated forward as an operator's `migrate` would.
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from mail.models import NewsletterSettings
 
 BEFORE_MOVE = [("mail", None)]  # unapplies the move (and campaigns 0010, which depends on it)
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    executor.loader.build_graph()
-    # The models as the applied migrations leave them (what a RunPython would see).
-    return executor._create_project_state(with_applied_migrations=True).apps
-
-
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_newsletter_settings_keep_their_rows_lists_and_permissions_across_the_move():
-    old = _migrate(BEFORE_MOVE)
+def test_newsletter_settings_keep_their_rows_lists_and_permissions_across_the_move(migrate_to):
+    old = migrate_to(BEFORE_MOVE)
     OldSettings = old.get_model("campaigns", "NewsletterSettings")
     site = old.get_model("wagtailcore", "Site").objects.get(is_default_site=True)
     weekly = old.get_model("subscribers", "MailingList").objects.create(name="Weekly", slug="weekly")
@@ -41,8 +30,7 @@ def test_newsletter_settings_keep_their_rows_lists_and_permissions_across_the_mo
     )[0]
     editors.permissions.add(permission.pk)
 
-    executor = MigrationExecutor(connection)
-    _migrate(executor.loader.graph.leaf_nodes())
+    migrate_to()  # the latest migrations
 
     moved = NewsletterSettings.objects.get(pk=row.pk)
     assert (moved.sender_name, moved.sender_email) == ("The Broadsheet", "news@example.com")

@@ -11,8 +11,6 @@ import uuid
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.utils import timezone
 from wagtail.models import Page, Revision, Site
@@ -20,15 +18,6 @@ from wagtail.models import Page, Revision, Site
 from pages.models import HomePage, SubscribePage
 
 BEFORE_MOVE = [("pages", None)]  # unapplies the move (and campaigns 0013 / subscribers 0011, which depend on it)
-
-
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    executor.loader.build_graph()
-    # The models as the applied migrations leave them (what a RunPython would see).
-    return executor._create_project_state(with_applied_migrations=True).apps
 
 
 def _old_page(old, model, label, *, path, depth, **fields):
@@ -50,8 +39,8 @@ def _old_page(old, model, label, *, path, depth, **fields):
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_home_and_subscribe_pages_keep_their_rows_revisions_and_permissions_across_the_move():
-    old = _migrate(BEFORE_MOVE)
+def test_home_and_subscribe_pages_keep_their_rows_revisions_and_permissions_across_the_move(migrate_to):
+    old = migrate_to(BEFORE_MOVE)
     root = old.get_model("wagtailcore", "Page").objects.get(depth=1)
     home, home_type = _old_page(
         old, "homepage", "campaigns", path=f"{root.path}0099", depth=2, title="Broadsheet", slug="bs-home",
@@ -83,8 +72,7 @@ def test_home_and_subscribe_pages_keep_their_rows_revisions_and_permissions_acro
     )[0]
     editors.permissions.add(permission.pk)
 
-    executor = MigrationExecutor(connection)
-    _migrate(executor.loader.graph.leaf_nodes())
+    migrate_to()  # the latest migrations
 
     # The same rows, now as the pages app's models, with their fields.
     assert Page.objects.get(pk=home.pk).specific_class is HomePage
