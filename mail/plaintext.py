@@ -15,6 +15,15 @@ its own, so the filled-in value cannot push its line past the width whatever its
 longer than a line stands alone): the text is wrapped once, and personalise() stays a plain
 substitution, which also works where an ESP fills the values (batch sends with merge data).
 
+A filled unsubscribe or preferences link (about 130 characters: a 128-bit id and an HMAC-SHA256
+signature, which cannot be shortened below 78 columns for every domain without weakening them)
+is therefore a line longer than 78 columns, on purpose. RFC 5322 section 2.1.1: lines MUST be at
+most 998 characters and SHOULD be at most 78; the SHOULD is met on the wire, because the email
+package sends a text part with longer lines as quoted-printable (soft breaks at 76, undone by the
+reader's client, so the link stays whole and clickable); the MUST holds by a wide margin. Breaking
+the URL itself would break the link in every client, and RFC 3676 (format=flowed) wraps only at
+spaces, so it would keep the URL on one line as well. The old token URLs stay as they are.
+
 Libraries: ``wcwidth`` for display width (East Asian Width plus zero-width and combining marks
 and emoji, which a bare ``unicodedata.east_asian_width`` lookup gets wrong) and ``uniseg`` for the
 line-break opportunities of UAX #14 (pure Python, MIT, no ICU to compile; its answers are

@@ -174,3 +174,20 @@ def test_each_edition_carries_the_footer_text_of_its_language(
         "li@example.com" in messages["li@example.com"].body
         and "You are receiving" not in messages["li@example.com"].body
     )
+
+
+def test_the_sent_chinese_text_keeps_the_long_unsubscribe_link_whole_and_the_wire_lines_short(
+    chinese_issue, issue_page, readers, django_capture_on_commit_callbacks
+):
+    """RFC 5322 2.1.1: wire lines SHOULD be at most 78 characters, MUST be at most 998. The
+    filled unsubscribe link is longer than 78 columns; it stands alone and whole in the text, and
+    the text part goes out quoted-printable, so every line on the wire is short."""
+    campaign = start(issue_page, [readers], django_capture_on_commit_callbacks)
+    send_all(campaign)
+
+    message = messages_by_address()["li@example.com"]
+    long_lines = [line for line in message.body.splitlines() if len(line) > 78]
+    assert long_lines and all(line.startswith("(http") and " " not in line for line in long_lines), long_lines
+    assert any("/newsletter/unsubscribe/" in line for line in long_lines)
+    wire = message.message().as_bytes()
+    assert max(len(line.rstrip(b"\r")) for line in wire.split(b"\n")) <= 78
