@@ -5,6 +5,8 @@ from django import forms
 from django.core.validators import validate_email
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
 from wagtail.admin.widgets import AdminDateTimeInput
 
@@ -32,7 +34,8 @@ class ListsField(ModelIdsField):
 
     def label_from_instance(self, obj):
         count = self.counts.get(obj.pk, 0)
-        return f"{obj.name} ({count:,} subscriber{'' if count == 1 else 's'})"
+        subscribers = ngettext("%(count)s subscriber", "%(count)s subscribers", count) % {"count": f"{count:,}"}
+        return f"{obj.name} ({subscribers})"
 
 
 class SendCampaignForm(forms.Form):
@@ -40,26 +43,34 @@ class SendCampaignForm(forms.Form):
 
     NOW, LATER = "now", "later"
 
-    lists = ListsField(queryset=MailingList.objects.all(), label="Send to")
-    subject = forms.CharField(max_length=200)
-    from_email = forms.CharField(label="Sender", max_length=320, help_text='e.g. "The Broadsheet <news@example.com>"')
-    reply_to = forms.EmailField(label="Reply-to", required=False)
-    mailer = forms.ChoiceField(label="Mailer", required=False, help_text="Blank: the first list's mailer.")
+    lists = ListsField(queryset=MailingList.objects.all(), label=gettext_lazy("Send to"))
+    subject = forms.CharField(label=gettext_lazy("Subject"), max_length=200)
+    from_email = forms.CharField(
+        label=gettext_lazy("Sender"),
+        max_length=320,
+        help_text=gettext_lazy('e.g. "The Broadsheet <news@example.com>"'),
+    )
+    reply_to = forms.EmailField(label=gettext_lazy("Reply-to"), required=False)
+    mailer = forms.ChoiceField(
+        label=gettext_lazy("Mailer"), required=False, help_text=gettext_lazy("Blank: the first list's mailer.")
+    )
     when = forms.ChoiceField(
-        choices=[(NOW, "Send now"), (LATER, "Schedule for a date and time")],
+        choices=[(NOW, gettext_lazy("Send now")), (LATER, gettext_lazy("Schedule for a date and time"))],
         widget=forms.RadioSelect,
         initial=NOW,
-        label="When",
+        label=gettext_lazy("When"),
     )
-    send_at = forms.DateTimeField(label="Send at", required=False, widget=AdminDateTimeInput)
+    send_at = forms.DateTimeField(label=gettext_lazy("Send at"), required=False, widget=AdminDateTimeInput)
 
     def __init__(self, *args, counts=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["lists"].counts = sendable_counts() if counts is None else counts
-        self.fields["mailer"].choices = [("", "The list's mailer"), *((name, name) for name in mailer_names())]
+        self.fields["mailer"].choices = [("", _("The list's mailer")), *((name, name) for name in mailer_names())]
         if len(self.fields["mailer"].choices) <= 2:
             self.fields["mailer"].widget = forms.HiddenInput()  # one mailer: nothing to choose
-        self.fields["send_at"].help_text = f"In your time zone ({timezone.get_current_timezone_name()})."
+        self.fields["send_at"].help_text = _("In your time zone (%(zone)s).") % {
+            "zone": timezone.get_current_timezone_name()
+        }
 
     def clean_from_email(self):
         value = self.cleaned_data["from_email"].strip()
@@ -69,7 +80,7 @@ class SendCampaignForm(forms.Form):
             return format_address(address, name)
         except (HeaderValueError, forms.ValidationError):
             raise forms.ValidationError(
-                'Enter an address, optionally with a name: "Name <address@example.com>".'
+                _('Enter an address, optionally with a name: "Name <address@example.com>".')
             ) from None
 
     def clean_subject(self):
@@ -80,9 +91,9 @@ class SendCampaignForm(forms.Form):
         if cleaned.get("when") == self.LATER:
             send_at = cleaned.get("send_at")
             if send_at is None:
-                self.add_error("send_at", "Choose when to send it.")
+                self.add_error("send_at", _("Choose when to send it."))
             elif send_at <= timezone.now():
-                self.add_error("send_at", "Choose a time in the future.")
+                self.add_error("send_at", _("Choose a time in the future."))
         else:
             cleaned["send_at"] = None
         return cleaned
@@ -99,9 +110,9 @@ def parse_addresses(value: str) -> list[str]:
 
 class TestSendForm(forms.Form):
     test_addresses = forms.CharField(
-        label="Send a test to",
+        label=gettext_lazy("Send a test to"),
         max_length=1000,
-        help_text="Comma-separated addresses. The test is marked [TEST] and shows the latest draft.",
+        help_text=gettext_lazy("Comma-separated addresses. The test is marked [TEST] and shows the latest draft."),
     )
 
     # At most a handful: a test send is not a way around the campaign ledger.
@@ -111,21 +122,28 @@ class TestSendForm(forms.Form):
         try:
             addresses = parse_addresses(self.cleaned_data["test_addresses"])
         except forms.ValidationError:
-            raise forms.ValidationError("Enter valid email addresses, separated by commas.") from None
+            raise forms.ValidationError(_("Enter valid email addresses, separated by commas.")) from None
         if not addresses:
-            raise forms.ValidationError("Enter at least one address.")
+            raise forms.ValidationError(_("Enter at least one address."))
         if len(addresses) > self.MAX_ADDRESSES:
-            raise forms.ValidationError(f"Send a test to at most {self.MAX_ADDRESSES} addresses.")
+            raise forms.ValidationError(
+                _("Send a test to at most %(count)s addresses.") % {"count": self.MAX_ADDRESSES}
+            )
         return addresses
 
 
 class CampaignFilterSet(WagtailFilterSet):
-    status = django_filters.ChoiceFilter(choices=Campaign.Status.choices, empty_label="Any status")
+    status = django_filters.ChoiceFilter(
+        label=gettext_lazy("Status"), choices=Campaign.Status.choices, empty_label=gettext_lazy("Any status")
+    )
     list = django_filters.ModelChoiceFilter(
-        field_name="lists", queryset=MailingList.objects.all(), label="List", empty_label="Any list"
+        field_name="lists",
+        queryset=MailingList.objects.all(),
+        label=gettext_lazy("List"),
+        empty_label=gettext_lazy("Any list"),
     )
     created = django_filters.DateFromToRangeFilter(
-        field_name="created_at", label="Created", widget=DateRangePickerWidget
+        field_name="created_at", label=gettext_lazy("Created"), widget=DateRangePickerWidget
     )
 
     class Meta:
@@ -136,8 +154,12 @@ class CampaignFilterSet(WagtailFilterSet):
 class DeliveryFilterForm(forms.Form):
     """Search and status filter above a campaign's deliveries table."""
 
-    q = forms.CharField(label="Search by address", required=False)
-    status = forms.ChoiceField(choices=[("", "Any status"), *Delivery.Status.choices], required=False)
+    q = forms.CharField(label=gettext_lazy("Search by address"), required=False)
+    status = forms.ChoiceField(
+        label=gettext_lazy("Status"),
+        choices=[("", gettext_lazy("Any status")), *Delivery.Status.choices],
+        required=False,
+    )
 
     def filter(self, queryset):
         if not self.is_valid():

@@ -17,6 +17,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.functional import cached_property
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.generic import FormView, TemplateView, View
 from wagtail.admin import messages
 from wagtail.admin.ui.tables import Column, NumberColumn, StatusTagColumn, TitleColumn
@@ -32,6 +34,7 @@ from campaigns.models import Campaign, Delivery, NewsletterIssuePage
 from campaigns.sending import mailers
 from campaigns.sending.throttle import expected_finish
 from mail.models import newsletter_settings
+from mail.rendering import join_names
 from mail.senders import sender_for
 from subscribers.admin_permissions import ModelPolicyChecker
 from subscribers.audience import Audience
@@ -49,7 +52,7 @@ ALREADY_SENT_STATUSES = [
 # Campaign's ModelPermissionPolicy (registered in CampaignsConfig.ready()): "send" is
 # campaigns.send_campaign. Every view here requires it; editing pages is a separate permission.
 permission_checker = ModelPolicyChecker(
-    Campaign, denied_message="Sending newsletters needs the “Can send campaigns” permission."
+    Campaign, denied_message=gettext_lazy("Sending newsletters needs the “Can send campaigns” permission.")
 )
 requires_send = method_decorator(permission_checker.require("send"), name="dispatch")
 
@@ -65,8 +68,8 @@ def sendable_page(page) -> bool:
 
 def _crumbs(*items):
     return [
-        {"url": reverse("wagtailadmin_home"), "label": "Home"},
-        {"url": reverse("campaigns_admin:index"), "label": "Campaigns"},
+        {"url": reverse("wagtailadmin_home"), "label": _("Home")},
+        {"url": reverse("campaigns_admin:index"), "label": _("Campaigns")},
         *items,
     ]
 
@@ -100,18 +103,21 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
     def dispatch(self, request, *args, **kwargs):
         self.page = get_object_or_404(NewsletterIssuePage, pk=kwargs["page_id"])
         if not sendable_page(self.page):
-            messages.error(request, f"'{self.page.title}' is not published: only a published issue can be sent.")
+            messages.error(
+                request,
+                _("'%(title)s' is not published: only a published issue can be sent.") % {"title": self.page.title},
+            )
             return redirect("wagtailadmin_pages:edit", self.page.pk)
         return super().dispatch(request, *args, **kwargs)
 
     def get_page_title(self):
-        return "Send as newsletter"
+        return _("Send as newsletter")
 
     def get_page_subtitle(self):
         return self.page.get_admin_display_title()
 
     def get_breadcrumbs_items(self):
-        return _crumbs({"url": "", "label": f"Send '{self.page.title}'"})
+        return _crumbs({"url": "", "label": _("Send '%(title)s'") % {"title": self.page.title}})
 
     @property
     def newsletter_settings(self):
@@ -179,7 +185,11 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
                 messages.error(self.request, str(error))
             else:
                 audit.log_action(self.page, audit.TEST_SEND, self.request.user, addresses=", ".join(addresses))
-                messages.success(self.request, f"Test sent to {', '.join(addresses)} ({count} sent).")
+                messages.success(
+                    self.request,
+                    _("Test sent to %(addresses)s (%(count)s sent).")
+                    % {"addresses": ", ".join(addresses), "count": count},
+                )
         return self.render_to_response(self.get_context_data(form=form, test_form=test_form))
 
     def _initial_from_post(self):
@@ -236,9 +246,16 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
             messages.error(self.request, str(error))
             return self.render_to_response(self.get_context_data(form=form))
         if campaign.status == Campaign.Status.SCHEDULED:
-            messages.success(self.request, f"'{self.page.title}' is scheduled for {_local(campaign.scheduled_at)}.")
+            message = _("'%(title)s' is scheduled for %(time)s.") % {
+                "title": self.page.title,
+                "time": _local(campaign.scheduled_at),
+            }
         else:
-            messages.success(self.request, f"Sending '{self.page.title}' to {campaign.recipients:,} recipients.")
+            message = _("Sending '%(title)s' to %(count)s recipients.") % {
+                "title": self.page.title,
+                "count": f"{campaign.recipients:,}",
+            }
+        messages.success(self.request, message)
         return redirect("campaigns_admin:detail", campaign.pk)
 
 
@@ -248,11 +265,11 @@ class NewCampaignView(generic.WagtailAdminTemplateMixin, TemplateView):
 
     template_name = "campaigns/admin/new.html"
     header_icon = "mail"
-    page_title = "New campaign"
+    page_title = gettext_lazy("New campaign")
     issues_per_page = 20
 
     def get_breadcrumbs_items(self):
-        return _crumbs({"url": "", "label": "New campaign"})
+        return _crumbs({"url": "", "label": _("New campaign")})
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -286,16 +303,16 @@ class CampaignIndexView(generic.IndexView):
     filterset_class = CampaignFilterSet
     index_url_name = "campaigns_admin:index"
     index_results_url_name = "campaigns_admin:index_results"
-    page_title = "Campaigns"
+    page_title = gettext_lazy("Campaigns")
     header_icon = "mail"
     paginate_by = 25
     default_ordering = "-created_at"
     add_url_name = "campaigns_admin:new"
-    add_item_label = "New campaign"
+    add_item_label = gettext_lazy("New campaign")
 
     @cached_property
     def header_buttons(self):
-        mailers_button = HeaderButton("Mailers", url=reverse("campaigns_admin:mailers"), icon_name="mail")
+        mailers_button = HeaderButton(_("Mailers"), url=reverse("campaigns_admin:mailers"), icon_name="mail")
         return [*super().header_buttons, mailers_button]
 
     def get_add_url(self):
@@ -306,17 +323,17 @@ class CampaignIndexView(generic.IndexView):
     @property
     def columns(self):
         return [
-            TitleColumn("page", label="Issue", accessor="page", get_url=self.get_detail_url),
-            Column("lists", label="Lists", accessor=lambda c: _list_names(c.lists.all())),
-            StatusTagColumn("status", label="Status", accessor="get_status_display", primary=self._is_active),
-            DateTimeColumn("scheduled_at", label="Scheduled"),
-            DateTimeColumn("started_at", label="Started"),
-            DateTimeColumn("finished_at", label="Finished"),
-            NumberColumn("recipients", label="Recipients"),
-            NumberColumn("sent", label="Sent"),
-            NumberColumn("failed", label="Failed"),
-            NumberColumn("unique_opens", label="Opens"),
-            NumberColumn("unique_clicks", label="Clicks"),
+            TitleColumn("page", label=_("Issue"), accessor="page", get_url=self.get_detail_url),
+            Column("lists", label=_("Lists"), accessor=lambda c: _list_names(c.lists.all())),
+            StatusTagColumn("status", label=_("Status"), accessor="get_status_display", primary=self._is_active),
+            DateTimeColumn("scheduled_at", label=_("Scheduled")),
+            DateTimeColumn("started_at", label=_("Started")),
+            DateTimeColumn("finished_at", label=_("Finished")),
+            NumberColumn("recipients", label=_("Recipients")),
+            NumberColumn("sent", label=_("Sent")),
+            NumberColumn("failed", label=_("Failed")),
+            NumberColumn("unique_opens", label=_("Opens")),
+            NumberColumn("unique_clicks", label=_("Clicks")),
         ]
 
     @staticmethod
@@ -330,7 +347,7 @@ class CampaignIndexView(generic.IndexView):
         return Campaign.objects.select_related("page").prefetch_related("lists")
 
     def get_breadcrumbs_items(self):
-        return [*_crumbs()[:1], {"url": "", "label": "Campaigns"}]
+        return [*_crumbs()[:1], {"url": "", "label": _("Campaigns")}]
 
 
 # --- One campaign --------------------------------------------------------------------------------
@@ -362,7 +379,7 @@ class CampaignDetailView(CampaignMixin, generic.WagtailAdminTemplateMixin, Templ
     def get_header_buttons(self):
         return [
             HeaderButton(
-                "Report",
+                _("Report"),
                 url=reverse("campaigns_admin:report", args=[self.campaign.pk]),
                 icon_name="doc-full",
             )
@@ -401,7 +418,7 @@ class CampaignAction:
     """
 
     name: str
-    label: str
+    label: str  # lazily translated, as the message
     icon: str
     classname: str
     applies: Callable[[Campaign], bool]
@@ -437,22 +454,22 @@ CAMPAIGN_ACTIONS = {
     action.name: action
     for action in [
         CampaignAction(
-            "pause", "Pause", "time", "button-secondary", lambda c: c.status == _S.SENDING, _pause, audit.PAUSE,
-            "Sending is paused.",
+            "pause", gettext_lazy("Pause"), "time", "button-secondary", lambda c: c.status == _S.SENDING, _pause,
+            audit.PAUSE, gettext_lazy("Sending is paused."),
         ),
         CampaignAction(
-            "resume", "Resume", "resubmit", "button-secondary", lambda c: c.status == _S.PAUSED, _resume,
-            audit.RESUME, "Sending resumed.",
+            "resume", gettext_lazy("Resume"), "resubmit", "button-secondary", lambda c: c.status == _S.PAUSED,
+            _resume, audit.RESUME, gettext_lazy("Sending resumed."),
         ),
         CampaignAction(
-            "retry", "Retry failed", "rotate", "button-secondary",
+            "retry", gettext_lazy("Retry failed"), "rotate", "button-secondary",
             lambda c: c.failed > 0 and c.status in (_S.SENDING, _S.PAUSED, _S.SENT), _retry, audit.RETRY_FAILED,
-            "{count:,} failed deliveries queued again.",
+            gettext_lazy("{count:,} failed deliveries queued again."),
         ),
         CampaignAction(
-            "cancel", "Cancel campaign", "cross", "no",
+            "cancel", gettext_lazy("Cancel campaign"), "cross", "no",
             lambda c: c.status in (_S.DRAFT, _S.SCHEDULED, _S.SENDING, _S.PAUSED), _cancel, audit.CANCEL,
-            "The campaign is cancelled: nothing more will be sent.",
+            gettext_lazy("The campaign is cancelled: nothing more will be sent."),
         ),
     ]
 }  # fmt: skip
@@ -507,7 +524,7 @@ class CampaignActionView(CampaignMixin, View):
         except services.CampaignError as error:
             messages.error(request, str(error))
         else:
-            messages.success(request, action.message.format(**data))
+            messages.success(request, str(action.message).format(**data))
         return redirect("campaigns_admin:detail", campaign.pk)
 
 
@@ -517,12 +534,12 @@ class CampaignReportView(CampaignMixin, generic.WagtailAdminTemplateMixin, Templ
     header_icon = "doc-full"
 
     def get_page_title(self):
-        return f"Report: {self.campaign.page.title}"
+        return _("Report: %(title)s") % {"title": self.campaign.page.title}
 
     def get_breadcrumbs_items(self):
         return _crumbs(
             {"url": reverse("campaigns_admin:detail", args=[self.campaign.pk]), "label": self.campaign.page.title},
-            {"url": "", "label": "Report"},
+            {"url": "", "label": _("Report")},
         )
 
     def get_context_data(self, **kwargs):
@@ -532,14 +549,14 @@ class CampaignReportView(CampaignMixin, generic.WagtailAdminTemplateMixin, Templ
         chart = None
         series = []
         if report.tracking.opens:
-            series.append(charts.Series("Opens", [h.opens for h in hours]))
+            series.append(charts.Series(_("Opens"), [h.opens for h in hours]))
         if report.tracking.clicks:
-            series.append(charts.Series("Clicks", [h.clicks for h in hours]))
+            series.append(charts.Series(_("Clicks"), [h.clicks for h in hours]))
         if hours and series:
             chart = charts.bar_chart(
                 [f"{h.hour}h" for h in hours],
                 series,
-                title=f"{' and '.join(one.name for one in series)} per hour, first 48 hours",
+                title=_("%(series)s per hour, first 48 hours") % {"series": join_names([one.name for one in series])},
                 label_every=6,
             )
         context.update(
@@ -561,10 +578,10 @@ class MailersView(generic.WagtailAdminTemplateMixin, TemplateView):
 
     template_name = "campaigns/admin/mailers.html"
     header_icon = "mail"
-    page_title = "Mailers"
+    page_title = gettext_lazy("Mailers")
 
     def get_breadcrumbs_items(self):
-        return _crumbs({"url": "", "label": "Mailers"})
+        return _crumbs({"url": "", "label": _("Mailers")})
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -592,15 +609,17 @@ class MailerCheckView(View):
             config = settings.BROADSHEET["BOUNCE_MAILBOX"]
             if not config:
                 raise Http404
-            title = f"Bounce mailbox {describe_mailbox(config)}"
+            title = _("Bounce mailbox %(mailbox)s") % {"mailbox": describe_mailbox(config)}
             ok, lines = check_mailbox(config)
         else:
             if name not in settings.MAILERS:
                 raise Http404
             check = mailers.check_mailer(name)
-            title, ok, lines = f"Mailer {name} ({check.where})", check.ok, check.lines
+            title = _("Mailer %(name)s (%(where)s)") % {"name": name, "where": check.where}
+            ok, lines = check.ok, check.lines
         report = messages.success if ok else messages.error
-        report(request, f"{title}: {'answered' if ok else 'PROBLEM'}. {'; '.join(lines)}")
+        result = _("answered") if ok else _("PROBLEM")
+        report(request, f"{title}: {result}. {'; '.join(lines)}")
         return redirect("campaigns_admin:mailers")
 
 

@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.db.models.functions import Coalesce, TruncDate, TruncHour
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from campaigns.click_tracking import own_tracking
 from campaigns.models import Campaign, Delivery, DeliveryEvent
@@ -96,7 +98,7 @@ def progress(campaign: Campaign, now: datetime.datetime | None = None) -> dict:
 
 
 def _per_second(rate: float) -> str:
-    return f"{rate:,.1f} msg/s"
+    return _("%(rate)s msg/s") % {"rate": f"{rate:,.1f}"}
 
 
 def _iso(value):
@@ -185,9 +187,11 @@ def tracking(campaign: Campaign) -> Tracking:
     )
 
 
-NOT_DELIVERED = "Not reported: the mail server accepts messages but does not report deliveries (an ESP does)."
-NOT_OPENS = "Not tracked: turn on TRACK_OPENS, or send through an ESP that tracks opens."
-NOT_CLICKS = "Not tracked: turn on TRACK_CLICKS, or send through an ESP that tracks clicks."
+NOT_DELIVERED = gettext_lazy(
+    "Not reported: the mail server accepts messages but does not report deliveries (an ESP does)."
+)
+NOT_OPENS = gettext_lazy("Not tracked: turn on TRACK_OPENS, or send through an ESP that tracks opens.")
+NOT_CLICKS = gettext_lazy("Not tracked: turn on TRACK_CLICKS, or send through an ESP that tracks clicks.")
 
 
 def report_figures(campaign: Campaign) -> list[Figure]:
@@ -200,21 +204,23 @@ def report_figures(campaign: Campaign) -> list[Figure]:
     """
     sent = campaign.sent
     measured = tracking(campaign)
-    reached, reached_label = (campaign.delivered, "delivered") if measured.deliveries else (sent, "sent")
+    # The rates' bases, as the page says them: "12.0 % of sent".
+    of_sent = _("sent")
+    reached, reached_label = (campaign.delivered, _("delivered")) if measured.deliveries else (sent, of_sent)
     return [
-        Figure("sent", "Sent", sent, _rate(sent, campaign.recipients), "recipients"),
+        Figure("sent", _("Sent"), sent, _rate(sent, campaign.recipients), _("recipients")),
         Figure(
             "delivered",
-            "Delivered",
+            _("Delivered"),
             campaign.delivered,
             _rate(campaign.delivered, sent),
-            "sent",
+            of_sent,
             measured.deliveries,
             "" if measured.deliveries else NOT_DELIVERED,
         ),
         Figure(
             "unique_opens",
-            "Unique opens",
+            _("Unique opens"),
             campaign.unique_opens,
             _rate(campaign.unique_opens, reached),
             reached_label,
@@ -223,17 +229,21 @@ def report_figures(campaign: Campaign) -> list[Figure]:
         ),
         Figure(
             "unique_clicks",
-            "Unique clicks",
+            _("Unique clicks"),
             campaign.unique_clicks,
             _rate(campaign.unique_clicks, reached),
             reached_label,
             measured.clicks,
             "" if measured.clicks else NOT_CLICKS,
         ),
-        Figure("bounced", "Bounces", campaign.bounced, _rate(campaign.bounced, sent), "sent"),
-        Figure("complained", "Complaints", campaign.complained, _rate(campaign.complained, reached), reached_label),
+        Figure("bounced", _("Bounces"), campaign.bounced, _rate(campaign.bounced, sent), of_sent),
+        Figure("complained", _("Complaints"), campaign.complained, _rate(campaign.complained, reached), reached_label),
         Figure(
-            "unsubscribed", "Unsubscribes", campaign.unsubscribed, _rate(campaign.unsubscribed, reached), reached_label
+            "unsubscribed",
+            _("Unsubscribes"),
+            campaign.unsubscribed,
+            _rate(campaign.unsubscribed, reached),
+            reached_label,
         ),
     ]
 

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeData, mark_safe
+from django.utils.translation import gettext, gettext_lazy
 from wagtail import hooks
 from wagtail.admin.action_menu import ActionMenuItem
 from wagtail.admin.ui.components import Component
@@ -27,7 +28,7 @@ def send_url(page) -> str:
 class SendAsNewsletterMenuItem(ActionMenuItem):
     """In the editor's action menu (the drop-up next to Publish) of a published issue."""
 
-    label = "Send as newsletter"
+    label = gettext_lazy("Send as newsletter")
     name = "action-send-newsletter"
     icon_name = "mail"
     order = 90
@@ -52,7 +53,7 @@ def register_send_menu_item():
 
 def _send_button(page, user, priority):
     if can_send(user) and sendable_page(page.specific_deferred):
-        yield Button("Send as newsletter", send_url(page), icon_name="mail", priority=priority)
+        yield Button(gettext("Send as newsletter"), send_url(page), icon_name="mail", priority=priority)
 
 
 @hooks.register("register_page_listing_more_buttons")
@@ -77,7 +78,9 @@ def offer_send_in_published_message(request, page):
     if not (can_send(request.user) and sendable_page(page.specific_deferred)):
         return
     button = format_html(
-        '<a href="{}" class="button button-small" data-send-newsletter>{}</a>', send_url(page), "Send as newsletter"
+        '<a href="{}" class="button button-small" data-send-newsletter>{}</a>',
+        send_url(page),
+        gettext("Send as newsletter"),
     )
     queued = list(messages.get_messages(request))  # iterating takes them out of the storage
     added = False
@@ -102,7 +105,7 @@ class CampaignViewSet(ViewSet):
     name = "campaigns_admin"
     url_prefix = "campaigns"
     icon = "mail"
-    menu_label = "Campaigns"
+    menu_label = gettext_lazy("Campaigns")
     menu_name = "campaigns"
     menu_order = 250
     add_to_admin_menu = True
@@ -156,7 +159,7 @@ class CampaignsPanel(Component):
             "campaigns": admin_views.recent_campaigns(),
             "index_url": reverse("campaigns_admin:index"),
             "growth_chart": charts.line_chart(
-                [day.strftime("%d %b") for day, _ in growth], values, title="Subscriptions, last 90 days"
+                [day.strftime("%d %b") for day, _ in growth], values, title=gettext("Subscriptions, last 90 days")
             ),
             "growth_now": values[-1] if values else 0,
             "growth_change": values[-1] - values[0] if values else 0,

@@ -72,7 +72,7 @@ def fill_placeholders(template: str, values: dict[str, str], *, escape: bool) ->
     return template
 
 
-def _names(names: list[str]) -> str:
+def join_names(names: list[str]) -> str:
     """ "A", "A and B", "A, B and C", in the active language ("A、B和C" in Chinese)."""
     if len(names) == 1:
         return names[0]
@@ -121,7 +121,7 @@ def render_layout(
     receiving_line = ""
     if receiving is not False:
         names = receiving or [sender.sender_name if sender and sender.sender_name else settings.WAGTAIL_SITE_NAME]
-        receiving_line = _names(names)
+        receiving_line = join_names(names)
     html = render_to_string(
         EMAIL_LAYOUT,
         {

@@ -4,24 +4,30 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
 
 from subscribers.importing import CORE_FIELDS, ENCODINGS, ImportFileError, attribute_key, check_text_file
 from subscribers.models import ImportJob, MailingList, Subscriber, Subscription
 
-DELIMITER_CHOICES = [("", "Detect automatically"), (",", "Comma (,)"), (";", "Semicolon (;)"), ("\t", "Tab"),
-                     ("|", "Pipe (|)")]  # fmt: skip
+DELIMITER_CHOICES = [("", gettext_lazy("Detect automatically")), (",", gettext_lazy("Comma (,)")),
+                     (";", gettext_lazy("Semicolon (;)")), ("\t", gettext_lazy("Tab")),
+                     ("|", gettext_lazy("Pipe (|)"))]  # fmt: skip
 IGNORE = "-"
 
 
 class ImportUploadForm(forms.Form):
-    file = forms.FileField(help_text="A CSV file whose first line names the columns.")
+    file = forms.FileField(
+        label=gettext_lazy("File"), help_text=gettext_lazy("A CSV file whose first line names the columns.")
+    )
     encoding = forms.ChoiceField(
+        label=gettext_lazy("Encoding"),
         choices=list(ENCODINGS.items()),
         initial="utf-8",
-        help_text='Excel\'s "CSV UTF-8" is UTF-8. Choose Windows-1252 for an older Excel "CSV" file.',
+        help_text=gettext_lazy('Excel\'s "CSV UTF-8" is UTF-8. Choose Windows-1252 for an older Excel "CSV" file.'),
     )
-    delimiter = forms.ChoiceField(choices=DELIMITER_CHOICES, required=False)
+    delimiter = forms.ChoiceField(label=gettext_lazy("Delimiter"), choices=DELIMITER_CHOICES, required=False)
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
@@ -36,21 +42,34 @@ class ImportMappingForm(forms.Form):
     """One choice per CSV column (email, name, language, ignore, or an attribute), lists and mode."""
 
     lists = forms.ModelMultipleChoiceField(
-        queryset=MailingList.objects.all(), widget=forms.CheckboxSelectMultiple, help_text="Add every row to these."
+        label=gettext_lazy("Lists"),
+        queryset=MailingList.objects.all(),
+        widget=forms.CheckboxSelectMultiple,
+        help_text=gettext_lazy("Add every row to these."),
     )
-    mode = forms.ChoiceField(choices=ImportJob.Mode.choices, widget=forms.RadioSelect, initial=ImportJob.Mode.CONFIRM)
+    mode = forms.ChoiceField(
+        label=gettext_lazy("Mode"),
+        choices=ImportJob.Mode.choices,
+        widget=forms.RadioSelect,
+        initial=ImportJob.Mode.CONFIRM,
+    )
     consent_note = forms.CharField(
         max_length=400,
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Required to subscribe directly: where, when and how these people agreed "
-        '(e.g. "Paper sign-up sheet, Leeds book fair, 3 May 2025"). Stored with every subscription.',
+        label=gettext_lazy("Consent note"),
+        help_text=gettext_lazy(
+            "Required to subscribe directly: where, when and how these people agreed "
+            '(e.g. "Paper sign-up sheet, Leeds book fair, 3 May 2025"). Stored with every subscription.'
+        ),
     )
     update_names = forms.BooleanField(
-        label="Replace names subscribers already have",
+        label=gettext_lazy("Replace names subscribers already have"),
         required=False,
         initial=False,
-        help_text="Off: the file's name only fills in a missing one, so a name a subscriber typed is kept.",
+        help_text=gettext_lazy(
+            "Off: the file's name only fills in a missing one, so a name a subscriber typed is kept."
+        ),
     )
     encoding = forms.ChoiceField(choices=list(ENCODINGS.items()), widget=forms.HiddenInput)
     delimiter = forms.CharField(required=False, widget=forms.HiddenInput)
@@ -58,16 +77,17 @@ class ImportMappingForm(forms.Form):
     def __init__(self, *args, header: list[str], initial_targets: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.header = header
-        choices = [(IGNORE, "Ignore this column"), *[(f, f.capitalize()) for f in CORE_FIELDS],
-                   ("attribute", "Attribute (merge field)")]  # fmt: skip
+        names = {"email": _("Email"), "name": _("Name"), "language": _("Language")}
+        choices = [(IGNORE, _("Ignore this column")), *[(f, names.get(f, f.capitalize())) for f in CORE_FIELDS],
+                   ("attribute", _("Attribute (merge field)"))]  # fmt: skip
         self.column_fields = []
         for index, column in enumerate(header):
             target = initial_targets[index] if index < len(initial_targets) else ""
             core = target if target in CORE_FIELDS else ("attribute" if target else IGNORE)
-            self.fields[f"col_{index}"] = forms.ChoiceField(label=column or f"Column {index + 1}", choices=choices,
-                                                            initial=core)  # fmt: skip
+            label = column or _("Column %(number)s") % {"number": index + 1}
+            self.fields[f"col_{index}"] = forms.ChoiceField(label=label, choices=choices, initial=core)
             self.fields[f"attr_{index}"] = forms.CharField(
-                label="Attribute name", required=False, initial=attribute_key(column) if column else "",
+                label=_("Attribute name"), required=False, initial=attribute_key(column) if column else "",
             )  # fmt: skip
             self.column_fields.append((self[f"col_{index}"], self[f"attr_{index}"]))
 
@@ -75,30 +95,31 @@ class ImportMappingForm(forms.Form):
         data = super().clean()
         # By position, not by header name: two columns may share a name ("Name", "Name").
         column_map, seen = [], set()
+        names = {"email": _("email address"), "name": _("name"), "language": _("language")}
         for index, column in enumerate(self.header):
             target = data.get(f"col_{index}")
             if target in CORE_FIELDS:
                 if target in seen:
-                    raise ValidationError(f"Only one column can be the {target}.")
+                    raise ValidationError(_("Only one column can be the %(field)s.") % {"field": names[target]})
                 seen.add(target)
                 column_map.append(target)
             elif target == "attribute":
                 name = attribute_key(data.get(f"attr_{index}") or column)
                 if not name or name in CORE_FIELDS:
-                    self.add_error(f"attr_{index}", "Give the attribute a name (not email, name or language).")
+                    self.add_error(f"attr_{index}", _("Give the attribute a name (not email, name or language)."))
                 column_map.append(name)
             else:
                 column_map.append("")
         if "email" not in seen:
-            raise ValidationError("Choose the column that holds the email address.")
+            raise ValidationError(_("Choose the column that holds the email address."))
         if data.get("mode") == ImportJob.Mode.SUBSCRIBE and not (data.get("consent_note") or "").strip():
-            self.add_error("consent_note", "Say where and how these people gave their consent.")
+            self.add_error("consent_note", _("Say where and how these people gave their consent."))
         data["column_map"] = column_map
         return data
 
 
 class EraseForm(forms.Form):
-    confirm_email = forms.CharField(label="Type the address to confirm")
+    confirm_email = forms.CharField(label=gettext_lazy("Type the address to confirm"))
 
     def __init__(self, *args, subscriber, **kwargs):
         super().__init__(*args, **kwargs)
@@ -107,7 +128,7 @@ class EraseForm(forms.Form):
     def clean_confirm_email(self):
         value = self.cleaned_data["confirm_email"].strip().lower()
         if value != self.subscriber.email_normalised:
-            raise ValidationError("This is not the subscriber's address.")
+            raise ValidationError(_("This is not the subscriber's address."))
         return value
 
 
@@ -125,12 +146,14 @@ def search_subscribers(queryset, query: str):
 class SubscriberFilterSet(WagtailFilterSet):
     """Listing filters. List and status apply to the same subscription: "unsubscribed from News"."""
 
-    list = django_filters.ModelChoiceFilter(queryset=MailingList.objects.all(), label="List", method="by_subscription")
-    status = django_filters.ChoiceFilter(
-        choices=Subscription.Status.choices, label="Subscription status", method="by_subscription"
+    list = django_filters.ModelChoiceFilter(
+        queryset=MailingList.objects.all(), label=gettext_lazy("List"), method="by_subscription"
     )
-    state = django_filters.ChoiceFilter(choices=Subscriber.State.choices, label="State")
-    created_at = django_filters.DateFromToRangeFilter(label="Added", widget=DateRangePickerWidget)
+    status = django_filters.ChoiceFilter(
+        choices=Subscription.Status.choices, label=gettext_lazy("Subscription status"), method="by_subscription"
+    )
+    state = django_filters.ChoiceFilter(choices=Subscriber.State.choices, label=gettext_lazy("State"))
+    created_at = django_filters.DateFromToRangeFilter(label=gettext_lazy("Added"), widget=DateRangePickerWidget)
 
     class Meta:
         model = Subscriber

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext_lazy as _
 
 from mail.addresses import has_control_characters, validate_header_text
 from subscribers import tokens
@@ -97,7 +98,7 @@ class MailingList(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
     is_public = models.BooleanField(
-        default=True, help_text="Public lists are offered on the subscribe form and in the preference centre."
+        default=True, help_text=_("Public lists are offered on the subscribe form and in the preference centre.")
     )
     preselected = models.BooleanField(
         "ticked on the subscribe form",
@@ -108,12 +109,12 @@ class MailingList(models.Model):
         ),
     )
     double_opt_in = models.BooleanField(
-        default=True, help_text="Send a confirmation email and add nobody until they confirm."
+        default=True, help_text=_("Send a confirmation email and add nobody until they confirm.")
     )
     from_name = models.CharField(
-        max_length=100, blank=True, validators=[validate_header_text], help_text="Overrides the site's sender name."
+        max_length=100, blank=True, validators=[validate_header_text], help_text=_("Overrides the site's sender name.")
     )
-    from_email = models.EmailField(blank=True, help_text="Overrides the site's sender address.")
+    from_email = models.EmailField(blank=True, help_text=_("Overrides the site's sender address."))
     reply_to = models.EmailField(blank=True)
     language = models.CharField(
         max_length=16,
@@ -129,7 +130,9 @@ class MailingList(models.Model):
         blank=True,
         default="",
         validators=[validate_mailer_name],
-        help_text="The mailer (EMAIL_URL_<NAME>, lower case) campaigns to this list send through; blank: the default.",
+        help_text=_(
+            "The mailer (EMAIL_URL_<NAME>, lower case) campaigns to this list send through; blank: the default."
+        ),
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -166,15 +169,15 @@ class Subscriber(models.Model):
     """One row per address. ``state`` is global: a suppressed address gets nothing, from any list."""
 
     class State(models.TextChoices):
-        ACTIVE = "active", "Active"
-        BOUNCED = "bounced", "Bounced"
-        COMPLAINED = "complained", "Complained"
-        BLOCKED = "blocked", "Blocked"
+        ACTIVE = "active", _("Active")
+        BOUNCED = "bounced", _("Bounced")
+        COMPLAINED = "complained", _("Complained")
+        BLOCKED = "blocked", _("Blocked")
 
     SUPPRESSED_STATES = (State.BOUNCED, State.COMPLAINED, State.BLOCKED)
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    email = models.EmailField(max_length=254, help_text="As the subscriber typed it.", validators=[normalise_email])
+    email = models.EmailField(max_length=254, help_text=_("As the subscriber typed it."), validators=[normalise_email])
     email_normalised = models.CharField(max_length=254, unique=True, editable=False)
     name = models.CharField(max_length=200, blank=True, validators=[validate_header_text])
     language = models.CharField(max_length=16, blank=True, default=settings.LANGUAGE_CODE)
@@ -238,23 +241,23 @@ class Subscription(models.Model):
     """(subscriber, list), with the consent record. Never hard-deleted by an unsubscribe."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending confirmation"
-        SUBSCRIBED = "subscribed", "Subscribed"
-        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        PENDING = "pending", _("Pending confirmation")
+        SUBSCRIBED = "subscribed", _("Subscribed")
+        UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
 
     class Source(models.TextChoices):
-        FORM = "form", "Subscribe form"
-        IMPORT = "import", "Import"
-        ADMIN = "admin", "Admin"
-        PREFERENCES = "preferences", "Preference centre"
+        FORM = "form", _("Subscribe form")
+        IMPORT = "import", _("Import")
+        ADMIN = "admin", _("Admin")
+        PREFERENCES = "preferences", _("Preference centre")
 
     class UnsubscribeMethod(models.TextChoices):
-        LINK = "link", "Unsubscribe link"
-        ONE_CLICK = "one_click", "One-click (List-Unsubscribe-Post)"
-        PREFERENCES = "preferences", "Preference centre"
-        ADMIN = "admin", "Admin"
-        ESP = "esp", "ESP event"
-        COMPLAINT = "complaint", "Spam complaint"
+        LINK = "link", _("Unsubscribe link")
+        ONE_CLICK = "one_click", _("One-click (List-Unsubscribe-Post)")
+        PREFERENCES = "preferences", _("Preference centre")
+        ADMIN = "admin", _("Admin")
+        ESP = "esp", _("ESP event")
+        COMPLAINT = "complaint", _("Spam complaint")
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="subscriptions")
     list = models.ForeignKey(MailingList, on_delete=models.CASCADE, related_name="subscriptions")
@@ -265,9 +268,9 @@ class Subscription(models.Model):
     consent_at = models.DateTimeField(null=True, blank=True)
     consent_source = models.CharField(max_length=16, choices=Source.choices, default=Source.FORM)
     consent_detail = models.CharField(
-        max_length=500, blank=True, help_text="Form page URL, import file and note, or admin user."
+        max_length=500, blank=True, help_text=_("Form page URL, import file and note, or admin user.")
     )
-    consent_text = models.TextField(blank=True, help_text="The exact sentence the subscriber agreed to.")
+    consent_text = models.TextField(blank=True, help_text=_("The exact sentence the subscriber agreed to."))
     consent_text_hash = models.CharField(max_length=64, blank=True)
     consent_ip = models.GenericIPAddressField(null=True, blank=True)
     consent_user_agent = models.CharField(max_length=500, blank=True)
@@ -350,23 +353,23 @@ class SubscriberEvent(models.Model):
     """
 
     class Kind(models.TextChoices):
-        CREATED = "created", "Created"
-        SUBSCRIBE_REQUESTED = "subscribe_requested", "Asked to subscribe"
-        SUBSCRIBE_REFUSED = "subscribe_refused", "Subscription refused (suppressed address)"
-        CONFIRMATION_SENT = "confirmation_sent", "Confirmation email sent"
-        SUBSCRIBED = "subscribed", "Subscribed"
-        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
-        PROFILE_UPDATED = "profile_updated", "Profile updated"
-        SUPPRESSED = "suppressed", "Suppressed"
-        ERASED = "erased", "Erased (GDPR)"
+        CREATED = "created", _("Created")
+        SUBSCRIBE_REQUESTED = "subscribe_requested", _("Asked to subscribe")
+        SUBSCRIBE_REFUSED = "subscribe_refused", _("Subscription refused (suppressed address)")
+        CONFIRMATION_SENT = "confirmation_sent", _("Confirmation email sent")
+        SUBSCRIBED = "subscribed", _("Subscribed")
+        UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+        PROFILE_UPDATED = "profile_updated", _("Profile updated")
+        SUPPRESSED = "suppressed", _("Suppressed")
+        ERASED = "erased", _("Erased (GDPR)")
 
     class Via(models.TextChoices):
         """How a subscription became active: ``detail["via"]`` of a SUBSCRIBED event."""
 
-        CONFIRMATION = "confirmation", "Confirmation link"
-        FORM = "form", "Subscribe form (single opt-in)"
-        PREFERENCES = "preferences", "Preference centre"
-        IMPORT = "import", "Import"
+        CONFIRMATION = "confirmation", _("Confirmation link")
+        FORM = "form", _("Subscribe form (single opt-in)")
+        PREFERENCES = "preferences", _("Preference centre")
+        IMPORT = "import", _("Import")
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="events")
     list = models.ForeignKey(MailingList, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -441,14 +444,14 @@ class ImportJob(models.Model):
     """One CSV upload being imported in the background; the admin polls it for progress."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Waiting"
-        RUNNING = "running", "Importing"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Waiting")
+        RUNNING = "running", _("Importing")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
 
     class Mode(models.TextChoices):
-        SUBSCRIBE = "subscribe", "Subscribe directly (consent already obtained)"
-        CONFIRM = "confirm", "Send a confirmation email (double opt-in)"
+        SUBSCRIBE = "subscribe", _("Subscribe directly (consent already obtained)")
+        CONFIRM = "confirm", _("Send a confirmation email (double opt-in)")
 
     file = models.FileField(upload_to=random_import_name, storage=import_storage, max_length=200)
     original_name = models.CharField(max_length=255)
@@ -457,8 +460,8 @@ class ImportJob(models.Model):
     )
     lists = models.ManyToManyField(MailingList, related_name="+")
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.CONFIRM)
-    consent_note = models.CharField(max_length=500, blank=True, help_text="Where and how consent was obtained.")
-    update_names = models.BooleanField(default=False, help_text="Replace names subscribers already have.")
+    consent_note = models.CharField(max_length=500, blank=True, help_text=_("Where and how consent was obtained."))
+    update_names = models.BooleanField(default=False, help_text=_("Replace names subscribers already have."))
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     total_rows = models.PositiveIntegerField(null=True, blank=True)
     processed_rows = models.PositiveIntegerField(default=0)
@@ -466,7 +469,7 @@ class ImportJob(models.Model):
     updated_count = models.PositiveIntegerField(default=0)
     skipped_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
-    errors = models.JSONField(default=list, blank=True, help_text="The first line-numbered errors.")
+    errors = models.JSONField(default=list, blank=True, help_text=_("The first line-numbered errors."))
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

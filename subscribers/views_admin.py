@@ -13,6 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.generic import FormView, TemplateView, View
 from wagtail.admin import messages
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
@@ -38,7 +40,8 @@ from subscribers.models import ImportJob, MailingList, Subscriber, Subscription
 # Subscriber's ModelPermissionPolicy (registered by its ModelViewSet) decides, as for the
 # listings: importing needs "add", exporting "view", erasing "delete".
 permission_checker = ModelPolicyChecker(
-    Subscriber, denied_message="Importing, exporting and erasing subscribers need subscriber permissions."
+    Subscriber,
+    denied_message=gettext_lazy("Importing, exporting and erasing subscribers need subscriber permissions."),
 )
 IMPORT, EXPORT, ERASE = "add", "view", "delete"
 requires_import = method_decorator(permission_checker.require(IMPORT), name="dispatch")
@@ -47,15 +50,15 @@ requires_erase = method_decorator(permission_checker.require(ERASE), name="dispa
 
 
 def _breadcrumbs(*items):
-    return [{"url": reverse("wagtailadmin_home"), "label": "Home"}, *items]
+    return [{"url": reverse("wagtailadmin_home"), "label": _("Home")}, *items]
 
 
 def _subscribers_crumb():
-    return {"url": reverse("subscribers_subscriber:index"), "label": "Subscribers"}
+    return {"url": reverse("subscribers_subscriber:index"), "label": _("Subscribers")}
 
 
 def _imports_crumb():
-    return {"url": reverse("subscribers_import:index"), "label": "Import"}
+    return {"url": reverse("subscribers_import:index"), "label": _("Import")}
 
 
 # --- Import -----------------------------------------------------------------------------------
@@ -67,11 +70,11 @@ class ImportUploadView(WagtailAdminTemplateMixin, FormView):
 
     template_name = "subscribers/admin/import_upload.html"
     form_class = ImportUploadForm
-    page_title = "Import subscribers"
+    page_title = gettext_lazy("Import subscribers")
     header_icon = "upload"
 
     def get_breadcrumbs_items(self):
-        return _breadcrumbs({"url": "", "label": "Import"})
+        return _breadcrumbs({"url": "", "label": _("Import")})
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(recent_jobs=ImportJob.objects.prefetch_related("lists")[:20], **kwargs)
@@ -90,7 +93,7 @@ class ImportMappingView(WagtailAdminTemplateMixin, FormView):
 
     template_name = "subscribers/admin/import_map.html"
     form_class = ImportMappingForm
-    page_title = "Import subscribers"
+    page_title = gettext_lazy("Import subscribers")
     header_icon = "upload"
 
     def dispatch(self, request, *args, **kwargs):
@@ -122,7 +125,7 @@ class ImportMappingView(WagtailAdminTemplateMixin, FormView):
         return kwargs
 
     def get_context_data(self, **kwargs):
-        delimiter_names = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+        delimiter_names = {",": _("comma"), ";": _("semicolon"), "\t": _("tab"), "|": _("pipe")}
         return super().get_context_data(
             job=self.job,
             file_error=self.file_error,
@@ -145,7 +148,7 @@ class ImportMappingView(WagtailAdminTemplateMixin, FormView):
             delimiter=self.delimiter,
             update_names=data["update_names"],
         )
-        messages.success(self.request, f"Importing {self.job.original_name}.")
+        messages.success(self.request, _("Importing %(file)s.") % {"file": self.job.original_name})
         return redirect("subscribers_import:progress", self.job.pk)
 
 
@@ -174,7 +177,7 @@ class ImportProgressView(WagtailAdminTemplateMixin, TemplateView):
     """The job's progress (polled from ImportStatusView) and, once done, its line-numbered report."""
 
     template_name = "subscribers/admin/import_progress.html"
-    page_title = "Import"
+    page_title = gettext_lazy("Import")
     header_icon = "upload"
 
     def dispatch(self, request, *args, **kwargs):
@@ -237,7 +240,10 @@ class ExportSubscribersView(View):
         if not filters.is_valid():
             # Exporting everyone because one filter was mistyped would hand out the whole list.
             problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in filters.errors.items())
-            return HttpResponseBadRequest(f"Nothing exported: invalid filter ({problems}).", content_type="text/plain")
+            return HttpResponseBadRequest(
+                _("Nothing exported: invalid filter (%(problems)s).") % {"problems": problems},
+                content_type="text/plain",
+            )
         queryset = filters.qs
         stamp = timezone.now().strftime("%Y%m%d-%H%M")
         return _csv_response(exporting.export_subscribers(queryset), f"subscribers-{stamp}.csv")
@@ -265,7 +271,7 @@ class GdprEraseView(WagtailAdminTemplateMixin, FormView):
 
     template_name = "subscribers/admin/erase.html"
     form_class = EraseForm
-    page_title = "Erase personal data"
+    page_title = gettext_lazy("Erase personal data")
     header_icon = "bin"
 
     def dispatch(self, request, *args, **kwargs):
@@ -291,5 +297,5 @@ class GdprEraseView(WagtailAdminTemplateMixin, FormView):
 
     def form_valid(self, form):
         gdpr.erase_subscriber(self.subscriber, actor=self.request.user)
-        messages.success(self.request, "The subscriber's personal data was erased; the address stays suppressed.")
+        messages.success(self.request, _("The subscriber's personal data was erased; the address stays suppressed."))
         return redirect("subscribers_subscriber:inspect", self.subscriber.pk)

@@ -6,6 +6,8 @@ from django.db.models import Count, Q
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.functional import cached_property
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from wagtail import hooks
 from wagtail.admin.ui.menus import MenuItem
 from wagtail.admin.ui.tables import Column, NumberColumn, TitleColumn
@@ -47,9 +49,9 @@ class MailingListIndexView(generic.IndexView):
         buttons = super().get_list_more_buttons(instance)
         subscribers_url = reverse("subscribers_subscriber:index")
         buttons += [
-            MenuItem("Subscribers", url=f"{subscribers_url}?list={instance.pk}", icon_name="user", priority=5),
+            MenuItem(_("Subscribers"), url=f"{subscribers_url}?list={instance.pk}", icon_name="user", priority=5),
             MenuItem(
-                "Export CSV",
+                _("Export CSV"),
                 url=reverse("subscribers_import:export_list", args=[instance.pk]),
                 icon_name="download",
                 priority=25,
@@ -63,7 +65,7 @@ class MailingListViewSet(ModelViewSet):
     name = "subscribers_list"
     url_prefix = "subscriber-lists"
     icon = "list-ul"
-    menu_label = "Lists"
+    menu_label = gettext_lazy("Lists")
     index_view_class = MailingListIndexView
     copy_view_enabled = False
     form_fields = [
@@ -83,14 +85,16 @@ class MailingListViewSet(ModelViewSet):
     list_display = [
         "name",
         "slug",
-        Column("is_public", label="Public", accessor=lambda mailing_list: yes_no(mailing_list.is_public)),
+        Column("is_public", label=gettext_lazy("Public"), accessor=lambda mailing_list: yes_no(mailing_list.is_public)),
         Column(
-            "double_opt_in", label="Double opt-in", accessor=lambda mailing_list: yes_no(mailing_list.double_opt_in)
+            "double_opt_in",
+            label=gettext_lazy("Double opt-in"),
+            accessor=lambda mailing_list: yes_no(mailing_list.double_opt_in),
         ),
-        NumberColumn("receiving_count", label="Can receive", sort_key="receiving_count"),
-        NumberColumn("subscribed_count", label="Subscribed", sort_key="subscribed_count"),
-        NumberColumn("pending_count", label="Pending", sort_key="pending_count"),
-        NumberColumn("unsubscribed_count", label="Unsubscribed", sort_key="unsubscribed_count"),
+        NumberColumn("receiving_count", label=gettext_lazy("Can receive"), sort_key="receiving_count"),
+        NumberColumn("subscribed_count", label=gettext_lazy("Subscribed"), sort_key="subscribed_count"),
+        NumberColumn("pending_count", label=gettext_lazy("Pending"), sort_key="pending_count"),
+        NumberColumn("unsubscribed_count", label=gettext_lazy("Unsubscribed"), sort_key="unsubscribed_count"),
     ]
 
 
@@ -112,7 +116,7 @@ class SubscriberIndexView(generic.IndexView):
         query.pop("p", None)
         url = reverse("subscribers_import:export_subscribers")
         buttons.append(
-            Button("Export these as CSV", url=f"{url}?{query.urlencode()}", icon_name="download", priority=50)
+            Button(_("Export these as CSV"), url=f"{url}?{query.urlencode()}", icon_name="download", priority=50)
         )
         return buttons
 
@@ -120,7 +124,7 @@ class SubscriberIndexView(generic.IndexView):
         buttons = super().get_list_more_buttons(instance)
         buttons.append(
             MenuItem(
-                "Export personal data (JSON)",
+                _("Export personal data (JSON)"),
                 url=reverse("subscribers_import:gdpr_export", args=[instance.pk]),
                 icon_name="download",
                 priority=40,
@@ -134,10 +138,10 @@ class SubscriberHistoryView(generic.InspectView):
     words, and the actions (edit, export, erase)."""
 
     template_name = "subscribers/admin/subscriber_history.html"
-    page_title = "Subscriber"
+    page_title = gettext_lazy("Subscriber")
 
     def get_page_subtitle(self):
-        return self.object.email or "(erased)"
+        return self.object.email or _("(erased)")
 
     def get_field_display_value(self, field_name, field):
         value = getattr(self.object, field_name, None)
@@ -160,7 +164,7 @@ class SubscriberHistoryView(generic.InspectView):
         buttons = super().header_more_buttons
         buttons.append(
             Button(
-                "Export personal data (JSON)",
+                _("Export personal data (JSON)"),
                 url=reverse("subscribers_import:gdpr_export", args=[self.object.pk]),
                 icon_name="download",
                 priority=30,
@@ -169,7 +173,7 @@ class SubscriberHistoryView(generic.InspectView):
         if views_admin.permission_checker.user_has(self.request.user, views_admin.ERASE):
             buttons.append(
                 Button(
-                    "Erase personal data",
+                    _("Erase personal data"),
                     url=reverse("subscribers_import:gdpr_erase", args=[self.object.pk]),
                     icon_name="warning",
                     priority=40,
@@ -191,7 +195,7 @@ class SubscriberViewSet(ModelViewSet):
     name = "subscribers_subscriber"
     url_prefix = "subscribers"
     icon = "user"
-    menu_label = "Subscribers"
+    menu_label = gettext_lazy("Subscribers")
     index_view_class = SubscriberIndexView
     delete_view_class = SubscriberDeleteView
     inspect_view_enabled = True
@@ -205,8 +209,8 @@ class SubscriberViewSet(ModelViewSet):
     list_display = [
         "email",
         "name",
-        Column("state", label="State", accessor="get_state_display", sort_key="state"),
-        DateTimeColumn("created_at", label="Added", sort_key="created_at"),
+        Column("state", label=gettext_lazy("State"), accessor="get_state_display", sort_key="state"),
+        DateTimeColumn("created_at", label=gettext_lazy("Added"), sort_key="created_at"),
     ]
 
 
@@ -219,7 +223,7 @@ class SubscriberToolsViewSet(ViewSet):
     name = "subscribers_import"
     url_prefix = "subscriber-import"
     icon = "upload"
-    menu_label = "Import"
+    menu_label = gettext_lazy("Import")
 
     menu_item_class = views_admin.permission_checker.menu_item_class(views_admin.IMPORT)
 
@@ -237,7 +241,7 @@ class SubscriberToolsViewSet(ViewSet):
 
 
 class SubscribersGroup(ViewSetGroup):
-    menu_label = "Subscribers"
+    menu_label = gettext_lazy("Subscribers")
     menu_icon = "group"
     menu_order = 210
     items = (MailingListViewSet, SubscriberViewSet, SubscriberToolsViewSet)

@@ -17,6 +17,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
+from django.utils.translation import gettext_lazy as _
 
 
 def relay_wait_message(down_since, next_try_at) -> str:
@@ -95,13 +96,13 @@ class Campaign(models.Model):
     """One send of one issue (as of one published revision) to one or more lists."""
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        SCHEDULED = "scheduled", "Scheduled"
-        SENDING = "sending", "Sending"
-        PAUSED = "paused", "Paused"
-        SENT = "sent", "Sent"
-        CANCELLED = "cancelled", "Cancelled"
-        FAILED = "failed", "Failed"
+        DRAFT = "draft", _("Draft")
+        SCHEDULED = "scheduled", _("Scheduled")
+        SENDING = "sending", _("Sending")
+        PAUSED = "paused", _("Paused")
+        SENT = "sent", _("Sent")
+        CANCELLED = "cancelled", _("Cancelled")
+        FAILED = "failed", _("Failed")
 
     FINAL_STATUSES = (Status.SENT, Status.CANCELLED, Status.FAILED)
     CANCELLABLE = (Status.DRAFT, Status.SCHEDULED, Status.SENDING, Status.PAUSED)
@@ -115,7 +116,7 @@ class Campaign(models.Model):
     )
     lists = models.ManyToManyField("subscribers.MailingList", related_name="campaigns")
     subject_override = models.CharField(max_length=200, blank=True)
-    from_email = models.CharField(max_length=320, blank=True, help_text='e.g. "The Broadsheet <news@example.com>".')
+    from_email = models.CharField(max_length=320, blank=True, help_text=_('e.g. "The Broadsheet <news@example.com>".'))
     reply_to = models.EmailField(blank=True)
     # A MAILERS name (EMAIL_URL_<NAME>); blank: the first list's mailer, else "default".
     mailer = models.CharField(max_length=40, blank=True, default="")
@@ -163,7 +164,7 @@ class Campaign(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        permissions = [("send_campaign", "Can send campaigns")]
+        permissions = [("send_campaign", _("Can send campaigns"))]
 
     def __str__(self):
         return f"{self.page.title} ({self.get_status_display()})"
@@ -446,14 +447,14 @@ class Delivery(models.Model):
     """One recipient of one campaign: the snapshot and the ledger that prevents a second send."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        SENDING = "sending", "Sending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
         # In flight when its worker died or the link was cut: may or may not have arrived.
         # Counted in Campaign.failed; retried only on an explicit decision (retry_failed).
-        UNKNOWN = "unknown", "Unknown"
-        SKIPPED = "skipped", "Skipped"
+        UNKNOWN = "unknown", _("Unknown")
+        SKIPPED = "skipped", _("Skipped")
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="deliveries")
     # SET_NULL: erasing a subscriber must not erase the record that a campaign went out.

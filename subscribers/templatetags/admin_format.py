@@ -8,6 +8,8 @@ import datetime
 
 from django import template
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from wagtail.admin.ui.tables import Column
 
 register = template.Library()
@@ -37,17 +39,17 @@ def duration(seconds) -> str:
         return "–"
     seconds = round(seconds)
     if seconds < 60:
-        return f"{seconds} s"
+        return _("%(seconds)s s") % {"seconds": seconds}
     minutes, seconds = divmod(seconds, 60)
     if minutes < 60:
-        return f"{minutes} min {seconds} s"
+        return _("%(minutes)s min %(seconds)s s") % {"minutes": minutes, "seconds": seconds}
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    return _("%(hours)s h %(minutes)s min") % {"hours": hours, "minutes": minutes}
 
 
 @register.filter
 def yes_no(value) -> str:
-    return "Yes" if value else "No"
+    return _("Yes") if value else _("No")
 
 
 class DateTimeColumn(Column):
@@ -59,44 +61,44 @@ class DateTimeColumn(Column):
 
 # What each SubscriberEvent.kind means, in words (the services write the kinds).
 EVENT_LABELS = {
-    "created": "Added",
-    "subscribe_requested": "Asked to subscribe",
-    "subscribe_refused": "Subscription refused",
-    "confirmation_sent": "Confirmation email sent",
-    "subscribed": "Subscribed",
-    "confirmed": "Subscription confirmed",
-    "unsubscribed": "Unsubscribed",
-    "profile_updated": "Details changed",
-    "suppressed": "Suppressed (no more email)",
-    "erased": "Personal data erased",
+    "created": gettext_lazy("Added"),
+    "subscribe_requested": gettext_lazy("Asked to subscribe"),
+    "subscribe_refused": gettext_lazy("Subscription refused"),
+    "confirmation_sent": gettext_lazy("Confirmation email sent"),
+    "subscribed": gettext_lazy("Subscribed"),
+    "confirmed": gettext_lazy("Subscription confirmed"),
+    "unsubscribed": gettext_lazy("Unsubscribed"),
+    "profile_updated": gettext_lazy("Details changed"),
+    "suppressed": gettext_lazy("Suppressed (no more email)"),
+    "erased": gettext_lazy("Personal data erased"),
 }
 # Detail keys, in words; keys not listed are shown capitalised with underscores as spaces.
 DETAIL_LABELS = {
-    "via": "How",
-    "lists": "Lists",
-    "ip": "IP address",
-    "user_agent": "Browser",
-    "fields": "Changed",
-    "import_job": "Import",
-    "line": "Line",
-    "file": "File",
-    "note": "Note",
-    "reason": "Reason",
-    "state": "State",
-    "source": "Source",
-    "method": "How",
+    "via": gettext_lazy("How"),
+    "lists": gettext_lazy("Lists"),
+    "ip": gettext_lazy("IP address"),
+    "user_agent": gettext_lazy("Browser"),
+    "fields": gettext_lazy("Changed"),
+    "import_job": gettext_lazy("Import"),
+    "line": gettext_lazy("Line"),
+    "file": gettext_lazy("File"),
+    "note": gettext_lazy("Note"),
+    "reason": gettext_lazy("Reason"),
+    "state": gettext_lazy("State"),
+    "source": gettext_lazy("Source"),
+    "method": gettext_lazy("How"),
 }
 VIA_LABELS = {
-    "confirmation": "confirmed from the email",
-    "form": "subscribe form",
-    "preferences": "preference centre",
-    "import": "import",
-    "admin": "admin",
+    "confirmation": gettext_lazy("confirmed from the email"),
+    "form": gettext_lazy("subscribe form"),
+    "preferences": gettext_lazy("preference centre"),
+    "import": gettext_lazy("import"),
+    "admin": gettext_lazy("admin"),
 }
 
 
 def event_label(kind: str) -> str:
-    return EVENT_LABELS.get(kind) or kind.replace("_", " ").capitalize()
+    return str(EVENT_LABELS.get(kind) or kind.replace("_", " ").capitalize())
 
 
 def in_words(value, list_names: dict[int, str] | None = None, key: str = "") -> str:
@@ -107,9 +109,12 @@ def in_words(value, list_names: dict[int, str] | None = None, key: str = "") -> 
         return "–"
     if key == "lists" and list_names is not None:
         ids = value if isinstance(value, list) else [value]
-        return ", ".join(list_names.get(item, f"list #{item}") if isinstance(item, int) else str(item) for item in ids)
+        return ", ".join(
+            list_names.get(item, _("list #%(id)s") % {"id": item}) if isinstance(item, int) else str(item)
+            for item in ids
+        )
     if key in ("via", "method", "source") and isinstance(value, str):
-        return VIA_LABELS.get(value, value.replace("_", " "))
+        return str(VIA_LABELS.get(value, value.replace("_", " ")))
     if isinstance(value, list):
         return ", ".join(in_words(item) for item in value)
     if isinstance(value, dict):
@@ -120,7 +125,7 @@ def in_words(value, list_names: dict[int, str] | None = None, key: str = "") -> 
 def describe_event(event, list_names: dict[int, str]) -> dict:
     """One history row in words: {"at", "what", "list", "by", "details": [(label, value), ...]}."""
     details = [
-        (DETAIL_LABELS.get(key, key.replace("_", " ").capitalize()), in_words(value, list_names, key))
+        (str(DETAIL_LABELS.get(key, key.replace("_", " ").capitalize())), in_words(value, list_names, key))
         for key, value in (event.detail or {}).items()
     ]
     return {

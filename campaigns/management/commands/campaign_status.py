@@ -4,14 +4,17 @@ admin's buttons)."""
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from campaigns import services
 from campaigns.models import Campaign, Delivery
+from mail.plaintext import display_width
 
 ACTIONS = {
-    "pause": (services.pause_campaign, "Paused"),
-    "resume": (services.resume_campaign, "Resumed"),
-    "cancel": (services.cancel_campaign, "Cancelled"),
+    "pause": (services.pause_campaign, gettext_lazy("Paused campaign %(id)s.")),
+    "resume": (services.resume_campaign, gettext_lazy("Resumed campaign %(id)s.")),
+    "cancel": (services.cancel_campaign, gettext_lazy("Cancelled campaign %(id)s.")),
 }
 
 
@@ -31,7 +34,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, campaign_id, action=None, **options):
         if not Campaign.objects.filter(pk=campaign_id).exists():
-            raise CommandError(f"No campaign {campaign_id}.")
+            raise CommandError(_("No campaign %(id)s.") % {"id": campaign_id})
         write = self.stdout.write
         if action:
             workflow, done = ACTIONS[action]
@@ -39,30 +42,36 @@ class Command(BaseCommand):
                 workflow(campaign_id)
             except services.CampaignError as error:
                 raise CommandError(str(error)) from error
-            write(f"{done} campaign {campaign_id}.")
+            write(done % {"id": campaign_id})
         campaign = Campaign.objects.select_related("page").get(pk=campaign_id)
-        write(f"Campaign {campaign.pk}: {campaign.page.title}")
-        write(f"Subject:    {campaign.subject or campaign.subject_override or campaign.page.subject}")
-        write(f"Lists:      {', '.join(campaign.lists.values_list('slug', flat=True))}")
-        write(f"Status:     {campaign.get_status_display()}")
-        for label, value in (
-            ("Scheduled", campaign.scheduled_at),
-            ("Started", campaign.started_at),
-            ("Finished", campaign.finished_at),
-        ):
-            if value:
-                write(f"{label + ':':<11} {value:%Y-%m-%d %H:%M:%S %Z}")
+        write(_("Campaign %(id)s: %(title)s") % {"id": campaign.pk, "title": campaign.page.title})
         # The share of the recipients still to go (it used to print the share done).
         percent = f" ({100 * campaign.remaining / campaign.recipients:.1f}%)" if campaign.recipients else ""
-        write(f"Recipients: {campaign.recipients}")
-        write(f"Sent:       {campaign.sent}")
-        write(f"Failed:     {campaign.failed}")
-        write(f"Skipped:    {campaign.skipped}")
-        write(f"Remaining:  {campaign.remaining}{percent}")
-        if campaign.waiting_for_relay:
-            write(f"Relay:      {campaign.waiting_for_relay}")
-        if campaign.last_error:
-            write(f"Error:      {campaign.last_error}")
+        rows = [
+            (_("Subject:"), campaign.subject or campaign.subject_override or campaign.page.subject),
+            (_("Lists:"), ", ".join(campaign.lists.values_list("slug", flat=True))),
+            (_("Status:"), campaign.get_status_display()),
+            *(
+                (label, f"{value:%Y-%m-%d %H:%M:%S %Z}")
+                for label, value in (
+                    (_("Scheduled:"), campaign.scheduled_at),
+                    (_("Started:"), campaign.started_at),
+                    (_("Finished:"), campaign.finished_at),
+                )
+                if value
+            ),
+            (_("Recipients:"), campaign.recipients),
+            (_("Sent:"), campaign.sent),
+            (_("Failed:"), campaign.failed),
+            (_("Skipped:"), campaign.skipped),
+            (_("Remaining:"), f"{campaign.remaining}{percent}"),
+            *([(_("Relay:"), campaign.waiting_for_relay)] if campaign.waiting_for_relay else []),
+            *([(_("Error:"), campaign.last_error)] if campaign.last_error else []),
+        ]
+        # Labels padded to one column (by display width: a Chinese character takes two).
+        width = max(display_width(label) for label, _value in rows)
+        for label, value in rows:
+            write(f"{label}{' ' * (width - display_width(label))} {value}")
         reasons = (
             Delivery.objects.filter(campaign=campaign, status__in=[Delivery.Status.FAILED, Delivery.Status.UNKNOWN])
             .values("last_error")

@@ -5,6 +5,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 from django_tasks.backends.immediate import ImmediateBackend
 from tqdm import tqdm
 
@@ -35,7 +36,12 @@ class Command(BaseCommand):
         campaign, page = self._resolve(target, lists)
         if test_to:
             sent = services.send_test(campaign or page, test_to)
-            self.stdout.write(self.style.SUCCESS(f"Sent {sent} test message(s) to {', '.join(test_to)}."))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    _("Sent %(count)s test message(s) to %(addresses)s.")
+                    % {"count": sent, "addresses": ", ".join(test_to)}
+                )
+            )
             return
         if campaign is None:
             chosen = self._lists(lists, page)
@@ -43,7 +49,7 @@ class Command(BaseCommand):
                 self._describe(page, chosen)
                 return
             campaign = services.create_campaign(page, chosen)
-            self.stdout.write(f"Created campaign {campaign.pk}.")
+            self.stdout.write(_("Created campaign %(id)s.") % {"id": campaign.pk})
         elif dry_run:
             self._describe(campaign.page, list(campaign.lists.all()), campaign)
             return
@@ -57,21 +63,36 @@ class Command(BaseCommand):
         except services.CampaignError as error:
             raise CommandError(str(error)) from error
         if campaign.status == Campaign.Status.SCHEDULED:
-            self.stdout.write(self.style.SUCCESS(f"Campaign {campaign.pk} scheduled for {campaign.scheduled_at}."))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    _("Campaign %(id)s scheduled for %(time)s.") % {"id": campaign.pk, "time": campaign.scheduled_at}
+                )
+            )
             return
-        self.stdout.write(f"Campaign {campaign.pk}: {campaign.recipients} recipient(s).")
+        self.stdout.write(
+            _("Campaign %(id)s: %(count)s recipient(s).") % {"id": campaign.pk, "count": campaign.recipients}
+        )
         if immediate:
             self._drive(campaign)
         elif wait:
             self._follow(campaign)
         else:
-            self.stdout.write(f"Batches enqueued; follow with: manage.py campaign_status {campaign.pk}")
+            self.stdout.write(
+                _("Batches enqueued; follow with: %(command)s")
+                % {"command": f"manage.py campaign_status {campaign.pk}"}
+            )
             return
         campaign.refresh_from_db()
         self.stdout.write(
             self.style.SUCCESS(
-                f"Campaign {campaign.pk} {campaign.get_status_display().lower()}: "
-                f"{campaign.sent} sent, {campaign.failed} failed, {campaign.skipped} skipped."
+                _("Campaign %(id)s %(status)s: %(sent)s sent, %(failed)s failed, %(skipped)s skipped.")
+                % {
+                    "id": campaign.pk,
+                    "status": campaign.get_status_display().lower(),
+                    "sent": campaign.sent,
+                    "failed": campaign.failed,
+                    "skipped": campaign.skipped,
+                }
             )
         )
 
@@ -79,13 +100,13 @@ class Command(BaseCommand):
         if target.isdigit():
             campaign = Campaign.objects.filter(pk=int(target)).first()
             if campaign is None:
-                raise CommandError(f"No campaign {target}.")
+                raise CommandError(_("No campaign %(id)s.") % {"id": target})
             if lists:
-                raise CommandError("--lists only applies to a page slug; the campaign has its lists.")
+                raise CommandError(_("--lists only applies to a page slug; the campaign has its lists."))
             return campaign, campaign.page
         page = NewsletterIssuePage.objects.filter(slug=target).first()
         if page is None:
-            raise CommandError(f"No campaign id or issue page slug {target!r}.")
+            raise CommandError(_("No campaign id or issue page slug %(target)r.") % {"target": target})
         return None, page
 
     def _lists(self, slugs, page):
@@ -93,27 +114,30 @@ class Command(BaseCommand):
             found = list(MailingList.objects.filter(slug__in=slugs))
             missing = set(slugs) - {item.slug for item in found}
             if missing:
-                raise CommandError(f"Unknown list(s): {', '.join(sorted(missing))}.")
+                raise CommandError(_("Unknown list(s): %(slugs)s.") % {"slugs": ", ".join(sorted(missing))})
             return found
         defaults = list(services._newsletter_settings(page).default_lists.all())
         if not defaults:
-            raise CommandError("Give --lists (no default lists in the newsletter settings).")
+            raise CommandError(_("Give --lists (no default lists in the newsletter settings)."))
         return defaults
 
     def _describe(self, page, lists, campaign=None):
         count = Audience(lists).count()
-        self.stdout.write(f"Issue: {page.title} (subject: {page.subject})")
-        self.stdout.write(f"Lists: {', '.join(item.slug for item in lists)}")
-        self.stdout.write(f"Would send to {count} recipient(s). Dry run: nothing sent.")
+        self.stdout.write(_("Issue: %(title)s (subject: %(subject)s)") % {"title": page.title, "subject": page.subject})
+        self.stdout.write(_("Lists: %(slugs)s") % {"slugs": ", ".join(item.slug for item in lists)})
+        self.stdout.write(_("Would send to %(count)s recipient(s). Dry run: nothing sent.") % {"count": count})
         if campaign is not None:
-            self.stdout.write(f"Campaign {campaign.pk} is {campaign.get_status_display().lower()}.")
+            self.stdout.write(
+                _("Campaign %(id)s is %(status)s.")
+                % {"id": campaign.pk, "status": campaign.get_status_display().lower()}
+            )
 
     def _parse_at(self, value):
         if not value:
             return None
         when = parse_datetime(value)
         if when is None:
-            raise CommandError(f"--at {value!r} is not an ISO 8601 date and time.")
+            raise CommandError(_("--at %(value)r is not an ISO 8601 date and time.") % {"value": value})
         if timezone.is_naive(when):
             when = timezone.make_aware(when)
         return when

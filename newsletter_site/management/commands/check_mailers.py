@@ -2,6 +2,8 @@
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from campaigns.bounces.mailboxes import check_mailbox, describe
 from campaigns.sending.mailers import check_mailer, mailer_names
@@ -15,20 +17,24 @@ class Command(BaseCommand):
         for name in mailer_names():
             check = check_mailer(name)
             problems += not check.ok
-            self._report(f"mailer {name}: {check.where}", check.ok, check.lines)
+            self._report(_("mailer %(name)s: %(where)s") % {"name": name, "where": check.where}, check.ok, check.lines)
         config = settings.BROADSHEET["BOUNCE_MAILBOX"]
         if config:
             ok, lines = check_mailbox(config)
             problems += not ok
-            self._report(f"bounce mailbox: {describe(config)}", ok, lines)
+            self._report(_("bounce mailbox: %(mailbox)s") % {"mailbox": describe(config)}, ok, lines)
         else:
-            self.stdout.write("bounce mailbox: none (BOUNCE_MAILBOX_URL is not set; only ESP webhooks report bounces)")
+            self.stdout.write(
+                _("bounce mailbox: none (BOUNCE_MAILBOX_URL is not set; only ESP webhooks report bounces)")
+            )
         if problems:
-            raise CommandError(f"{problems} problem{'s' if problems > 1 else ''} found.")
-        self.stdout.write(self.style.SUCCESS("All mailers answered."))
+            raise CommandError(
+                ngettext("%(count)s problem found.", "%(count)s problems found.", problems) % {"count": problems}
+            )
+        self.stdout.write(self.style.SUCCESS(_("All mailers answered.")))
 
     def _report(self, title: str, ok: bool, lines: list[str]) -> None:
-        status = self.style.SUCCESS("OK") if ok else self.style.ERROR("PROBLEM")
+        status = self.style.SUCCESS(_("OK")) if ok else self.style.ERROR(_("PROBLEM"))
         self.stdout.write(f"{title} [{status}]")
         for line in lines:
             self.stdout.write(f"    {line}")

@@ -1,4 +1,5 @@
 from django.core.management.base import BaseCommand
+from django.utils.translation import gettext as _
 
 from newsletter_site.demo import load_demo_content
 
@@ -8,11 +9,19 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         result = load_demo_content()
-        lists = ", ".join(f"{name}: {count} subscribed" for name, count in result["lists"].items())
-        self.stdout.write(
-            self.style.SUCCESS("Demo content ready.")
-            + f"\n  {result['issues']} published issues ({result['translated_issues']} also in Chinese); lists: {lists}"
-            + (f"\n  {result['subscribers_created']} demo subscribers created" if result["subscribers_created"] else "")
-            + f"\n  Admin login: {result['username']} / {result['password']}"
-            + "  (password kept in var/demo-admin-password.txt)"
+        lists = ", ".join(
+            _("%(list)s: %(count)s subscribed") % {"list": name, "count": count}
+            for name, count in result["lists"].items()
         )
+        lines = [
+            self.style.SUCCESS(_("Demo content ready.")),
+            _("%(issues)s published issues (%(translated)s also in Chinese); lists: %(lists)s")
+            % {"issues": result["issues"], "translated": result["translated_issues"], "lists": lists},
+        ]
+        if result["subscribers_created"]:
+            lines.append(_("%(count)s demo subscribers created") % {"count": result["subscribers_created"]})
+        lines.append(
+            _("Admin login: %(username)s / %(password)s (password kept in var/demo-admin-password.txt)")
+            % {"username": result["username"], "password": result["password"]}
+        )
+        self.stdout.write("\n  ".join(lines))

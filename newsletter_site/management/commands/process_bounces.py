@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from campaigns.bounces.mailboxes import MailboxError, describe
 from campaigns.bounces.processing import process_mailbox
@@ -21,8 +22,8 @@ class Command(BaseCommand):
         except ImproperlyConfigured as error:
             raise CommandError(str(error)) from None
         if not config:
-            raise CommandError("No bounce mailbox: set BOUNCE_MAILBOX_URL (or pass --mailbox).")
-        self.stdout.write(f"Reading {describe(config)}")
+            raise CommandError(_("No bounce mailbox: set BOUNCE_MAILBOX_URL (or pass --mailbox)."))
+        self.stdout.write(_("Reading %(mailbox)s") % {"mailbox": describe(config)})
         try:
             results = process_mailbox(config, echo=self.stdout.write)
         except MailboxError as error:
@@ -30,5 +31,5 @@ class Command(BaseCommand):
         kinds: dict[str, int] = {}
         for result in results:
             kinds[result.kind] = kinds.get(result.kind, 0) + 1
-        summary = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) or "no messages"
-        self.stdout.write(f"Done: {summary}.")
+        summary = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) or _("no messages")
+        self.stdout.write(_("Done: %(summary)s.") % {"summary": summary})

@@ -1,5 +1,8 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.utils.translation import gettext as _
+
+from mail.plaintext import display_width
 
 
 class Command(BaseCommand):
@@ -10,17 +13,22 @@ class Command(BaseCommand):
         base = settings.BASE_URL
         mailer = settings.MAILERS["default"]
         outbox = mailer.get("OPTIONS", {}).get("directory") if mailer["BACKEND"].endswith("OutboxBackend") else None
-        lines = [
-            "",
-            "Broadsheet is starting (web server + task worker). Open:",
-            f"  Site:         {base}/",
-            f"  Archive:      {base}/archive/",
-            f"  Subscribe:    {base}/subscribe/",
-            f"  Wagtail admin {base}/admin/  (login printed above)",
+        rows = [
+            (_("Site:"), f"{base}/"),
+            (_("Archive:"), f"{base}/archive/"),
+            (_("Subscribe:"), f"{base}/subscribe/"),
+            (_("Wagtail admin"), f"{base}/admin/  " + _("(login printed above)")),
         ]
         if outbox:
-            lines.append(f"  Outbox:       {outbox}/new/*.eml  (every email sent, openable in a mail client)")
+            rows.append((_("Outbox:"), f"{outbox}/new/*.eml  " + _("(every email sent, openable in a mail client)")))
         else:
-            lines.append(f"  Mail goes to: {mailer['BACKEND']}")
-        lines.append("Stop with Ctrl+C.\n")
+            rows.append((_("Mail goes to:"), mailer["BACKEND"]))
+        # Labels padded to one column (by display width: a Chinese character takes two).
+        width = max(display_width(label) for label, _value in rows)
+        lines = [
+            "",
+            _("Broadsheet is starting (web server + task worker). Open:"),
+            *(f"  {label}{' ' * (width - display_width(label))} {value}" for label, value in rows),
+            _("Stop with Ctrl+C.") + "\n",
+        ]
         self.stdout.write("\n".join(lines))

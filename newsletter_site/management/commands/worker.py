@@ -7,6 +7,7 @@ backend's db_worker on a laptop, RQ's rqworker when TASKS_URL=rq://.
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.utils.translation import gettext as _
 
 from campaigns.bounces.tasks import start_bounce_polling
 
@@ -21,7 +22,7 @@ class Command(BaseCommand):
         backend = settings.TASKS["default"]["BACKEND"]
         # Periodic work is a task chain the worker starts (no cron); idempotent across workers.
         if start_bounce_polling():
-            self.stdout.write("Started reading the bounce mailbox every BOUNCE_POLL_SECONDS.")
+            self.stdout.write(_("Started reading the bounce mailbox every BOUNCE_POLL_SECONDS."))
         queues = settings.TASKS["default"].get("QUEUES", ["default"])
         if backend.startswith("django_tasks_db"):
             extra = ["--batch"] if options["batch"] else []
@@ -32,4 +33,6 @@ class Command(BaseCommand):
             # backoff) onto the queue when due; without it they would wait forever.
             call_command("rqworker", *queues, "--job-class", "django_tasks_rq.Job", "--with-scheduler", *extra)
         else:
-            self.stderr.write(f"The task backend {backend} runs tasks in-process; no worker is needed.")
+            self.stderr.write(
+                _("The task backend %(backend)s runs tasks in-process; no worker is needed.") % {"backend": backend}
+            )

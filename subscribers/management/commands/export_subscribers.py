@@ -1,6 +1,7 @@
 """manage.py export_subscribers --list SLUG [--status subscribed] [-o FILE]: streamed CSV."""
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from subscribers.exporting import export_list
 from subscribers.models import MailingList, Subscription
@@ -18,7 +19,7 @@ class Command(BaseCommand):
         try:
             mailing_list = MailingList.objects.get(slug=slug)
         except MailingList.DoesNotExist:
-            raise CommandError(f"No list with slug {slug}.") from None
+            raise CommandError(_("No list with slug %(slug)s.") % {"slug": slug}) from None
         lines = export_list(mailing_list, status)
         if output:
             with open(output, "w", newline="", encoding="utf-8") as out:

@@ -1,6 +1,7 @@
 """manage.py gdpr_erase ADDRESS [--yes]: erase one address, keeping an anonymous suppression hash."""
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from subscribers.gdpr import NotFound, erase_subscriber, find_subscriber
 
@@ -17,7 +18,10 @@ class Command(BaseCommand):
             subscriber = find_subscriber(address)
         except NotFound as exc:
             raise CommandError(str(exc)) from None
-        if not yes and input(f"Erase {subscriber.email} for good? Type 'yes': ").strip() != "yes":
-            raise CommandError("Not erased.")
+        if (
+            not yes
+            and input(_("Erase %(email)s for good? Type 'yes': ") % {"email": subscriber.email}).strip() != "yes"
+        ):
+            raise CommandError(_("Not erased."))
         erase_subscriber(subscriber)
-        self.stdout.write(f"Erased; the address is now suppressed (subscriber {subscriber.uid}).")
+        self.stdout.write(_("Erased; the address is now suppressed (subscriber %(uid)s).") % {"uid": subscriber.uid})

@@ -1,6 +1,7 @@
 """manage.py import_subscribers FILE --list SLUG [...]: the admin's CSV import, with a progress bar."""
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 from tqdm import tqdm
 
 from subscribers.importing import (
@@ -41,14 +42,14 @@ class Command(BaseCommand):
         found = list(MailingList.objects.filter(slug__in=lists))
         missing = set(lists) - {m.slug for m in found}
         if missing:
-            raise CommandError(f"No list with slug {', '.join(sorted(missing))}.")
+            raise CommandError(_("No list with slug %(slug)s.") % {"slug": ", ".join(sorted(missing))})
         delimiter = "\t" if delimiter == "tab" else delimiter
         try:
             with open(file, "rb") as stream:
                 header, delimiter = read_header(stream, encoding, delimiter or None)
                 column_map = guess_column_map(header)
                 for item in column:
-                    name, _, target = item.partition("=")
+                    name, _sep, target = item.partition("=")
                     column_map[name] = target
                 import_options = ImportOptions(
                     lists=found,
@@ -77,12 +78,27 @@ class Command(BaseCommand):
 
         for note in result.notes:
             self.stdout.write(
-                f"Line {note['line']}: {note['kind']}: {note['message']} {note.get('value', '')}".rstrip()
+                (
+                    _("Line %(line)s: %(kind)s: %(message)s")
+                    % {"line": note["line"], "kind": note["kind"], "message": note["message"]}
+                    + f" {note.get('value', '')}"
+                ).rstrip()
             )
         if result.error_count + result.skipped_count > len(result.notes):
-            self.stdout.write(f"(only the first {len(result.notes)} problems are listed)")
+            self.stdout.write(_("(only the first %(count)s problems are listed)") % {"count": len(result.notes)})
         self.stdout.write(
-            f"{result.processed_rows} rows: created {result.created_count}, updated {result.updated_count}, "
-            f"skipped {result.skipped_count} (duplicates {result.duplicate_count}, suppressed "
-            f"{result.suppressed_count}, unsubscribed {result.unsubscribed_count}), errors {result.error_count}."
+            _(
+                "%(rows)s rows: created %(created)s, updated %(updated)s, skipped %(skipped)s (duplicates "
+                "%(duplicates)s, suppressed %(suppressed)s, unsubscribed %(unsubscribed)s), errors %(errors)s."
+            )
+            % {
+                "rows": result.processed_rows,
+                "created": result.created_count,
+                "updated": result.updated_count,
+                "skipped": result.skipped_count,
+                "duplicates": result.duplicate_count,
+                "suppressed": result.suppressed_count,
+                "unsubscribed": result.unsubscribed_count,
+                "errors": result.error_count,
+            }
         )

@@ -2,6 +2,7 @@ import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from subscribers import emails
 
@@ -20,8 +21,12 @@ class Command(BaseCommand):
             try:
                 day = datetime.date.fromisoformat(options["date"])
             except ValueError:
-                raise CommandError(f"--date {options['date']!r} is not a YYYY-MM-DD date.") from None
+                raise CommandError(
+                    _("--date %(value)r is not a YYYY-MM-DD date.") % {"value": options["date"]}
+                ) from None
         else:
             day = timezone.now().astimezone(datetime.UTC).date() - datetime.timedelta(days=1)
         count = emails.send_staff_digest(day)
-        self.stdout.write(f"{day.isoformat()}: {count} new subscription(s) reported.")
+        self.stdout.write(
+            _("%(day)s: %(count)s new subscription(s) reported.") % {"day": day.isoformat(), "count": count}
+        )

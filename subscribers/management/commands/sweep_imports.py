@@ -1,6 +1,7 @@
 """manage.py sweep_imports: delete import uploads abandoned at the mapping step (run it from cron too)."""
 
 from django.core.management.base import BaseCommand
+from django.utils.translation import gettext as _
 
 from subscribers.importing import sweep_imports
 
@@ -12,4 +13,4 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        self.stdout.write(f"Deleted {sweep_imports()} abandoned import file(s).")
+        self.stdout.write(_("Deleted %(count)s abandoned import file(s).") % {"count": sweep_imports()})
