@@ -15,9 +15,9 @@ from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
-from django.utils.translation import gettext_lazy as _
 
 
 def relay_wait_message(down_since, next_try_at) -> str:
