@@ -1,9 +1,10 @@
 import pytest
 from wagtail.models import Site
 
-from campaigns.models import HomePage, NewsletterIssuePage
+from campaigns.models import NewsletterIssuePage
 from mail.models import NewsletterSettings
 from newsletter_site.demo import load_demo_content
+from pages.models import HomePage
 from subscribers.models import MailingList, Subscriber, Subscription
 
 
