@@ -40,6 +40,11 @@ class LocaleMiddleware(DjangoLocaleMiddleware):
         return response
 
 
+def _is_document_preview(request) -> bool:
+    """An admin preview in a mode other than the page as served (Wagtail sets both attributes)."""
+    return bool(getattr(request, "is_preview", False) and getattr(request, "preview_mode", ""))
+
+
 class PublicContentSecurityPolicyMiddleware(ContentSecurityPolicyMiddleware):
     """Django's CSP middleware (``SECURE_CSP``) for the public site, not the two admins.
 
@@ -47,6 +52,13 @@ class PublicContentSecurityPolicyMiddleware(ContentSecurityPolicyMiddleware):
     test in newsletter_site/tests checks every public page), so a strict policy costs nothing
     there. Wagtail's and Django's admins are staff-only and use inline scripts and styles of their
     own: they keep their own protections (login, CSRF, X-Frame-Options) without this header.
+
+    Wagtail renders an admin preview by running a dummy request for the page's *public* URL
+    through this middleware (``Page.make_preview_request``), so the path alone says "public". A
+    preview in a named mode (an issue's "email" and "text") is not a public page but a document
+    the site never serves: the email is inline styles by design (css-inline, for Outlook and
+    Gmail). Those previews are the admin's; the default mode ("", the page as served) keeps the
+    public policy, so the editor sees what visitors will see.
     """
 
     def __init__(self, get_response):
@@ -59,6 +71,6 @@ class PublicContentSecurityPolicyMiddleware(ContentSecurityPolicyMiddleware):
         return path.startswith(self._exempt)
 
     def process_response(self, request, response):
-        if self._is_exempt(request.path_info):
+        if self._is_exempt(request.path_info) or _is_document_preview(request):
             return response
         return super().process_response(request, response)

@@ -94,3 +94,19 @@ def test_preview_does_not_save_the_edits(preview, issue_page):
 
     issue_page.refresh_from_db()
     assert issue_page.subject == "Spring issue: news from the press"
+
+
+@pytest.mark.parametrize("mode", ["email", "text"])
+def test_email_and_text_previews_are_not_held_to_the_public_pages_policy(preview, mode):
+    """Wagtail renders a preview through the middleware as a request for the page's public URL;
+    the strict public CSP (no inline styles) blanked the email's inline styles and the plain-text
+    preview's stylesheet. Those documents are never served on the site."""
+    response = preview(mode)
+
+    assert "Content-Security-Policy" not in response.headers
+
+
+def test_web_preview_keeps_the_public_pages_policy(preview):
+    policy = preview("").headers.get("Content-Security-Policy", "")
+
+    assert "style-src 'self'" in policy and "'unsafe-inline'" not in policy
