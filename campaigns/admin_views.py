@@ -23,6 +23,7 @@ from django.views.generic import FormView, TemplateView, View
 from wagtail.admin import messages
 from wagtail.admin.ui.tables import Column, NumberColumn, StatusTagColumn, TitleColumn
 from wagtail.admin.views import generic
+from wagtail.admin.views.pages.edit import EditView
 from wagtail.admin.widgets.button import HeaderButton
 
 from campaigns import audit, charts, reporting, services
@@ -64,6 +65,26 @@ def can_send(user) -> bool:
 def sendable_page(page) -> bool:
     """A NewsletterIssuePage that is live: the published revision is what a campaign sends."""
     return isinstance(page, NewsletterIssuePage) and page.live and page.live_revision_id is not None
+
+
+def send_url(page) -> str:
+    return reverse("campaigns_admin:send", args=[page.pk])
+
+
+class IssueEditView(EditView):
+    """Wagtail's page editor for issues, with "Send as newsletter" as a button in the header.
+
+    Wagtail's ``register_page_header_buttons`` hook only fills the header's "..." menu; a visible
+    header button is the edit view's ``header_buttons`` (used through the issue's PageViewSet,
+    campaigns.wagtail_hooks). Shown for a published issue to users who may send.
+    """
+
+    @cached_property
+    def header_buttons(self):
+        buttons = list(super().header_buttons)
+        if can_send(self.request.user) and sendable_page(self.page):
+            buttons.append(HeaderButton(_("Send as newsletter"), send_url(self.page), icon_name="mail"))
+        return buttons
 
 
 def _crumbs(*items):

@@ -12,15 +12,12 @@ from wagtail import hooks
 from wagtail.admin.action_menu import ActionMenuItem
 from wagtail.admin.ui.components import Component
 from wagtail.admin.viewsets.base import ViewSet
+from wagtail.admin.viewsets.pages import PageViewSet
 from wagtail.admin.widgets import Button
 
 from campaigns import admin_views, audit, charts, reporting
-from campaigns.admin_views import can_send, sendable_page
-
-
-def send_url(page) -> str:
-    return reverse("campaigns_admin:send", args=[page.pk])
-
+from campaigns.admin_views import can_send, send_url, sendable_page
+from campaigns.models import NewsletterIssuePage
 
 # --- "Send as newsletter" on a published issue -------------------------------------------------
 
@@ -63,7 +60,20 @@ def page_listing_send_button(page, user, next_url=None):
 
 @hooks.register("register_page_header_buttons")
 def page_header_send_button(page, user, view_name, next_url=None):
-    yield from _send_button(page, user, priority=55)
+    if view_name != "edit":  # the editor shows it as a button of its own (IssueEditView)
+        yield from _send_button(page, user, priority=55)
+
+
+class IssuePageViewSet(PageViewSet):
+    """Issues' admin views: Wagtail's, with the issue editor's header button."""
+
+    model = NewsletterIssuePage
+    edit_view_class = admin_views.IssueEditView
+
+
+@hooks.register("register_admin_viewset")
+def register_issue_page_viewset():
+    return IssuePageViewSet("newsletter_issues")
 
 
 def offer_send_in_published_message(request, page):

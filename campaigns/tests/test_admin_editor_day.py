@@ -1,6 +1,9 @@
 """The editor's day in the admin: finding "Send as newsletter", the schedule field, starting a campaign."""
 
+import re
+
 import pytest
+from bs4 import BeautifulSoup
 from django.urls import reverse
 from wagtail.test.utils.form_data import inline_formset, nested_form_data, rich_text, streamfield
 
@@ -69,13 +72,43 @@ def test_saving_a_draft_or_publishing_without_send_permission_offers_no_send(cli
     assert send_url(issue_page) not in published_message(published)
 
 
-def test_the_page_header_and_the_footer_action_menu_offer_send_as_newsletter(client, sender, issue_page):
+def header_send_buttons(client, page):
+    """The "Send as newsletter" links shown in the editor's header itself (not in its "..." menu)."""
+    doc = BeautifulSoup(client.get(reverse("wagtailadmin_pages:edit", args=[page.pk])).text, "html.parser")
+    header = doc.select_one("header.w-slim-header")
+    return [
+        link
+        for link in header.find_all("a", href=send_url(page))
+        if not link.find_parent(attrs={"data-controller": re.compile(r"\bw-dropdown\b")})
+    ]
+
+
+def test_the_issue_editor_header_shows_a_send_as_newsletter_button(client, sender, issue_page):
+    client.force_login(sender)
+
+    (button,) = header_send_buttons(client, issue_page)
+
+    assert button.get_text(strip=True) == "Send as newsletter"
+    assert "button" in button["class"]
+
+
+def test_the_header_button_is_not_shown_for_a_draft_issue_or_without_send_permission(
+    client, sender, editor, archive_page, issue_page
+):
+    draft = make_issue(archive_page, title="Issue 2: Draft", slug="issue-2", publish=False)
+
+    client.force_login(sender)
+    assert header_send_buttons(client, draft) == []
+    client.force_login(editor)
+    assert header_send_buttons(client, issue_page) == []
+
+
+def test_the_footer_action_menu_offers_send_as_newsletter(client, sender, issue_page):
     client.force_login(sender)
 
     html = client.get(reverse("wagtailadmin_pages:edit", args=[issue_page.pk])).text
 
-    header, _, footer = html.partition("<footer")
-    assert send_url(issue_page) in header  # the header's actions menu
+    _, _, footer = html.partition("<footer")
     assert send_url(issue_page) in footer  # the drop-up next to Publish
 
 
