@@ -15,7 +15,7 @@ LINK_HOST = $(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(HOST))
 ENV_FILE ?= .env
 RUN_BASE_URL = $(or $(BASE_URL),$(shell sed -n 's/^BASE_URL=//p' $(ENV_FILE) 2>/dev/null | tail -n 1),http://$(LINK_HOST):$(PORT))
 
-.PHONY: run serve-prod test test-services mutation venv dev-venv migrate demo lint check bench clean messages
+.PHONY: screenshots run serve-prod test test-services mutation venv dev-venv migrate demo lint check bench clean messages
 
 # The venv is rebuilt when requirements change (stamp files), never by hand.
 $(PY):
@@ -88,6 +88,12 @@ mutation: dev-venv
 		$(PY) manage.py migrate -v0
 	MUTATION_TEST_DB=$(MUTATION_DB) $(BIN)/mutmut run --max-children 2
 	$(BIN)/mutmut results
+
+# Regenerate the README's screenshots (docs/screenshots/*.png): the visitor's and the editor's
+# browser journeys save them on the way (SCREENSHOTS=1), of a campaign really sent by the worker.
+screenshots: dev-venv
+	SCREENSHOTS=1 DJANGO_SETTINGS_MODULE=newsletter_site.settings.test $(BIN)/pytest -m browser \
+		newsletter_site/tests/test_visitor_journeys.py campaigns/tests/test_editor_journey.py
 
 # Sending benchmark (bench/README.md): make bench BENCH_ARGS="--recipients 100000 --database postgres"
 bench: dev-venv

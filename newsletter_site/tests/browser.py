@@ -13,6 +13,9 @@ Loaded as a pytest plugin by the root ``conftest.py``. The API is three fixtures
 - ``axe_violations(page)``: axe-core's serious and critical WCAG 2.1 AA findings on a page.
 - ``browser``: the session's Chromium, for tests that need another context (another viewport,
   another server such as ``make serve-prod``); use ``new_checked_page(browser, base_url)``.
+- ``save_screenshot(page_or_locator, name)``: the README's pictures (docs/screenshots/NAME), taken
+  by the journeys themselves only when ``SCREENSHOTS=1`` (``make screenshots``); otherwise
+  nothing is written, so ``make test`` never changes tracked files.
 
 Tests using ``page`` or ``browser`` get the ``browser`` marker (``pytest -m browser`` runs them,
 ``-m "not browser"`` skips them). They skip, with the reason, only when Chromium is missing
@@ -28,6 +31,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.core.servers.basehttp import WSGIServer
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -41,6 +45,7 @@ CHROMIUM_FLAGS = [
 PHONE = {"width": 375, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
 AXE_SCRIPT = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 # Fixtures whose users are browser tests (get the marker).
 BROWSER_FIXTURES = {"browser", "page", "browser_problems"}
 
@@ -104,6 +109,24 @@ def new_checked_page(browser, base_url: str, problems: BrowserProblems | None = 
     return context, page
 
 
+def screenshots_wanted() -> bool:
+    return os.environ.get("SCREENSHOTS") == "1"
+
+
+def save_screenshot(target, name: str) -> Path | None:
+    """Save ``target`` (a page, whole length, or a locator) as docs/screenshots/``name`` when
+    SCREENSHOTS=1; returns the path written, or None when screenshots were not asked for."""
+    if not screenshots_wanted():
+        return None
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOT_DIR / name
+    if hasattr(target, "goto"):  # a Page: the whole page, not only the viewport
+        target.screenshot(path=str(path), full_page=True, animations="disabled")
+    else:
+        target.screenshot(path=str(path), animations="disabled")
+    return path
+
+
 def axe_violations(page, impacts=("serious", "critical")) -> list[str]:
     """axe-core's WCAG 2.1 A/AA violations of ``impacts`` on the page now shown, one line each.
 
@@ -161,6 +184,38 @@ def browser(django_db_setup):
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+class SerialWSGIServer(WSGIServer):
+    """Django's development WSGI server answering one request at a time, for the live server.
+
+    The test database is SQLite in memory, which the live server shares with the test as ONE
+    connection object (``connections_override``). Django's default threaded live server hands
+    that connection to a thread per request, and a browser sends several requests at once (the
+    admin's preview panel posts the form while the previous preview still loads, the editing
+    session pings, static files): two transactions interleave on one connection and fail ("no
+    such savepoint", an HTML error page where JSON was expected). One request at a time is what
+    that connection allows; requests are not lost, they wait in the listen queue, and Django
+    closes each connection after its response (no keep-alive without threads).
+    """
+
+    def __init__(self, *args, connections_override=None, **kwargs):
+        # The server thread itself runs every request, and LiveServerThread.run() already
+        # installed the shared connections in that thread.
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def live_server(request):
+    """pytest-django's live server, answering one request at a time (SerialWSGIServer)."""
+    from pytest_django.live_server_helper import LiveServer
+
+    address = request.config.getvalue("liveserver") or os.getenv("DJANGO_LIVE_TEST_SERVER_ADDRESS") or "localhost"
+    server = LiveServer(address, start=False)
+    server.thread.server_class = SerialWSGIServer
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

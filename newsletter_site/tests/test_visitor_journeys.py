@@ -4,9 +4,11 @@ request (the ``page`` fixture); the whole site is checked with axe-core and for 
 
 import re
 
+from playwright.sync_api import expect
+
 from campaigns import services as campaign_services
 from campaigns.models import NewsletterIssuePage
-from newsletter_site.tests.browser import axe_violations
+from newsletter_site.tests.browser import axe_violations, save_screenshot
 from subscribers.models import MailingList, Subscriber, Subscription
 from subscribers.tests.factories import SubscriptionFactory
 
@@ -34,7 +36,13 @@ def subscribe_from_the_home_page(page, email: str) -> None:
     page.wait_for_url("**/subscribe/?sent=1")
 
 
-def test_visitor_subscribes_from_the_home_page_and_confirms_from_the_email(page, public_site, mailoutbox):
+def test_visitor_reads_an_issue_then_subscribes_from_the_home_page_and_confirms(page, public_site, mailoutbox):
+    page.goto(ISSUE)
+    cta = page.get_by_role("complementary", name="Enjoyed this issue?")
+    expect(cta.get_by_role("link", name="Subscribe")).to_be_visible()  # at the end of every issue
+    save_screenshot(page, "public-issue-375.png")
+    page.goto("/")
+    save_screenshot(page, "public-home-375.png")
     subscribe_from_the_home_page(page, "ada@example.org")
 
     assert "press its Confirm my subscription button" in page.locator("main").inner_text()
