@@ -90,42 +90,50 @@ def validate_mailer_name(value: str) -> None:
     """A name of settings.MAILERS (checked when saved: the configuration may change later)."""
     if value and value not in settings.MAILERS:
         names = ", ".join(sorted(settings.MAILERS))
-        raise ValidationError(f"No mailer named {value!r}; configured: {names}.")
+        raise ValidationError(_("No mailer named %(name)r; configured: %(names)s.") % {"name": value, "names": names})
 
 
 class MailingList(models.Model):
-    name = models.CharField(max_length=150, validators=[validate_header_text])
-    slug = models.SlugField(max_length=100, unique=True)
-    description = models.TextField(blank=True)
+    name = models.CharField(_("name"), max_length=150, validators=[validate_header_text])
+    slug = models.SlugField(_("slug"), max_length=100, unique=True)
+    description = models.TextField(_("description"), blank=True)
     is_public = models.BooleanField(
-        default=True, help_text=_("Public lists are offered on the subscribe form and in the preference centre.")
+        _("public"),
+        default=True,
+        help_text=_("Public lists are offered on the subscribe form and in the preference centre."),
     )
     preselected = models.BooleanField(
-        "ticked on the subscribe form",
+        _("ticked on the subscribe form"),
         default=False,
-        help_text=(
+        help_text=_(
             "Starts ticked on the public subscribe form (your main list). Visitors can untick it, and "
             "nobody is subscribed before they confirm by email."
         ),
     )
     double_opt_in = models.BooleanField(
-        default=True, help_text=_("Send a confirmation email and add nobody until they confirm.")
+        _("double opt-in"), default=True, help_text=_("Send a confirmation email and add nobody until they confirm.")
     )
     from_name = models.CharField(
-        max_length=100, blank=True, validators=[validate_header_text], help_text=_("Overrides the site's sender name.")
+        _("sender name"),
+        max_length=100,
+        blank=True,
+        validators=[validate_header_text],
+        help_text=_("Overrides the site's sender name."),
     )
-    from_email = models.EmailField(blank=True, help_text=_("Overrides the site's sender address."))
-    reply_to = models.EmailField(blank=True)
+    from_email = models.EmailField(_("sender email"), blank=True, help_text=_("Overrides the site's sender address."))
+    reply_to = models.EmailField(_("reply-to"), blank=True)
     language = models.CharField(
+        _("language"),
         max_length=16,
         blank=True,
         choices=settings.LANGUAGES,
-        help_text=(
+        help_text=_(
             "A single-language list: offered only on pages in this language, and every issue goes "
             "to it in this language. Empty: each subscriber gets their own language."
         ),
     )
     mailer = models.CharField(
+        _("mailer"),
         max_length=40,
         blank=True,
         default="",
@@ -134,12 +142,14 @@ class MailingList(models.Model):
             "The mailer (EMAIL_URL_<NAME>, lower case) campaigns to this list send through; blank: the default."
         ),
     )
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
 
     objects = MailingListQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
+        verbose_name = _("mailing list")
+        verbose_name_plural = _("mailing lists")
 
     def __str__(self):
         return self.name
@@ -177,23 +187,29 @@ class Subscriber(models.Model):
     SUPPRESSED_STATES = (State.BOUNCED, State.COMPLAINED, State.BLOCKED)
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    email = models.EmailField(max_length=254, help_text=_("As the subscriber typed it."), validators=[normalise_email])
+    email = models.EmailField(
+        _("email address"), max_length=254, help_text=_("As the subscriber typed it."), validators=[normalise_email]
+    )
     email_normalised = models.CharField(max_length=254, unique=True, editable=False)
-    name = models.CharField(max_length=200, blank=True, validators=[validate_header_text])
-    language = models.CharField(max_length=16, blank=True, default=settings.LANGUAGE_CODE)
-    attributes = models.JSONField(default=dict, blank=True, help_text='Merge fields, e.g. {"city": "Leeds"}.')
-    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE, db_index=True)
-    state_reason = models.CharField(max_length=255, blank=True)
-    state_changed_at = models.DateTimeField(null=True, blank=True)
+    name = models.CharField(_("name"), max_length=200, blank=True, validators=[validate_header_text])
+    language = models.CharField(_("language"), max_length=16, blank=True, default=settings.LANGUAGE_CODE)
+    attributes = models.JSONField(
+        _("attributes"), default=dict, blank=True, help_text=_('Merge fields, e.g. {"city": "Leeds"}.')
+    )
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.ACTIVE, db_index=True)
+    state_reason = models.CharField(_("state reason"), max_length=255, blank=True)
+    state_changed_at = models.DateTimeField(_("state changed"), null=True, blank=True)
     # Consecutive campaigns on which the address soft-bounced; reset by a delivery.
     soft_bounce_streak = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_at = models.DateTimeField(_("added"), default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = SubscriberQuerySet.as_manager()
 
     class Meta:
         ordering = ["email_normalised"]
+        verbose_name = _("subscriber")
+        verbose_name_plural = _("subscribers")
 
     def __str__(self):
         return self.email

@@ -1,13 +1,16 @@
 from django.conf import settings
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.db import models
+from django.db.models import Q
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from wagtail.admin.panels import FieldPanel, MultiFieldPanel
 from wagtail.contrib.routable_page.models import RoutablePageMixin, path
 from wagtail.fields import RichTextField, StreamField
-from wagtail.models import Page
+from wagtail.models import Locale, Page, PageManager
+from wagtail.query import PageQuerySet
 from wagtail.search import index
 
 from campaigns.blocks import IssueBodyBlock
@@ -16,18 +19,45 @@ from campaigns.issue_email import render_issue
 from mail.addresses import validate_header_text
 
 
+class IssuePageQuerySet(PageQuerySet):
+    def for_language(self, locale: Locale):
+        """Live, public issues as a reader of ``locale`` sees them: each issue once, in that
+        language when it has a live translation in it, else in the default language, else in the
+        language it was written in (an issue written only in Chinese is still listed in English)."""
+        live = self.live().public()
+        here = live.filter(locale=locale).values("translation_key")
+        default = live.filter(locale=Locale.get_default()).values("translation_key")
+        return live.filter(
+            Q(locale=locale)
+            | (Q(locale=Locale.get_default()) & ~Q(translation_key__in=here))
+            | (~Q(translation_key__in=here) & ~Q(translation_key__in=default))
+        )
+
+
+IssuePageManager = PageManager.from_queryset(IssuePageQuerySet)
+
+
 class NewsletterIndexPage(RoutablePageMixin, Page):
     """The public archive: every published issue, newest first, with an Atom feed."""
 
-    intro = RichTextField(blank=True)
+    intro = RichTextField(_("introduction"), blank=True)
     per_page = 10
 
     content_panels = [*Page.content_panels, FieldPanel("intro")]
     parent_page_types = ["pages.HomePage"]
     subpage_types = ["campaigns.NewsletterIssuePage"]
 
+    class Meta:
+        verbose_name = _("newsletter archive")
+
     def issues(self):
-        return NewsletterIssuePage.objects.live().public().child_of(self).order_by("-issue_date", "-pk")
+        """The archive's issues, newest first, in the archive's language: those in it, and those
+        not translated into it in their own language (the archive of a translated site lists
+        every issue, not only the translated ones)."""
+        archives = Q()
+        for archive in self.get_translations(inclusive=True):
+            archives |= NewsletterIssuePage.objects.child_of_q(archive)
+        return NewsletterIssuePage.objects.for_language(self.locale).filter(archives).order_by("-issue_date", "-pk")
 
     def get_context(self, request, *args, **kwargs):
         context = super().get_context(request, *args, **kwargs)
@@ -53,21 +83,30 @@ class NewsletterIndexPage(RoutablePageMixin, Page):
 class NewsletterIssuePage(Page):
     """One newsletter issue: the web archive entry and, rendered by mail.rendering, the email."""
 
-    subject = models.CharField(max_length=200, validators=[validate_header_text], help_text="The email subject line.")
+    subject = models.CharField(
+        _("subject"), max_length=200, validators=[validate_header_text], help_text=_("The email subject line.")
+    )
     preheader = models.CharField(
-        max_length=200, blank=True, help_text="Preview text shown after the subject in most inboxes."
+        _("preheader"), max_length=200, blank=True, help_text=_("Preview text shown after the subject in most inboxes.")
     )
-    issue_date = models.DateField(default=timezone.localdate)
+    issue_date = models.DateField(_("issue date"), default=timezone.localdate)
     hero_image = models.ForeignKey(
-        "wagtailimages.Image", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "wagtailimages.Image",
+        verbose_name=_("hero image"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
-    hero_alt_text = models.CharField(max_length=250, blank=True)
-    body = StreamField(IssueBodyBlock())
+    hero_alt_text = models.CharField(_("hero image alt text"), max_length=250, blank=True)
+    body = StreamField(IssueBodyBlock(), verbose_name=_("body"))
+
+    objects = IssuePageManager()
 
     content_panels = [
         *Page.content_panels,
-        MultiFieldPanel([FieldPanel("subject"), FieldPanel("preheader"), FieldPanel("issue_date")], "Email"),
-        MultiFieldPanel([FieldPanel("hero_image"), FieldPanel("hero_alt_text")], "Hero image"),
+        MultiFieldPanel([FieldPanel("subject"), FieldPanel("preheader"), FieldPanel("issue_date")], _("Email")),
+        MultiFieldPanel([FieldPanel("hero_image"), FieldPanel("hero_alt_text")], _("Hero image")),
         FieldPanel("body"),
     ]
     search_fields = [*Page.search_fields, index.SearchField("subject"), index.SearchField("body")]
@@ -76,10 +115,10 @@ class NewsletterIssuePage(Page):
 
     # The editor sees exactly what is sent: the email and its plaintext come from render_issue,
     # personalised with SAMPLE_RECIPIENT as the sending engine personalises for real readers.
-    preview_modes = [("", "Web page"), ("email", "Email (HTML)"), ("text", "Plain text")]
+    preview_modes = [("", _("Web page")), ("email", _("Email (HTML)")), ("text", _("Plain text"))]
 
     class Meta:
-        verbose_name = "newsletter issue"
+        verbose_name = _("newsletter issue")
 
     def sample_recipient(self) -> dict[str, str]:
         """Stand-in recipient values for previews and test sends."""

@@ -7,7 +7,7 @@ from django.utils import translation
 from wagtail.models import Locale, Page, Site
 
 from campaigns.models import NewsletterIndexPage
-from pages.models import SubscribePage
+from pages.models import SubscribePage, in_locale
 
 register = template.Library()
 
@@ -27,17 +27,6 @@ def _url(page: Page | None, request) -> str:
     return (page.get_url(request) or "") if page else ""
 
 
-def _in_language(queryset, locale: Locale | None):
-    """The first live, public page of ``queryset`` in ``locale``, else in the default locale
-    (a language without its own archive links to the default language's)."""
-    pages = queryset.live().public()
-    if locale is not None:
-        page = pages.filter(locale=locale).first()
-        if page is not None:
-            return page
-    return pages.filter(locale=Locale.get_default()).first() or pages.first()
-
-
 @register.simple_tag(takes_context=True)
 def site_pages(context) -> SitePages:
     """``{% site_pages as pages %}``: the home, archive, subscribe and feed links of the site, in
@@ -50,8 +39,8 @@ def site_pages(context) -> SitePages:
         return cached
     request = context.get("request")
     locale = Locale.objects.filter(language_code=translation.get_language()).first()
-    archive = _in_language(NewsletterIndexPage.objects, locale)
-    subscribe = _in_language(SubscribePage.objects, locale)
+    archive = in_locale(NewsletterIndexPage.objects.live().public(), locale)
+    subscribe = in_locale(SubscribePage.objects.live().public(), locale)
     archive_url = _url(archive, request)
     site = Site.find_for_request(request) if request is not None else None
     home = site.root_page.get_translation_or_none(locale) if site and locale else None

@@ -57,7 +57,7 @@ def test_the_subscriber_screens_speak_chinese(chinese_editor, campaign):
     history = chinese_editor.get(reverse("subscribers_subscriber:inspect", args=[subscriber.pk])).content.decode()
     upload = chinese_editor.get(reverse("subscribers_import:index")).content.decode()
 
-    assert "添加时间" in listing and "状况" in listing  # column headings
+    assert "<title>订阅者" in listing and "添加时间" in listing and "状况" in listing
     assert "历史记录" in history and "邮件列表与同意记录" in history
     assert "上传 CSV 文件" in upload and "自动检测" in upload
 

@@ -99,3 +99,22 @@ def test_running_it_again_keeps_the_translations_editors_changed():
     assert HomePage.objects.get(locale__language_code="zh-hans").intro == "<p>编辑改过的介绍</p>"
     assert result["issues"] == 3 and result["translated_issues"] == 1
     assert NewsletterIssuePage.objects.count() == 4
+
+
+@pytest.mark.django_db
+def test_each_language_lists_every_issue_once_in_its_own_language_when_translated(client):
+    load_demo_content()
+    host = {"HTTP_HOST": "news.example.com"}
+
+    english_home = client.get("/", HTTP_ACCEPT_LANGUAGE="en", **host).content.decode()
+    english_archive = client.get("/archive/", HTTP_ACCEPT_LANGUAGE="en", **host).content.decode()
+    chinese_archive = client.get("/zh-hans/archive/", **host).content.decode()
+    chinese_home = client.get("/zh-hans/", **host).content.decode()
+
+    assert "印刷的回归" not in english_home and "印刷的回归" not in english_archive
+    assert english_archive.count('class="issue-list__item"') == 3
+    # The Chinese archive: issue 1 in Chinese, issues 2 and 3 (not translated) in English.
+    assert chinese_archive.count('class="issue-list__item"') == 3
+    assert "印刷的回归" in chinese_archive and "The return of print" not in chinese_archive
+    assert "Rivers and cities" in chinese_archive and "repair economy" in chinese_archive
+    assert "印刷的回归" in chinese_home and 'href="/zh-hans/archive/issue-1-the-return-of-print/"' in chinese_home
