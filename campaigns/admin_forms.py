@@ -6,7 +6,7 @@ from django.core.validators import validate_email
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy
 from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
 from wagtail.admin.widgets import AdminDateTimeInput
 
@@ -24,7 +24,7 @@ def sendable_counts() -> dict[int, int]:
 
 
 class ListsField(ModelIdsField):
-    """Checkboxes labelled with each list's live subscriber count."""
+    """Checkboxes labelled with each list's audience (who can receive it now)."""
 
     widget = forms.CheckboxSelectMultiple
 
@@ -33,9 +33,9 @@ class ListsField(ModelIdsField):
         super().__init__(*args, **kwargs)
 
     def label_from_instance(self, obj):
-        count = self.counts.get(obj.pk, 0)
-        subscribers = ngettext("%(count)s subscriber", "%(count)s subscribers", count) % {"count": f"{count:,}"}
-        return f"{obj.name} ({subscribers})"
+        # Labelled as on the lists page and the dashboard (subscribers.audience).
+        receiving = _("%(count)s can receive") % {"count": f"{self.counts.get(obj.pk, 0):,}"}
+        return f"{obj.name} ({receiving})"
 
 
 class SendCampaignForm(forms.Form):

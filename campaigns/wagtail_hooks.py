@@ -18,6 +18,7 @@ from wagtail.admin.widgets import Button
 from campaigns import admin_views, audit, charts, reporting
 from campaigns.admin_views import can_send, send_url, sendable_page
 from campaigns.models import NewsletterIssuePage
+from subscribers.audience import Audience
 
 # --- "Send as newsletter" on a published issue -------------------------------------------------
 
@@ -171,6 +172,7 @@ class CampaignsPanel(Component):
             "growth_chart": charts.line_chart(
                 [day.strftime("%d %b") for day, _ in growth], values, title=gettext("Subscriptions, last 90 days")
             ),
+            "receiving": Audience.everyone().count(),
             "growth_now": values[-1] if values else 0,
             "growth_change": values[-1] - values[0] if values else 0,
         }

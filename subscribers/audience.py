@@ -3,9 +3,14 @@ the send_campaign command and the start checks all ask.
 
 Today an audience is a set of lists; segments (filters on subscriber fields or attributes) plug
 in here, as a ``filters`` argument narrowing ``subscribers()`` (docs/architecture.md has the recipe).
+
+Every subscriber count an editor sees comes from here and is labelled "can receive": the lists
+page, the send form, the dashboard and the demo loader's summary printed by `make run`. A
+subscription that is "subscribed" but whose reader bounced, complained or was blocked is not
+counted anywhere as receiving (the lists page shows those as "Suppressed").
 """
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from subscribers.models import MailingList, Subscriber, Subscription
 
@@ -31,21 +36,32 @@ class Audience:
     def exists(self) -> bool:
         return self.subscribers().exists()
 
+    @classmethod
+    def everyone(cls) -> "Audience":
+        """The readers of every list, each once: what the dashboard counts."""
+        return cls(MailingList.objects.all())
+
     @staticmethod
-    def counts_per_list() -> dict[int, int]:
-        """{list id: the audience of that list alone} for every list, in one query.
+    def receiving(prefix: str = "") -> Q:
+        """The subscriptions that reach their reader (confirmed, reader not suppressed), as a filter
+        on Subscription, or on a relation to it through ``prefix`` (e.g. "subscriptions__")."""
+        return Q(
+            **{f"{prefix}status": Subscription.Status.SUBSCRIBED, f"{prefix}subscriber__state": Subscriber.State.ACTIVE}
+        )
+
+    @classmethod
+    def count_per_list(cls) -> Count:
+        """An annotation for MailingList querysets: each list's audience (sortable, one query)."""
+        return Count("subscriptions", filter=cls.receiving("subscriptions__"))
+
+    @classmethod
+    def counts_per_list(cls) -> dict[int, int]:
+        """{list id: the audience of that list alone} for every list with one, in one query.
 
         The same figure as ``Audience([mailing_list]).count()``: a subscriber has at most one
         subscription per list, so counting subscriptions counts subscribers.
         """
-        rows = (
-            Subscription.objects.filter(
-                status=Subscription.Status.SUBSCRIBED, subscriber__state=Subscriber.State.ACTIVE
-            )
-            .values_list("list")
-            .annotate(n=Count("pk"))
-        )
-        return dict(rows)
+        return dict(Subscription.objects.filter(cls.receiving()).values_list("list").annotate(n=Count("pk")))
 
     def __repr__(self):
         names = [item.slug if isinstance(item, MailingList) else str(item) for item in self.lists]

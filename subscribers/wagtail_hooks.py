@@ -18,6 +18,7 @@ from wagtail.admin.widgets.button import Button
 
 from subscribers import views_admin
 from subscribers.admin_forms import SUBSCRIBER_SEARCH_FIELDS, SubscriberFilterSet
+from subscribers.audience import Audience
 from subscribers.models import MailingList, Subscriber, Subscription
 from subscribers.templatetags.admin_format import DateTimeColumn, admin_datetime, describe_event, in_words, yes_no
 
@@ -31,14 +32,13 @@ class MailingListIndexView(generic.IndexView):
             super()
             .get_base_queryset()
             .annotate(
-                subscribed_count=Count("subscriptions", filter=Q(subscriptions__status=status.SUBSCRIBED)),
-                # What a campaign to the list reaches (the send form's count): subscribed and not suppressed.
-                receiving_count=Count(
+                # What a campaign to the list reaches: the one count (Audience) every page shows.
+                receiving_count=Audience.count_per_list(),
+                # Subscribed, but the reader bounced, complained or was blocked: reached by nothing.
+                suppressed_count=Count(
                     "subscriptions",
-                    filter=Q(
-                        subscriptions__status=status.SUBSCRIBED,
-                        subscriptions__subscriber__state=Subscriber.State.ACTIVE,
-                    ),
+                    filter=Q(subscriptions__status=status.SUBSCRIBED)
+                    & ~Q(subscriptions__subscriber__state=Subscriber.State.ACTIVE),
                 ),
                 pending_count=Count("subscriptions", filter=Q(subscriptions__status=status.PENDING)),
                 unsubscribed_count=Count("subscriptions", filter=Q(subscriptions__status=status.UNSUBSCRIBED)),
@@ -92,7 +92,7 @@ class MailingListViewSet(ModelViewSet):
             accessor=lambda mailing_list: yes_no(mailing_list.double_opt_in),
         ),
         NumberColumn("receiving_count", label=gettext_lazy("Can receive"), sort_key="receiving_count"),
-        NumberColumn("subscribed_count", label=gettext_lazy("Subscribed"), sort_key="subscribed_count"),
+        NumberColumn("suppressed_count", label=gettext_lazy("Suppressed"), sort_key="suppressed_count"),
         NumberColumn("pending_count", label=gettext_lazy("Pending"), sort_key="pending_count"),
         NumberColumn("unsubscribed_count", label=gettext_lazy("Unsubscribed"), sort_key="unsubscribed_count"),
     ]

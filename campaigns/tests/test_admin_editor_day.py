@@ -1,15 +1,20 @@
 """The editor's day in the admin: finding "Send as newsletter", the schedule field, starting a campaign."""
 
+import io
 import re
 
 import pytest
 from bs4 import BeautifulSoup
+from django.core.management import call_command
 from django.urls import reverse
 from wagtail.test.utils.form_data import inline_formset, nested_form_data, rich_text, streamfield
 
 from campaigns.models import Campaign, NewsletterIssuePage
 from campaigns.tests.factories import make_issue
 from campaigns.tests.test_admin_send import send_url
+from subscribers.audience import Audience
+from subscribers.models import MailingList, Subscriber
+from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -187,3 +192,46 @@ def test_the_gravatar_setting_turns_avatars_on(client, sender, settings):
     client.force_login(sender)
 
     assert "gravatar.com/avatar" in client.get(reverse("wagtailadmin_home")).text
+
+
+# --- One count of readers, one label ------------------------------------------------------------
+
+
+def test_every_subscriber_count_an_editor_sees_agrees_and_says_can_receive(client, sender, issue_page, admin_user):
+    """The lists page, the send form, the dashboard and the demo loader's summary once showed
+    "subscribed" figures that counted suppressed readers, against the lists page's "can receive"."""
+    news, sport = MailingListFactory(name="News", slug="news"), MailingListFactory(name="Sport", slug="sport")
+    alice = SubscriberFactory(email="alice@example.com")
+    SubscriptionFactory(list=news, subscriber=alice)
+    SubscriptionFactory(list=sport, subscriber=alice)
+    SubscriptionFactory(list=sport, subscriber=SubscriberFactory(email="eve@example.com"))
+    SubscriptionFactory(
+        list=news, subscriber=SubscriberFactory(email="bob@example.com", state=Subscriber.State.BOUNCED)
+    )
+    SubscriptionFactory(list=news, subscriber=SubscriberFactory(email="cat@example.com"), status="pending")
+    SubscriptionFactory(list=news, subscriber=SubscriberFactory(email="dan@example.com"), status="unsubscribed")
+    expected = {news.pk: 1, sport.pk: 2}
+    assert {ml.pk: Audience([ml]).count() for ml in (news, sport)} == expected
+
+    client.force_login(admin_user)
+    lists_page = client.get(reverse("subscribers_list:index"))
+    listed = {row.pk: row.receiving_count for row in lists_page.context["object_list"]}
+    send_form = client.get(send_url(issue_page)).text
+    dashboard = BeautifulSoup(client.get(reverse("wagtailadmin_home")).text, "html.parser")
+
+    assert listed == expected
+    assert "Can receive" in lists_page.text
+    assert "News (1 can receive)" in send_form and "Sport (2 can receive)" in send_form
+    # Every list, each reader once: alice (on both) and eve; not bob (bounced), cat or dan.
+    assert dashboard.select_one("[data-count=receiving]").get_text(" ", strip=True).startswith("Can receive: 2")
+
+
+def test_the_demo_summary_counts_who_can_receive(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    out = io.StringIO()
+
+    call_command("load_demo_content", stdout=out)
+
+    for mailing_list in MailingList.objects.all():
+        assert f"{mailing_list.name}: {Audience([mailing_list]).count()} can receive" in out.getvalue()
+    assert Subscriber.objects.exclude(state=Subscriber.State.ACTIVE).exists()  # so the old count differed

@@ -134,8 +134,8 @@ def test_list_checkboxes_show_live_subscriber_counts(client, sender, issue_page,
 
     response = client.get(send_url(issue_page))
 
-    assert "News (4 subscribers)" in response.text
-    assert "Offers (4 subscribers)" in response.text
+    assert "News (4 can receive)" in response.text
+    assert "Offers (4 can receive)" in response.text
 
 
 def test_confirmation_states_deduplicated_recipient_count(client, sender, issue_page, lists):

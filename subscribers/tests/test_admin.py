@@ -51,7 +51,7 @@ def test_list_listing_shows_per_list_counts(admin_client, people, news):
 
     assert response.status_code == 200
     row = next(m for m in response.context["object_list"] if m.pk == news.pk)
-    assert (row.subscribed_count, row.pending_count, row.unsubscribed_count) == (1, 1, 1)
+    assert (row.receiving_count, row.suppressed_count, row.pending_count, row.unsubscribed_count) == (1, 0, 1, 1)
     assert "Unsubscribed" in response.text
 
 

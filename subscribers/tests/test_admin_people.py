@@ -59,7 +59,7 @@ def test_list_listing_says_how_many_can_receive_as_the_send_form_counts(admin_cl
     response = admin_client.get(reverse("subscribers_list:index"))
 
     row = next(m for m in response.context["object_list"] if m.pk == news.pk)
-    assert (row.subscribed_count, row.receiving_count) == (2, 1)
+    assert (row.suppressed_count, row.receiving_count) == (1, 1)
     assert row.receiving_count == sendable_counts()[news.pk]
     assert "Can receive" in response.text
     assert ">True<" not in response.text and ">False<" not in response.text

@@ -10,7 +10,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         result = load_demo_content()
         lists = ", ".join(
-            _("%(list)s: %(count)s subscribed") % {"list": name, "count": count}
+            _("%(list)s: %(count)s can receive") % {"list": name, "count": count}
             for name, count in result["lists"].items()
         )
         lines = [
