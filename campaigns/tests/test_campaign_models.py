@@ -7,6 +7,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery, DeliveryEvent
+from campaigns.models.campaign import GROUPED_MESSAGE_IDS, UNKNOWN_ERROR
 from subscribers.tests.factories import SubscriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -82,3 +83,207 @@ def test_erasing_a_subscriber_keeps_the_delivery_record(campaign):
 
     delivery.refresh_from_db()
     assert delivery.subscriber is None and delivery.status == "sent"
+
+
+# --- Each named transition writes exactly its fields (issue 10). Every delivery starts "dirty"
+# (claimed, in flight, waiting for a retry, with an old error and an ESP id), so a transition that
+# forgets to clear or set a field leaves a value the test sees. -----------------------------------
+
+T0 = timezone.make_aware(datetime.datetime(2026, 3, 1, 12, 0))
+T1, T2, T3 = (T0 + datetime.timedelta(minutes=minutes) for minutes in (1, 2, 3))
+LONG = "x" * 1500
+
+
+@pytest.fixture
+def ongoing(issue_page):
+    return Campaign.objects.create(page=issue_page, from_email="news@example.com", status=Campaign.Status.SENDING)
+
+
+def dirty(campaign, status=Delivery.Status.SENDING, **fields):
+    subscriber = SubscriberFactory()
+    values = {
+        "status": status,
+        "claimed_by": "w1",
+        "claimed_at": T0,
+        "sending_at": T0,
+        "retry_at": T1,
+        "attempts": 2,
+        "last_error": "old error",
+        "esp_message_id": "old-id",
+        **fields,
+    }
+    return Delivery.objects.create(
+        campaign=campaign, subscriber=subscriber, email=subscriber.email, subscriber_uid=subscriber.uid, **values
+    )
+
+
+FIELDS = ("status", "claimed_by", "claimed_at", "sending_at", "retry_at", "attempts", "last_error", "esp_message_id")
+
+
+def state(delivery) -> dict:
+    delivery.refresh_from_db()
+    return {name: getattr(delivery, name) for name in FIELDS}
+
+
+def changed(delivery, **fields) -> dict:
+    """The dirty row's fields with ``fields`` changed."""
+    before = {
+        "status": delivery.status,
+        "claimed_by": "w1",
+        "claimed_at": T0,
+        "sending_at": T0,
+        "retry_at": T1,
+        "attempts": 2,
+        "last_error": "old error",
+        "esp_message_id": "old-id",
+    }
+    return {**before, **fields}
+
+
+def test_mark_sending_stamps_the_send_and_counts_the_attempt(ongoing):
+    row = dirty(ongoing, status=Delivery.Status.QUEUED)
+    assert Delivery.objects.filter(pk=row.pk).mark_sending(T2) == 1
+    assert state(row) == changed(row, status="sending", sending_at=T2, claimed_at=T2, attempts=3)
+
+
+def test_mark_sent_releases_the_claim_and_keeps_at_most_255_characters_of_the_esp_id(ongoing):
+    row, without_id = dirty(ongoing), dirty(ongoing)
+    assert Delivery.objects.filter(pk=row.pk).mark_sent(T2, esp_message_id="m" * 300) == 1
+    assert state(row) == changed(row, status="sent", claimed_by="", esp_message_id="m" * 255)
+    assert Delivery.objects.get(pk=row.pk).sent_at == T2
+
+    Delivery.objects.filter(pk=without_id.pk).mark_sent(T2)
+    assert state(without_id) == changed(without_id, status="sent", claimed_by="")
+
+
+def test_requeue_frees_the_row_until_its_retry_time_with_the_error(ongoing):
+    row = dirty(ongoing)
+    assert Delivery.objects.filter(pk=row.pk).requeue(retry_at=T3, error=LONG) == 1
+    assert state(row) == changed(
+        row, status="queued", claimed_by="", claimed_at=None, retry_at=T3, last_error="x" * 1000
+    )
+
+
+def test_requeue_unsent_undoes_the_attempt_of_rows_in_flight_only(ongoing):
+    in_flight, sent = dirty(ongoing), dirty(ongoing, status=Delivery.Status.SENT)
+    assert Delivery.objects.filter(campaign=ongoing).requeue_unsent() == 1
+    assert state(in_flight) == changed(in_flight, status="queued", claimed_by="", claimed_at=None, attempts=1)
+    assert state(sent) == changed(sent)
+
+
+@pytest.mark.parametrize(("transition", "status"), [("fail", "failed"), ("mark_unknown", "unknown")])
+def test_fail_and_unknown_release_the_claim_and_keep_1000_characters_of_the_error(ongoing, transition, status):
+    row = dirty(ongoing)
+    assert getattr(Delivery.objects.filter(pk=row.pk), transition)(LONG) == 1
+    assert state(row) == changed(row, status=status, claimed_by="", last_error="x" * 1000)
+
+
+def test_release_hands_claimed_queued_rows_back_and_leaves_rows_in_flight(ongoing):
+    queued, in_flight = dirty(ongoing, status=Delivery.Status.QUEUED), dirty(ongoing)
+    assert Delivery.objects.filter(campaign=ongoing).release() == 1
+    assert state(queued) == changed(queued, claimed_by="", claimed_at=None)
+    assert state(in_flight) == changed(in_flight)
+
+
+def test_skip_settles_queued_rows_with_the_reason_and_leaves_rows_in_flight(ongoing):
+    queued, in_flight = dirty(ongoing, status=Delivery.Status.QUEUED), dirty(ongoing)
+    assert Delivery.objects.filter(campaign=ongoing).skip("campaign cancelled") == 1
+    assert state(queued) == changed(queued, status="skipped", claimed_by="", last_error="campaign cancelled")
+    assert state(in_flight) == changed(in_flight)
+
+
+def test_retry_queues_the_row_from_the_start(ongoing):
+    row = dirty(ongoing, status=Delivery.Status.FAILED)
+    assert Delivery.objects.filter(pk=row.pk).retry() == 1
+    assert state(row) == changed(row, status="queued", claimed_by="", claimed_at=None, retry_at=None, attempts=0)
+
+
+@pytest.mark.parametrize("distinct", [1, 3, GROUPED_MESSAGE_IDS + 2], ids=["one-id", "grouped", "update-from"])
+def test_mark_sent_with_message_ids_gives_each_row_its_own_id(ongoing, distinct):
+    rows = [dirty(ongoing) for _ in range(GROUPED_MESSAGE_IDS + 2)]
+    pending = [(row.pk, f"<{index % distinct}-{'i' * 300}>") for index, row in enumerate(rows)]
+
+    assert Delivery.objects.mark_sent_with_message_ids(pending, T2) == len(rows)
+
+    for (pk, message_id), row in zip(pending, rows, strict=True):
+        assert state(row) == changed(row, status="sent", claimed_by="", esp_message_id=message_id[:255])
+        assert Delivery.objects.get(pk=pk).sent_at == T2
+
+
+def test_settling_a_dead_worker_stamps_the_sent_rows(ongoing):
+    older, newest = dirty(ongoing), dirty(ongoing, sending_at=T1, claimed_at=T1)
+
+    settled = Delivery.objects.settle_dead_worker(ongoing.pk, "w1", lambda worker, last: True)
+
+    assert settled == {"requeued": 0, "sent": 1, "unknown": 1}
+    older.refresh_from_db()
+    assert older.status == Delivery.Status.SENT and older.sent_at is not None and older.claimed_by == ""
+    assert state(newest) == changed(newest, status="unknown", claimed_by="", sending_at=T1, claimed_at=T1,
+                                    last_error=UNKNOWN_ERROR)  # fmt: skip
+
+
+# --- Campaign -------------------------------------------------------------------------------
+
+
+def test_active_is_sending_or_paused(issue_page):
+    by_status = {status: Campaign.objects.create(page=issue_page, status=status) for status in Campaign.Status}
+    assert set(Campaign.objects.active()) == {by_status["sending"], by_status["paused"]}
+
+
+def test_only_scheduled_campaigns_are_due(ongoing):
+    Campaign.objects.filter(pk=ongoing.pk).update(scheduled_at=T0)  # sending, with a past schedule
+    assert not Campaign.objects.due()
+
+
+def test_pause_keeps_the_reason_and_forgets_the_next_try(ongoing):
+    Campaign.objects.filter(pk=ongoing.pk).update(next_try_at=T1)
+    assert ongoing.pause("the relay refused our login")
+    assert (ongoing.status, ongoing.last_error, ongoing.next_try_at) == (
+        "paused", "the relay refused our login", None
+    )  # fmt: skip
+
+
+def test_cancel_records_when_and_skips_the_queued_rows_with_the_reason(ongoing):
+    Campaign.objects.filter(pk=ongoing.pk).update(next_try_at=T1)
+    queued = dirty(ongoing, status=Delivery.Status.QUEUED, claimed_by="", claimed_at=None)
+    before = timezone.now()
+
+    assert ongoing.cancel()
+
+    assert ongoing.status == "cancelled" and ongoing.next_try_at is None and ongoing.finished_at >= before
+    assert (ongoing.skipped, state(queued)["last_error"]) == (1, "campaign cancelled")
+
+
+def test_fail_to_start_fails_only_a_scheduled_campaign_with_the_reason(ongoing, issue_page):
+    scheduled = Campaign.objects.create(page=issue_page, status=Campaign.Status.SCHEDULED)
+    before = timezone.now()
+
+    assert Campaign.objects.filter(pk__in=[ongoing.pk, scheduled.pk]).fail_to_start("nobody to send to") == 1
+
+    scheduled.refresh_from_db()
+    assert (scheduled.status, scheduled.last_error) == ("failed", "nobody to send to")
+    assert scheduled.finished_at >= before
+    ongoing.refresh_from_db()
+    assert (ongoing.status, ongoing.finished_at) == ("sending", None)
+
+
+@pytest.mark.parametrize(("paused", "status"), [(True, "paused"), (False, "sending")])
+def test_reopen_for_retry_takes_the_rows_off_failed_and_reopens(issue_page, paused, status):
+    campaign = Campaign.objects.create(page=issue_page, status=Campaign.Status.SENT, failed=3, finished_at=T0)
+    Campaign.objects.filter(pk=campaign.pk).reopen_for_retry(2, paused=paused)
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.failed, campaign.finished_at) == (status, 1, None)
+
+
+def test_relay_recovered_forgets_the_outage_once(ongoing):
+    Campaign.objects.filter(pk=ongoing.pk).update(
+        relay_failures=3, relay_down_since=T0, next_try_at=T1, last_error="relay down"
+    )
+
+    assert Campaign.objects.filter(pk=ongoing.pk).relay_recovered() == 1
+    assert Campaign.objects.filter(pk=ongoing.pk).relay_recovered() == 0
+
+    ongoing.refresh_from_db()
+    assert (ongoing.relay_failures, ongoing.relay_down_since, ongoing.next_try_at, ongoing.last_error) == (
+        0, None, None, ""
+    )  # fmt: skip

@@ -2,12 +2,14 @@ import datetime
 import hashlib
 
 import pytest
+from django.core import mail
 from django.core.management import call_command
 from django.urls import resolve
 from django.utils import timezone
 
-from subscribers import links, services
+from subscribers import links, services, signals
 from subscribers.models import (
+    MailingList,
     Subscriber,
     SubscriberEvent,
     Subscription,
@@ -319,3 +321,150 @@ def test_daily_mode_sends_no_mail_per_confirmation_but_a_digest(
     assert len(mailoutbox) == 1
     assert "2 new subscriptions" in mailoutbox[0].subject
     assert "ann@example.com" in mailoutbox[0].body and "bob@example.com" in mailoutbox[0].body
+
+
+# --- What the workflows record (issue 10: one instant per request, the request's IP and user
+# agent, who acted, what the signals carry; a suppressed subscriber changes nothing) ---------------
+
+UA = "U" * 600
+
+
+@pytest.fixture
+def received():
+    """The keyword arguments of every unsubscribed/subscribed signal sent during the test."""
+    calls = []
+
+    def receiver(signal, **kwargs):
+        calls.append((signal, kwargs))
+
+    signals.unsubscribed.connect(receiver, dispatch_uid="test-unsubscribed")
+    signals.subscribed.connect(receiver, dispatch_uid="test-subscribed")
+    yield calls
+    signals.unsubscribed.disconnect(dispatch_uid="test-unsubscribed")
+    signals.subscribed.disconnect(dispatch_uid="test-subscribed")
+
+
+def test_unsubscribing_records_one_event_per_list_at_the_instant_of_the_request(news, sport, admin_user, received):
+    subscriber = SubscriptionFactory(list=news).subscriber
+    SubscriptionFactory(list=sport, subscriber=subscriber)
+
+    left = services.unsubscribe(
+        subscriber.uid, method="admin", ip="192.0.2.7", user_agent=UA, actor=admin_user, campaign_id=42
+    )
+
+    assert sorted(mlist.slug for mlist in left) == ["news", "sport"]
+    events = SubscriberEvent.objects.filter(kind=SubscriberEvent.Kind.UNSUBSCRIBED).order_by("list__slug")
+    assert [event.list.slug for event in events] == ["news", "sport"]
+    instants = {s.unsubscribed_at for s in subscriber.subscriptions.all()} | {event.at for event in events}
+    assert len(instants) == 1
+    for event in events:
+        assert event.actor == admin_user
+        assert event.detail == {"method": "admin", "ip": "192.0.2.7", "user_agent": "U" * 500}
+    assert {s.unsubscribe_method for s in subscriber.subscriptions.all()} == {"admin"}
+    [(signal, sent)] = received
+    assert signal is signals.unsubscribed
+    assert (sent["subscriber"], sent["method"], sent["campaign_id"], sent["at"]) == (subscriber, "admin", 42, *instants)
+    assert sorted(mlist.slug for mlist in sent["lists"]) == ["news", "sport"]
+    assert sent["sender"].__name__ == "Subscriber"
+
+
+def test_unsubscribing_without_a_user_agent_records_an_empty_one(news):
+    subscriber = SubscriptionFactory(list=news).subscriber
+    services.unsubscribe(subscriber.uid, [news.pk], method="link")
+    assert SubscriberEvent.objects.get(kind="unsubscribed").detail == {"method": "link", "ip": None, "user_agent": ""}
+
+
+def test_confirming_records_the_request_on_the_subscription_and_the_event(news, received):
+    subscription = SubscriptionFactory(list=news, status=Subscription.Status.PENDING, confirmed_at=None)
+
+    result = services.confirm_subscription(subscription.subscriber.uid, [news.pk], ip="192.0.2.8", user_agent=UA)
+
+    assert result == services.CONFIRM_PENDING
+    subscription.refresh_from_db()
+    event = SubscriberEvent.objects.get(kind=SubscriberEvent.Kind.SUBSCRIBED)
+    assert subscription.confirmed_at == event.at == received[0][1]["at"]
+    assert (subscription.confirm_ip, subscription.confirm_user_agent) == ("192.0.2.8", "U" * 500)
+    assert event.detail == {"via": "confirmation", "ip": "192.0.2.8", "user_agent": "U" * 500}
+    assert event.list == news
+
+
+def test_confirming_without_a_user_agent_records_an_empty_one(news):
+    subscription = SubscriptionFactory(list=news, status=Subscription.Status.PENDING, confirmed_at=None)
+    services.confirm_subscription(subscription.subscriber.uid, [news.pk], ip=None, user_agent=None)
+    assert SubscriberEvent.objects.get(kind="subscribed").detail["user_agent"] == ""
+
+
+def test_a_suppressed_subscriber_cannot_confirm_by_post(news, received):
+    subscription = SubscriptionFactory(
+        list=news, status=Subscription.Status.PENDING, confirmed_at=None, subscriber__state="complained"
+    )
+
+    assert services.confirm_subscription(subscription.subscriber.uid, [news.pk], ip=None, user_agent="") == "gone"
+
+    subscription.refresh_from_db()
+    assert (subscription.status, subscription.confirmed_at, received) == ("pending", None, [])
+
+
+@pytest.mark.parametrize(
+    ("status", "state"), [("pending", "bounced"), ("subscribed", "active"), ("unsubscribed", "active")]
+)
+def test_no_confirmation_is_resent_unless_pending_and_not_suppressed(news, mailoutbox, status, state):
+    subscription = SubscriptionFactory(list=news, status=status, subscriber__state=state)
+    assert services.resend_confirmation(subscription) is False
+    subscription.refresh_from_db()
+    assert (subscription.confirmation_count, mail.outbox) == (0, [])
+
+
+def test_preference_choices_are_the_public_lists_with_only_confirmed_ones_ticked(news, sport):
+    private = MailingListFactory(slug="vip", is_public=False)
+    subscriber = SubscriptionFactory(list=news).subscriber
+    SubscriptionFactory(list=sport, subscriber=subscriber, status=Subscription.Status.PENDING)
+    SubscriptionFactory(list=private, subscriber=subscriber)
+
+    choices = services.preference_choices(subscriber)
+
+    assert sorted((mlist.slug, ticked) for mlist, ticked in choices) == [("news", True), ("sport", False)]
+    assert all(isinstance(mlist, MailingList) for mlist, _ticked in choices)
+
+
+def test_the_preference_centre_records_joins_and_leaves_at_one_instant(news, sport):
+    subscriber = SubscriptionFactory(list=news).subscriber
+    left_before = SubscriptionFactory(
+        list=sport, subscriber=subscriber, status=Subscription.Status.UNSUBSCRIBED, unsubscribe_method="link"
+    )
+
+    services.update_preferences(
+        subscriber.uid, list_ids=[sport.pk], name=subscriber.name, ip="192.0.2.9", user_agent=UA,
+        page_url="https://news.example.com/newsletter/preferences/t/",
+    )  # fmt: skip
+
+    joined = Subscription.objects.get(pk=left_before.pk)
+    left = subscriber.subscriptions.get(list=news)
+    assert (joined.status, joined.unsubscribed_at, joined.unsubscribe_method) == ("subscribed", None, "")
+    assert (joined.confirm_ip, joined.confirm_user_agent) == ("192.0.2.9", "U" * 500)
+    assert (joined.consent_source, joined.consent_detail) == (
+        "preferences", "https://news.example.com/newsletter/preferences/t/"
+    )  # fmt: skip
+    assert joined.consent_text == services.PREFERENCES_CONSENT_TEXT and joined.consent_user_agent == "U" * 500
+    assert (left.status, left.unsubscribe_method) == ("unsubscribed", "preferences")
+    leaving = SubscriberEvent.objects.get(kind="unsubscribed")
+    assert (leaving.list, leaving.detail) == (news, {"method": "preferences", "ip": "192.0.2.9"})
+    joining = SubscriberEvent.objects.get(kind="subscribed")
+    assert (joining.list, joining.detail) == (sport, {"via": "preferences", "ip": "192.0.2.9"})
+    assert len({joined.confirmed_at, joined.consent_at, left.unsubscribed_at, leaving.at, joining.at}) == 1
+
+
+def test_a_list_first_joined_in_the_preference_centre_is_created_at_that_instant(news):
+    subscriber = SubscriberFactory()
+    services.update_preferences(subscriber.uid, list_ids=[news.pk], name=subscriber.name, ip=None, user_agent="")
+    subscription = subscriber.subscriptions.get()
+    assert subscription.created_at == subscription.confirmed_at and subscription.confirm_ip is None
+    assert subscription.consent_detail == ""
+
+
+def test_subscribing_with_only_the_required_fields_stores_empty_optional_ones(news):
+    outcome = services.subscribe(email="Ann@Example.com", lists=[news], consent_text="Yes")
+
+    subscription = Subscription.objects.get(subscriber_id=outcome.subscriber_id)
+    assert (subscription.subscriber.name, subscription.subscriber.language) == ("", "en")
+    assert (subscription.consent_detail, subscription.consent_user_agent, subscription.consent_ip) == ("", "", None)
