@@ -263,3 +263,15 @@ def test_without_a_bounce_mailbox_the_page_says_so_and_there_is_nothing_to_test(
 
     assert "BOUNCE_MAILBOX_URL is not set" in field(section, "mailbox-where")
     assert client.post(reverse("campaigns_admin:mailbox_check")).status_code == 404
+
+
+def test_the_campaign_page_links_to_its_mailers_limits_and_health(client, sender, two_mailers, issue_page):
+    campaign = Campaign.objects.create(page=issue_page, status=Campaign.Status.SENDING, started_at=timezone.now())
+    campaign.lists.set([MailingListFactory(slug="weekly", mailer="gmail")])
+    client.force_login(sender)
+
+    detail = BeautifulSoup(client.get(reverse("campaigns_admin:detail", args=[campaign.pk])).content, "html.parser")
+    link = detail.find("a", string="limits and health")
+
+    assert link["href"] == f"{URL}#mailer-gmail-section"
+    assert BeautifulSoup(client.get(URL).content, "html.parser").select_one("#mailer-gmail-section [data-mailer=gmail]")
