@@ -619,11 +619,13 @@ class MailerCheckView(View):
     """POST: connect and log in to one mailer (``name``) or to the bounce mailbox (no ``name``), as
     ``manage.py check_mailers`` does, and say what was found; then back to the mailers page.
 
-    The check takes up to the mailer's timeout (a login over the network), so it runs only when
-    asked, never when the page is shown.
+    The check is a login over the network, so it runs only when asked, never when the page is
+    shown, and waits at most ``timeout`` seconds: a silent server must not hold the request past
+    the web server's own limit (gunicorn's default is 30 s).
     """
 
     http_method_names = ["post"]
+    timeout = 10
 
     def post(self, request, name=None):
         if name is None:
@@ -631,11 +633,11 @@ class MailerCheckView(View):
             if not config:
                 raise Http404
             title = _("Bounce mailbox %(mailbox)s") % {"mailbox": describe_mailbox(config)}
-            ok, lines = check_mailbox(config)
+            ok, lines = check_mailbox(config, timeout=self.timeout)
         else:
             if name not in settings.MAILERS:
                 raise Http404
-            check = mailers.check_mailer(name)
+            check = mailers.check_mailer(name, timeout=self.timeout)
             title = _("Mailer %(name)s (%(where)s)") % {"name": name, "where": check.where}
             ok, lines = check.ok, check.lines
         report = messages.success if ok else messages.error

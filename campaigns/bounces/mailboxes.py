@@ -40,8 +40,15 @@ def describe(config: dict) -> str:
     return f"{scheme}://{config['username']}@{config['host']}:{config['port']}{folder}"
 
 
-def check_mailbox(config: dict, *, ssl_context: ssl.SSLContext | None = None) -> tuple[bool, list[str]]:
-    """Connect and log in to the mailbox ``config`` as a read would: (ok, facts or the problem in plain words)."""
+def check_mailbox(
+    config: dict, *, ssl_context: ssl.SSLContext | None = None, timeout: float | None = None
+) -> tuple[bool, list[str]]:
+    """Connect and log in to the mailbox ``config`` as a read would: (ok, facts or the problem in plain words).
+
+    ``timeout`` (seconds) shortens the configured one (the admin's Test connection).
+    """
+    if timeout and config.get("timeout"):
+        config = {**config, "timeout": min(config["timeout"], timeout)}
     try:
         with open_mailbox(config, ssl_context=ssl_context) as box:
             count = box.count()

@@ -189,18 +189,22 @@ class Check:
     lines: list[str]
 
 
-def check_mailer(alias: str, *, ssl_context: ssl.SSLContext | None = None) -> Check:
+def check_mailer(alias: str, *, ssl_context: ssl.SSLContext | None = None, timeout: float | None = None) -> Check:
     """Connect to mailer ``alias`` as a batch would (TLS, login) and say what the server offers.
 
     SMTP mailers are really connected to; the outbox is checked for a writable directory; ESPs
     only for their credential (an API call would send or cost). The result is recorded as the
-    mailer's health.
+    mailer's health. ``timeout`` (seconds) shortens the mailer's own for a check that must answer
+    soon (the admin's Test connection, inside a web request).
     """
     config = settings.MAILERS[alias]
     backend = config.get("BACKEND", "")
     where = describe(alias)
     if backend.endswith("smtp.EmailBackend"):
-        ok, lines = _check_smtp(config.get("OPTIONS", {}), ssl_context or ssl.create_default_context())
+        options = dict(config.get("OPTIONS", {}))
+        if timeout:
+            options["timeout"] = min(options.get("timeout") or timeout, timeout)
+        ok, lines = _check_smtp(options, ssl_context or ssl.create_default_context())
     elif backend.endswith("OutboxBackend"):
         directory = Path(config.get("OPTIONS", {}).get("directory", ""))
         ok = (directory.is_dir() and os.access(directory, os.W_OK)) or not directory.exists()
@@ -237,8 +241,11 @@ def _check_smtp(options: dict, context: ssl.SSLContext) -> tuple[bool, list[str]
             connection = smtplib.SMTP(host, port, timeout=timeout)
     except ssl.SSLCertVerificationError as error:
         return False, [f"the TLS certificate of {host}:{port} is not trusted: {error.verify_message}"]
-    except TimeoutError:
-        return False, [f"no answer from {host}:{port} within {timeout} s (firewall? wrong port?)"]
+    except (TimeoutError, smtplib.SMTPServerDisconnected) as error:
+        # smtplib reports a greeting that never came as a closed connection ("...: timed out").
+        if isinstance(error, TimeoutError) or "timed out" in str(error):
+            return False, [f"no answer from {host}:{port} within {timeout} s (firewall? wrong port?)"]
+        return False, [f"{host}:{port} closed the connection without greeting (not an SMTP port?)"]
     except OSError as error:
         return False, [f"cannot connect to {host}:{port}: {error.strerror or error}"]
     except smtplib.SMTPException as error:

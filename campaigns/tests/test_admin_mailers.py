@@ -3,6 +3,7 @@
 import datetime
 import html
 import mailbox
+import socket
 import time
 
 import pytest
@@ -10,6 +11,7 @@ from bs4 import BeautifulSoup
 from django.urls import reverse
 from django.utils import timezone
 
+from campaigns.admin_views import MailerCheckView
 from campaigns.bounces.processing import process_mailbox
 from campaigns.models import Campaign, Delivery, SendWindow
 from campaigns.sending import mailers, send_batch
@@ -275,3 +277,21 @@ def test_the_campaign_page_links_to_its_mailers_limits_and_health(client, sender
 
     assert link["href"] == f"{URL}#mailer-gmail-section"
     assert BeautifulSoup(client.get(URL).content, "html.parser").select_one("#mailer-gmail-section [data-mailer=gmail]")
+
+
+def test_test_connection_gives_up_on_a_silent_server_within_its_own_limit(client, sender, settings, monkeypatch):
+    # A server that accepts the connection and never says a word; the mailer's own timeout is 30 s.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        settings.MAILERS = {
+            "default": {
+                "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+                "OPTIONS": {"host": "127.0.0.1", "port": port, "timeout": 30},
+            }
+        }
+        monkeypatch.setattr(MailerCheckView, "timeout", 0.3)
+        client.force_login(sender)
+        response = client.post(reverse("campaigns_admin:mailer_check", args=["default"]), follow=True)
+
+    [message] = [html.unescape(str(item)) for item in response.context["messages"]]
+    assert f"no answer from 127.0.0.1:{port} within 0.3 s" in message
