@@ -5,6 +5,7 @@ appear in Wagtail's site history report with the user and a readable message. Te
 against the page (there is no campaign yet), everything else against the campaign.
 """
 
+from django.utils.translation import gettext_lazy as _
 from wagtail.log_actions import LogFormatter
 from wagtail.log_actions import log as wagtail_log
 
@@ -20,11 +21,11 @@ RETRY_FAILED = "campaigns.retry_failed"
 class _DataFormatter(LogFormatter):
     """Builds the message from the entry's data, falling back to the plain message when it is missing."""
 
-    template = ""
+    template = ""  # lazily translated, with %(name)s fields from the entry's data
 
     def format_message(self, log_entry):
         try:
-            return self.template % log_entry.data
+            return str(self.template) % log_entry.data
         except (KeyError, TypeError):
             return self.message
 
@@ -34,31 +35,31 @@ def register_actions(actions):
 
     @actions.register_action(TEST_SEND)
     class TestSendFormatter(_DataFormatter):
-        label = "Newsletter: send test"
-        message = "Sent a test of the newsletter"
-        template = "Sent a test of the newsletter to %(addresses)s"
+        label = _("Newsletter: send test")
+        message = _("Sent a test of the newsletter")
+        template = _("Sent a test of the newsletter to %(addresses)s")
 
     @actions.register_action(SCHEDULE)
     class ScheduleFormatter(_DataFormatter):
-        label = "Newsletter: schedule"
-        message = "Scheduled the newsletter"
-        template = "Scheduled for %(scheduled_at)s to %(lists)s (%(recipients)s recipients)"
+        label = _("Newsletter: schedule")
+        message = _("Scheduled the newsletter")
+        template = _("Scheduled for %(scheduled_at)s to %(lists)s (%(recipients)s recipients)")
 
     @actions.register_action(SEND)
     class SendFormatter(_DataFormatter):
-        label = "Newsletter: send"
-        message = "Started sending the newsletter"
-        template = "Started sending to %(lists)s (%(recipients)s recipients)"
+        label = _("Newsletter: send")
+        message = _("Started sending the newsletter")
+        template = _("Started sending to %(lists)s (%(recipients)s recipients)")
 
-    actions.register_action(PAUSE, "Newsletter: pause", "Paused sending")
-    actions.register_action(RESUME, "Newsletter: resume", "Resumed sending")
-    actions.register_action(CANCEL, "Newsletter: cancel", "Cancelled the campaign")
+    actions.register_action(PAUSE, _("Newsletter: pause"), _("Paused sending"))
+    actions.register_action(RESUME, _("Newsletter: resume"), _("Resumed sending"))
+    actions.register_action(CANCEL, _("Newsletter: cancel"), _("Cancelled the campaign"))
 
     @actions.register_action(RETRY_FAILED)
     class RetryFormatter(_DataFormatter):
-        label = "Newsletter: retry failed"
-        message = "Queued the failed deliveries again"
-        template = "Queued %(count)s failed deliveries again"
+        label = _("Newsletter: retry failed")
+        message = _("Queued the failed deliveries again")
+        template = _("Queued %(count)s failed deliveries again")
 
 
 def log_action(instance, action: str, user, **data):

@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.db.models import Value
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from campaigns import audit, background, editions
 from campaigns.click_tracking import rewrite_links
@@ -155,19 +156,22 @@ def analyze_deliveries(rows: int) -> bool:
 
 def _check_can_start(campaign: Campaign, user=None) -> None:
     if user is not None and not user.has_perm(SEND_PERMISSION):
-        raise PermissionDenied("You do not have permission to send campaigns.")
+        raise PermissionDenied(_("You do not have permission to send campaigns."))
     if campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED):
-        raise CampaignError(f"This campaign is {campaign.get_status_display().lower()}: it cannot be sent again.")
+        raise CampaignError(
+            _("This campaign is %(status)s: it cannot be sent again.")
+            % {"status": campaign.get_status_display().lower()}
+        )
     page = campaign.page
     if not page.live or page.live_revision_id is None:
-        raise CampaignError("The issue is not published: publish it before sending.")
+        raise CampaignError(_("The issue is not published: publish it before sending."))
     site_settings = _newsletter_settings(page)
     if site_settings is None or not site_settings.can_send:
-        raise CampaignError("Set a postal address in the newsletter settings before sending (CAN-SPAM).")
+        raise CampaignError(_("Set a postal address in the newsletter settings before sending (CAN-SPAM)."))
     if not campaign.lists.exists():
-        raise CampaignError("Choose at least one list.")
+        raise CampaignError(_("Choose at least one list."))
     if not Audience.of(campaign).exists():
-        raise CampaignError("Nobody on these lists can receive it (no confirmed, active subscribers).")
+        raise CampaignError(_("Nobody on these lists can receive it (no confirmed, active subscribers)."))
 
 
 def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: bool = True) -> Campaign:
@@ -176,7 +180,7 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
         campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
         _check_can_start(campaign, user)
         if scheduled and campaign.status != Campaign.Status.SCHEDULED:
-            raise CampaignError("This campaign is not scheduled.")
+            raise CampaignError(_("This campaign is not scheduled."))
         page = campaign.page
         revision = page.live_revision
         # Render what is published now, from the revision we record: later edits change neither.
@@ -188,7 +192,7 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
         try:
             build_content(campaign)  # every campaign-wide header value checked before anything is queued
         except HeaderValueError as error:
-            raise CampaignError(f"This campaign cannot be sent: {error}.") from None
+            raise CampaignError(_("This campaign cannot be sent: %(error)s.") % {"error": error}) from None
         # Own click/open tracking (off by default) is added once here, like everything else.
         campaign.html = rewrite_links(rendered.html, campaign.pk)
         campaign.text = rendered.text
@@ -205,7 +209,7 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
             campaign.started_by = user
         campaign.recipients = snapshot_recipients(campaign)
         if not campaign.recipients:
-            raise CampaignError("Nobody on these lists can receive it (no confirmed, active subscribers).")
+            raise CampaignError(_("Nobody on these lists can receive it (no confirmed, active subscribers)."))
         campaign.save()
         # Registered first, so it runs before the batch tasks are enqueued.
         transaction.on_commit(lambda: analyze_deliveries(campaign.recipients))
@@ -265,12 +269,13 @@ def start_due_campaigns() -> list[int]:
 
 def _check_permission(user) -> None:
     if user is not None and not user.has_perm(SEND_PERMISSION):
-        raise PermissionDenied("You do not have permission to send campaigns.")
+        raise PermissionDenied(_("You do not have permission to send campaigns."))
 
 
-def _refused(campaign_id: int, verb: str) -> CampaignError:
+def _refused(campaign_id: int, message: str) -> CampaignError:
+    """``message`` (translated, with ``%(status)s``) filled with the campaign's status as it is now."""
     campaign = Campaign.objects.get(pk=campaign_id)
-    return CampaignError(f"A {campaign.get_status_display().lower()} campaign cannot be {verb}.")
+    return CampaignError(message % {"status": campaign.get_status_display().lower()})
 
 
 def pause_campaign(campaign_id: int, user=None) -> Campaign:
@@ -278,7 +283,7 @@ def pause_campaign(campaign_id: int, user=None) -> Campaign:
     _check_permission(user)
     campaign = Campaign.objects.get(pk=campaign_id)
     if not campaign.pause():
-        raise _refused(campaign_id, Campaign.Status.PAUSED)
+        raise _refused(campaign_id, _("A %(status)s campaign cannot be paused."))
     return campaign
 
 
@@ -288,7 +293,7 @@ def resume_campaign(campaign_id: int, user=None, *, enqueue: bool = True) -> Cam
     _check_permission(user)
     campaign = Campaign.objects.get(pk=campaign_id)
     if not campaign.resume():
-        raise _refused(campaign_id, Campaign.Status.SENDING)
+        raise _refused(campaign_id, _("A %(status)s campaign cannot be resumed."))
     recover_stale_deliveries(campaign_id)
     if enqueue:
         transaction.on_commit(lambda: background.enqueue_batches(campaign_id))
@@ -300,7 +305,7 @@ def cancel_campaign(campaign_id: int, user=None) -> Campaign:
     _check_permission(user)
     campaign = Campaign.objects.get(pk=campaign_id)
     if not campaign.cancel():
-        raise _refused(campaign_id, Campaign.Status.CANCELLED)
+        raise _refused(campaign_id, _("A %(status)s campaign cannot be cancelled."))
     return campaign
 
 
@@ -313,7 +318,9 @@ def retry_failed(campaign_id: int, *, include_unknown: bool = False) -> int:
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
         if campaign.status not in (Campaign.Status.SENDING, Campaign.Status.PAUSED, Campaign.Status.SENT):
-            raise CampaignError(f"A {campaign.get_status_display().lower()} campaign cannot be retried.")
+            raise CampaignError(
+                _("A %(status)s campaign cannot be retried.") % {"status": campaign.get_status_display().lower()}
+            )
         statuses = [Delivery.Status.FAILED, Delivery.Status.UNKNOWN] if include_unknown else [Delivery.Status.FAILED]
         count = Delivery.objects.filter(campaign_id=campaign_id, status__in=statuses).retry()
         if count:

@@ -29,6 +29,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from mail.addresses import has_control_characters
 from subscribers import tasks
@@ -50,9 +52,9 @@ MAX_NOTES = 1000  # Line-numbered problems kept for the report; all of them are 
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = ",;\t|"
 ENCODINGS = {
-    "utf-8": "UTF-8 (also with a byte-order mark)",
-    "cp1252": "Windows-1252 (older Excel on Windows)",
-    "latin-1": "Latin-1 (ISO-8859-1)",
+    "utf-8": gettext_lazy("UTF-8 (also with a byte-order mark)"),
+    "cp1252": gettext_lazy("Windows-1252 (older Excel on Windows)"),
+    "latin-1": gettext_lazy("Latin-1 (ISO-8859-1)"),
 }
 # A cell larger than the csv module's default limit (128 KB) stopped the whole file; with this
 # one an oversized cell is one row's error ("longer than ..."), as any other bad value is.
@@ -80,12 +82,12 @@ class ImportFileError(Exception):
 
 # Signatures of files that are not CSV text, with what to tell the operator.
 _BINARY_SIGNATURES = {
-    b"PK\x03\x04": "an Excel workbook or another zip file: save it as CSV first",
-    b"\xd0\xcf\x11\xe0": "an old Excel (.xls) file: save it as CSV first",
-    b"%PDF": "a PDF",
-    b"\x89PNG": "an image",
-    b"\xff\xd8\xff": "an image",
-    b"GIF8": "an image",
+    b"PK\x03\x04": gettext_lazy("an Excel workbook or another zip file: save it as CSV first"),
+    b"\xd0\xcf\x11\xe0": gettext_lazy("an old Excel (.xls) file: save it as CSV first"),
+    b"%PDF": gettext_lazy("a PDF"),
+    b"\x89PNG": gettext_lazy("an image"),
+    b"\xff\xd8\xff": gettext_lazy("an image"),
+    b"GIF8": gettext_lazy("an image"),
 }
 
 
@@ -98,14 +100,14 @@ def check_text_file(stream: BinaryIO) -> None:
     head = stream.read(SNIFF_BYTES)
     stream.seek(0)
     if not head.strip():
-        raise ImportFileError("The file is empty.")
+        raise ImportFileError(_("The file is empty."))
     for signature, what in _BINARY_SIGNATURES.items():
         if head.startswith(signature):
-            raise ImportFileError(f"This is not a CSV file: it looks like {what}.")
+            raise ImportFileError(_("This is not a CSV file: it looks like %(what)s.") % {"what": what})
     if b"\x00" in head:
-        raise ImportFileError("This is not a CSV text file (it holds binary data). UTF-16 files are not supported.")
+        raise ImportFileError(_("This is not a CSV text file (it holds binary data). UTF-16 files are not supported."))
     if head.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"<"):
-        raise ImportFileError("This is not a CSV file: it looks like HTML or XML.")
+        raise ImportFileError(_("This is not a CSV file: it looks like HTML or XML."))
 
 
 @dataclass
@@ -157,11 +159,11 @@ class ImportOptions:
         if self.mode not in ImportJob.Mode.values:
             raise ValueError(f"Unknown import mode {self.mode!r}.")
         if self.mode == ImportJob.Mode.SUBSCRIBE and not self.consent_note.strip():
-            raise ValueError("Subscribing directly needs a note saying where and how consent was obtained.")
+            raise ValueError(_("Subscribing directly needs a note saying where and how consent was obtained."))
         if not self.lists:
-            raise ValueError("Choose at least one list.")
+            raise ValueError(_("Choose at least one list."))
         if "email" not in column_targets(self.column_map):
-            raise ValueError("Map one column to the email address.")
+            raise ValueError(_("Map one column to the email address."))
 
     @property
     def consent_detail(self) -> str:
@@ -192,9 +194,16 @@ def _decoded_lines(stream: BinaryIO, encoding: str) -> Iterator[str]:
             yield raw.decode(codec)
         except UnicodeDecodeError as exc:
             raise ImportFileError(
-                f"Line {number} is not valid {ENCODINGS.get(encoding, encoding)} (byte 0x{raw[exc.start]:02x} at "
-                f"column {exc.start + 1}). Save the file as CSV UTF-8, or choose the encoding it was saved in "
-                f"(e.g. Windows-1252)."
+                _(
+                    "Line %(line)s is not valid %(encoding)s (byte %(byte)s at column %(column)s). Save the file "
+                    "as CSV UTF-8, or choose the encoding it was saved in (e.g. Windows-1252)."
+                )
+                % {
+                    "line": number,
+                    "encoding": ENCODINGS.get(encoding, encoding),
+                    "byte": f"0x{raw[exc.start]:02x}",
+                    "column": exc.start + 1,
+                }
             ) from None
 
 
@@ -217,13 +226,18 @@ def detect_delimiter(stream: BinaryIO, encoding: str = "utf-8") -> str:
 
 def _check_delimiter(delimiter: str) -> str:
     if delimiter not in DELIMITERS or len(delimiter) != 1:
-        raise ImportFileError(f"Unsupported delimiter {delimiter!r}; use a comma, semicolon, tab or pipe.")
+        raise ImportFileError(
+            _("Unsupported delimiter %(delimiter)r; use a comma, semicolon, tab or pipe.") % {"delimiter": delimiter}
+        )
     return delimiter
 
 
 def _check_encoding(encoding: str) -> str:
     if encoding not in ENCODINGS:
-        raise ImportFileError(f"Unsupported encoding {encoding!r}; choose one of {', '.join(ENCODINGS)}.")
+        raise ImportFileError(
+            _("Unsupported encoding %(encoding)r; choose one of %(choices)s.")
+            % {"encoding": encoding, "choices": ", ".join(ENCODINGS)}
+        )
     return encoding
 
 
@@ -237,11 +251,13 @@ def read_rows(
     try:
         header = [cell.strip() for cell in next(reader)]
     except StopIteration:
-        raise ImportFileError("The file is empty.") from None
+        raise ImportFileError(_("The file is empty.")) from None
     except csv.Error as exc:
-        raise ImportFileError(f"Line 1 could not be read as CSV: {exc}.") from None
+        raise ImportFileError(
+            _("Line %(line)s could not be read as CSV: %(error)s.") % {"line": 1, "error": exc}
+        ) from None
     if not any(header):
-        raise ImportFileError("The first line must name the columns (e.g. email,name).")
+        raise ImportFileError(_("The first line must name the columns (e.g. email,name)."))
 
     def rows():
         last = reader.line_num
@@ -251,7 +267,9 @@ def read_rows(
             except StopIteration:
                 return
             except csv.Error as exc:
-                raise ImportFileError(f"Line {last + 1} could not be read as CSV: {exc}.") from None
+                raise ImportFileError(
+                    _("Line %(line)s could not be read as CSV: %(error)s.") % {"line": last + 1, "error": exc}
+                ) from None
             start, last = last + 1, reader.line_num
             yield start, cells
 
@@ -327,30 +345,32 @@ def _parse(line: int, cells: list[str], indexes: dict, result: ImportResult) -> 
 
     raw_email = cell(indexes["email"])
     if not raw_email:
-        result.error(line, "No email address.")
+        result.error(line, _("No email address."))
         return None
     try:
         normalised = normalise_email(raw_email)
     except ValidationError:
-        result.error(line, "Not a valid email address.", raw_email)
+        result.error(line, _("Not a valid email address."), raw_email)
         return None
     if len(raw_email) > 254 or len(normalised) > 254:
-        result.error(line, "The email address is longer than 254 characters.", raw_email[:60])
+        result.error(line, _("The email address is longer than 254 characters."), raw_email[:60])
         return None
     # A spreadsheet cell may wrap a name over lines: joined into one line (the name becomes part
     # of the To: header); any other control character refuses the row, as the forms refuse it.
     name = " ".join(cell(indexes["name"]).split()) if "name" in indexes else ""
     if len(name) > 200:
-        result.error(line, "The name is longer than 200 characters.", name[:60])
+        result.error(line, _("The name is longer than 200 characters."), name[:60])
         return None
     if has_control_characters(name):
         # The name becomes part of the To: header: refused here as the forms refuse it.
-        result.error(line, "The name contains a line break or another control character.", repr(name)[:60])
+        result.error(line, _("The name contains a line break or another control character."), repr(name)[:60])
         return None
     language = cell(indexes["language"]) if "language" in indexes else ""
     if len(language) > 16 or has_control_characters(language):
         result.error(
-            line, "The language code is longer than 16 characters or holds a control character.", repr(language)[:60]
+            line,
+            _("The language code is longer than 16 characters or holds a control character."),
+            repr(language)[:60],
         )
         return None
     attributes = {key: cell(index) for key, index in indexes["attributes"].items() if cell(index)}
@@ -381,7 +401,7 @@ class _Importer:
         unique: dict[str, _Row] = {}
         for row in rows:
             if first := unique.get(row.normalised):
-                self._duplicate(row, f"Repeats the address on line {first.line}.")
+                self._duplicate(row, _("Repeats the address on line %(line)s.") % {"line": first.line})
             else:
                 unique[row.normalised] = row
         if not unique:
@@ -398,7 +418,7 @@ class _Importer:
         to_create, to_update, targets, recent = [], [], {}, {}
         for normalised, row in unique.items():
             if normalised in erased:
-                self._skip_suppressed(row, "The address was erased and may not be added again.")
+                self._skip_suppressed(row, _("The address was erased and may not be added again."))
                 continue
             subscriber = existing.get(normalised)
             if subscriber is None:
@@ -414,11 +434,13 @@ class _Importer:
                 )
                 continue
             if subscriber.pk in self.seen_existing:
-                self._duplicate(row, "Repeats an address from an earlier line.")
+                self._duplicate(row, _("Repeats an address from an earlier line."))
                 continue
             if subscriber.is_suppressed:
                 self.seen_existing.add(subscriber.pk)
-                self._skip_suppressed(row, f"The address is suppressed ({subscriber.get_state_display().lower()}).")
+                self._skip_suppressed(
+                    row, _("The address is suppressed (%(state)s).") % {"state": subscriber.get_state_display().lower()}
+                )
                 continue
             if subscriber.pk > self.max_pk_before:
                 # Created while this import runs: by an earlier line of the file (a duplicate) or,
@@ -451,7 +473,7 @@ class _Importer:
             if pk in changed:
                 result.updated_count += 1
             else:
-                self._duplicate(row, "Repeats an address from an earlier line.")
+                self._duplicate(row, _("Repeats an address from an earlier line."))
         existing_ids = set(targets) - created_ids - set(recent)
         updated = (changed & existing_ids) | {s.pk for s in to_update}
         result.updated_count += len(updated)
@@ -505,7 +527,7 @@ class _Importer:
                     )
                 elif found[1] == Subscription.Status.UNSUBSCRIBED:
                     self.result.unsubscribed_count += 1
-                    self.result.note(row.line, "unsubscribed", "Unsubscribed from this list: not re-subscribed.")
+                    self.result.note(row.line, "unsubscribed", _("Unsubscribed from this list: not re-subscribed."))
                     continue
                 elif found[1] == Subscription.Status.PENDING and self.status == Subscription.Status.SUBSCRIBED:
                     upgrade.append(found[0])
@@ -564,7 +586,10 @@ def _column_indexes(header: list[str], column_map: list[str] | dict[str, str]) -
     elif len(column_map) == len(header):
         targets = column_map
     else:
-        raise ImportFileError(f"The column map names {len(column_map)} columns but the file has {len(header)}.")
+        raise ImportFileError(
+            _("The column map names %(mapped)s columns but the file has %(columns)s.")
+            % {"mapped": len(column_map), "columns": len(header)}
+        )
     indexes = {"attributes": {}}
     for index, target in enumerate(targets):
         target = (target or "").strip()
@@ -575,7 +600,7 @@ def _column_indexes(header: list[str], column_map: list[str] | dict[str, str]) -
         else:
             indexes["attributes"][attribute_key(target)] = index
     if "email" not in indexes:
-        raise ImportFileError("No column of the file is mapped to the email address.")
+        raise ImportFileError(_("No column of the file is mapped to the email address."))
     return indexes
 
 
@@ -753,7 +778,7 @@ def run_import_job(job_id: int, *, encoding: str = "utf-8", delimiter: str = "")
         job.status = ImportJob.Status.FAILED
     except Exception:
         logger.exception("Import job %s failed", job_id)
-        job.errors = [*job.errors[: MAX_NOTES - 1], {"line": None, "kind": "fatal", "message": "Unexpected error."}]
+        job.errors = [*job.errors[: MAX_NOTES - 1], {"line": None, "kind": "fatal", "message": _("Unexpected error.")}]
         job.status = ImportJob.Status.FAILED
     else:
         job.status = ImportJob.Status.DONE

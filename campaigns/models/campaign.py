@@ -23,7 +23,10 @@ from django_tasks_db.models import DBTaskResult
 def relay_wait_message(down_since, next_try_at) -> str:
     """What the campaign page and campaign_status say while the mail relay is down."""
     since, next_try = timezone.localtime(down_since), timezone.localtime(next_try_at)
-    return f"Waiting for the relay since {since:%Y-%m-%d %H:%M:%S %Z}, next try at {next_try:%H:%M:%S %Z}"
+    return _("Waiting for the relay since %(since)s, next try at %(next)s") % {
+        "since": f"{since:%Y-%m-%d %H:%M:%S %Z}",
+        "next": f"{next_try:%H:%M:%S %Z}",
+    }
 
 
 class CampaignQuerySet(models.QuerySet):

@@ -195,7 +195,7 @@ def test_a_control_that_does_not_apply_shows_an_error_and_changes_nothing(client
 
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SENDING
-    assert "cannot be sending" in response.text
+    assert "A sending campaign cannot be resumed." in response.text  # was "cannot be sending"
     assert not log_entries(campaign).exists()
 
 

@@ -97,6 +97,21 @@ VIA_LABELS = {
 }
 
 
+# The kinds of an import's line notes (subscribers.importing.ImportResult.note), in words.
+IMPORT_NOTE_KINDS = {
+    "error": gettext_lazy("Error"),
+    "duplicate": gettext_lazy("Duplicate"),
+    "suppressed": gettext_lazy("Suppressed"),
+    "unsubscribed": gettext_lazy("Unsubscribed"),
+    "fatal": gettext_lazy("Import stopped"),
+}
+
+
+@register.filter
+def import_note_kind(kind: str) -> str:
+    return str(IMPORT_NOTE_KINDS.get(kind, kind))
+
+
 def event_label(kind: str) -> str:
     return str(EVENT_LABELS.get(kind) or kind.replace("_", " ").capitalize())
 
