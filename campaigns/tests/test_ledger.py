@@ -241,6 +241,62 @@ def test_a_run_that_ended_with_rows_still_held_is_dead_and_an_unregistered_one_o
     assert worker_is_dead("never-registered", now - datetime.timedelta(hours=1)) is True
 
 
+def zombie_pid():
+    """A child that has exited but is not reaped yet: os.kill(pid, 0) still succeeds."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # wait for the exit, leave it unreaped
+    return process
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_a_killed_but_unreaped_worker_process_counts_as_gone():
+    zombie = zombie_pid()
+    try:
+        assert engine.process_alive(zombie.pid) is False
+        assert engine.process_alive(os.getpid()) is True
+    finally:
+        zombie.wait()
+    assert engine.process_alive(zombie.pid) is False
+
+
+def test_a_worker_is_dead_only_strictly_after_the_claim_timeout():
+    now = timezone.now()
+    edge = now - datetime.timedelta(seconds=60)
+
+    assert worker_is_dead("never-registered", edge, stale_after=60, now=now) is False
+    assert worker_is_dead("never-registered", edge - datetime.timedelta(microseconds=1), stale_after=60, now=now)
+    assert worker_is_dead("never-registered", edge, stale_after=120, now=now - datetime.timedelta(seconds=59)) is False
+
+
+def test_a_heartbeat_is_late_only_strictly_after_its_timeout(heartbeats):
+    now = timezone.now()
+    register("there:edge", hostname="elsewhere", pid=1, beat_ago=3600)
+    SendingWorker.objects.filter(worker_id="there:edge").update(heartbeat_at=now - datetime.timedelta(seconds=15))
+
+    assert worker_is_dead("there:edge", now - datetime.timedelta(seconds=15), now=now) is False
+    later = now + datetime.timedelta(microseconds=1)
+    assert worker_is_dead("there:edge", now - datetime.timedelta(seconds=15), now=later) is True
+
+
+@pytest.mark.parametrize(("interval", "dead"), [(0, False), (0.5, True)])
+def test_heartbeats_judge_a_silent_worker_whenever_they_are_on(settings, interval, dead):
+    settings.BROADSHEET = {**settings.BROADSHEET, "HEARTBEAT_SECONDS": interval, "HEARTBEAT_TIMEOUT_SECONDS": 15}
+    now = timezone.now()
+    register("there:silent", hostname="elsewhere", pid=1, beat_ago=60)
+
+    assert worker_is_dead("there:silent", now - datetime.timedelta(seconds=60), now=now) is dead
+
+
+def test_a_running_worker_on_this_host_without_heartbeats_is_alive(settings):
+    settings.BROADSHEET = {**settings.BROADSHEET, "HEARTBEAT_SECONDS": 0}
+    register("here:running", beat_ago=3600)
+    assert worker_is_dead("here:running", timezone.now()) is False
+
+
+def test_an_error_kept_on_a_delivery_is_at_most_1000_characters():
+    assert len(engine._reason("relay refused", RuntimeError("x" * 2000))) == 1000
+
+
 def test_a_dead_workers_rows_are_settled_within_seconds(campaign, heartbeats):
     ids = claim_deliveries(campaign.pk, "crashed", 3)
     register("crashed", pid=dead_pid())
