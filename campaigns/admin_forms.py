@@ -12,7 +12,13 @@ from wagtail.admin.widgets import AdminDateTimeInput
 
 from campaigns.models import Campaign, Delivery
 from campaigns.sending.mailers import mailer_names
-from mail.addresses import HeaderValueError, clean_header_text, format_address, parse_address
+from mail.addresses import (
+    HeaderValueError,
+    clean_header_text,
+    format_address,
+    parse_address,
+    validate_header_address,
+)
 from subscribers.audience import Audience
 from subscribers.forms import ModelIdsField
 from subscribers.models import MailingList
@@ -50,7 +56,7 @@ class SendCampaignForm(forms.Form):
         max_length=320,
         help_text=gettext_lazy('e.g. "The Broadsheet <news@example.com>"'),
     )
-    reply_to = forms.EmailField(label=gettext_lazy("Reply-to"), required=False)
+    reply_to = forms.EmailField(label=gettext_lazy("Reply-to"), required=False, validators=[validate_header_address])
     mailer = forms.ChoiceField(
         label=gettext_lazy("Mailer"), required=False, help_text=gettext_lazy("Blank: the first list's mailer.")
     )
@@ -105,6 +111,7 @@ def parse_addresses(value: str) -> list[str]:
     addresses = [part.strip() for part in addresses]
     for address in addresses:
         validate_email(address)
+        validate_header_address(address)
     return addresses
 
 

@@ -6,11 +6,12 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 from modelcluster.fields import ParentalKey
 from modelcluster.models import ClusterableModel
+from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.panels import FieldPanel, InlinePanel, MultiFieldPanel
 from wagtail.contrib.settings.models import BaseSiteSetting, register_setting
 from wagtail.models import Site
 
-from mail.addresses import format_address, validate_header_text
+from mail.addresses import format_address, validate_header_address, validate_header_text
 
 # The footer's default, in the catalogue so that a site which never changed it gets it in every
 # language (NewsletterSettings.footer_for).
@@ -19,6 +20,29 @@ DEFAULT_FOOTER_TEXT = gettext_noop("You receive this email because you subscribe
 
 def _languages():
     return settings.LANGUAGES
+
+
+class NewsletterSettingsForm(WagtailAdminModelForm):
+    """The settings page. A footer translation for a language that got one since the page was
+    opened (another window, another editor) is an error on that form: modelcluster keeps rows
+    the page did not show and adds the new one, which the database refuses (one per language)."""
+
+    def is_valid(self):
+        valid = super().is_valid()
+        formset = self.formsets.get("footer_translations")
+        if not valid or formset is None or self.instance.pk is None:
+            return valid
+        shown = [form.instance.pk for form in formset.initial_forms if form.instance.pk]
+        taken = set(
+            FooterTranslation.objects.filter(newsletter_settings=self.instance)
+            .exclude(pk__in=shown)
+            .values_list("language", flat=True)
+        )
+        for form in formset.forms:
+            if form not in formset.deleted_forms and form.cleaned_data.get("language") in taken:
+                form.add_error("language", _("This language already has a footer text: reload the page."))
+                valid = False
+        return valid
 
 
 @register_setting(icon="mail")
@@ -33,8 +57,10 @@ class NewsletterSettings(ClusterableModel, BaseSiteSetting):
     sender_name = models.CharField(
         _("sender name"), max_length=100, default="Broadsheet", validators=[validate_header_text]
     )
-    sender_email = models.EmailField(_("sender email"), default="newsletter@localhost")
-    reply_to = models.EmailField(_("reply-to"), blank=True)
+    sender_email = models.EmailField(
+        _("sender email"), default="newsletter@localhost", validators=[validate_header_address]
+    )
+    reply_to = models.EmailField(_("reply-to"), blank=True, validators=[validate_header_address])
     postal_address = models.TextField(
         _("postal address"),
         blank=True,
@@ -53,6 +79,7 @@ class NewsletterSettings(ClusterableModel, BaseSiteSetting):
         help_text=_("Preselected when sending a new campaign."),
     )
 
+    base_form_class = NewsletterSettingsForm
     panels = [
         MultiFieldPanel([FieldPanel("sender_name"), FieldPanel("sender_email"), FieldPanel("reply_to")], _("Sender")),
         FieldPanel("postal_address"),

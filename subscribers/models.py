@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
-from mail.addresses import has_control_characters, validate_header_text
+from mail.addresses import has_control_characters, validate_header_address, validate_header_text
 from subscribers import tokens
 from subscribers.storage import import_storage, random_import_name
 
@@ -120,8 +120,13 @@ class MailingList(models.Model):
         validators=[validate_header_text],
         help_text=_("Overrides the site's sender name."),
     )
-    from_email = models.EmailField(_("sender email"), blank=True, help_text=_("Overrides the site's sender address."))
-    reply_to = models.EmailField(_("reply-to"), blank=True)
+    from_email = models.EmailField(
+        _("sender email"),
+        blank=True,
+        validators=[validate_header_address],
+        help_text=_("Overrides the site's sender address."),
+    )
+    reply_to = models.EmailField(_("reply-to"), blank=True, validators=[validate_header_address])
     language = models.CharField(
         _("language"),
         max_length=16,

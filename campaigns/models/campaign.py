@@ -19,6 +19,8 @@ from django.utils.translation import gettext_lazy as _
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
+from mail.addresses import validate_header_address
+
 
 def relay_wait_message(down_since, next_try_at) -> str:
     """What the campaign page and campaign_status say while the mail relay is down."""
@@ -120,7 +122,7 @@ class Campaign(models.Model):
     lists = models.ManyToManyField("subscribers.MailingList", related_name="campaigns")
     subject_override = models.CharField(max_length=200, blank=True)
     from_email = models.CharField(max_length=320, blank=True, help_text=_('e.g. "The Broadsheet <news@example.com>".'))
-    reply_to = models.EmailField(blank=True)
+    reply_to = models.EmailField(blank=True, validators=[validate_header_address])
     # A MAILERS name (EMAIL_URL_<NAME>); blank: the first list's mailer, else "default".
     mailer = models.CharField(max_length=40, blank=True, default="")
 
