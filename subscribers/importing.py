@@ -41,6 +41,7 @@ from subscribers.models import (
     SubscriberEvent,
     Subscription,
     Suppression,
+    contains_nul,
     normalise_email,
 )
 from subscribers.tokens import redact
@@ -374,7 +375,7 @@ def _parse(line: int, cells: list[str], indexes: dict, result: ImportResult) -> 
         )
         return None
     attributes = {key: cell(index) for key, index in indexes["attributes"].items() if cell(index)}
-    if any("\x00" in value for value in attributes.values()):
+    if contains_nul(attributes):
         # PostgreSQL cannot store a NUL in text or JSON: the whole chunk failed on it.
         result.error(line, "A column holds a NUL character.")
         return None

@@ -42,6 +42,18 @@ def normalise_email(address: str) -> str:
     return normalised
 
 
+def contains_nul(value) -> bool:
+    """Whether a JSON value holds a NUL character anywhere (a key, a string, nested): PostgreSQL
+    stores none in text or JSON ("unsupported Unicode escape sequence"), so it is refused first."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(key) or contains_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(item) for item in value)
+    return False
+
+
 def consent_text_hash(text: str) -> str:
     """SHA-256 of the consent sentence as shown, to prove later which wording someone agreed to."""
     return hashlib.sha256(text.encode()).hexdigest()
@@ -230,6 +242,8 @@ class Subscriber(models.Model):
             self.attributes = {}
         if not isinstance(self.attributes, dict):
             raise ValidationError({"attributes": 'Enter a JSON object, e.g. {"city": "Leeds"}.'})
+        if contains_nul(self.attributes):
+            raise ValidationError({"attributes": "Merge fields cannot hold a NUL character (\\u0000)."})
 
     @property
     def is_suppressed(self) -> bool:
