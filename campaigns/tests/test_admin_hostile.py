@@ -2,18 +2,22 @@
 
 Every free-text field of the send form (subject, sender, reply-to, mailer, send time) is posted
 with every nasty string, to review, to confirm (which creates and starts the campaign) and as the
-test-send addresses: never a 5xx; either a form error and no campaign, or a campaign whose message
-carries each header once, with exactly one From address, one Reply-To and the subject as typed.
+test-send addresses, and so is every text field of the issue editor (title, subject, preheader,
+alt text, a paragraph), published and then sent: never a 5xx; either a form error and no
+campaign, or a campaign whose message carries each header once, with exactly one From address,
+one Reply-To and the subject as typed.
 """
 
 import email
 import email.policy
 import uuid
+from html import escape
 
 import pytest
 from django.urls import reverse
+from wagtail.test.utils.form_data import inline_formset, nested_form_data, rich_text, streamfield
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, NewsletterIssuePage
 from campaigns.sending.headers import CompiledMessage, Recipient, build_content, recipient_values
 from mail.tests.mail_client import assert_rfc_folded
 from subscribers.links import RecipientLinks
@@ -36,7 +40,8 @@ def form_data(news, field, value, action):
     data = {"lists": [news.pk], "subject": "Spring issue", "from_email": "The Broadsheet <news@example.com>",
             "reply_to": "editor@example.com", "mailer": "", "when": "now", "send_at": "", "test_addresses": "",
             "action": action}  # fmt: skip
-    data[field] = value
+    if field:
+        data[field] = value
     if field == "send_at":
         data["when"] = "later"
     return data
@@ -99,3 +104,36 @@ def test_every_nasty_string_as_the_test_send_addresses(client, sender, issue_pag
             message = email.message_from_bytes(sent.message().as_bytes(), policy=email.policy.default)
             assert len(message["To"].addresses) == 1 and len(message.get_all("To")) == 1
         assert not Campaign.objects.exists()
+
+
+ISSUE_FIELDS = ["title", "subject", "preheader", "hero_alt_text", "body paragraph"]
+
+
+@pytest.mark.parametrize("field", ISSUE_FIELDS)
+def test_every_nasty_string_in_every_text_field_of_the_issue_editor(
+    client, sender, archive_page, newsletter_settings, news, field
+):
+    """Creating and publishing an issue (what a campaign is made from), then starting its campaign."""
+    client.force_login(sender)
+    add = reverse("wagtailadmin_pages:add", args=["campaigns", "newsletterissuepage", archive_page.pk])
+    for number, value in enumerate(NASTY_STRINGS):
+        fields = {"title": f"Issue {number}", "slug": f"issue-{number}", "subject": "Summer issue",
+                  "preheader": "", "issue_date": "2026-06-21", "hero_alt_text": "",
+                  "body": streamfield([("paragraph", rich_text("<p>Hello</p>"))]), "comments": inline_formset([]),
+                  "action-publish": "action-publish"}  # fmt: skip
+        if field == "body paragraph":
+            fields["body"] = streamfield([("paragraph", rich_text(f"<p>{escape(value)}</p>"))])
+        else:
+            fields[field] = value
+
+        response = client.post(add, nested_form_data(fields))
+
+        assert response.status_code < 500, (field, value[:60], response.status_code)
+        page = NewsletterIssuePage.objects.filter(slug=f"issue-{number}").first()
+        if response.status_code != 302:
+            assert page is None and response.context["form"].errors, (field, value[:60])
+            continue
+        assert client.get(page.url).status_code == 200
+        send = client.post(reverse("campaigns_admin:send", args=[page.pk]), form_data(news, "", "", "confirm"))
+        assert send.status_code == 302, (field, value[:60])
+        assert_the_message_has_one_of_each_header(Campaign.objects.get(page=page))

@@ -668,7 +668,8 @@ def test_on_postgresql_a_nul_in_an_attribute_fails_its_row_and_the_others_are_im
     1fa7b5d the chunk holding that row failed as a whole. The real path: upload, map, the task.
     The upload check reads the first SNIFF_BYTES (a NUL there refuses the file): this one is later.
     """
-    from subscribers.importing import SNIFF_BYTES, create_import_job, queue_import_job
+    from subscribers.import_tasks import queue_import_job
+    from subscribers.importing import SNIFF_BYTES, create_import_job
 
     padding = b"".join(b"reader%05d@example.com,York\n" % n for n in range(SNIFF_BYTES // 20))
     data = b"email,city\n" + padding + b"ann@example.com,Lee\x00ds\ncy@example.com,Hull\n"
