@@ -21,6 +21,25 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "broadshee
 pytest_plugins = ["newsletter_site.tests.browser"]
 
 
+def pytest_collection_modifyitems(config, items):
+    """A transactional test must restore the migrated rows after itself (serialized rollback).
+
+    Its flush empties every table; without serialized rollback the content types and Wagtail's
+    root page are gone for the tests that run after it, which then fail far from the cause.
+    """
+    careless = [
+        item.nodeid
+        for item in items
+        if (marker := item.get_closest_marker("django_db"))
+        and marker.kwargs.get("transaction")
+        and not marker.kwargs.get("serialized_rollback")
+    ]
+    if careless:
+        raise pytest.UsageError(
+            "transactional tests need serialized_rollback=True (or the postgresql fixture): " + ", ".join(careless)
+        )
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     """Ids repeat between tests, so anything cached by id (renditions, rate limits) must not leak."""
@@ -30,10 +49,17 @@ def _clear_cache():
 
 
 @pytest.fixture
-def postgresql(transactional_db):
-    """The test runs on PostgreSQL with real commits (DATABASE_URL=postgres://...), else it is skipped."""
+def postgresql(request):
+    """The test runs on PostgreSQL with real commits (DATABASE_URL=postgres://...), else it is skipped.
+
+    Skipped before the transactional database is set up: its flush afterwards would leave the
+    tests that follow without the rows migrations created (content types, Wagtail's root page).
+    Serialized rollback puts those rows back after a test that did run.
+    """
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://... (make test-services)")
+    request.getfixturevalue("django_db_serialized_rollback")
+    request.getfixturevalue("transactional_db")
 
 
 @pytest.fixture
