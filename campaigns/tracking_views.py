@@ -7,6 +7,7 @@ from django.core import signing
 from django.db import DatabaseError
 from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
@@ -56,7 +57,7 @@ def click(request, signed):
     try:
         campaign_id, url = read_link(signed)
     except signing.BadSignature:
-        return HttpResponseBadRequest("This link is not valid.")
+        return HttpResponseBadRequest(_("This link is not valid."))
     if request.method == "GET":
         _record(request, campaign_id, CLICKED, url)
     return HttpResponseRedirect(url)

@@ -20,6 +20,7 @@ from email.headerregistry import Address, HeaderRegistry
 import idna
 from django.core.exceptions import ValidationError
 from django.utils.deconstruct import deconstructible
+from django.utils.translation import gettext_lazy
 
 
 class HeaderValueError(ValueError):
@@ -47,7 +48,7 @@ _FIELD_NAME = len("Reply-To: ")
 
 _HEADERS = HeaderRegistry()
 
-HEADER_TEXT_MESSAGE = "Line breaks and other control characters are not allowed here."
+HEADER_TEXT_MESSAGE = gettext_lazy("Line breaks and other control characters are not allowed here.")
 
 
 def has_control_characters(value: str) -> bool:

@@ -5,6 +5,7 @@ each subscription), handles the POST and shows errors and the thank-you text.
 """
 
 from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 from wagtail import blocks
 
 from subscribers.forms import SubscribeForm
@@ -12,15 +13,16 @@ from subscribers.models import MailingList
 
 
 class SubscribeFormBlock(blocks.StructBlock):
-    heading = blocks.CharBlock(required=False, max_length=150)
+    heading = blocks.CharBlock(required=False, max_length=150, label=_("Heading"))
     page = blocks.PageChooserBlock(
         page_type="pages.SubscribePage",
-        help_text="The subscribe page whose consent sentence is shown and which receives the form.",
+        label=_("Subscribe page"),
+        help_text=_("The subscribe page whose consent sentence is shown and which receives the form."),
     )
 
     class Meta:
         icon = "mail"
-        label = "Subscribe form"
+        label = _("Subscribe form")
         template = "subscribers/blocks/subscribe_form.html"
 
     def get_context(self, value, parent_context=None):

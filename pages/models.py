@@ -55,7 +55,10 @@ class HomePage(Page):
     # Free sections under the latest issues, e.g. the subscribe form (any page can host one).
     body = StreamField(
         [
-            ("paragraph", blocks.RichTextBlock(features=["bold", "italic", "link", "ol", "ul", "h2", "h3"])),
+            (
+                "paragraph",
+                blocks.RichTextBlock(features=["bold", "italic", "link", "ol", "ul", "h2", "h3"], label=_("Paragraph")),
+            ),
             ("subscribe_form", SubscribeFormBlock()),
         ],
         blank=True,

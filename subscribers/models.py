@@ -32,11 +32,11 @@ def normalise_email(address: str) -> str:
     address = (address or "").strip()
     local, sep, domain = address.rpartition("@")
     if not sep or not local or not domain or has_control_characters(address):
-        raise ValidationError("Enter a valid email address.", code="invalid")
+        raise ValidationError(_("Enter a valid email address."), code="invalid")
     try:
         domain = domain.encode("idna").decode("ascii")
     except UnicodeError:
-        raise ValidationError("Enter a valid email address.", code="invalid") from None
+        raise ValidationError(_("Enter a valid email address."), code="invalid") from None
     normalised = f"{local}@{domain}".lower()
     validate_email(normalised)
     return normalised
