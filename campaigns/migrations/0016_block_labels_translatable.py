@@ -7,7 +7,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0014_verbose_names_translatable'),
+        ('campaigns', '0015_campaign_reply_to_header_address'),
     ]
 
     operations = [
