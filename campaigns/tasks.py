@@ -69,6 +69,11 @@ def send_batch_task(context: TaskContext, campaign_id: int) -> dict:
     def enqueue_successor(state: dict) -> None:
         if state["claimable"]:
             run_after = None
+        elif state["quota_spent"]:
+            # Nobody can send before the mailer's hour or day frees, so neither retries nor a dead
+            # worker's rows need a look sooner: without this a spent daily quota woke every
+            # chain each watchdog interval (20 s) for the rest of the day.
+            run_after = state["next_retry_at"]
         elif state["unfinished"]:
             run_after = timezone.now() + watchdog_delay()
             if state["next_retry_at"] is not None:

@@ -239,7 +239,8 @@ def finish_if_done(campaign_id: int) -> bool:
 
 
 def work_remaining(campaign_id: int) -> dict:
-    """{"claimable": rows a worker could claim now, "unfinished": rows not settled, "next_retry_at"}."""
+    """{"claimable": rows a worker could claim now, "unfinished": rows not settled, "next_retry_at",
+    "quota_spent": False} (True only from a batch that found its mailer's hour or day spent)."""
     now = timezone.now()
     unfinished = Delivery.objects.unfinished().filter(campaign_id=campaign_id)
     next_retry = (
@@ -251,6 +252,7 @@ def work_remaining(campaign_id: int) -> dict:
         "claimable": Delivery.objects.claimable(now).filter(campaign_id=campaign_id).exists(),
         "unfinished": unfinished.exists(),
         "next_retry_at": next_retry,
+        "quota_spent": False,
     }
 
 
@@ -533,7 +535,7 @@ def _claim_and_send(campaign: Campaign, worker_id: str, limit, on_claimed, resul
         # (the successor task waits until then instead of spinning: quotas spread over days).
         if on_claimed is not None:
             blocked_at = datetime.datetime.fromtimestamp(blocked, tz=datetime.UTC)
-            on_claimed({"claimable": False, "unfinished": True, "next_retry_at": blocked_at})
+            on_claimed({"claimable": False, "unfinished": True, "next_retry_at": blocked_at, "quota_spent": True})
         return blocked
     limit = limit or int(settings.BROADSHEET["BATCH_SIZE"])
     key = (campaign.pk, campaign.started_at)

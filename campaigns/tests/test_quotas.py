@@ -5,11 +5,13 @@ import datetime
 import pytest
 from django.core import mail
 from django.utils import timezone
+from django_tasks import default_task_backend
 
 from campaigns.models import Campaign, Delivery
 from campaigns.sending import send_batch
 from campaigns.sending.throttle import DAY, HOUR, Throttle, expected_finish
-from campaigns.tests.factories import started_campaign
+from campaigns.tasks import send_batch_task
+from campaigns.tests.factories import run_now, started_campaign
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +100,22 @@ def test_no_expected_finish_without_limits(settings):
     settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
 
     assert expected_finish(1000) is None
+
+
+def test_a_spent_days_quota_puts_the_batch_chain_to_sleep_until_it_frees(
+    gmail, issue_page, settings, django_capture_on_commit_callbacks
+):
+    settings.TASKS = {
+        "default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend", "QUEUES": ["default", "campaigns"]}
+    }
+    campaign = started_campaign(issue_page, 6, django_capture_on_commit_callbacks)
+    run_now(send_batch_task, campaign.pk)  # sends the day's 4; its successor comes to look
+    assert len(mail.outbox) == 4
+    default_task_backend.clear()
+
+    run_now(send_batch_task, campaign.pk)  # the successor finds the day spent
+
+    # One successor, due when the rolling day frees (not every watchdog interval all day long).
+    (successor,) = default_task_backend.results
+    assert successor.task.run_after - timezone.now() > datetime.timedelta(hours=23)
+    assert len(mail.outbox) == 4
