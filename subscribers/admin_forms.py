@@ -1,13 +1,17 @@
 """Forms of the subscribers admin: the import steps, the erasure confirmation, the listing filters."""
 
+from itertools import zip_longest
+
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
 
+from subscribers.attributes import MAX_NAME_LENGTH, MAX_VALUE_LENGTH, attributes_from_pairs, display_value
 from subscribers.importing import CORE_FIELDS, ENCODINGS, ImportFileError, attribute_key, check_text_file
 from subscribers.models import ImportJob, MailingList, Subscriber, Subscription
 
@@ -173,3 +177,83 @@ class SubscriberFilterSet(WagtailFilterSet):
                 subscriptions = subscriptions.filter(status=status)
             queryset = queryset.filter(pk__in=subscriptions.values("subscriber_id"))
         return queryset
+
+
+# --- Subscriber attributes: a key/value editor ----------------------------------------------------
+
+
+class AttributesWidget(forms.Widget):
+    """Rows of name + value inputs for a flat JSON object (the subscriber's attributes).
+
+    Posted as parallel lists ``<name>-name`` and ``<name>-value`` plus a marker ``<name>`` (so a
+    form whose rows were all removed still says "no attributes" rather than "field not sent").
+    attributes-editor.js adds and removes rows; without JavaScript one blank row is offered and a
+    row whose name and value are cleared is dropped.
+    """
+
+    class Media:
+        js = ["subscribers/attributes-editor.js"]
+
+    def value_from_datadict(self, data, files, name):
+        names, values = data.getlist(f"{name}-name"), data.getlist(f"{name}-value")
+        return list(zip_longest(names, values, fillvalue=""))
+
+    def value_omitted_from_data(self, data, files, name):
+        return name not in data and f"{name}-name" not in data and f"{name}-value" not in data
+
+    def _row(self, name, key, value, first_id=""):
+        id_attr = format_html(' id="{}"', first_id) if first_id else ""
+        return format_html(
+            "<tr>"
+            '<td><input type="text" name="{}-name" value="{}"{} aria-label="{}" maxlength="{}" autocomplete="off"></td>'
+            '<td><input type="text" name="{}-value" value="{}" aria-label="{}" maxlength="{}" autocomplete="off"></td>'
+            '<td><button type="button" class="button button-small button-secondary" data-remove-row>{}</button></td>'
+            "</tr>",
+            name, key, id_attr, _("Name"), MAX_NAME_LENGTH,
+            name, value, _("Value"), MAX_VALUE_LENGTH,
+            _("Remove"),
+        )  # fmt: skip
+
+    def render(self, name, value, attrs=None, renderer=None):
+        pairs = [(key, val) for key, val in (value or []) if key or val] + [("", "")]
+        first_id = (attrs or {}).get("id", "")
+        rows = format_html_join(
+            "", "{}", ((self._row(name, key, val, first_id if i == 0 else ""),) for i, (key, val) in enumerate(pairs))
+        )
+        return format_html(
+            '<div class="attributes-editor" data-attributes-editor>'
+            '<input type="hidden" name="{}" value="rows">'
+            '<table class="attributes-editor__rows"><thead><tr><th scope="col">{}</th><th scope="col">{}</th>'
+            '<th scope="col"><span class="w-sr-only">{}</span></th></tr></thead><tbody data-rows>{}</tbody></table>'
+            "<template data-row-template>{}</template>"
+            '<button type="button" class="button button-small button-secondary" data-add-row>{}</button>'
+            "</div>",
+            name, _("Name"), _("Value"), _("Remove"), rows, self._row(name, "", ""), _("Add a field"),
+        )  # fmt: skip
+
+
+class AttributesField(forms.Field):
+    """A subscriber's attributes edited as name/value rows; cleans to a flat {name: text} dict
+    following subscribers.attributes (names, text values, sizes). Never raises anything else."""
+
+    widget = AttributesWidget
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("label", gettext_lazy("Attributes"))
+        kwargs.setdefault(
+            "help_text",
+            gettext_lazy("Merge fields: a name (e.g. city, member_since) and its text (e.g. Leeds)."),
+        )
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, dict):
+            return [(str(key), display_value(val)) for key, val in value.items()]
+        return value if isinstance(value, list) else []
+
+    def to_python(self, value):
+        if isinstance(value, dict):  # an initial value, not posted rows
+            return value
+        rows = value if isinstance(value, list) else []
+        return attributes_from_pairs(rows)

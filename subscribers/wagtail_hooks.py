@@ -17,7 +17,7 @@ from wagtail.admin.viewsets.model import ModelViewSet
 from wagtail.admin.widgets.button import Button
 
 from subscribers import views_admin
-from subscribers.admin_forms import SUBSCRIBER_SEARCH_FIELDS, SubscriberFilterSet
+from subscribers.admin_forms import SUBSCRIBER_SEARCH_FIELDS, AttributesField, SubscriberFilterSet
 from subscribers.audience import Audience
 from subscribers.models import MailingList, Subscriber, Subscription
 from subscribers.templatetags.admin_format import DateTimeColumn, admin_datetime, describe_event, in_words, yes_no
@@ -212,6 +212,11 @@ class SubscriberViewSet(ModelViewSet):
         Column("state", label=gettext_lazy("State"), accessor="get_state_display", sort_key="state"),
         DateTimeColumn("created_at", label=gettext_lazy("Added"), sort_key="created_at"),
     ]
+
+    def formfield_for_dbfield(self, db_field, **kwargs):
+        if db_field.name == "attributes":  # rows of name + value, not raw JSON
+            return AttributesField()
+        return super().formfield_for_dbfield(db_field, **kwargs)
 
 
 # --- Import, export, GDPR screens ---------------------------------------------------------

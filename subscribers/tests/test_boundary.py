@@ -157,22 +157,6 @@ def test_a_bad_delimiter_posted_with_the_mapping_queues_nothing(admin_client, im
     assert ImportJob.objects.get().column_map == {}
 
 
-@pytest.mark.parametrize("value", ["[1, 2]", '"Leeds"', "42"])
-def test_subscriber_attributes_that_are_not_a_json_object_are_refused_by_the_edit_form(admin_client, value):
-    subscriber = SubscriberFactory(email="ann@example.com", attributes={"city": "Leeds"})
-    url = reverse("subscribers_subscriber:edit", args=[subscriber.pk])
-    data = {"email": "ann@example.com", "name": "Ann", "language": "en", "attributes": value, "state": "active",
-            "state_reason": ""}  # fmt: skip
-
-    response = admin_client.post(url, data)
-
-    assert response.status_code == 200
-    assert "JSON object" in response.text
-    subscriber.refresh_from_db()
-    assert subscriber.attributes == {"city": "Leeds"}
-    assert admin_client.get(reverse("subscribers_subscriber:inspect", args=[subscriber.pk])).status_code == 200
-
-
 @pytest.mark.parametrize("value", ["null", ""])
 def test_empty_subscriber_attributes_are_saved_as_no_attributes(admin_client, value):
     subscriber = SubscriberFactory(email="ann@example.com", attributes={"city": "Leeds"})
