@@ -48,9 +48,7 @@ def check_name(name: str) -> None:
         )
 
 
-def check_value(name: str, value) -> None:
-    if not isinstance(value, str):
-        raise ValidationError(_("The value of “%(name)s” must be text.") % {"name": name})
+def check_value(name: str, value: str) -> None:
     if len(value) > MAX_VALUE_LENGTH:
         raise ValidationError(
             _("The value of “%(name)s” is too long: at most %(max)s characters.")
