@@ -248,8 +248,8 @@ class AttributesField(forms.Field):
         super().__init__(**kwargs)
 
     def prepare_value(self, value):
-        if isinstance(value, dict):
-            return [(str(key), display_value(val)) for key, val in value.items()]
+        if isinstance(value, dict):  # by name, as the subscriber's page lists them (jsonb keeps no order)
+            return [(str(key), display_value(val)) for key, val in sorted(value.items())]
         return value if isinstance(value, list) else []
 
     def to_python(self, value):
