@@ -11,7 +11,6 @@ later (From, To) is one header holding one address, folded within the RFC limits
 
 import email
 import email.policy
-import json
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -62,14 +61,16 @@ def subscriber_data(number: int, field: str, value: str) -> dict:
         "email": f"reader{number}@example.com",
         "name": "Reader",
         "language": "en",
-        "attributes": "{}",
+        "attributes": "rows",  # the key/value editor's rows (subscribers.admin_forms.AttributesWidget)
+        "attributes-name": [],
+        "attributes-value": [],
         "state": Subscriber.State.ACTIVE,
         "state_reason": "",
     }
     if field == "attribute value":
-        data["attributes"] = json.dumps({"city": value})
+        data["attributes-name"], data["attributes-value"] = ["city"], [value]
     elif field == "attribute key":
-        data["attributes"] = json.dumps({value: "Leeds"})
+        data["attributes-name"], data["attributes-value"] = [value], ["Leeds"]
     else:
         data[field] = value
     return data
