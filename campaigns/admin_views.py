@@ -33,7 +33,6 @@ from campaigns.bounces.mailboxes import check_mailbox
 from campaigns.bounces.mailboxes import describe as describe_mailbox
 from campaigns.models import Campaign, Delivery, NewsletterIssuePage
 from campaigns.sending import mailers
-from campaigns.sending.throttle import expected_finish
 from mail.models import newsletter_settings
 from mail.rendering import join_names
 from mail.senders import sender_for
@@ -419,7 +418,7 @@ class CampaignDetailView(CampaignMixin, generic.WagtailAdminTemplateMixin, Templ
             lists=campaign.lists.all(),
             progress=reporting.progress(campaign),
             mailer=mailer,
-            expected_finish=None if campaign.is_final else expected_finish(campaign.remaining, mailer),
+            expected_finish=mailers.campaign_finish(campaign),
             progress_url=reverse("campaigns_admin:progress", args=[campaign.pk]),
             actions=campaign_actions(campaign),
             filter_form=filter_form,

@@ -165,18 +165,43 @@ def overview(*, now: datetime.datetime | None = None) -> list[MailerOverview]:
     }
     for mailing_list in MailingList.objects.order_by("name"):
         rows[mailing_list.mailer if mailing_list.mailer in rows else "default"].lists.append(mailing_list.name)
-    ahead = dict.fromkeys(names, 0)
-    for campaign in Campaign.objects.active().select_related("page").order_by("started_at", "pk"):
-        name = mailer_for(campaign)
-        finish = None
-        if campaign.status == Campaign.Status.SENDING:
-            ahead[name] += campaign.remaining
-            finish = expected_finish(ahead[name], name, now=now)
+    for campaign, name, queued in _in_line():
+        finish = expected_finish(queued, name, now=now) if queued else None
         waiting = campaign.waiting_for_relay or (
             campaign.last_error if campaign.status == Campaign.Status.PAUSED else ""
         )
         rows[name].campaigns.append(RunningCampaign(campaign, campaign.remaining, finish, waiting))
     return list(rows.values())
+
+
+def _in_line():
+    """Active campaigns oldest first: (campaign, its mailer, messages queued on that mailer up to
+    and including its own, or None when it is paused). Campaigns share their mailer's allowance
+    in the order they started, so a campaign finishes after those ahead of it."""
+    queued: dict[str, int] = {}
+    for campaign in Campaign.objects.active().select_related("page").order_by("started_at", "pk"):
+        name = mailer_for(campaign)
+        if campaign.status != Campaign.Status.SENDING:
+            yield campaign, name, None
+            continue
+        queued[name] = queued.get(name, 0) + campaign.remaining
+        yield campaign, name, queued[name]
+
+
+def campaign_finish(campaign, *, now: datetime.datetime | None = None) -> datetime.datetime | None:
+    """When ``campaign`` will have gone out at its mailer's limits (the campaign page), or None.
+
+    A sending campaign waits behind the sending campaigns that started before it on the same
+    mailer, as on the Mailers page; a paused or scheduled one is estimated alone, as if it went
+    on now. None when the campaign is over or its mailer has no limits.
+    """
+    if campaign.is_final:
+        return None
+    if campaign.status == Campaign.Status.SENDING:
+        for running, name, queued in _in_line():
+            if running.pk == campaign.pk:
+                return expected_finish(queued, name, now=now)
+    return expected_finish(campaign.remaining, mailer_for(campaign), now=now)
 
 
 @dataclass

@@ -295,3 +295,30 @@ def test_test_connection_gives_up_on_a_silent_server_within_its_own_limit(client
 
     [message] = [html.unescape(str(item)) for item in response.context["messages"]]
     assert f"no answer from 127.0.0.1:{port} within 0.3 s" in message
+
+
+def test_the_campaign_page_expects_the_same_finish_as_the_mailers_page_behind_earlier_campaigns(
+    client, sender, two_mailers, issue_page
+):
+    weekly = MailingListFactory(slug="weekly", name="Weekly", mailer="gmail")
+    first, second = (
+        Campaign.objects.create(
+            page=issue_page,
+            status=Campaign.Status.SENDING,
+            started_at=timezone.now() - datetime.timedelta(minutes=minutes),
+            recipients=recipients,
+        )
+        for minutes, recipients in ((10, 600), (5, 300))
+    )
+    for campaign in (first, second):
+        campaign.lists.set([weekly])
+    client.force_login(sender)
+
+    overview = client.get(URL).context["mailers"]
+    expected = {running.campaign.pk: running.expected_finish for row in overview for running in row.campaigns}
+    detail = client.get(reverse("campaigns_admin:detail", args=[second.pk]))
+
+    # 500 a day: the second campaign's 300 go after the first's 600, on the second day (not in 3 hours).
+    finish = detail.context["expected_finish"]
+    assert finish - timezone.now() > datetime.timedelta(days=1)
+    assert abs(finish - expected[second.pk]) < datetime.timedelta(minutes=1)
