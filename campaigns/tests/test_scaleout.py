@@ -129,6 +129,49 @@ def test_two_worker_threads_share_a_campaign_on_postgresql_without_duplicates(
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_worker_threads_on_postgresql_send_no_more_than_the_days_quota(
+    postgresql, issue_page, smtp_server, settings
+):
+    settings.TASKS = DB_TASKS
+    settings.MAILERS["default"]["LIMITS"] = {"per_second": 0, "per_hour": 0, "per_day": 150}
+    mailing_list, _addresses = make_audience(400)
+    campaign = start(issue_page, mailing_list)
+    ready = threading.Barrier(2)
+    sent = {}
+    errors = []
+
+    def work(worker_id):
+        try:
+            ready.wait()
+            sent[worker_id] = 0
+            while True:
+                # One message per batch: a reservation per message, so the two workers' reservations
+                # really contend (without the window row lock this test sends 151).
+                result = send_batch(campaign.pk, worker_id=worker_id, limit=1)
+                sent[worker_id] += result["sent"]
+                if not result["claimed"]:
+                    return  # the day's allowance is spent (or the campaign is done)
+        except Exception as error:  # reported below: a thread cannot fail the test itself
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(f"worker-{n}",)) for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+
+    assert errors == []
+    assert all(count > 0 for count in sent.values()), sent  # both really sent
+    # Concurrent reservations on one mailer's windows: the day's 150 exactly, not one more.
+    assert len(smtp_server.recipients()) == sum(sent.values()) == 150
+    assert Delivery.objects.filter(campaign=campaign, status=Delivery.Status.QUEUED).count() == 250
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENDING
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_worker_processes_finish_a_campaign_on_postgresql_without_duplicates(
     postgresql, issue_page, smtp_server, settings
 ):
