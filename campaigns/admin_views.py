@@ -220,9 +220,16 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
 
     def confirm_step(self, form):
         lists = list(form.cleaned_data["lists"])
+        recipients = Audience(lists).count()
+        mailer = mailers.choose_mailer(
+            form.cleaned_data.get("mailer") or "", [item.mailer for item in sorted(lists, key=lambda item: item.pk)]
+        )
         context = self.get_context_data(form=form)
         context.update(
-            recipients=Audience(lists).count(),
+            recipients=recipients,
+            mailer=mailer,
+            # Only for a send now: a scheduled one shares the allowance with whatever runs then.
+            expected_finish=None if form.cleaned_data["send_at"] else mailers.finish_if_started(recipients, mailer),
             chosen_lists=lists,
             already_sent=self.previous_sends(lists),
             has_unpublished_changes=self.page.has_unpublished_changes,

@@ -45,13 +45,18 @@ def mailer_names() -> list[str]:
 
 def mailer_for(campaign) -> str:
     """The mailer ``campaign`` sends through (its own, else its first list's, else "default")."""
+    return choose_mailer(
+        getattr(campaign, "mailer", ""), campaign.lists.order_by("pk").values_list("mailer", flat=True)
+    )
+
+
+def choose_mailer(chosen: str, list_mailers) -> str:
+    """``chosen`` when configured, else the first configured of ``list_mailers`` (the lists' mailers
+    in list id order), else "default": the rule for a campaign and for the send form alike."""
     names = set(settings.MAILERS)
-    if getattr(campaign, "mailer", "") in names:
-        return campaign.mailer
-    for name in campaign.lists.order_by("pk").values_list("mailer", flat=True):
-        if name in names:
-            return name
-    return "default"
+    if chosen in names:
+        return chosen
+    return next((name for name in list_mailers if name in names), "default")
 
 
 def failover_for(alias: str) -> str:
@@ -186,6 +191,16 @@ def _in_line():
             continue
         queued[name] = queued.get(name, 0) + campaign.remaining
         yield campaign, name, queued[name]
+
+
+def finish_if_started(recipients: int, mailer: str, *, now: datetime.datetime | None = None):
+    """When a campaign to ``recipients`` started now through ``mailer`` would finish at its limits,
+    behind the campaigns already sending through it (the send form's confirm step), or None."""
+    queued = 0
+    for _campaign, name, waiting in _in_line():
+        if name == mailer and waiting:
+            queued = waiting
+    return expected_finish(queued + recipients, mailer, now=now)
 
 
 def campaign_finish(campaign, *, now: datetime.datetime | None = None) -> datetime.datetime | None:

@@ -307,3 +307,52 @@ def test_test_send_with_a_bad_address_sends_nothing(client, sender, issue_page, 
         "test_addresses": ["Enter valid email addresses, separated by commas."]
     }
     assert mail.outbox == []
+
+
+# --- Mailers and quotas (issue 14) ---------------------------------------------------------------
+
+
+@pytest.fixture
+def quota_mailers(settings):
+    locmem = {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
+    settings.MAILERS = {"default": locmem, "gmail": {**locmem, "LIMITS": {"per_hour": 2, "per_day": 2}}}
+
+
+def test_the_confirm_step_names_the_chosen_mailer_and_when_a_quota_lets_it_finish(
+    client, sender, issue_page, lists, quota_mailers
+):
+    client.force_login(sender)
+
+    response = client.post(send_url(issue_page), form_data(lists, mailer="gmail", action="review"))
+
+    page = response.content.decode()
+    assert 'data-field="mailer">gmail<' in page
+    # 5 recipients at 2 a day: today's 2, tomorrow's 2, the last one the day after.
+    finish = response.context["expected_finish"]
+    assert datetime.timedelta(days=2) < finish - timezone.now() < datetime.timedelta(days=3)
+    assert 'data-field="expected-finish"' in page
+
+
+def test_the_confirm_step_says_nothing_of_a_finish_for_a_mailer_without_limits(
+    client, sender, issue_page, lists, quota_mailers
+):
+    client.force_login(sender)
+
+    response = client.post(send_url(issue_page), form_data(lists, action="review"))
+
+    assert 'data-field="mailer">default<' in response.content.decode()
+    assert response.context["expected_finish"] is None
+
+
+def test_the_campaign_goes_through_the_mailer_chosen_on_the_send_form(
+    client, sender, issue_page, lists, quota_mailers, django_capture_on_commit_callbacks
+):
+    client.force_login(sender)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(send_url(issue_page), form_data(lists, mailer="gmail", action="confirm"))
+
+    campaign = Campaign.objects.get()
+    assert campaign.mailer == "gmail"
+    # gmail's day allows 2 of the 5; the rest wait for tomorrow.
+    assert len(mail.outbox) == 2 and campaign.deliveries.filter(status="queued").count() == 3
