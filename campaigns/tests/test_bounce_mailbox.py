@@ -2,12 +2,15 @@
 
 import datetime
 import mailbox
+from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
 from campaigns.bounces import tasks as bounce_tasks
+from campaigns.bounces.mailboxes import MaildirMailbox
 from campaigns.bounces.processing import process_mailbox
 from campaigns.models import Delivery, DeliveryEvent
 from campaigns.sending import send_batch
@@ -166,6 +169,35 @@ def test_message_is_left_in_place_when_its_outcome_cannot_be_committed(sent_camp
 
     assert len(maildir) == 1
     assert state("reader1@example.com") == Subscriber.State.ACTIVE
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_process_bounces_deletes_and_sets_aside_only_what_is_already_committed(sent_campaign, maildir, monkeypatch):
+    """Real commits (a transactional test): when a message leaves the inbox, no transaction is
+    open and its outcome is in the database, so a crash at any point loses nothing."""
+    target = delivery("reader1@example.com")
+    maildir.add(samples.dsn("reader1@example.com", to=return_path(target.pk)))
+    maildir.add(samples.human_reply())
+    seen = []
+
+    def watched(name):
+        original = getattr(MaildirMailbox, name)
+
+        def method(self, key):
+            seen.append((name, connection.in_atomic_block, DeliveryEvent.objects.filter(esp="mailbox").count()))
+            return original(self, key)
+
+        monkeypatch.setattr(MaildirMailbox, name, method)
+
+    watched("done")
+    watched("keep")
+
+    call_command("process_bounces", stdout=StringIO())
+
+    # The bounce's event was committed before its delete; the kept reply changed nothing (a
+    # Maildir keeps by copying to .Kept, then deleting).
+    assert sorted(seen) == [("done", False, 1), ("done", False, 1), ("keep", False, 1)]
+    assert len(maildir) == 0 and len(maildir.get_folder("Kept")) == 1
 
 
 def test_process_bounces_prints_what_it_did_with_each_message(sent_campaign, maildir, capsys):
