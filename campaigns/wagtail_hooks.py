@@ -5,9 +5,10 @@ Everything here is shown only to users with ``campaigns.send_campaign``; the vie
 
 from django.contrib import messages
 from django.urls import path, reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeData, mark_safe
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 from wagtail import hooks
 from wagtail.admin.action_menu import ActionMenuItem
 from wagtail.admin.ui.components import Component
@@ -156,6 +157,10 @@ def register_campaign_log_actions(actions):
 # --- Dashboard -----------------------------------------------------------------------------------
 
 
+# The growth chart's day labels, as Django date format characters ("30 Nov"; "11月30日").
+_DAY_FORMAT = pgettext_lazy("chart day label, Django date format", "j M")
+
+
 class CampaignsPanel(Component):
     """The last campaigns and the subscriber growth over 90 days, on the admin dashboard."""
 
@@ -170,7 +175,9 @@ class CampaignsPanel(Component):
             "campaigns": admin_views.recent_campaigns(),
             "index_url": reverse("campaigns_admin:index"),
             "growth_chart": charts.line_chart(
-                [day.strftime("%d %b") for day, _ in growth], values, title=gettext("Subscriptions, last 90 days")
+                [date_format(day, _DAY_FORMAT) for day, _count in growth],
+                values,
+                title=gettext("Subscriptions, last 90 days"),
             ),
             "receiving": Audience.everyone().count(),
             "growth_now": values[-1] if values else 0,

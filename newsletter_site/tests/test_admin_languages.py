@@ -4,6 +4,7 @@ Staff pick the admin's language in their Wagtail account (or their browser's Acc
 decides); a Chinese-speaking editor gets the campaign and subscriber screens in Chinese.
 """
 
+import re
 from io import StringIO
 
 import pytest
@@ -79,3 +80,12 @@ def test_command_output_follows_the_active_language(campaign):
     text = out.getvalue()
     assert f"邮件活动 {campaign.pk}：" in text
     assert "收件人：" in text and "剩余：" in text
+
+
+def test_the_dashboard_growth_chart_writes_days_the_chinese_way(chinese_editor, campaign):
+    html = chinese_editor.get(reverse("wagtailadmin_home")).content.decode()
+
+    chart = html[html.index('class="campaign-chart"') : html.index("</svg>", html.index('class="campaign-chart"'))]
+    assert "订阅数，最近 90 天" in chart
+    assert re.search(r">\d{1,2}月\d{1,2}日</text>", chart), "day labels such as 11月30日"
+    assert not re.search(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b", chart)
