@@ -5,8 +5,10 @@ import os
 import shutil
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.utils import translation
 from hypothesis import settings as hypothesis_settings
 from wagtail.models import Page, Site
 
@@ -46,6 +48,16 @@ def _clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _site_language():
+    """Every test starts in the site's language, as a new process does: Django leaves the language
+    a request activated (a Chinese page, say) active in the thread afterwards, so without this a
+    command or email in a later test would speak the last visitor's language."""
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture
