@@ -113,4 +113,6 @@ test-services: dev-venv
 messages: dev-venv
 	$(PY) manage.py makemessages -l zh_Hans --add-location=file --no-obsolete \
 		--ignore=.venv --ignore=var --ignore=bench --ignore='*/tests/*'
+	@# compilemessages skips a .mo newer than its .po, which a checkout or a merge makes stale.
+	find locale -name '*.mo' -delete
 	$(PY) manage.py compilemessages --ignore=.venv
