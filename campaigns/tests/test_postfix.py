@@ -114,6 +114,10 @@ def test_a_campaign_arrives_intact_through_postfix(postfix, campaign):
     assert "Zoë wrote this" in text and "Zoë wrote this" in html
     assert f"\n{DOT_LINE}" in text, "a line starting with a dot must not lose it (SMTP dot-stuffing)"
     assert DOT_LINE in html
+    # Deliberately 7-bit (quoted-printable parts, RFC 2047 headers), so BODY=8BITMIME is never
+    # declared: no relay on the way needs 8BITMIME, and none can break the DKIM body hash by
+    # converting 8-bit to 7-bit (RFC 6376 section 5.3 asks signers for 7-bit content).
+    assert raw.isascii()
 
 
 def test_a_non_ascii_address_goes_through_with_smtputf8(postfix, campaign):
