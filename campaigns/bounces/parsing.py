@@ -14,7 +14,9 @@ Recognised, in this order:
    "auto-replied" too): it goes on to 4.
 4. The common non-standard bounces (qmail "failure notice", Exim "Mail delivery failed", older
    Exchange "Undeliverable", QQ and 163 "系统退信"): from a mailer-daemon or postmaster with a
-   bounce-like subject; the status code and address are read from the text.
+   bounce-like subject; the status code and address are read from the text (HTML-only ones as
+   text), skipping the addresses on lines that name the original sender ("From:", "发件人"):
+   a bounce quoting our own From before the failed address must not suppress the sender.
 5. Anything else is ``UNKNOWN``: kept aside for a person (a human reply lands here too).
 
 Classification of a failed recipient (the status code of RFC 3463, else the SMTP reply code):
@@ -39,6 +41,8 @@ import re
 from dataclasses import dataclass, field
 from email.message import Message
 from email.utils import getaddresses, parseaddr
+
+from bs4 import BeautifulSoup
 
 from campaigns.sending.verp import delivery_from_address
 
@@ -74,6 +78,10 @@ _AUTO_REPLY_SUBJECT = re.compile(
     r"automatisch antwoord|自动回复|自動回覆|自動応答)",
     re.IGNORECASE,
 )
+# A line of a plain bounce that names the original SENDER (our own From, quoted back), e.g.
+# "From: The Broadsheet <news@...>" or 163's "发件人" line (with a full-width colon): never the
+# failed recipient.
+_SENDER_LINE = re.compile(r"^\s*(from|sender|reply-to|return-path|发件人|發件人)\s*[:：]", re.IGNORECASE)
 _VERP_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To")
 
 
@@ -321,9 +329,13 @@ def _text(message: Message) -> str:
         data = part.get_payload(decode=True) or b""
         charset = part.get_content_charset() or "utf-8"
         try:
-            chunks.append(data.decode(charset, "replace"))
+            text = data.decode(charset, "replace")
         except LookupError:
-            chunks.append(data.decode("utf-8", "replace"))
+            text = data.decode("utf-8", "replace")
+        if part.get_content_subtype() == "html":
+            # HTML-only bounces (163, 126): read the text, one line per block or <br>.
+            text = BeautifulSoup(text, "html.parser").get_text("\n")
+        chunks.append(text)
     return "\n".join(chunks)
 
 
@@ -336,6 +348,12 @@ def _plain_bounce(message: Message, key: str) -> Report | None:
     text = _text(message)
     own = {address.lower() for _name, address in getaddresses(message.get_all("To", []))}
     own |= {address.lower() for _name, address in getaddresses(message.get_all("From", []))}
+    own |= {
+        match.group(1).lower().rstrip(".")
+        for line in text.splitlines()
+        if _SENDER_LINE.match(line)
+        for match in _ADDRESS.finditer(line)
+    }
     addresses = []
     for match in _ADDRESS.finditer(text):
         address = match.group(1).lower().rstrip(".")

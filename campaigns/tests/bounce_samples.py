@@ -149,6 +149,52 @@ def qq_bounce(recipient: str, *, to: str = "bounces@bounce.example.com") -> byte
     ).encode()
 
 
+def netease_bounce(
+    recipient: str, *, sender: str = "news@example.com", to: str = "bounces@bounce.example.com"
+) -> bytes:
+    """A 163 / 126 "系统退信" in HTML only (base64): the original sender is listed before the recipient."""
+    import base64
+
+    html = (
+        "<html><body><p>抱歉您的邮件被退回来了……</p><p>原邮件信息：<br>时　间：2026-11-30 10:00:00<br>"
+        f"发件人：{sender}<br>收件人：{recipient}<br>主　题：Spring issue</p>"
+        f"<p>退信原因：<br>对方邮箱地址不存在 550 User not found: {recipient}</p></body></html>"
+    )
+    body = base64.encodebytes(html.encode()).decode().replace("\n", "\r\n")
+    return (
+        "From: =?UTF-8?B?572R5piT6YKu5Lu2?= <Postmaster@163.com>\r\n"
+        f"To: {to}\r\n"
+        "Subject: =?UTF-8?B?57O757uf6YCA5L+h?=\r\n"
+        "Message-ID: <163-1@163.com>\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/html; charset=UTF-8\r\n"
+        "Content-Transfer-Encoding: base64\r\n"
+        "\r\n" + body
+    ).encode()
+
+
+def exchange_ndr(recipient: str, *, to: str = "bounces@bounce.example.com") -> bytes:
+    """An older Exchange "Undeliverable" non-delivery report in plain text (no RFC 3464 parts)."""
+    return (
+        "From: System Administrator <postmaster@corp.example.org>\r\n"
+        f"To: {to}\r\n"
+        "Subject: Undeliverable: Spring issue\r\n"
+        "Message-ID: <ndr-1@corp.example.org>\r\n"
+        "\r\n"
+        "Your message did not reach some or all of the intended recipients.\r\n"
+        "\r\n"
+        "      From:     The Broadsheet <news@example.com>\r\n"
+        "      Subject:  Spring issue\r\n"
+        "      Sent:     11/30/2026 10:00 AM\r\n"
+        "\r\n"
+        "The following recipient(s) cannot be reached:\r\n"
+        "\r\n"
+        f"      {recipient} on 11/30/2026 10:00 AM\r\n"
+        "            The e-mail account does not exist at the organization this message was sent to.\r\n"
+        "            <mx.corp.example.org #5.1.1 smtp;550 5.1.1 RESOLVER.ADR.RecipNotFound; not found>\r\n"
+    ).encode()
+
+
 def out_of_office(*, to: str = "bounces@bounce.example.com", rfc3834: bool = True) -> bytes:
     headers = "Auto-Submitted: auto-replied\r\n" if rfc3834 else ""
     return (

@@ -89,6 +89,16 @@ def test_soft_bounce_counts_towards_the_streak_without_suppressing(sent_campaign
     assert (subscriber.state, subscriber.soft_bounce_streak) == (Subscriber.State.ACTIVE, 1)
 
 
+def test_a_plain_bounce_quoting_the_sender_suppresses_the_recipient_not_the_sender(sent_campaign, maildir):
+    # The sender reads their own newsletter (reader0 stands for them); 163 lists the sender first.
+    maildir.add(samples.netease_bounce("reader1@example.com", sender="reader0@example.com"))
+
+    process_mailbox()
+
+    assert state("reader1@example.com") == Subscriber.State.BOUNCED
+    assert state("reader0@example.com") == Subscriber.State.ACTIVE
+
+
 def test_reading_the_same_message_twice_changes_nothing(sent_campaign, maildir):
     raw = samples.dsn("reader1@example.com", to=return_path(delivery("reader1@example.com").pk))
     maildir.add(raw)

@@ -88,6 +88,28 @@ def test_qq_system_bounce_in_gb18030_is_a_hard_bounce():
     assert (report.kind, report.recipients[0].address) == (parsing.HARD, "missing@qq.com")
 
 
+def test_netease_html_bounce_names_the_recipient_not_the_sender_listed_before_it():
+    report = parsing.parse(samples.netease_bounce("nobody@163.com", sender="news@example.com"))
+
+    assert [(recipient.address, recipient.kind) for recipient in report.recipients] == [("nobody@163.com", "hard")]
+    assert "<" not in report.recipients[0].diagnostic, "the diagnostic is text, not HTML"
+    assert "550 User not found" in report.recipients[0].diagnostic
+
+
+def test_exchange_text_ndr_is_a_hard_bounce_for_the_recipient_not_the_quoted_sender():
+    report = parsing.parse(samples.exchange_ndr("gone@corp.example.org"))
+
+    assert [(recipient.address, recipient.kind, recipient.status) for recipient in report.recipients] == [
+        ("gone@corp.example.org", "hard", "5.1.1")
+    ]
+
+
+def test_a_plain_bounce_naming_only_the_sender_names_nobody_and_is_kept_for_a_person():
+    report = parsing.parse(samples.netease_bounce("", sender="news@example.com"))
+
+    assert report.kind == parsing.UNKNOWN and report.recipients == []
+
+
 @pytest.mark.parametrize("rfc3834", [True, False])
 def test_out_of_office_is_an_auto_reply(rfc3834):
     assert parsing.parse(samples.out_of_office(rfc3834=rfc3834)).kind == parsing.AUTO_REPLY
