@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery, DeliveryEvent
 from campaigns.models.campaign import GROUPED_MESSAGE_IDS, UNKNOWN_ERROR
+from campaigns.sending import engine
 from subscribers.tests.factories import SubscriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -277,7 +278,7 @@ def test_reopen_for_retry_takes_the_rows_off_failed_and_reopens(issue_page, paus
 
 def test_relay_recovered_forgets_the_outage_once(ongoing):
     Campaign.objects.filter(pk=ongoing.pk).update(
-        relay_failures=3, relay_down_since=T0, next_try_at=T1, last_error="relay down"
+        relay_failures=1, relay_down_since=T0, next_try_at=T1, last_error="relay down"
     )
 
     assert Campaign.objects.filter(pk=ongoing.pk).relay_recovered() == 1
@@ -287,3 +288,58 @@ def test_relay_recovered_forgets_the_outage_once(ongoing):
     assert (ongoing.relay_failures, ongoing.relay_down_since, ongoing.next_try_at, ongoing.last_error) == (
         0, None, None, ""
     )  # fmt: skip
+
+
+def test_resume_forgets_the_relay_outage(ongoing):
+    Campaign.objects.filter(pk=ongoing.pk).update(
+        status=Campaign.Status.PAUSED, relay_failures=4, relay_down_since=T0, next_try_at=T1, last_error="down"
+    )
+    assert ongoing.resume()
+    assert (ongoing.status, ongoing.relay_failures, ongoing.relay_down_since, ongoing.next_try_at) == (
+        "sending", 0, None, None
+    )  # fmt: skip
+    assert ongoing.last_error == ""
+
+
+# --- The engine's relay bookkeeping: exactly one task waits for the relay -------------------------
+
+
+def test_a_relay_failure_is_recorded_once_and_its_first_reporter_waits(ongoing, settings):
+    settings.BROADSHEET = {**settings.BROADSHEET, "RELAY_DOWN_PAUSE_SECONDS": 3600}
+    first = engine.record_relay_failure(ongoing.pk, ConnectionRefusedError("refused"))
+    ongoing.refresh_from_db()
+    assert (first["waiter"], first["paused"], first["next_try_at"]) == (True, False, ongoing.next_try_at)
+    assert ongoing.relay_failures == 1 and ongoing.relay_down_since is not None
+
+    second = engine.record_relay_failure(ongoing.pk, ConnectionRefusedError("refused"))
+    assert second == {"next_try_at": ongoing.next_try_at, "waiter": False, "paused": False}
+
+
+def test_a_relay_failure_of_a_campaign_not_sending_changes_nothing(ongoing):
+    Campaign.objects.filter(pk=ongoing.pk).update(status=Campaign.Status.PAUSED)
+    assert engine.record_relay_failure(ongoing.pk, OSError("down")) == {
+        "next_try_at": None, "waiter": False, "paused": False
+    }  # fmt: skip
+    assert Campaign.objects.get(pk=ongoing.pk).relay_failures == 0
+
+
+def test_the_next_try_is_due_at_its_time_and_a_relay_down_too_long_pauses(ongoing, settings):
+    settings.BROADSHEET = {**settings.BROADSHEET, "RELAY_DOWN_PAUSE_SECONDS": 0}
+    Campaign.objects.filter(pk=ongoing.pk).update(relay_failures=2, relay_down_since=T0, next_try_at=T0)
+
+    result = engine.record_relay_failure(ongoing.pk, OSError("no route to host"))
+
+    assert result == {"next_try_at": None, "waiter": False, "paused": True}
+    ongoing.refresh_from_db()
+    assert ongoing.status == "paused"
+    assert "unreachable since 2026-03-01" in ongoing.last_error and "(3 tries): no route to host" in ongoing.last_error
+
+
+def test_a_retried_relay_failure_keeps_when_the_outage_began(ongoing, settings):
+    settings.BROADSHEET = {**settings.BROADSHEET, "RELAY_DOWN_PAUSE_SECONDS": 10**9}
+    Campaign.objects.filter(pk=ongoing.pk).update(relay_failures=1, relay_down_since=T0, next_try_at=T0)
+
+    assert engine.record_relay_failure(ongoing.pk, OSError("down"))["waiter"] is True
+
+    ongoing.refresh_from_db()
+    assert (ongoing.relay_failures, ongoing.relay_down_since) == (2, T0)

@@ -468,3 +468,120 @@ def test_subscribing_with_only_the_required_fields_stores_empty_optional_ones(ne
     subscription = Subscription.objects.get(subscriber_id=outcome.subscriber_id)
     assert (subscription.subscriber.name, subscription.subscriber.language) == ("", "en")
     assert (subscription.consent_detail, subscription.consent_user_agent, subscription.consent_ip) == ("", "", None)
+
+
+def test_subscribing_records_the_history_at_one_instant(news, sport):
+    outcome = services.subscribe(
+        email="ann@example.com", lists=[news, sport], consent_text="Yes", consent_detail="/subscribe/", ip="192.0.2.1"
+    )
+
+    subscriber = Subscriber.objects.get(pk=outcome.subscriber_id)
+    created = SubscriberEvent.objects.get(kind="created")
+    assert created.detail == {"source": "form"}
+    requested = SubscriberEvent.objects.filter(kind="subscribe_requested").order_by("list__slug")
+    assert [event.list for event in requested] == [news, sport]
+    consent_hash = subscriber.subscriptions.get(list=news).consent_text_hash
+    assert requested[0].detail == {"source": "form", "detail": "/subscribe/", "ip": "192.0.2.1",
+                                   "consent_text_hash": consent_hash}  # fmt: skip
+    instants = {created.at, *(event.at for event in requested)}
+    instants |= {s.consent_at for s in subscriber.subscriptions.all()} | {
+        s.created_at for s in subscriber.subscriptions.all()
+    }
+    assert len(instants) == 1
+
+
+def test_a_suppressed_subscriber_asking_again_is_refused_with_the_reason(news, sport):
+    subscriber = SubscriberFactory(email="gone@example.com", state="bounced")
+
+    assert services.subscribe(email="gone@example.com", lists=[news, sport], consent_text="Yes").refused
+
+    refused = SubscriberEvent.objects.get(subscriber=subscriber, kind="subscribe_refused")
+    assert refused.detail == {"reason": "bounced", "lists": [news.pk, sport.pk]}
+    assert not subscriber.subscriptions.exists()
+
+
+def test_a_single_opt_in_subscription_records_its_consent_with_the_subscribed_event(news):
+    single = MailingListFactory(slug="single", double_opt_in=False)
+    services.subscribe(
+        email="ann@example.com", lists=[single], consent_text="Yes", consent_detail="/s/", ip="192.0.2.2"
+    )
+    event = SubscriberEvent.objects.get(kind="subscribed")
+    subscription = Subscription.objects.get(list=single)
+    assert event.detail == {"via": "form", "source": "form", "detail": "/s/", "ip": "192.0.2.2",
+                            "consent_text_hash": subscription.consent_text_hash}  # fmt: skip
+    assert event.at == subscription.consent_at
+
+
+def test_asking_again_after_leaving_starts_a_fresh_pending_subscription(news):
+    subscription = SubscriptionFactory(
+        list=news, status=Subscription.Status.UNSUBSCRIBED, unsubscribe_method="link", confirm_ip="192.0.2.3",
+        unsubscribed_at=timezone.now(),
+    )  # fmt: skip
+    services.subscribe(email=subscription.subscriber.email, lists=[news], consent_text="Yes")
+    subscription.refresh_from_db()
+    assert (subscription.status, subscription.unsubscribed_at, subscription.unsubscribe_method) == ("pending", None, "")
+    assert (subscription.confirmed_at, subscription.confirm_ip, subscription.confirm_user_agent) == (None, None, "")
+
+
+def test_a_list_already_subscribed_does_not_stop_the_next_one(news, sport):
+    subscriber = SubscriptionFactory(list=news).subscriber
+    outcome = services.subscribe(email=subscriber.email, lists=[news, sport], consent_text="Yes")
+    assert (outcome.already_list_ids, outcome.confirmation_list_ids) == ([news.pk], [sport.pk])
+    assert outcome.notice_sent is False  # something new was asked for: no "already subscribed" note
+
+
+def test_the_already_subscribed_note_goes_once_a_day_per_subscriber(news):
+    ann, bob = SubscriptionFactory(list=news).subscriber, SubscriptionFactory(list=news).subscriber
+
+    assert services.subscribe(email=ann.email, lists=[news], consent_text="Yes").notice_sent is True
+    assert services.subscribe(email=ann.email, lists=[news], consent_text="Yes").notice_sent is False
+    assert services.subscribe(email=bob.email, lists=[news], consent_text="Yes").notice_sent is True
+
+
+def test_a_throttled_confirmation_names_its_list(news):
+    for _ in range(2):
+        services.subscribe(email="ann@example.com", lists=[news], consent_text="Yes")
+    outcome = services.subscribe(email="ann@example.com", lists=[news], consent_text="Yes")
+    assert (outcome.throttled_list_ids, outcome.confirmation_list_ids) == ([news.pk], [])
+
+
+def test_a_new_subscribers_name_and_language_come_from_the_request(news):
+    outcome = services.subscribe(email="li@example.com", lists=[news], consent_text="Yes", name=" " + "L" * 300,
+                                 language="zh-hans")  # fmt: skip
+    subscriber = Subscriber.objects.get(pk=outcome.subscriber_id)
+    assert (subscriber.name, subscriber.language) == ("L" * 200, "zh-hans")
+
+
+def test_the_preference_centre_changes_the_name_and_the_language_and_records_which(news):
+    subscriber = SubscriptionFactory(list=news, subscriber__name="Ann").subscriber
+
+    outcome = services.update_preferences(
+        subscriber.uid, list_ids=[news.pk], name=" " + "B" * 300, ip=None, user_agent="", language="zh-hans"
+    )
+
+    subscriber.refresh_from_db()
+    assert (subscriber.name, subscriber.language) == ("B" * 200, "zh-hans")
+    assert (outcome.name_changed, outcome.language_changed) == (True, True)
+    updates = SubscriberEvent.objects.filter(subscriber=subscriber, kind="profile_updated").order_by("pk")
+    assert [event.detail for event in updates] == [{"fields": ["name"]}, {"fields": ["language"]}]
+    assert len({event.at for event in updates}) == 1
+
+
+def test_the_preference_centre_leaves_the_language_alone_unless_it_changes(news):
+    subscriber = SubscriptionFactory(list=news, subscriber__name="Ann", subscriber__language="zh-hans").subscriber
+
+    for language in (None, "zh-hans"):
+        outcome = services.update_preferences(
+            subscriber.uid, list_ids=[news.pk], name=None, ip=None, user_agent="", language=language
+        )
+        assert outcome.language_changed is False
+
+    subscriber.refresh_from_db()
+    assert (subscriber.language, subscriber.name) == ("zh-hans", "")
+    assert SubscriberEvent.objects.filter(subscriber=subscriber, kind="profile_updated").count() == 1  # the name
+
+
+def test_joining_in_the_preference_centre_without_a_user_agent_records_an_empty_one(news):
+    subscriber = SubscriberFactory()
+    services.update_preferences(subscriber.uid, list_ids=[news.pk], name=subscriber.name, ip=None, user_agent=None)
+    assert subscriber.subscriptions.get().confirm_user_agent == ""
