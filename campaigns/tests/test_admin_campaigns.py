@@ -5,6 +5,7 @@ import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
+from bs4 import BeautifulSoup
 from django.urls import reverse
 from django.utils import timezone
 from wagtail.models import ModelLogEntry
@@ -284,6 +285,20 @@ def test_dashboard_panel_lists_recent_campaigns_and_growth_chart(client, sender,
     assert "Latest campaigns" in response.text
     assert url("detail", campaign) in response.text
     assert "Subscriptions, last 90 days" in response.text
+
+
+def test_dashboard_panel_dates_use_the_admin_format(client, sender, campaign, settings):
+    settings.TIME_ZONE = "UTC"
+    Campaign.objects.filter(pk=campaign.pk).update(
+        started_at=datetime.datetime(2026, 3, 21, 9, 30, tzinfo=datetime.UTC)
+    )
+    client.force_login(sender)
+
+    panel = BeautifulSoup(client.get(reverse("wagtailadmin_home")).text, "html.parser").select_one(
+        ".campaign-dashboard"
+    )
+
+    assert "2026-03-21 09:30" in panel.get_text()
 
 
 def test_dashboard_panel_is_hidden_without_send_permission(client, editor, campaign):
