@@ -134,7 +134,8 @@ def test_first_time_editor_writes_previews_tests_sends_and_reads_the_report(
     settings.BROADSHEET = {**settings.BROADSHEET, "BATCH_SIZE": BATCH, "PARALLEL_BATCHES": 1}
     broadsheet = MailingList.objects.get(slug="broadsheet")
     for n in range(READERS):
-        SubscriptionFactory(list=broadsheet, subscriber=SubscriberFactory(email=f"reader{n}@example.org"))
+        reader = SubscriberFactory(email=f"reader{n}@example.org", name=f"Reader {n}")
+        SubscriptionFactory(list=broadsheet, subscriber=reader)
     first_time_editor(django_user_model)
     archive = NewsletterIssuePage.objects.live().first().get_parent()
     page.set_viewport_size(DESKTOP)
