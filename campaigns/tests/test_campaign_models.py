@@ -6,7 +6,7 @@ import pytest
 from django.db import IntegrityError
 from django.utils import timezone
 
-from campaigns.models import Campaign, Delivery, DeliveryEvent
+from campaigns.models import Campaign, Delivery, DeliveryEvent, SendingWorker
 from campaigns.models.campaign import GROUPED_MESSAGE_IDS, UNKNOWN_ERROR
 from campaigns.sending import engine
 from subscribers.tests.factories import SubscriberFactory
@@ -343,3 +343,19 @@ def test_a_retried_relay_failure_keeps_when_the_outage_began(ongoing, settings):
 
     ongoing.refresh_from_db()
     assert (ongoing.relay_failures, ongoing.relay_down_since) == (2, T0)
+
+
+def test_a_heartbeat_moves_only_its_own_workers_time_forward():
+    long_ago = timezone.now() - datetime.timedelta(hours=1)
+    for worker_id in ("w-beating", "w-other"):
+        SendingWorker.objects.create(worker_id=worker_id, hostname="h", pid=1, heartbeat_at=long_ago)
+
+    SendingWorker.objects.create(worker_id="w-stopped", hostname="h", pid=1, heartbeat_at=long_ago, stopped_at=long_ago)
+
+    assert SendingWorker.beat("w-beating") == 1
+    assert SendingWorker.beat("w-unknown") == 0
+    assert SendingWorker.beat("w-stopped") == 0
+
+    beats = dict(SendingWorker.objects.values_list("worker_id", "heartbeat_at"))
+    assert beats["w-beating"] > long_ago + datetime.timedelta(minutes=59)
+    assert beats["w-other"] == beats["w-stopped"] == long_ago

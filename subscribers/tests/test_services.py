@@ -585,3 +585,16 @@ def test_joining_in_the_preference_centre_without_a_user_agent_records_an_empty_
     subscriber = SubscriberFactory()
     services.update_preferences(subscriber.uid, list_ids=[news.pk], name=subscriber.name, ip=None, user_agent=None)
     assert subscriber.subscriptions.get().confirm_user_agent == ""
+
+
+def test_a_confirmation_link_reads_pending_done_or_gone(news, sport):
+    subscriber = SubscriptionFactory(list=news, status=Subscription.Status.PENDING).subscriber
+    SubscriptionFactory(list=sport, subscriber=subscriber)
+    left = SubscriptionFactory(list=MailingListFactory(slug="left"), status=Subscription.Status.UNSUBSCRIBED)
+
+    assert services.confirmation_status(subscriber.uid, [news.pk, sport.pk]) == services.CONFIRM_PENDING
+    assert services.confirmation_status(subscriber.uid, [sport.pk]) == services.CONFIRM_DONE
+    assert services.confirmation_status(left.subscriber.uid, [left.list_id]) == services.CONFIRM_GONE
+    assert services.confirmation_status("00000000-0000-0000-0000-000000000000", [news.pk]) == services.CONFIRM_GONE
+    Subscriber.objects.filter(pk=subscriber.pk).update(state="complained")
+    assert services.confirmation_status(subscriber.uid, [news.pk]) == services.CONFIRM_GONE
