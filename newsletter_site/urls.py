@@ -34,3 +34,6 @@ urlpatterns.append(re_path(r"^" + settings.MEDIA_URL.strip("/") + r"/(?P<path>.*
 # (the token links in emails, RFC 8058 one-click, webhooks, tracking) stays unprefixed: those
 # pages take the visitor's language from the cookie or Accept-Language (newsletter_site.middleware).
 urlpatterns += i18n_patterns(path("", include(wagtail_urls)), prefix_default_language=False)
+
+# The 404 page in the visitor's language, also for unprefixed addresses that are no page.
+handler404 = views.page_not_found

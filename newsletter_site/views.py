@@ -2,8 +2,10 @@
 
 from django.conf import settings
 from django.http import Http404, HttpResponseBadRequest, HttpResponseRedirect
+from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views import defaults
 from django.views.decorators.http import require_http_methods
 from django.views.static import serve
 
@@ -52,3 +54,18 @@ def set_language(request):
         samesite=settings.LANGUAGE_COOKIE_SAMESITE or "Lax",
     )
     return response
+
+
+def page_not_found(request, exception):
+    """The 404 page in the visitor's language (``handler404``).
+
+    An unprefixed address that is not a page (Wagtail's serve finds nothing, or no URL matches at
+    all) resolves in the default language, as unprefixed pages do; the page saying so speaks the
+    language negotiated for the visitor (switcher cookie, else Accept-Language), as the token
+    pages do (newsletter_site.middleware.LocaleMiddleware). A prefixed address keeps its prefix's.
+    """
+    negotiated = getattr(request, "negotiated_language", None)
+    if negotiated and not getattr(request, "language_from_path", None):
+        translation.activate(negotiated)
+        request.LANGUAGE_CODE = translation.get_language()
+    return defaults.page_not_found(request, exception)

@@ -61,6 +61,22 @@ def test_pages_outside_the_page_tree_speak_the_negotiated_language(client, db):
     assert "此链接无效" in response.content.decode()
 
 
+@pytest.mark.parametrize("path", ["/no-such-page/", "/archive/no-such-issue/", "/newsletter/"])
+def test_an_unknown_address_answers_in_the_negotiated_language(client, archive_page, path):
+    """Not a page (Wagtail's serve finds nothing) or no URL at all: the 404 page speaks the
+    visitor's language, as the token pages do, not the default language of unprefixed pages."""
+    response = client.get(path, HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
+
+    assert response.status_code == 404
+    assert response["Content-Language"] == "zh-hans"
+    html = response.content.decode()
+    assert '<html lang="zh-hans">' in html
+    assert "We couldn’t find that page" not in html and "Browse the archive" not in html
+    assert "Accept-Language" in response["Vary"]
+    english = client.get(path, HTTP_ACCEPT_LANGUAGE="en")
+    assert "We couldn’t find that page" in english.content.decode()
+
+
 def test_without_accept_language_pages_are_english(client, archive_page):
     response = client.get("/archive/")
 
