@@ -354,11 +354,14 @@ def ensure_chinese(home: HomePage) -> int:
     """The Chinese versions of the home, archive and subscribe pages and of the translated issues;
     returns how many issues are live in Chinese."""
     locale, _created = Locale.objects.get_or_create(language_code=CHINESE)
+    # A new translation is a copy of the English page, the subscribe form's English heading included.
+    home_is_new = home.get_translation_or_none(locale) is None
     home_zh = _translation(home, locale, intro=CHINESE_HOME["intro"])
     archive = _in_default_locale(NewsletterIndexPage).get()
     archive_zh = _translation(archive, locale, **CHINESE_ARCHIVE)
     subscribe_zh = _translation(_in_default_locale(SubscribePage).get(), locale, **CHINESE_SUBSCRIBE)
-    if not home_zh.body:
+    if home_is_new or not home_zh.body:
+        home_zh.refresh_from_db()  # its children were added meanwhile (treebeard's numchild)
         home_zh.body = [("subscribe_form", {"heading": CHINESE_HOME["form_heading"], "page": subscribe_zh})]
         home_zh.save_revision().publish()
     for spec in ISSUES:

@@ -68,6 +68,7 @@ def test_a_browser_preferring_chinese_gets_the_demo_site_in_chinese(client):
     assert "跳到正文" in html and "往期通讯" in html  # the chrome: skip link, navigation
     assert 'href="/zh-hans/archive/"' in html and 'href="/zh-hans/subscribe/"' in html
     assert 'action="/zh-hans/subscribe/"' in html, "the form signs up from the Chinese page (language zh-hans)"
+    assert "订阅下一期" in html and "Get the next issue" not in html  # the form's heading
     for path, words in (("/archive/", "印刷的回归，以及"), ("/subscribe/", "我同意通过电子邮件接收")):
         page = client.get(path, follow=True, **chinese)
         assert page.redirect_chain == [(f"/zh-hans{path}", 302)]
