@@ -55,6 +55,11 @@ _PLACEHOLDER = re.compile(r"%%[a-z_]+%%")
 _FLOWING_PLACEHOLDERS = {"%%name%%": 30}
 _SPACE_RUNS = re.compile(r"( +)")
 _SPACES = re.compile(r"[ \t\n\r\f\v]+")  # HTML whitespace only: a no-break space stays a space
+# A line break in the source between two wide characters, which CSS Text 3 (section 4.1.3, segment
+# break transformation) removes rather than turning it into a space: "。\n如果" reads "。如果".
+# Hangul is excluded (Korean separates words with spaces), as it is in CSS.
+_SEGMENT_BREAK = re.compile(r"(\S)[ \t\f\v]*[\n\r][ \t\n\r\f\v]*(?=(\S))")
+_HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7ff]")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _PIXEL_STYLE = re.compile(r"(?:^|;)\s*(?:width|height)\s*:\s*[01]px", re.IGNORECASE)
 _BUTTON_CLASSES = frozenset({"button", "btn"})
@@ -159,7 +164,7 @@ class _Converter:
                 continue  # includes Outlook's <!--[if mso]> conditional markup
             if isinstance(child, NavigableString):
                 if type(child) is NavigableString:  # not Doctype, CData, processing instructions
-                    self.inline.append(_SPACES.sub(" ", str(child)))
+                    self.inline.append(_SPACES.sub(" ", _SEGMENT_BREAK.sub(_segment_break, str(child))))
                 continue
             if isinstance(child, Tag):
                 self.element(child)
@@ -379,6 +384,12 @@ def _is_wide(char: str) -> bool:
     return wcwidth.wcwidth(char) == 2
 
 
+def _segment_break(match: re.Match) -> str:
+    before, after = match.group(1), match.group(2)
+    joined = _is_wide(before) and _is_wide(after) and not (_HANGUL.match(before) or _HANGUL.match(after))
+    return before if joined else before + " "
+
+
 def _rows(table: Tag) -> list[Tag]:
     rows = []
     for child in table.find_all(["tr", "thead", "tbody", "tfoot"], recursive=False):
@@ -430,5 +441,6 @@ def _format_link(text: str, href: str, *, button: bool) -> str:
         # The link shows its own address: print it once (the address itself for mailto:/tel:).
         return text if href.lower().startswith(("mailto:", "tel:")) else href
     if button:
-        return f"{text}: {href}"
+        # After a Chinese or Japanese label, the full-width colon, and the address on the next line.
+        return f"{text}：\n{href}" if _is_wide(text[-1]) else f"{text}: {href}"
     return f"{text} ({href})"

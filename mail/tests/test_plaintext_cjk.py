@@ -148,3 +148,27 @@ def test_remembered_pair_answers_agree_with_uniseg_on_whole_text(name):
         units = _cjk_units(piece)
         got = [sum(len(u) for u in units[:i]) for i in range(1, len(units))]
         assert got == expected, piece
+
+
+def test_a_line_break_in_the_source_between_chinese_sentences_adds_no_space():
+    """CSS Text 3, segment break transformation: a newline between two wide characters (not
+    Hangul) is removed, not turned into a space, as browsers render it; between Latin words, and
+    in Korean, which separates words with spaces, it stays a space."""
+    html = (
+        "<p>此链接在 7 天内有效。\n  如果这不是您本人的请求，请忽略此邮件。</p>"
+        "<p>One line\nand the next.</p><p>매주\n소식</p>"
+    )
+
+    text = html_to_text(html)
+
+    assert "有效。如果这不是" in text
+    assert "One line and the next." in text
+    assert "매주 소식" in text
+
+
+def test_a_chinese_button_label_takes_a_full_width_colon():
+    html = '<p><a class="button" href="https://news.example.com/newsletter/confirm/abc/">确认我的订阅</a></p>'
+    english = '<p><a class="button" href="https://news.example.com/newsletter/confirm/abc/">Confirm</a></p>'
+
+    assert html_to_text(html) == "确认我的订阅：\nhttps://news.example.com/newsletter/confirm/abc/\n"
+    assert html_to_text(english) == "Confirm: https://news.example.com/newsletter/confirm/abc/\n"
