@@ -230,6 +230,8 @@ def one_click(request, token):
         return HttpResponse(
             _("This unsubscribe link is not valid."), status=400, content_type="text/plain; charset=utf-8"
         )
+    # A client without RFC 8058 opens this address in a browser (GET): the page speaks the email's language.
+    _speak_subscribers_language(request, link.uid)
     if request.method != "POST":
         return _unsubscribe_page(request, token, link.uid, link.list_ids)
     _leave(request, link, Subscription.UnsubscribeMethod.ONE_CLICK)

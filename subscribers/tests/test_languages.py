@@ -6,9 +6,10 @@ import re
 import pytest
 from django.conf import settings
 from django.test import Client
+from django.urls import reverse
 
 from pages.models import SubscribePage
-from subscribers import emails
+from subscribers import emails, tokens
 from subscribers.languages import supported_language
 from subscribers.models import Subscriber
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
@@ -109,6 +110,19 @@ def test_preference_centre_opens_in_the_subscribers_language(chinese_reader):
     html = response.content.decode()
     assert "保存偏好" in html
     assert re.search(r'<option value="zh-hans" selected>简体中文</option>', html)
+
+
+@pytest.mark.parametrize("view", ["subscribers:unsubscribe", "subscribers:one_click"])
+def test_unsubscribe_pages_open_in_the_subscribers_language(chinese_reader, news, view):
+    """The List-Unsubscribe address too: a mail client without RFC 8058 opens it in a browser."""
+    path = reverse(view, args=[tokens.unsubscribe_token(chinese_reader.uid, [news.pk])])
+
+    page = Client().get(path)
+    left = Client().post(path)
+
+    assert page["Content-Language"] == "zh-hans"
+    assert '<html lang="zh-hans">' in page.content.decode() and "Unsubscribe" not in page.content.decode()
+    assert left.status_code == 200 and "unsubscribed" not in left.content.decode()
 
 
 def test_the_switcher_cookie_overrides_the_subscribers_language_on_token_pages(chinese_reader):
