@@ -348,13 +348,18 @@ def send_campaign_paused_notice(campaign_id: int) -> bool:
         logger.error("Campaign %s paused (no NOTIFY_STAFF to tell): %s", campaign_id, campaign.last_error)
         return False
     url = settings.WAGTAILADMIN_BASE_URL.rstrip("/") + reverse("campaigns_admin:detail", args=[campaign.pk])
-    body = (
-        f'The campaign "{campaign.page.title}" was paused by the sending engine:\n\n'
-        f"{campaign.last_error}\n\n"
-        f"Sent so far: {campaign.sent} of {campaign.recipients}. Resume it once the problem is fixed:\n{url}\n"
-    )
+    # Staff notices speak the site's language, whichever request or worker paused the campaign.
+    with translation.override(settings.LANGUAGE_CODE):
+        names = {"title": campaign.page.title, "sent": campaign.sent, "recipients": campaign.recipients}
+        body = (
+            _('The campaign "%(title)s" was paused by the sending engine:') % names
+            + f"\n\n{campaign.last_error}\n\n"
+            + _("Sent so far: %(sent)s of %(recipients)s. Resume it once the problem is fixed:") % names
+            + f"\n{url}\n"
+        )
+        subject = _("Campaign paused: %(title)s") % names
     message = EmailMessage(
-        f"Campaign paused: {campaign.page.title}"[:200].replace("\n", " "),
+        subject[:200].replace("\n", " "),
         body,
         settings.DEFAULT_FROM_EMAIL,
         recipients,

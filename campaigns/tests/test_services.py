@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core import mail
 from django.core.exceptions import PermissionDenied
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from campaigns import services
 from campaigns.models import Campaign, Delivery
@@ -270,3 +270,24 @@ def test_send_test_of_a_campaign_uses_a_real_subscriber(personal_issue, weekly, 
 
 def test_send_permission_exists():
     assert Permission.objects.filter(codename="send_campaign", content_type__app_label="campaigns").exists()
+
+
+@pytest.mark.parametrize(
+    ("site_language", "subject_start", "words"),
+    [("en", "Campaign paused", "Sent so far"), ("zh-hans", "邮件活动已暂停", "已发送")],
+)
+def test_the_paused_notice_speaks_the_sites_language_whatever_is_active(
+    campaign, settings, site_language, subject_start, words
+):
+    """A staff notice, like the new-subscriber one: in LANGUAGE_CODE, not in the language of
+    whichever request or worker happens to pause the campaign."""
+    settings.LANGUAGE_CODE = site_language
+    settings.BROADSHEET = {**settings.BROADSHEET, "NOTIFY_STAFF": ["editor@example.com"]}
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED, last_error="535 5.7.8 refused")
+
+    with translation.override("zh-hans" if site_language == "en" else "en"):
+        assert services.send_campaign_paused_notice(campaign.pk)
+
+    (notice,) = mail.outbox
+    assert notice.subject.startswith(subject_start) and campaign.page.title in notice.subject
+    assert words in notice.body and "535 5.7.8 refused" in notice.body
