@@ -97,20 +97,25 @@ def test_a_spent_hourly_allowance_says_when_sending_resumes(client, sender, two_
     assert field(gmail, "blocked-until") == f"sending resumes at {timezone.localtime(next_hour):%Y-%m-%d %H:%M}"
 
 
-def test_running_campaigns_show_remaining_and_expected_finish_over_days(client, sender, two_mailers, issue_page):
+def sending_through_gmail(issue_page, *specs) -> list[Campaign]:
+    """Sending campaigns to a list on the gmail mailer, one per (minutes ago started, recipients, sent)."""
     weekly = MailingListFactory(slug="weekly", name="Weekly", mailer="gmail")
-    first, second = (
-        Campaign.objects.create(
+    campaigns = []
+    for minutes, recipients, sent in specs:
+        campaign = Campaign.objects.create(
             page=issue_page,
             status=Campaign.Status.SENDING,
             started_at=timezone.now() - datetime.timedelta(minutes=minutes),
             recipients=recipients,
             sent=sent,
         )
-        for minutes, recipients, sent in ((10, 700, 100), (5, 300, 0))
-    )
-    for campaign in (first, second):
         campaign.lists.set([weekly])
+        campaigns.append(campaign)
+    return campaigns
+
+
+def test_running_campaigns_show_remaining_and_expected_finish_over_days(client, sender, two_mailers, issue_page):
+    first, second = sending_through_gmail(issue_page, (10, 700, 100), (5, 300, 0))
     client.force_login(sender)
 
     response = client.get(URL)
@@ -300,18 +305,7 @@ def test_test_connection_gives_up_on_a_silent_server_within_its_own_limit(client
 def test_the_campaign_page_expects_the_same_finish_as_the_mailers_page_behind_earlier_campaigns(
     client, sender, two_mailers, issue_page
 ):
-    weekly = MailingListFactory(slug="weekly", name="Weekly", mailer="gmail")
-    first, second = (
-        Campaign.objects.create(
-            page=issue_page,
-            status=Campaign.Status.SENDING,
-            started_at=timezone.now() - datetime.timedelta(minutes=minutes),
-            recipients=recipients,
-        )
-        for minutes, recipients in ((10, 600), (5, 300))
-    )
-    for campaign in (first, second):
-        campaign.lists.set([weekly])
+    _first, second = sending_through_gmail(issue_page, (10, 600, 0), (5, 300, 0))
     client.force_login(sender)
 
     overview = client.get(URL).context["mailers"]

@@ -89,26 +89,22 @@ def worker_env(**extra) -> dict:
     return env
 
 
-@pytest.mark.services
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_two_worker_threads_share_a_campaign_on_postgresql_without_duplicates(
-    postgresql, issue_page, smtp_server, settings
-):
-    settings.TASKS = DB_TASKS  # batch tasks wait in the table; the two threads below do the work
-    mailing_list, addresses = make_audience(2000)
-    campaign = start(issue_page, mailing_list)
+def run_two_workers(campaign: Campaign, *, limit: int, counted: str) -> dict[str, int]:
+    """Two threads call send_batch(limit=...) until a call claims nothing and (``claimed``) has
+    nothing more, or (``sent``) claims nothing; {worker id: the ``counted`` total}. Each thread has
+    its own database connection, so their claims and reservations really run concurrently."""
     ready = threading.Barrier(2)
-    claimed = {}
+    totals: dict[str, int] = {}
     errors = []
 
     def work(worker_id):
         try:
             ready.wait()
-            claimed[worker_id] = 0
+            totals[worker_id] = 0
             while True:
-                result = send_batch(campaign.pk, worker_id=worker_id, limit=50)
-                claimed[worker_id] += result["claimed"]
-                if not result["claimed"] and not result["more"]:
+                result = send_batch(campaign.pk, worker_id=worker_id, limit=limit)
+                totals[worker_id] += result[counted]
+                if not result["claimed"] and (counted == "sent" or not result["more"]):
                     return
         except Exception as error:  # reported below: a thread cannot fail the test itself
             errors.append(error)
@@ -120,9 +116,22 @@ def test_two_worker_threads_share_a_campaign_on_postgresql_without_duplicates(
         thread.start()
     for thread in threads:
         thread.join(timeout=300)
-
     assert errors == []
-    assert all(count > 0 for count in claimed.values()), claimed  # both really took part
+    assert all(count > 0 for count in totals.values()), totals  # both really took part
+    return totals
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_worker_threads_share_a_campaign_on_postgresql_without_duplicates(
+    postgresql, issue_page, smtp_server, settings
+):
+    settings.TASKS = DB_TASKS  # batch tasks wait in the table; the two threads below do the work
+    mailing_list, addresses = make_audience(2000)
+    campaign = start(issue_page, mailing_list)
+
+    claimed = run_two_workers(campaign, limit=50, counted="claimed")
+
     assert sum(claimed.values()) == 2000
     assert_sent_exactly_once(campaign, smtp_server.recipients(), addresses)
 
@@ -136,34 +145,11 @@ def test_two_worker_threads_on_postgresql_send_no_more_than_the_days_quota(
     settings.MAILERS["default"]["LIMITS"] = {"per_second": 0, "per_hour": 0, "per_day": 150}
     mailing_list, _addresses = make_audience(400)
     campaign = start(issue_page, mailing_list)
-    ready = threading.Barrier(2)
-    sent = {}
-    errors = []
 
-    def work(worker_id):
-        try:
-            ready.wait()
-            sent[worker_id] = 0
-            while True:
-                # One message per batch: a reservation per message, so the two workers' reservations
-                # really contend (without the window row lock this test sends 151).
-                result = send_batch(campaign.pk, worker_id=worker_id, limit=1)
-                sent[worker_id] += result["sent"]
-                if not result["claimed"]:
-                    return  # the day's allowance is spent (or the campaign is done)
-        except Exception as error:  # reported below: a thread cannot fail the test itself
-            errors.append(error)
-        finally:
-            connection.close()
+    # One message per batch: a reservation per message, so the two workers' reservations really
+    # contend (without the window row lock this test sends 151). They stop when the day is spent.
+    sent = run_two_workers(campaign, limit=1, counted="sent")
 
-    threads = [threading.Thread(target=work, args=(f"worker-{n}",)) for n in (1, 2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-
-    assert errors == []
-    assert all(count > 0 for count in sent.values()), sent  # both really sent
     # Concurrent reservations on one mailer's windows: the day's 150 exactly, not one more.
     assert len(smtp_server.recipients()) == sum(sent.values()) == 150
     assert Delivery.objects.filter(campaign=campaign, status=Delivery.Status.QUEUED).count() == 250
