@@ -5,6 +5,7 @@ import datetime
 from django.contrib.syndication.views import Feed
 from django.utils import timezone
 from django.utils.feedgenerator import Atom1Feed
+from django.utils.translation import gettext as _
 
 from mail.models import NewsletterSettings
 
@@ -35,7 +36,7 @@ class IssueFeed(Feed):
         return self.archive.full_url + self.archive.reverse_subpage("feed").lstrip("/")
 
     def subtitle(self):
-        return f"Every issue of {self.title()}, newest first."
+        return _("Every issue of %(name)s, newest first.") % {"name": self.title()}
 
     def items(self):
         return self.archive.issues()[: self.limit]

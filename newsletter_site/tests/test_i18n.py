@@ -77,6 +77,14 @@ def test_an_unknown_address_answers_in_the_negotiated_language(client, archive_p
     assert "We couldn’t find that page" in english.content.decode()
 
 
+def test_the_chinese_archive_feed_is_chinese(client, chinese_archive):
+    feed = client.get("/zh-hans/archive/feed/").content.decode()
+
+    assert 'xml:lang="zh-hans"' in feed
+    assert "newest first" not in feed and "按时间由新到旧" in feed  # the subtitle
+    assert "newest first" in client.get("/archive/feed/").content.decode()
+
+
 def test_without_accept_language_pages_are_english(client, archive_page):
     response = client.get("/archive/")
 
