@@ -32,6 +32,10 @@ _LITERAL_KWARG = re.compile(
 )
 # {% status "sent" %} (Wagtail's status tag): its first argument is shown as it is.
 _LITERAL_LABEL = re.compile(r"""^status\s+(["'])(.*?)\1""")
+# {{ value|default:"Not set" }}, {{ flag|yesno:"Yes,No" }}, {% firstof a "Nobody" %}: a literal the
+# page shows in place of the variable (a _("...") argument is marked).
+_LITERAL_FILTER = re.compile(r"""\|(?:default|default_if_none|yesno)\s*:\s*(["'])(.*?)\1""")
+_LITERAL_ARGUMENT = re.compile(r"""(?<![_(\w])(["'])(.*?)\1""")
 # A template tag or variable: its output is not a literal of this template.
 MARK = "\x00"
 
@@ -99,6 +103,12 @@ def untranslated_strings(source: str) -> list[str]:
         elif token.token_type in (TokenType.VAR, TokenType.BLOCK):
             html.append(MARK)
             label = _LITERAL_LABEL.match(content)
+            # A literal the tag or variable may print stands in the HTML where it is printed: it
+            # counts in a text node or a visible attribute, not in a data- or lang attribute.
+            printed = [value for _quote, value in _LITERAL_FILTER.findall(content)]
+            if name == "firstof":
+                printed += [value for _quote, value in _LITERAL_ARGUMENT.findall(content)]
+            html.append(" ".join(printed) + MARK if printed else "")
             literals = [value for _name, _quote, value in _LITERAL_KWARG.findall(content)]
             if any(_has_words(value) for value in literals + ([label.group(2)] if label else [])):
                 found.append(f"{{% {content} %}}")
@@ -124,6 +134,8 @@ def test_the_check_finds_untranslated_text_attributes_and_included_titles():
 <a href="/" title="Home" aria-label="Go home">{% translate "Home" %}</a>
 {% include "wagtailadmin/shared/header.html" with title="Campaigns" icon="mail" %}
 {% panel id="progress" heading='Progress' icon="time" %}{% endpanel %}{% status "bounced" classname="w-status" %}
+<p>{{ list.description|default:"No description" }} {{ list.public|yesno:'Public,Hidden' }}</p>
+<p>{% firstof subscriber.name "Anonymous reader" %}</p>
 """
 
     assert untranslated_strings(bad) == [
@@ -138,6 +150,8 @@ def test_the_check_finds_untranslated_text_attributes_and_included_titles():
         '<input value="Save">',
         '<a title="Home">',
         '<a aria-label="Go home">',
+        "{…}No description{…} {…}Public,Hidden{…}",
+        "{…}Anonymous reader{…}",
     ]
 
 
@@ -153,6 +167,8 @@ def test_the_check_accepts_marked_strings_variables_punctuation_and_code():
 <p>Broadsheet</p><p>{{ time }} UTC</p>{% block body_class %}home page{% endblock %}
 {% include "wagtailadmin/shared/header.html" with title=_("Campaigns") icon="mail" %}
 {% panel id="progress" heading=_("Progress") icon="time" %}{% endpanel %}{% status _("bounced") %}{% status label %}
+<p>{{ list.description|default:_("No description") }} {{ value|default:"–" }} {{ page.title|default:"Broadsheet" }}</p>
+<p>{% firstof subscriber.name _("Anonymous reader") %}</p>
 """
 
     assert untranslated_strings(good) == []
