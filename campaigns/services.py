@@ -416,7 +416,7 @@ def send_test(page_or_campaign, addresses, *, subscriber=None) -> int:
         )
     links = RecipientLinks(content.list_ids)
     transport = get_transport(content, test=True)
-    name = subscriber.name if subscriber is not None else "Sample Reader"
+    name = subscriber.name if subscriber is not None else page.sample_recipient()["name"]
     uid = subscriber.uid if subscriber is not None else uuid.UUID(int=0)
     items = []
     for index, address in enumerate(addresses):

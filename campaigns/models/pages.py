@@ -4,7 +4,8 @@ from django.db import models
 from django.db.models import Q
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.panels import FieldPanel, MultiFieldPanel
 from wagtail.contrib.routable_page.models import RoutablePageMixin, path
@@ -121,9 +122,11 @@ class NewsletterIssuePage(Page):
         verbose_name = _("newsletter issue")
 
     def sample_recipient(self) -> dict[str, str]:
-        """Stand-in recipient values for previews and test sends."""
+        """Stand-in recipient values for previews and test sends (the name in the issue's language)."""
+        with translation.override(self.locale.language_code if self.locale_id else settings.LANGUAGE_CODE):
+            name = gettext("Sample Reader")
         return {
-            "name": "Sample Reader",
+            "name": name,
             "email": "sample.reader@example.com",
             "unsubscribe_url": f"{settings.BASE_URL}/newsletter/unsubscribe/sample-preview-token/",
             "preferences_url": f"{settings.BASE_URL}/newsletter/preferences/sample-preview-token/",

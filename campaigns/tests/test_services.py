@@ -291,3 +291,15 @@ def test_the_paused_notice_speaks_the_sites_language_whatever_is_active(
     (notice,) = mail.outbox
     assert notice.subject.startswith(subject_start) and campaign.page.title in notice.subject
     assert words in notice.body and "535 5.7.8 refused" in notice.body
+
+
+def test_previews_and_test_sends_of_a_chinese_issue_greet_a_chinese_sample_reader(personal_issue, translate_page):
+    chinese = translate_page(personal_issue, "zh-hans", subject="春季刊")
+
+    with translation.override("en"):  # the editor's admin language does not decide
+        sent = services.send_test(chinese, ["editor@example.com"])
+
+    assert sent == 1 and "示例读者" in mail.outbox[0].body and "Sample Reader" not in mail.outbox[0].body
+    assert chinese.sample_recipient()["name"] == "示例读者"
+    with translation.override("zh-hans"):
+        assert personal_issue.sample_recipient()["name"] == "Sample Reader"
