@@ -359,3 +359,38 @@ def test_a_heartbeat_moves_only_its_own_workers_time_forward():
     beats = dict(SendingWorker.objects.values_list("worker_id", "heartbeat_at"))
     assert beats["w-beating"] > long_ago + datetime.timedelta(minutes=59)
     assert beats["w-other"] == beats["w-stopped"] == long_ago
+
+
+def test_the_relay_wait_is_explained_with_when_it_began_and_when_the_next_try_is(ongoing, settings):
+    settings.BROADSHEET = {**settings.BROADSHEET, "RELAY_DOWN_PAUSE_SECONDS": 10**9}
+    Campaign.objects.filter(pk=ongoing.pk).update(relay_failures=1, relay_down_since=T0, next_try_at=T0)
+
+    result = engine.record_relay_failure(ongoing.pk, OSError("connection refused"))
+
+    ongoing.refresh_from_db()
+    since, next_try = timezone.localtime(T0), timezone.localtime(result["next_try_at"])
+    assert ongoing.last_error == (
+        f"Waiting for the relay since {since:%Y-%m-%d %H:%M:%S %Z}, next try at {next_try:%H:%M:%S %Z}: "
+        "connection refused"
+    )
+    assert ongoing.waiting_for_relay == ongoing.last_error.removesuffix(": connection refused")
+
+
+def test_finish_records_when_and_forgets_any_relay_outage(ongoing):
+    Campaign.objects.filter(pk=ongoing.pk).update(relay_failures=2, relay_down_since=T0, next_try_at=T1)
+    before = timezone.now()
+
+    assert Campaign.objects.filter(pk=ongoing.pk).finish() == 1
+
+    ongoing.refresh_from_db()
+    assert (ongoing.status, ongoing.relay_failures, ongoing.relay_down_since, ongoing.next_try_at) == (
+        "sent", 0, None, None
+    )  # fmt: skip
+    assert ongoing.finished_at >= before
+
+
+def test_a_campaign_keeps_at_most_2000_characters_of_a_pause_or_relay_reason(ongoing):
+    Campaign.objects.filter(pk=ongoing.pk).wait_for_relay(failures=1, down_since=T0, next_try_at=T1, reason=LONG * 2)
+    assert len(Campaign.objects.get(pk=ongoing.pk).last_error) == 2000
+    Campaign.objects.filter(pk=ongoing.pk).pause(LONG * 2)
+    assert len(Campaign.objects.get(pk=ongoing.pk).last_error) == 2000
