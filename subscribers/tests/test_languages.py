@@ -62,6 +62,9 @@ def test_subscribing_from_the_chinese_page_records_chinese_and_sends_a_chinese_c
     assert "此链接在 7 天内有效" in message.body
     html = message.alternatives[0][0]
     assert "确认我的订阅" in html
+    # No space between two Chinese sentences: browsers render a line break in the source as one.
+    assert "天内有效。如果" in message.body or "天内有效。\n" in message.body
+    assert not re.search(r"天内有效。\s+如果", html)
     # The confirmation link is the usual one: the page it opens speaks the subscriber's language.
     link = re.search(r"https://news\.example\.com(/newsletter/confirm/[^/\s]+/)", message.body).group(1)
     page = Client().get(link)
