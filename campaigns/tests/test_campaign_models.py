@@ -394,3 +394,10 @@ def test_a_campaign_keeps_at_most_2000_characters_of_a_pause_or_relay_reason(ong
     assert len(Campaign.objects.get(pk=ongoing.pk).last_error) == 2000
     Campaign.objects.filter(pk=ongoing.pk).pause(LONG * 2)
     assert len(Campaign.objects.get(pk=ongoing.pk).last_error) == 2000
+
+
+def test_a_pause_by_a_person_gives_no_reason(ongoing):
+    assert ongoing.pause()
+    assert Campaign.objects.filter(pk=ongoing.pk).update(status=Campaign.Status.SENDING) == 1
+    assert Campaign.objects.filter(pk=ongoing.pk).pause() == 1
+    assert Campaign.objects.get(pk=ongoing.pk).last_error == ""

@@ -417,6 +417,8 @@ def test_no_confirmation_is_resent_unless_pending_and_not_suppressed(news, mailo
 
 def test_preference_choices_are_the_public_lists_with_only_confirmed_ones_ticked(news, sport):
     private = MailingListFactory(slug="vip", is_public=False)
+    for index in range(3):  # subscription ids unlike list ids: a mix-up of the two shows
+        SubscriptionFactory(list=MailingListFactory(slug=f"other-{index}", is_public=False))
     subscriber = SubscriptionFactory(list=news).subscriber
     SubscriptionFactory(list=sport, subscriber=subscriber, status=Subscription.Status.PENDING)
     SubscriptionFactory(list=private, subscriber=subscriber)
