@@ -2,6 +2,7 @@
 
 import datetime
 from io import StringIO
+from types import SimpleNamespace
 
 import pytest
 from django.core import mail
@@ -9,6 +10,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from campaigns import services
+from campaigns.management.commands import send_campaign as send_campaign_command
 from campaigns.models import Campaign, Delivery
 from subscribers.tests.factories import MailingListFactory, SubscriptionFactory
 
@@ -94,3 +96,34 @@ def test_campaign_status_shows_counters_and_failure_reasons(issue_page, weekly):
     assert "Status:     Sent" in output
     assert "Sent:       2" in output and "Failed:     1" in output
     assert "1 x 550 no such user" in output
+
+
+def test_mailer_chooses_the_campaigns_mailer_and_a_spent_day_is_waited_for_saying_so(
+    issue_page, weekly, settings, monkeypatch
+):
+    locmem = {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
+    settings.MAILERS = {"default": locmem, "gmail": {**locmem, "LIMITS": {"per_hour": 2, "per_day": 2}}}
+    naps = []
+
+    def sleep(seconds):
+        # The person watching gives up after the first nap: stop the campaign so the command ends.
+        naps.append(seconds)
+        services.cancel_campaign(Campaign.objects.get().pk)
+
+    monkeypatch.setattr(send_campaign_command, "time", SimpleNamespace(sleep=sleep))
+    out, err = StringIO(), StringIO()
+
+    call_command("send_campaign", issue_page.slug, "--lists", "weekly", "--mailer", "gmail", stdout=out, stderr=err)
+
+    campaign = Campaign.objects.get()
+    assert campaign.mailer == "gmail"
+    assert len(mail.outbox) == 2, "gmail's day allows 2 of the 3"
+    # It waits for the allowance (one look every 5 minutes at most, not every second) and says why.
+    assert naps == [300]
+    assert "Nothing can be sent before" in err.getvalue() and "daily allowance" in err.getvalue()
+
+
+def test_an_unknown_mailer_is_an_error_naming_the_configured_ones(issue_page, weekly):
+    with pytest.raises(CommandError, match=r"No mailer named 'gmial'; configured: default"):
+        run("send_campaign", issue_page.slug, "--lists", "weekly", "--mailer", "gmial")
+    assert not Campaign.objects.exists()

@@ -1,7 +1,10 @@
-"""manage.py send_campaign <campaign id | issue page slug> [--lists ...] [--dry-run] [--test-to ...] [--at ISO]"""
+"""manage.py send_campaign <campaign id | issue page slug> [--lists ...] [--mailer NAME] [--dry-run] [--test-to ...]
+[--at ISO]"""
 
+import datetime
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -12,6 +15,7 @@ from tqdm import tqdm
 from campaigns import services
 from campaigns.models import Campaign, NewsletterIssuePage
 from campaigns.sending import new_worker_id, send_batch
+from campaigns.sending.mailers import mailer_names
 from campaigns.tasks import notify_staff_campaign_paused, send_batch_task
 from subscribers.audience import Audience
 from subscribers.models import MailingList
@@ -26,14 +30,22 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("target", help="A campaign id, or the slug of a published issue page.")
         parser.add_argument("--lists", nargs="+", metavar="SLUG", help="Target lists (for a page slug).")
+        parser.add_argument(
+            "--mailer", metavar="NAME", help="Send through this mailer (a MAILERS name) instead of the lists'."
+        )
         parser.add_argument("--dry-run", action="store_true", help="Check and count, send nothing.")
         parser.add_argument("--test-to", nargs="+", metavar="ADDRESS", help="Send a [TEST] copy only.")
         parser.add_argument("--at", help="Schedule for this ISO 8601 time (e.g. 2026-05-01T09:00+01:00).")
         parser.add_argument("--wait", action="store_true", help="Follow the background workers until done.")
         parser.add_argument("--resume", action="store_true", help="Resume a paused campaign.")
 
-    def handle(self, *args, target, lists, dry_run, test_to, at, wait, resume, **options):
+    def handle(self, *args, target, lists, mailer, dry_run, test_to, at, wait, resume, **options):
         campaign, page = self._resolve(target, lists)
+        if mailer and campaign is not None:
+            raise CommandError(_("--mailer only applies to a page slug; the campaign has its mailer."))
+        if mailer and mailer not in settings.MAILERS:
+            names = ", ".join(mailer_names())
+            raise CommandError(_("No mailer named %(name)r; configured: %(names)s.") % {"name": mailer, "names": names})
         if test_to:
             sent = services.send_test(campaign or page, test_to)
             self.stdout.write(
@@ -48,7 +60,7 @@ class Command(BaseCommand):
             if dry_run:
                 self._describe(page, chosen)
                 return
-            campaign = services.create_campaign(page, chosen)
+            campaign = services.create_campaign(page, chosen, mailer=mailer or "")
             self.stdout.write(_("Created campaign %(id)s.") % {"id": campaign.pk})
         elif dry_run:
             self._describe(campaign.page, list(campaign.lists.all()), campaign)
@@ -145,6 +157,7 @@ class Command(BaseCommand):
     def _drive(self, campaign):
         """Send every batch in this process (immediate task backend), with a progress bar."""
         worker_id = new_worker_id()
+        announced = None
         with tqdm(total=campaign.recipients, unit="msg", file=self.stderr._out) as bar:
             bar.update(campaign.recipients - campaign.remaining)
             while True:
@@ -156,8 +169,21 @@ class Command(BaseCommand):
                 if not result["more"]:
                     break
                 if not result["claimed"]:
-                    # Waiting for retries, for the relay, or for a dead worker's claim to be settled.
-                    time.sleep(1)
+                    # Waiting for retries, the relay, a dead worker's claim, or the mailer's spent
+                    # hourly or daily allowance: say so once per wait longer than a minute, then look
+                    # again every few minutes at most (a pause or cancel in the admin is seen).
+                    wait = _seconds_until(result["retry_at"])
+                    if wait > 60 and result["retry_at"] != announced:
+                        announced = result["retry_at"]
+                        bar.write(
+                            _(
+                                "Nothing can be sent before %(time)s (the mailer's hourly or daily allowance, "
+                                "retries or the relay): waiting. Ctrl-C stops this command, not the campaign."
+                            )
+                            % {"time": timezone.localtime(datetime.datetime.fromisoformat(announced))},
+                            file=self.stderr._out,
+                        )
+                    time.sleep(min(max(wait, 1), 300))
         campaign.refresh_from_db()
         if campaign.status == Campaign.Status.PAUSED and campaign.last_error:
             self.stderr.write(campaign.last_error)
@@ -174,3 +200,10 @@ class Command(BaseCommand):
                 if campaign.is_final or campaign.status == Campaign.Status.PAUSED:
                     break
                 time.sleep(1)
+
+
+def _seconds_until(iso: str | None) -> float:
+    """Seconds from now until the ISO time ``iso`` (0 when None or past)."""
+    if not iso:
+        return 0.0
+    return max((datetime.datetime.fromisoformat(iso) - timezone.now()).total_seconds(), 0.0)
