@@ -3,7 +3,7 @@
 import datetime
 
 import pytest
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
 from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery, DeliveryEvent, SendingWorker
@@ -401,3 +401,18 @@ def test_a_pause_by_a_person_gives_no_reason(ongoing):
     assert Campaign.objects.filter(pk=ongoing.pk).update(status=Campaign.Status.SENDING) == 1
     assert Campaign.objects.filter(pk=ongoing.pk).pause() == 1
     assert Campaign.objects.get(pk=ongoing.pk).last_error == ""
+
+
+def test_the_per_message_marker_marks_only_a_row_its_worker_holds(ongoing, monkeypatch):
+    from campaigns.models import campaign as ledger
+
+    monkeypatch.setattr(ledger, "_marker_sql_cache", {})  # build the statement, as a fresh worker does
+    held, other = dirty(ongoing, status=Delivery.Status.QUEUED), dirty(ongoing, status=Delivery.Status.QUEUED)
+
+    assert Delivery.objects.mark_one_sending(held.pk, "w1", T2, "<" + "m" * 300 + ">") is True
+    assert Delivery.objects.mark_one_sending(other.pk, "w2", T2, "<other>") is False
+
+    assert state(held) == changed(held, status="sending", sending_at=T2, claimed_at=T2, attempts=3,
+                                  esp_message_id=("<" + "m" * 300)[:255])  # fmt: skip
+    assert state(other) == changed(other)
+    assert list(ledger._marker_sql_cache) == [connection.vendor]
