@@ -100,22 +100,24 @@ def ongoing(issue_page):
     return Campaign.objects.create(page=issue_page, from_email="news@example.com", status=Campaign.Status.SENDING)
 
 
+# A delivery claimed by w1, in flight since T0, due for a retry at T1, with an old error and ESP id.
+DIRTY = {
+    "claimed_by": "w1",
+    "claimed_at": T0,
+    "sending_at": T0,
+    "retry_at": T1,
+    "attempts": 2,
+    "last_error": "old error",
+    "esp_message_id": "old-id",
+}
+
+
 def dirty(campaign, status=Delivery.Status.SENDING, **fields):
     subscriber = SubscriberFactory()
-    values = {
-        "status": status,
-        "claimed_by": "w1",
-        "claimed_at": T0,
-        "sending_at": T0,
-        "retry_at": T1,
-        "attempts": 2,
-        "last_error": "old error",
-        "esp_message_id": "old-id",
-        **fields,
-    }
     return Delivery.objects.create(
-        campaign=campaign, subscriber=subscriber, email=subscriber.email, subscriber_uid=subscriber.uid, **values
-    )
+        campaign=campaign, subscriber=subscriber, email=subscriber.email, subscriber_uid=subscriber.uid,
+        **{"status": status, **DIRTY, **fields},
+    )  # fmt: skip
 
 
 FIELDS = ("status", "claimed_by", "claimed_at", "sending_at", "retry_at", "attempts", "last_error", "esp_message_id")
@@ -127,18 +129,8 @@ def state(delivery) -> dict:
 
 
 def changed(delivery, **fields) -> dict:
-    """The dirty row's fields with ``fields`` changed."""
-    before = {
-        "status": delivery.status,
-        "claimed_by": "w1",
-        "claimed_at": T0,
-        "sending_at": T0,
-        "retry_at": T1,
-        "attempts": 2,
-        "last_error": "old error",
-        "esp_message_id": "old-id",
-    }
-    return {**before, **fields}
+    """The dirty row's fields (its status as last read) with ``fields`` changed."""
+    return {"status": delivery.status, **DIRTY, **fields}
 
 
 def test_mark_sending_stamps_the_send_and_counts_the_attempt(ongoing):
