@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from mail.models import DEFAULT_FOOTER_TEXT, FooterTranslation
+from mail.tests.forms import newsletter_settings_form
 
 pytestmark = pytest.mark.django_db
 
@@ -44,21 +45,7 @@ def test_editors_add_a_footer_translation_on_the_settings_page(newsletter_settin
     client = Client()
     client.force_login(admin)
     url = reverse("wagtailsettings:edit", args=["mail", "newslettersettings", newsletter_settings.site_id])
-    form = {
-        "sender_name": "The Broadsheet",
-        "sender_email": "news@example.com",
-        "reply_to": "",
-        "postal_address": "1 Fleet Street\nLondon EC4Y 1AA",
-        "footer_text": "You signed up on our website.",
-        "footer_translations-TOTAL_FORMS": "1",
-        "footer_translations-INITIAL_FORMS": "0",
-        "footer_translations-MIN_NUM_FORMS": "0",
-        "footer_translations-MAX_NUM_FORMS": "1000",
-        "footer_translations-0-language": "zh-hans",
-        "footer_translations-0-text": "您在我们的网站上订阅了本通讯。",
-        "footer_translations-0-ORDER": "1",
-        "footer_translations-0-DELETE": "",
-    }
+    form = newsletter_settings_form()
 
     assert client.get(url).status_code == 200
     response = client.post(url, form)

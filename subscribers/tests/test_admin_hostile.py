@@ -19,6 +19,7 @@ from django.urls import reverse
 from mail.addresses import format_address, reformat_address
 from mail.models import FooterTranslation, NewsletterSettings
 from mail.senders import sender_for
+from mail.tests.forms import newsletter_settings_form
 from mail.tests.mail_client import assert_rfc_folded, read_address
 from subscribers.importing import create_import_job
 from subscribers.models import ImportJob, MailingList, Subscriber
@@ -222,23 +223,7 @@ SETTINGS_FIELDS = ["sender_name", "sender_email", "reply_to", "postal_address", 
 
 
 def settings_data(field: str, value: str) -> dict:
-    data = {
-        "sender_name": "The Broadsheet",
-        "sender_email": "news@example.com",
-        "reply_to": "",
-        "postal_address": "1 Fleet Street\nLondon EC4Y 1AA",
-        "footer_text": "You signed up on our website.",
-        "footer_translations-TOTAL_FORMS": "1",
-        "footer_translations-INITIAL_FORMS": "0",
-        "footer_translations-MIN_NUM_FORMS": "0",
-        "footer_translations-MAX_NUM_FORMS": "1000",
-        "footer_translations-0-language": "zh-hans",
-        "footer_translations-0-text": "您在我们的网站上订阅了本通讯。",
-        "footer_translations-0-ORDER": "1",
-        "footer_translations-0-DELETE": "",
-    }
-    data["footer_translations-0-text" if field == "footer translation" else field] = value
-    return data
+    return newsletter_settings_form(**{"footer_translations-0-text" if field == "footer translation" else field: value})
 
 
 @pytest.mark.parametrize("field", SETTINGS_FIELDS)
