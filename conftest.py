@@ -28,6 +28,7 @@ def pytest_collection_modifyitems(config, items):
 
     Its flush empties every table; without serialized rollback the content types and Wagtail's
     root page are gone for the tests that run after it, which then fail far from the cause.
+    Tests that need PostgreSQL are skipped here, before any database fixture is set up.
     """
     careless = [
         item.nodeid
@@ -36,6 +37,11 @@ def pytest_collection_modifyitems(config, items):
         and marker.kwargs.get("transaction")
         and not marker.kwargs.get("serialized_rollback")
     ]
+    if connection.vendor != "postgresql":
+        skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://... (make test-services)")
+        for item in items:
+            if "postgresql" in getattr(item, "fixturenames", ()):
+                item.add_marker(skip)
     if careless:
         raise pytest.UsageError(
             "transactional tests need serialized_rollback=True (or the postgresql fixture): " + ", ".join(careless)
@@ -61,17 +67,14 @@ def _site_language():
 
 
 @pytest.fixture
-def postgresql(request):
-    """The test runs on PostgreSQL with real commits (DATABASE_URL=postgres://...), else it is skipped.
+def postgresql(transactional_db, django_db_serialized_rollback):
+    """The test runs on PostgreSQL with real commits (DATABASE_URL=postgres://...).
 
-    Skipped before the transactional database is set up: its flush afterwards would leave the
-    tests that follow without the rows migrations created (content types, Wagtail's root page).
-    Serialized rollback puts those rows back after a test that did run.
+    Elsewhere it is skipped at collection (below), before the transactional database is set up:
+    its flush afterwards would leave the tests that follow without the rows migrations created
+    (content types, Wagtail's root page). Serialized rollback puts those rows back after a test
+    that did run.
     """
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://... (make test-services)")
-    request.getfixturevalue("django_db_serialized_rollback")
-    request.getfixturevalue("transactional_db")
 
 
 @pytest.fixture
