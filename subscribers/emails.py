@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from mail.addresses import reformat_address
 from mail.rendering import render_transactional
@@ -27,15 +28,19 @@ def _sender(lists: list[MailingList]) -> tuple[str, list[str]]:
     return sender.from_email, [sender.reply_to] if sender.reply_to else []
 
 
-def _send_transactional(*, to: str, lists, subject: str, preheader: str, template_name: str, context: dict):
-
-    rendered = render_transactional(subject=subject, preheader=preheader, template_name=template_name, context=context)
-    from_email, reply_to = _sender(list(lists))
+def _send_to_subscriber(subscriber: Subscriber, *, lists, subject, preheader, template_name: str, context: dict):
+    """Render ``template_name`` in the newsletter layout and send it to ``subscriber``, in their
+    language: ``subject`` and ``preheader`` are lazy strings, translated here."""
+    with translation.override(supported_language(subscriber.language)):
+        rendered = render_transactional(
+            subject=str(subject), preheader=str(preheader), template_name=template_name, context=context
+        )
+        from_email, reply_to = _sender(list(lists))
     message = EmailMultiAlternatives(
         rendered.subject,
         rendered.text,
         from_email,
-        [to],
+        [subscriber.email],
         reply_to=reply_to,
         headers={"Auto-Submitted": "auto-generated"},
     )
@@ -59,20 +64,19 @@ def send_confirmation_email(subscriber_id: int, list_ids: list[int]) -> bool:
         # Requests from the form were counted when queued; other callers (the CSV import) were not.
         if subscription.confirmation_count == 0:
             subscription.mark_confirmation_sent(now, window=window)
-    with translation.override(supported_language(subscriber.language)):
-        _send_transactional(
-            to=subscriber.email,
-            lists=lists,
-            subject=_("Please confirm your subscription"),
-            preheader=_("One click and you are on the list."),
-            template_name="subscribers/email/confirm.html",
-            context={
-                "subscriber_name": subscriber.name,
-                "lists": lists,
-                "confirm_url": confirm_url(subscriber.uid, [m.pk for m in lists]),
-                "expires_days": settings.BROADSHEET["CONFIRM_TOKEN_DAYS"],
-            },
-        )
+    _send_to_subscriber(
+        subscriber,
+        lists=lists,
+        subject=gettext_lazy("Please confirm your subscription"),
+        preheader=gettext_lazy("One click and you are on the list."),
+        template_name="subscribers/email/confirm.html",
+        context={
+            "subscriber_name": subscriber.name,
+            "lists": lists,
+            "confirm_url": confirm_url(subscriber.uid, [m.pk for m in lists]),
+            "expires_days": settings.BROADSHEET["CONFIRM_TOKEN_DAYS"],
+        },
+    )
     SubscriberEvent.record(subscriber, SubscriberEvent.Kind.CONFIRMATION_SENT, lists=[m.pk for m in lists])
     return True
 
@@ -90,20 +94,19 @@ def send_already_subscribed_email(subscriber_id: int, list_ids: list[int]) -> bo
     if not lists:
         return False
     manage_url = recipient_urls(subscriber.uid)["preferences_url"]
-    with translation.override(supported_language(subscriber.language)):
-        _send_transactional(
-            to=subscriber.email,
-            lists=lists,
-            subject=_("You are already subscribed"),
-            preheader=_("Nothing to do: you already receive these newsletters."),
-            template_name="subscribers/email/already_subscribed.html",
-            context={
-                "subscriber_name": subscriber.name,
-                "lists": lists,
-                "manage_url": manage_url,
-                "preferences_url": manage_url,
-            },
-        )
+    _send_to_subscriber(
+        subscriber,
+        lists=lists,
+        subject=gettext_lazy("You are already subscribed"),
+        preheader=gettext_lazy("Nothing to do: you already receive these newsletters."),
+        template_name="subscribers/email/already_subscribed.html",
+        context={
+            "subscriber_name": subscriber.name,
+            "lists": lists,
+            "manage_url": manage_url,
+            "preferences_url": manage_url,
+        },
+    )
     return True
 
 
