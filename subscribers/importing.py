@@ -34,6 +34,7 @@ from django.utils.translation import gettext_lazy
 
 from mail.addresses import has_control_characters
 from subscribers import tasks
+from subscribers.attributes import MAX_NAME_LENGTH, normalise_name
 from subscribers.models import (
     ImportJob,
     MailingList,
@@ -317,7 +318,8 @@ def column_targets(column_map: list[str] | dict[str, str]) -> list[str]:
 
 
 def attribute_key(column: str) -> str:
-    return "_".join(column.strip().lower().split())[:50]
+    """A CSV column title as an attribute name: the editor's rule (subscribers.attributes), cut to its length."""
+    return normalise_name(column)[:MAX_NAME_LENGTH]
 
 
 def count_lines(stream: BinaryIO) -> int:
