@@ -15,7 +15,7 @@ LINK_HOST = $(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(HOST))
 ENV_FILE ?= .env
 RUN_BASE_URL = $(or $(BASE_URL),$(shell sed -n 's/^BASE_URL=//p' $(ENV_FILE) 2>/dev/null | tail -n 1),http://$(LINK_HOST):$(PORT))
 
-.PHONY: screenshots run serve-prod test test-services mutation venv dev-venv migrate demo lint check bench clean messages
+.PHONY: screenshots run serve-prod test test-services mutation venv dev-venv migrate demo lint check bench bench-import clean messages
 
 # The venv is rebuilt when requirements change (stamp files), never by hand.
 $(PY):
@@ -98,6 +98,16 @@ screenshots: dev-venv
 # Sending benchmark (bench/README.md): make bench BENCH_ARGS="--recipients 100000 --database postgres"
 bench: dev-venv
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# CSV import benchmark (bench/README.md): 1,000,000 generated rows into SQLite, then PostgreSQL
+# (database broadsheet_import_bench, dropped and created). E.g. make bench-import IMPORT_ROWS=100000
+# IMPORT_DATABASES=postgres IMPORT_ARGS="--chunk-size 5000".
+IMPORT_ROWS ?= 1000000
+IMPORT_DATABASES ?= sqlite postgres
+bench-import: dev-venv
+	@for database in $(IMPORT_DATABASES); do \
+		$(PY) bench/import_bench.py --rows $(IMPORT_ROWS) --database $$database $(IMPORT_ARGS) || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) var/db.sqlite3 var/outbox var/media

@@ -1,17 +1,22 @@
-"""Benchmark the CSV importer: N generated rows, rows/s and peak memory.
+"""Benchmark the CSV importer: N generated rows, rows/s and memory (see bench/README.md).
 
-    .venv/bin/python bench/import_bench.py                       # 1,000,000 rows, temporary SQLite
-    .venv/bin/python bench/import_bench.py --rows 100000
-    .venv/bin/python bench/import_bench.py --database-url postgres://postgres@127.0.0.1:5432/broadsheet_bench
+    make bench-import                                              # 1,000,000 rows, SQLite and PostgreSQL
+    .venv/bin/python bench/import_bench.py                         # 1,000,000 rows, temporary SQLite
+    .venv/bin/python bench/import_bench.py --rows 100000 --database postgres
 
-The CSV goes to a temporary directory; SQLite runs in a temporary file; a PostgreSQL database
-must be a throwaway one (its subscribers are deleted first). Nothing is written in the repository.
-Memory is the process's resident set size, sampled after every 10 % and at the peak (getrusage):
-flat memory means the samples do not grow with the rows read.
+The CSV goes to a temporary directory; SQLite runs in a temporary file; PostgreSQL runs in a
+database ``broadsheet_import_bench`` that is dropped and created (``--pg-database``), or in
+``--database-url`` (a throwaway one: its subscribers are deleted first). Nothing is written in
+the repository. Memory is the process's resident set size, sampled after every 10 % and at the
+peak (getrusage): flat memory means the samples do not grow with the rows read. The commit, the
+machine and the load average before and after are printed with the figures (docs/performance.md).
 """
 
 import argparse
+import cProfile
 import os
+import platform
+import pstats
 import random
 import resource
 import shutil
@@ -20,8 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+BENCH = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
+from run import PG_SERVER_URL, code_version, create_postgres_database, drop_postgres_database  # noqa: E402
+
+PG_DATABASE = "broadsheet_import_bench"
 FIRST = ["Ann", "Bob", "Chloé", "Dmitri", "Eve", "Farah", "Günter", "Hana", "Ivan", "José"]
 LAST = ["Smith", "Jones", "Müller", "Novak", "García", "Chen", "O'Neil", "Okafor"]
 CITIES = ["Leeds", "York", "Lyon", "Kraków", "Porto", "Oslo"]
@@ -42,20 +51,51 @@ def generate_csv(path: Path, rows: int, seed: int = 1) -> None:
                 out.write(f"reader{i}@example.com,{name},{rng.choice(['en', 'fr', 'de'])},{rng.choice(CITIES)}\n")
 
 
+def expected_counts(rows: int) -> dict:
+    invalid = sum(1 for i in range(rows) if i % 10_000 == 9_999)
+    duplicates = sum(1 for i in range(rows) if i % 10_000 == 5_000)
+    return {"created": rows - invalid - duplicates, "errors": invalid, "duplicates": duplicates}
+
+
 def rss_mb() -> float:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def main() -> None:
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} x {model}, Python {platform.python_version()}"
+
+
+def load_average() -> str:
+    return " ".join(f"{load:.2f}" for load in os.getloadavg())
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--database-url", default="", help="Default: a temporary SQLite file.")
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--postgres", default=PG_SERVER_URL, help="server URL without database name")
+    parser.add_argument("--pg-database", default=PG_DATABASE, help="dropped and created for the run")
+    parser.add_argument("--database-url", default="", help="a throwaway database instead (subscribers deleted)")
     parser.add_argument("--mode", choices=["subscribe", "confirm"], default="subscribe")
+    parser.add_argument("--chunk-size", type=int, default=0, help="rows per transaction (default: the importer's)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N costliest functions")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="broadsheet-bench-"))
-    os.environ["DATABASE_URL"] = args.database_url or f"sqlite:///{tmp / 'bench.sqlite3'}"
+    created_pg = args.database == "postgres" and not args.database_url
+    if args.database_url:
+        os.environ["DATABASE_URL"] = args.database_url
+    elif created_pg:
+        os.environ["DATABASE_URL"] = create_postgres_database(args.postgres, args.pg_database)
+    else:
+        os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsletter_site.settings.dev")
     os.environ.setdefault("SECRET_KEY", "bench-only")
     os.environ["TASKS_URL"] = "immediate://"
@@ -76,6 +116,9 @@ def main() -> None:
     if args.database_url:
         Subscriber.objects.all().delete()
     mailing_list, _ = MailingList.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sqlite_version()" if connection.vendor == "sqlite" else "SHOW server_version")
+        database = f"{connection.vendor} {cursor.fetchone()[0]} ({connection.settings_dict['NAME']})"
 
     csv_path = tmp / "subscribers.csv"
     started = time.perf_counter()
@@ -97,21 +140,43 @@ def main() -> None:
         consent_note="Benchmark",
         source_name=csv_path.name,
     )
+    if args.chunk_size:
+        options.chunk_size = args.chunk_size
+    load_before = load_average()
     samples.append((0, rss_mb()))
+    profiler = cProfile.Profile() if args.profile else None
     started = time.perf_counter()
     with csv_path.open("rb") as stream:
+        if profiler:
+            profiler.enable()
         result = import_csv(stream, options, progress=progress, on_pending=lambda ids: None)
+        if profiler:
+            profiler.disable()
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")
+    print(f"code: {code_version()}  chunk size: {options.chunk_size:,}  mode: {args.mode}")
+    print(f"machine: {machine()}  load average before: {load_before}  after: {load_average()}")
+    print(f"database: {database}")
     print(f"rows: {result.processed_rows:,}  created: {result.created_count:,}  errors: {result.error_count:,}  "
           f"duplicates: {result.duplicate_count:,}")  # fmt: skip
     print(f"seconds: {seconds:.1f}  rows/s: {result.processed_rows / seconds:,.0f}  peak RSS: {peak_mb:.0f} MB")
     print("RSS by rows read: " + ", ".join(f"{rows:,}: {mb:.0f} MB" for rows, mb in samples))
+    expected = expected_counts(args.rows)
+    stored = Subscriber.objects.count()
+    got = {"created": result.created_count, "errors": result.error_count, "duplicates": result.duplicate_count}
+    problems = [f"{key}: {got[key]:,}, expected {value:,}" for key, value in expected.items() if got[key] != value]
+    if args.mode == "subscribe" and stored != expected["created"]:
+        problems.append(f"{stored:,} subscribers stored, expected {expected['created']:,}")
+    print("INVALID RUN: " + "; ".join(problems) if problems else "counts checked: as expected")
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
     connection.close()
+    if created_pg:
+        drop_postgres_database(args.postgres, args.pg_database)
     shutil.rmtree(tmp)  # The CSV, and the SQLite file with its journal.
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
