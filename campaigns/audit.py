@@ -16,6 +16,9 @@ PAUSE = "campaigns.pause"
 RESUME = "campaigns.resume"
 CANCEL = "campaigns.cancel"
 RETRY_FAILED = "campaigns.retry_failed"
+AUTOSEND = "campaigns.autosend"
+AUTOSEND_PAUSE = "campaigns.autosend_pause"
+AUTOSEND_RESUME = "campaigns.autosend_resume"
 
 
 class _DataFormatter(LogFormatter):
@@ -60,6 +63,15 @@ def register_actions(actions):
         label = _("Newsletter: retry failed")
         message = _("Queued the failed deliveries again")
         template = _("Queued %(count)s failed deliveries again")
+
+    @actions.register_action(AUTOSEND)
+    class AutoSendFormatter(_DataFormatter):
+        label = _("Newsletter: scheduled automatically")
+        message = _("Scheduled automatically on publish")
+        template = _("Scheduled automatically for %(scheduled_at)s to %(list)s (the list sends each issue on publish)")
+
+    actions.register_action(AUTOSEND_PAUSE, _("Automatic send: pause"), _("Paused the list's automatic sends"))
+    actions.register_action(AUTOSEND_RESUME, _("Automatic send: resume"), _("Resumed the list's automatic sends"))
 
 
 def log_action(instance, action: str, user, **data):

@@ -4,7 +4,7 @@
 the workflows must not import the task module back. They call the functions here, after their
 transaction commits; ``campaigns.signal_handlers.connect()`` (run by ``CampaignsConfig.ready()``)
 installs ``campaigns.tasks`` as the implementation, the way it connects signal receivers. A test
-or a second queue (another task library) installs its own object with the same two functions.
+or a second queue (another task library) installs its own object with the same functions.
 """
 
 import datetime
@@ -17,6 +17,8 @@ class TaskQueue(Protocol):
     def enqueue_batches(self, campaign_id: int, recipients: int | None = None, *, extra: bool = False) -> int: ...
 
     def enqueue_start(self, campaign_id: int, at: datetime.datetime) -> None: ...
+
+    def enqueue_digest(self, rule_id: int, at: datetime.datetime) -> None: ...
 
 
 _queue: TaskQueue | None = None
@@ -42,3 +44,8 @@ def enqueue_batches(campaign_id: int, recipients: int | None = None, *, extra: b
 def enqueue_start(campaign_id: int, at: datetime.datetime) -> None:
     """Enqueue the start of a scheduled campaign for ``at``."""
     _installed().enqueue_start(campaign_id, at)
+
+
+def enqueue_digest(rule_id: int, at: datetime.datetime) -> None:
+    """Enqueue the digest of an automatic-send rule for its slot ``at`` (campaigns.autosend)."""
+    _installed().enqueue_digest(rule_id, at)

@@ -88,6 +88,17 @@ class TeaserBlock(blocks.StructBlock):
         value_class = LinkStructValue
 
 
+class StoryBlock(TeaserBlock):
+    """One teaser across the full width: a picture, a title linking to the story, a summary.
+    Digests (campaigns.autosend) are made of these, one per issue."""
+
+    class Meta:
+        icon = "doc-full"
+        label = _("Story")
+        template = "campaigns/blocks/story.html"
+        value_class = LinkStructValue
+
+
 class ArticleTeaserBlock(blocks.StructBlock):
     """Two articles side by side (stacked on narrow screens)."""
 
@@ -117,3 +128,4 @@ class IssueBodyBlock(blocks.StreamBlock):
         label=_("Divider"),
     )
     article_teaser = ArticleTeaserBlock()
+    story = StoryBlock()

@@ -6,11 +6,13 @@ from datetime import datetime
 
 from anymail.signals import tracking
 from django.core import checks
+from django.db import transaction
 from wagtail.permissions import register_permission_policy
+from wagtail.signals import page_published
 
-from campaigns import background, gdpr, tasks, webhooks
+from campaigns import autosend, background, gdpr, tasks, webhooks
 from campaigns import checks as campaign_checks
-from campaigns.models import Campaign
+from campaigns.models import Campaign, NewsletterIssuePage
 from campaigns.tracking import TrackingEvent, record_campaign_unsubscribe, record_tracking_event
 from mail.esps import ESPS
 from subscribers.signals import unsubscribed
@@ -72,11 +74,20 @@ def handle_unsubscribe(sender, subscriber, campaign_id=None, at=None, **kwargs):
         record_campaign_unsubscribe(campaign_id, subscriber.pk, at=at)
 
 
+def handle_issue_published(sender, instance, **kwargs):
+    """``page_published`` receiver (issues only; digests are another class): the lists that send
+    each issue on publish get it scheduled by a task, once the publish has committed."""
+    if autosend.wants_published_issues():
+        page_id = instance.pk
+        transaction.on_commit(lambda: tasks.autosend_published_task.enqueue(page_id))
+
+
 def connect() -> None:
     """Connect this app's receivers, system checks, registries and task queue (CampaignsConfig.ready())."""
     # dispatch_uid: connected once even if ready() runs again (tests, autoreload).
     tracking.connect(handle_tracking_event, dispatch_uid="campaigns.tracking")
     unsubscribed.connect(handle_unsubscribe, dispatch_uid="campaigns.unsubscribed")
+    page_published.connect(handle_issue_published, sender=NewsletterIssuePage, dispatch_uid="campaigns.autosend")
     gdpr.register()
     # The workflows enqueue through campaigns.background; the task module (which imports the
     # workflows) is the queue behind it.

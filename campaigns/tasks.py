@@ -9,7 +9,7 @@ from django_tasks import TaskContext, task
 from django_tasks.backends.immediate import ImmediateBackend
 from django_tasks_db import DatabaseBackend
 
-from campaigns import services
+from campaigns import autosend, services
 from campaigns.models import Delivery
 from campaigns.sending import new_worker_id, send_batch
 
@@ -24,6 +24,18 @@ def start_campaign_task(campaign_id: int) -> str:
 def notify_staff_campaign_paused(campaign_id: int) -> bool:
     """Tell NOTIFY_STAFF that the engine paused a campaign (its relay), with the reason."""
     return services.send_campaign_paused_notice(campaign_id)
+
+
+@task(queue_name="campaigns")
+def autosend_published_task(page_id: int) -> dict:
+    """Schedule a just-published issue for the lists that send each issue on publish."""
+    return autosend.issue_published(page_id)
+
+
+@task(queue_name="campaigns")
+def digest_task(rule_id: int, due_at: str) -> str:
+    """Make a list's digest for its slot ``due_at`` (ISO 8601); refuses before it ("not due")."""
+    return autosend.run_digest(rule_id, datetime.datetime.fromisoformat(due_at))
 
 
 def watchdog_delay() -> datetime.timedelta:
@@ -118,3 +130,12 @@ def enqueue_start(campaign_id: int, at: datetime.datetime) -> None:
     # Without run_after support (the immediate backend) the task runs now and refuses to start
     # early; start_due_campaigns() (the send_campaign --due command) starts it when due.
     task.enqueue(campaign_id)
+
+
+def enqueue_digest(rule_id: int, at: datetime.datetime) -> None:
+    """Enqueue digest_task for the slot ``at`` (with run_after where the backend defers)."""
+    task = digest_task
+    if task.get_backend().supports_defer:
+        task = task.using(run_after=at)
+    # Without run_after (the immediate backend) it runs now and refuses: "not due".
+    task.enqueue(rule_id, at.isoformat())

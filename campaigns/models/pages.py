@@ -25,7 +25,9 @@ class IssuePageQuerySet(PageQuerySet):
         """Live, public issues as a reader of ``locale`` sees them: each issue once, in that
         language when it has a live translation in it, else in the default language, else in the
         language it was written in (an issue written only in Chinese is still listed in English)."""
-        live = self.live().public()
+        # Digests (campaigns.autosend) are not issues of their own: listing them would list
+        # their issues twice.
+        live = self.live().public().filter(digestpage__isnull=True)
         here = live.filter(locale=locale).values("translation_key")
         default = live.filter(locale=Locale.get_default()).values("translation_key")
         return live.filter(
