@@ -53,8 +53,10 @@ def _newsletter_settings(page) -> NewsletterSettings:
     return newsletter_settings(page.get_site() if page is not None else None)
 
 
-def create_campaign(page, lists, *, user=None, subject=None, from_email=None, reply_to=None, mailer="") -> Campaign:
-    """A draft campaign of ``page`` to ``lists`` (MailingLists or ids).
+def create_campaign(
+    page, lists, *, user=None, subject=None, from_email=None, reply_to=None, mailer="", segment=None
+) -> Campaign:
+    """A draft campaign of ``page`` to ``lists`` (MailingLists or ids), narrowed by ``segment`` if given.
 
     Sender and reply-to default to the first list's overrides, then the site's NewsletterSettings.
     ``mailer`` (a MAILERS name) overrides the lists' mailer (campaigns.sending.mailers.mailer_for).
@@ -73,6 +75,7 @@ def create_campaign(page, lists, *, user=None, subject=None, from_email=None, re
         from_email=from_email,
         reply_to=reply_to,
         mailer=mailer or "",
+        segment=segment,
         created_by=user if getattr(user, "pk", None) else None,
     )
     campaign.lists.set(list_objects)
@@ -154,6 +157,12 @@ def analyze_deliveries(rows: int) -> bool:
     return True
 
 
+def _nobody(campaign: Campaign) -> str:
+    if campaign.segment_id:
+        return _("Nobody on these lists matches the segment “%(segment)s”.") % {"segment": campaign.segment}
+    return _("Nobody on these lists can receive it (no confirmed, active subscribers).")
+
+
 def _check_can_start(campaign: Campaign, user=None) -> None:
     if user is not None and not user.has_perm(SEND_PERMISSION):
         raise PermissionDenied(_("You do not have permission to send campaigns."))
@@ -171,7 +180,7 @@ def _check_can_start(campaign: Campaign, user=None) -> None:
     if not campaign.lists.exists():
         raise CampaignError(_("Choose at least one list."))
     if not Audience.of(campaign).exists():
-        raise CampaignError(_("Nobody on these lists can receive it (no confirmed, active subscribers)."))
+        raise CampaignError(_nobody(campaign))
 
 
 def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: bool = True) -> Campaign:
@@ -209,7 +218,7 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
             campaign.started_by = user
         campaign.recipients = snapshot_recipients(campaign)
         if not campaign.recipients:
-            raise CampaignError(_("Nobody on these lists can receive it (no confirmed, active subscribers)."))
+            raise CampaignError(_nobody(campaign))
         campaign.save()
         # Registered first, so it runs before the batch tasks are enqueued.
         transaction.on_commit(lambda: analyze_deliveries(campaign.recipients))

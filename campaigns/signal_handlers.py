@@ -10,11 +10,12 @@ from django.db import transaction
 from wagtail.permissions import register_permission_policy
 from wagtail.signals import page_published
 
-from campaigns import autosend, background, gdpr, tasks, webhooks
+from campaigns import autosend, background, engagement, gdpr, tasks, webhooks
 from campaigns import checks as campaign_checks
 from campaigns.models import Campaign, NewsletterIssuePage
 from campaigns.tracking import TrackingEvent, record_campaign_unsubscribe, record_tracking_event
 from mail.esps import ESPS
+from subscribers import segments
 from subscribers.signals import unsubscribed
 
 
@@ -92,6 +93,8 @@ def connect() -> None:
     # The workflows enqueue through campaigns.background; the task module (which imports the
     # workflows) is the queue behind it.
     background.install(tasks)
+    # Segment rules on opens, clicks and deliveries read the ledger through campaigns.engagement.
+    segments.install_engagement(engagement)
     # Campaign's ModelPermissionPolicy ("send" = campaigns.send_campaign), which the admin's
     # views and menu ask, as wagtail.contrib.redirects registers Redirect's.
     register_permission_policy(Campaign)

@@ -1,8 +1,9 @@
 """Who a mailing goes to: the one question the snapshot, the send form, its confirmation step,
 the send_campaign command and the start checks all ask.
 
-Today an audience is a set of lists; segments (filters on subscriber fields or attributes) plug
-in here, as a ``filters`` argument narrowing ``subscribers()`` (docs/architecture.md has the recipe).
+An audience is a set of lists, optionally narrowed by a segment (subscribers.segments: saved
+rules compiled to one condition on Subscriber), so every figure and the snapshot apply the same
+rules the same way.
 
 Every subscriber count an editor sees comes from here and is labelled "can receive": the lists
 page, the send form, the dashboard and the demo loader's summary printed by `make run`. A
@@ -12,23 +13,35 @@ counted anywhere as receiving (the lists page shows those as "Suppressed").
 
 from django.db.models import Count, Q, QuerySet
 
-from subscribers.models import MailingList, Subscriber, Subscription
+from subscribers import segments
+from subscribers.models import MailingList, Segment, Subscriber, Subscription
 
 
 class Audience:
-    """The active subscribers confirmed on any of ``lists`` (MailingLists, ids or a queryset), each once."""
+    """The active subscribers confirmed on any of ``lists`` (MailingLists, ids or a queryset), each
+    once; with a ``segment`` (a Segment, or its rules as a dict: the builder's live count), only
+    those its rules match."""
 
-    def __init__(self, lists):
+    def __init__(self, lists, segment: Segment | dict | None = None):
         self.lists = lists
+        self.segment = segment
 
     @classmethod
     def of(cls, campaign) -> "Audience":
-        """The audience of a campaign (anything with a ``lists`` many-to-many of MailingLists)."""
-        return cls(campaign.lists.all())
+        """The audience of a campaign (anything with a ``lists`` many-to-many of MailingLists and
+        a ``segment``, which may be None)."""
+        return cls(campaign.lists.all(), campaign.segment)
+
+    @property
+    def rules(self) -> dict | None:
+        return self.segment.rules if isinstance(self.segment, Segment) else self.segment
 
     def subscribers(self) -> QuerySet[Subscriber]:
         """The recipients, as a queryset (the snapshot turns it into one INSERT ... SELECT)."""
-        return Subscriber.objects.sendable(self.lists)
+        recipients = Subscriber.objects.sendable(self.lists)
+        if self.rules is not None:
+            recipients = recipients.filter(segments.condition(self.rules))
+        return recipients
 
     def count(self) -> int:
         return self.subscribers().count()
@@ -65,4 +78,5 @@ class Audience:
 
     def __repr__(self):
         names = [item.slug if isinstance(item, MailingList) else str(item) for item in self.lists]
-        return f"<Audience lists={names}>"
+        segment = f" segment={self.segment.slug}" if isinstance(self.segment, Segment) else ""
+        return f"<Audience lists={names}{segment}>"

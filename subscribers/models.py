@@ -260,6 +260,34 @@ class Subscriber(models.Model):
         return True
 
 
+def no_rules() -> dict:
+    """A segment's rules before any are added (subscribers.segments: the format and the checks)."""
+    return {"match": "all", "rules": []}
+
+
+class Segment(models.Model):
+    """A saved audience filter: rules (subscribers.segments) narrowing a campaign's lists.
+
+    Checked where they enter (the admin form, subscribers.segments.parse_rules) and compiled to
+    one condition on Subscriber when an audience is counted or snapshotted.
+    """
+
+    name = models.CharField(_("name"), max_length=150)
+    slug = models.SlugField(_("slug"), max_length=100, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    rules = models.JSONField(_("rules"), default=no_rules)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
+
+    def __str__(self):
+        return self.name
+
+
 class SubscriptionQuerySet(models.QuerySet):
     def subscribed(self):
         return self.filter(status=Subscription.Status.SUBSCRIBED)

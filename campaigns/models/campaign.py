@@ -120,6 +120,11 @@ class Campaign(models.Model):
         "wagtailcore.Revision", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     lists = models.ManyToManyField("subscribers.MailingList", related_name="campaigns")
+    # Narrows the lists (subscribers.audience.Audience). PROTECT: a segment a campaign used cannot
+    # be deleted, so its report keeps saying who it went to (the admin offers no delete then).
+    segment = models.ForeignKey(
+        "subscribers.Segment", null=True, blank=True, on_delete=models.PROTECT, related_name="campaigns"
+    )
     subject_override = models.CharField(max_length=200, blank=True)
     from_email = models.CharField(max_length=320, blank=True, help_text=_('e.g. "The Broadsheet <news@example.com>".'))
     reply_to = models.EmailField(blank=True, validators=[validate_header_address])
