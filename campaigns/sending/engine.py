@@ -170,8 +170,16 @@ def reap_dead_workers() -> int:
     now = timezone.now()
     failed = 0
     for worker in SendingWorker.objects.filter(stopped_at__isnull=True):
-        if run_is_gone(worker, worker.heartbeat_at, now):
-            failed += worker.reap()
+        if run_is_gone(worker, worker.heartbeat_at, now) and worker.reap():
+            failed += 1
+            # What an operator looks for when a task shows "failed" without a traceback of its own.
+            logger.warning(
+                "sending run %s (host %s, pid %s) died; its task %s is marked failed",
+                worker.worker_id,
+                worker.hostname,
+                worker.pid,
+                worker.task_id,
+            )
     return failed
 
 

@@ -3,6 +3,7 @@ completes with every recipient mailed at most once (issue 8 finding 5), on the d
 worker and on RQ, and the killed task is not left "running". The real kills need PostgreSQL
 (and Redis for RQ): ``make test-services``."""
 
+import datetime
 import os
 import signal
 import socket
@@ -11,9 +12,11 @@ import sys
 import time
 
 import pytest
+from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery, SendingWorker
 from campaigns.sending import claim_deliveries, recover_stale_deliveries
+from campaigns.sending.engine import reap_dead_workers
 from campaigns.tasks import send_batch_task
 from campaigns.tests.fake_smtp import FakeSMTPServer
 from campaigns.tests.test_scaleout import DB_TASKS, ROOT, RQ_TASKS, make_audience, start, worker_env
@@ -190,3 +193,79 @@ def test_recovery_fails_the_task_result_of_a_worker_whose_process_died(campaign,
     recover_stale_deliveries(campaign.pk)
     killed.refresh_from_db()
     assert (killed.status, killed.finished_at) == ("FAILED", finished_at)
+
+
+def test_reaping_fails_the_dead_runs_own_task_when_a_live_runs_task_is_older(campaign, settings, caplog):
+    settings.TASKS = DB_TASKS
+    alive, _ = running_batch_task(campaign, os.getpid(), f"{socket.gethostname()}:{os.getpid()}:alive")
+    pid = dead_pid()
+    killed, _ = running_batch_task(campaign, pid, f"{socket.gethostname()}:{pid}:killed")
+    # The live run's task comes first in django-tasks-db's own order (priority, then run_after).
+    type(alive).objects.filter(pk=alive.pk).update(priority=10)
+
+    with caplog.at_level("WARNING", logger="campaigns.sending.engine"):
+        assert reap_dead_workers() == 1
+
+    killed.refresh_from_db()
+    alive.refresh_from_db()
+    assert (killed.status, alive.status) == ("FAILED", "RUNNING")
+    (message,) = [record.getMessage() for record in caplog.records if "died" in record.getMessage()]
+    assert f"pid {pid}" in message and str(killed.pk) in message
+    # The next recovery (every batch runs one) finds nothing more to fail.
+    assert reap_dead_workers() == 0
+
+
+def test_reaping_never_overwrites_a_task_that_finished_after_all(campaign, settings):
+    # A run thought dead that finished meanwhile keeps its real outcome.
+    settings.TASKS = DB_TASKS
+    pid = dead_pid()
+    task, _ = running_batch_task(campaign, pid, f"{socket.gethostname()}:{pid}:finished")
+    task.set_successful({"sent": 2})
+
+    assert reap_dead_workers() == 0
+
+    task.refresh_from_db()
+    assert task.status == "SUCCESSFUL"
+    assert SendingWorker.objects.get(pid=pid).stopped_at is not None
+
+
+def test_a_dead_run_without_a_database_task_is_stopped_and_fails_nothing(campaign, caplog):
+    # RQ runs register no django-tasks-db row: the run is stopped, no task is reported failed.
+    pid = dead_pid()
+    SendingWorker.objects.create(worker_id=f"{socket.gethostname()}:{pid}:rq", hostname=socket.gethostname(), pid=pid)
+
+    with caplog.at_level("WARNING", logger="campaigns.sending.engine"):
+        assert reap_dead_workers() == 0
+
+    assert SendingWorker.objects.get(pid=pid).stopped_at is not None
+    assert not [record for record in caplog.records if "died" in record.getMessage()]
+
+
+def test_two_recoveries_reaping_the_same_run_at_once_stop_it_and_fail_its_task_once(campaign, settings):
+    settings.TASKS = DB_TASKS
+    pid = dead_pid()
+    task, _ = running_batch_task(campaign, pid, f"{socket.gethostname()}:{pid}:raced")
+    first, second = SendingWorker.objects.get(pid=pid), SendingWorker.objects.get(pid=pid)
+
+    assert first.reap() is True
+    stopped_at = SendingWorker.objects.get(pid=pid).stopped_at
+    assert second.reap() is False
+
+    # The loser changes nothing: the run keeps the moment it was found dead, the task one failure.
+    assert SendingWorker.objects.get(pid=pid).stopped_at == stopped_at
+    task.refresh_from_db()
+    assert task.status == "FAILED" and len(task.task_result.errors) == 1
+
+
+def test_the_failed_task_names_the_dead_runs_last_heartbeat(campaign, settings):
+    settings.TASKS = DB_TASKS
+    pid = dead_pid()
+    task, _ = running_batch_task(campaign, pid, f"{socket.gethostname()}:{pid}:beat")
+    beat = timezone.now() - datetime.timedelta(minutes=3)
+    SendingWorker.objects.filter(pid=pid).update(heartbeat_at=beat)
+
+    reap_dead_workers()
+
+    task.refresh_from_db()
+    (error,) = task.task_result.errors
+    assert f"last heartbeat {timezone.localtime(beat):%Y-%m-%d %H:%M:%S}" in error.traceback
