@@ -63,7 +63,8 @@ def can_send(user) -> bool:
 
 def sendable_page(page) -> bool:
     """A NewsletterIssuePage that is live: the published revision is what a campaign sends."""
-    return isinstance(page, NewsletterIssuePage) and page.live and page.live_revision_id is not None
+    # Exactly an issue: a subtype (an automation's email) is sent by its automation, not by hand.
+    return type(page) is NewsletterIssuePage and page.live and page.live_revision_id is not None
 
 
 def send_url(page) -> str:
@@ -121,7 +122,7 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
     header_icon = "mail"
 
     def dispatch(self, request, *args, **kwargs):
-        self.page = get_object_or_404(NewsletterIssuePage, pk=kwargs["page_id"])
+        self.page = get_object_or_404(NewsletterIssuePage.objects.issues(), pk=kwargs["page_id"])
         if not sendable_page(self.page):
             messages.error(
                 request,
@@ -301,7 +302,8 @@ class NewCampaignView(generic.WagtailAdminTemplateMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         issues = (
-            NewsletterIssuePage.objects.live()
+            NewsletterIssuePage.objects.issues()
+            .live()
             .filter(live_revision__isnull=False)
             .order_by("-issue_date", "-first_published_at", "-pk")
         )

@@ -104,18 +104,19 @@ SNAPSHOT_COLUMNS = [
 ]
 
 
-def snapshot_recipients(campaign: Campaign) -> int:
+def snapshot_recipients(campaign: Campaign, recipients=None) -> int:
     """Insert one queued Delivery per sendable subscriber of the campaign's lists; returns the count.
 
     One INSERT ... SELECT in the database: no row passes through Python, so a million recipients
     take seconds. The campaign's Audience already yields each subscriber once however many
     target lists they are on, and excludes unsubscribed, pending and suppressed addresses. Call it
-    inside the start transaction.
+    inside the start transaction. ``recipients`` (a Subscriber queryset, each subscriber once,
+    none already in the campaign) replaces the audience: an automation's due subscribers.
     """
+    if recipients is None:
+        recipients = Audience.of(campaign).subscribers()
     source = (
-        Audience.of(campaign)
-        .subscribers()
-        .order_by()
+        recipients.order_by()
         .annotate(
             snap_campaign=Value(campaign.pk),
             snap_status=Value(Delivery.Status.QUEUED),
@@ -183,7 +184,7 @@ def _check_can_start(campaign: Campaign, user=None) -> None:
         raise CampaignError(_nobody(campaign))
 
 
-def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: bool = True) -> Campaign:
+def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: bool = True, recipients=None) -> Campaign:
     """Snapshot, render and go: one transaction; batch tasks are enqueued after it commits."""
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
@@ -216,7 +217,7 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
         campaign.started_at = timezone.now()
         if user is not None and getattr(user, "pk", None):
             campaign.started_by = user
-        campaign.recipients = snapshot_recipients(campaign)
+        campaign.recipients = snapshot_recipients(campaign, recipients)
         if not campaign.recipients:
             raise CampaignError(_nobody(campaign))
         campaign.save()
@@ -227,13 +228,14 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
     return campaign
 
 
-def start_campaign(campaign_id: int, *, user=None, at=None, enqueue: bool = True) -> Campaign:
+def start_campaign(campaign_id: int, *, user=None, at=None, enqueue: bool = True, recipients=None) -> Campaign:
     """Send a draft campaign now, or at ``at`` (an aware datetime) if that is in the future.
 
     Raises PermissionDenied without the "Can send campaigns" permission and CampaignError when the
     campaign was already started, the issue is not live, no postal address is configured, or the
     audience is empty. A scheduled start is a start_campaign_task enqueued with run_after.
     ``enqueue=False`` starts without enqueueing batch tasks (the caller drives send_batch itself).
+    ``recipients`` (a Subscriber queryset) replaces the lists' audience in the snapshot (now only).
     """
     if at is not None and at > timezone.now():
         with transaction.atomic():
@@ -246,7 +248,31 @@ def start_campaign(campaign_id: int, *, user=None, at=None, enqueue: bool = True
             campaign.save(update_fields=["status", "scheduled_at", "started_by"])
             transaction.on_commit(lambda: background.enqueue_start(campaign.pk, at))
         return campaign
-    return _begin(campaign_id, user=user, enqueue=enqueue)
+    return _begin(campaign_id, user=user, enqueue=enqueue, recipients=recipients)
+
+
+def add_recipients(campaign_id: int, recipients) -> int:
+    """Snapshot ``recipients`` (a Subscriber queryset, none already in the campaign) into a started
+    campaign and send them with the same render, headers and ledger; returns how many were added.
+
+    For a campaign that keeps receiving recipients (an automation's step): a sent campaign is
+    reopened, a paused one keeps them queued until it is resumed, a cancelled or failed one takes
+    none (0). Call it inside the caller's transaction; batch tasks are enqueued after it commits.
+    A sent campaign that still has queued rows (the engine finished it while a snapshot was being
+    added) is reopened even when ``recipients`` is empty.
+    """
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
+        if campaign.status not in Campaign.REOPENABLE:
+            return 0
+        added = snapshot_recipients(campaign, recipients)
+        # A campaign the engine finished while rows were being added to it is reopened too.
+        stranded = campaign.status == Campaign.Status.SENT and campaign.deliveries.unfinished().exists()
+        if added or stranded:
+            Campaign.objects.filter(pk=campaign_id).reopen(added)
+            if campaign.status != Campaign.Status.PAUSED:
+                transaction.on_commit(lambda: background.enqueue_batches(campaign_id))
+    return added
 
 
 def start_scheduled_campaign(campaign_id: int) -> str:

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Case, F, Max, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_tasks.base import TaskResultStatus
@@ -75,6 +75,16 @@ class CampaignQuerySet(models.QuerySet):
             status=Campaign.Status.SENT, finished_at=timezone.now(), **Campaign.RELAY_OK
         )
 
+    def reopen(self, added: int) -> int:
+        """``added`` recipients were snapshotted into a started campaign: count them, and a sent
+        campaign sends again (a paused one stays paused)."""
+        was_sent = Q(status=Campaign.Status.SENT)
+        return self.filter(status__in=Campaign.REOPENABLE).update(
+            status=Case(When(was_sent, then=Value(Campaign.Status.SENDING)), default=F("status")),
+            finished_at=Case(When(was_sent, then=None), default=F("finished_at")),
+            recipients=F("recipients") + added,
+        )
+
     def fail_to_start(self, reason: str) -> int:
         """scheduled -> failed: the start at its time was refused (e.g. the audience is now empty)."""
         return self.filter(status=Campaign.Status.SCHEDULED).update(
@@ -111,6 +121,8 @@ class Campaign(models.Model):
 
     FINAL_STATUSES = (Status.SENT, Status.CANCELLED, Status.FAILED)
     CANCELLABLE = (Status.DRAFT, Status.SCHEDULED, Status.SENDING, Status.PAUSED)
+    # Started campaigns that may take more recipients (services.add_recipients).
+    REOPENABLE = (Status.SENDING, Status.PAUSED, Status.SENT)
     # The relay fields of a campaign whose mail relay answers.
     RELAY_OK = {"relay_failures": 0, "relay_down_since": None, "next_try_at": None}
 

@@ -21,13 +21,19 @@ from mail.addresses import validate_header_text
 
 
 class IssuePageQuerySet(PageQuerySet):
+    def issues(self):
+        """Issues proper: pages of exactly this type. A subtype that reuses the issue's fields,
+        blocks and previews for other mail (automations' emails) is not part of the archive, the
+        home page, the feed or the "New campaign" list."""
+        return self.exact_type(self.model)
+
     def for_language(self, locale: Locale):
         """Live, public issues as a reader of ``locale`` sees them: each issue once, in that
         language when it has a live translation in it, else in the default language, else in the
         language it was written in (an issue written only in Chinese is still listed in English)."""
-        # Digests (campaigns.autosend) are not issues of their own: listing them would list
-        # their issues twice.
-        live = self.live().public().filter(digestpage__isnull=True)
+        # Digests (campaigns.autosend) and automations' emails are issue subtypes, not issues of
+        # their own (a digest listed would list its issues twice).
+        live = self.issues().live().public()
         here = live.filter(locale=locale).values("translation_key")
         default = live.filter(locale=Locale.get_default()).values("translation_key")
         return live.filter(

@@ -27,6 +27,7 @@ WAGTAILADMIN_BASE_URL = BASE_URL
 INSTALLED_APPS = [
     "newsletter_site",
     "pages",
+    "automations",
     "campaigns",
     "subscribers",
     "mail",
@@ -260,6 +261,9 @@ BROADSHEET = {
     "BOUNCE_LOCAL_PART": config.env_str("BOUNCE_LOCAL_PART", "bounces"),
     "BOUNCE_MAILBOX": config.mailbox_from_url("BOUNCE_MAILBOX_URL", config.env_str("BOUNCE_MAILBOX_URL", "")),
     "BOUNCE_POLL_SECONDS": config.env_int("BOUNCE_POLL_SECONDS", 300, minimum=10),
+    # Automations (welcome emails, sequences): the scheduler's tick looks for due steps this often
+    # (a new subscriber's welcome does not wait for it: their subscription kicks a tick at once).
+    "AUTOMATION_TICK_SECONDS": config.env_int("AUTOMATION_TICK_SECONDS", 60, minimum=5),
     # In-app DKIM signing (DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY_FILE or DKIM_PRIVATE_KEY).
     "DKIM": config.dkim_from_env(),
 }

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.utils.translation import gettext as _
 
+from automations.tasks import ensure_ticking
 from campaigns.bounces.tasks import start_bounce_polling
 
 
@@ -23,6 +24,8 @@ class Command(BaseCommand):
         # Periodic work is a task chain the worker starts (no cron); idempotent across workers.
         if start_bounce_polling():
             self.stdout.write(_("Started reading the bounce mailbox every BOUNCE_POLL_SECONDS."))
+        if ensure_ticking():
+            self.stdout.write(_("Started the automations' scheduler (every AUTOMATION_TICK_SECONDS)."))
         queues = settings.TASKS["default"].get("QUEUES", ["default"])
         if backend.startswith("django_tasks_db"):
             extra = ["--batch"] if options["batch"] else []
