@@ -1,12 +1,16 @@
 """Issues that send themselves (issue 12): on publish with a review delay, and weekly digests."""
 
 import datetime
+import threading
 
 import pytest
+from django.db import connection
 from django.utils import timezone
+from wagtail.images.models import Image
+from wagtail.images.tests.utils import get_test_image_file
 
 from campaigns import autosend, services
-from campaigns.models import AutoSendRule, Campaign, IssueSend, NewsletterIssuePage
+from campaigns.models import AutoSendRule, Campaign, Digest, DigestPage, IssueSend, NewsletterIssuePage
 from campaigns.tests.factories import make_issue
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
@@ -163,3 +167,243 @@ def test_a_campaign_that_cannot_start_leaves_nothing_and_says_why(newsletter_set
     assert not IssueSend.objects.exists()
     rule.refresh_from_db()
     assert "Nobody on these lists can receive it" in rule.last_error
+
+
+# --- Digests --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def digest_rule(weekly):
+    return AutoSendRule.objects.create(
+        mailing_list=weekly,
+        mode=AutoSendRule.Mode.DIGEST,
+        digest_weekday=0,
+        digest_time=datetime.time(8, 0),
+        active_since=timezone.now() - datetime.timedelta(days=1),
+    )
+
+
+@pytest.fixture
+def press_image(db):
+    return Image.objects.create(title="Press", file=get_test_image_file(filename="press.png"))
+
+
+def run_slot(rule, django_capture_on_commit_callbacks, *, ago=datetime.timedelta(minutes=1)):
+    """Make ``rule``'s digest for a slot that has just passed (as its task would); returns what it said."""
+    due_at = timezone.now() - ago
+    AutoSendRule.objects.filter(pk=rule.pk).update(next_digest_at=due_at)
+    with django_capture_on_commit_callbacks(execute=True):
+        return autosend.run_digest(rule.pk, due_at), due_at
+
+
+def test_a_digest_holds_each_new_issue_title_teaser_image_and_link(
+    digest_rule, weekly, archive_page, press_image, mailoutbox, django_capture_on_commit_callbacks
+):
+    first = make_issue(
+        archive_page,
+        title="Spring",
+        slug="spring",
+        preheader="Three stories",
+        hero_image=press_image,
+        hero_alt_text="A printing press",
+    )
+    second = make_issue(archive_page, title="Summer", slug="summer", preheader="", search_description="Heat and ink")
+
+    result, _due = run_slot(digest_rule, django_capture_on_commit_callbacks)
+
+    assert result == "sent"
+    digest = Digest.objects.get()
+    assert digest.issues == 2
+    campaign = digest.campaign
+    assert campaign.status == Campaign.Status.SENT and campaign.sent == 3
+    assert list(campaign.lists.all()) == [weekly]
+    assert isinstance(campaign.page.specific, DigestPage)
+    html, text = campaign.html, campaign.text
+    for issue, teaser in ((first, "Three stories"), (second, "Heat and ink")):
+        assert issue.title in html and teaser in html
+        assert f'href="{issue.full_url}"' in html
+        assert issue.title in text and issue.full_url in text
+    assert html.index("Spring") < html.index("Summer")  # oldest first
+    assert 'alt="A printing press"' in html and "/images/" in html
+    # The same layout and footer as any campaign (unsubscribe link, postal address).
+    assert "1 Fleet Street" in html and "unsubscribe" in html.lower()
+    assert len(mailoutbox) == 3 and mailoutbox[0].subject == campaign.subject
+    # Both issues are now recorded for the list: neither goes on publish or in a later digest.
+    assert set(IssueSend.objects.filter(mailing_list=weekly).values_list("issue_id", flat=True)) == {
+        first.pk,
+        second.pk,
+    }
+
+
+def test_the_archive_and_feed_do_not_list_a_digest(
+    digest_rule, archive_page, client, django_capture_on_commit_callbacks
+):
+    make_issue(archive_page, title="Spring", slug="spring")
+    run_slot(digest_rule, django_capture_on_commit_callbacks)
+    digest_page = DigestPage.objects.get()
+
+    assert list(archive_page.issues()) == [NewsletterIssuePage.objects.get(slug="spring")]
+    archive = client.get(archive_page.url)
+    assert digest_page.title not in archive.content.decode()
+    assert client.get(digest_page.url).status_code == 200  # "view in browser" works
+
+
+def test_a_digest_with_nothing_new_sends_nothing_and_is_recorded(
+    digest_rule, mailoutbox, django_capture_on_commit_callbacks
+):
+    result, due_at = run_slot(digest_rule, django_capture_on_commit_callbacks)
+
+    assert result == "nothing new"
+    digest = Digest.objects.get()
+    assert (digest.due_at, digest.issues, digest.campaign) == (due_at, 0, None)
+    assert not Campaign.objects.exists() and mailoutbox == []
+    digest_rule.refresh_from_db()
+    assert digest_rule.next_digest_at > timezone.now()
+
+
+def test_a_digest_task_run_twice_makes_one_digest(
+    digest_rule, archive_page, mailoutbox, django_capture_on_commit_callbacks
+):
+    make_issue(archive_page, title="Spring", slug="spring")
+    result, due_at = run_slot(digest_rule, django_capture_on_commit_callbacks)
+    assert result == "sent"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert autosend.run_digest(digest_rule.pk, due_at) == "stale"
+
+    assert Digest.objects.count() == 1 and Campaign.objects.count() == 1 and len(mailoutbox) == 3
+
+
+def test_an_issue_is_in_one_digest_only_and_not_if_sent_otherwise(
+    digest_rule, weekly, archive_page, django_capture_on_commit_callbacks
+):
+    make_issue(archive_page, title="Spring", slug="spring")
+    run_slot(digest_rule, django_capture_on_commit_callbacks, ago=datetime.timedelta(hours=1))
+    by_hand = make_issue(archive_page, title="Summer", slug="summer")
+    manual = services.create_campaign(by_hand, [weekly])
+    services.start_campaign(manual.pk, at=timezone.now() + datetime.timedelta(hours=1))
+    make_issue(archive_page, title="Autumn", slug="autumn")
+
+    result, _due = run_slot(digest_rule, django_capture_on_commit_callbacks)
+
+    assert result == "sent"
+    latest = Digest.objects.first()
+    assert latest.issues == 1
+    assert [block.value["title"] for block in latest.page.body] == ["Autumn"]
+
+
+def test_a_digest_that_cannot_start_keeps_its_issues_for_the_next(
+    archive_page, newsletter_settings, django_capture_on_commit_callbacks
+):
+    rule = AutoSendRule.objects.create(
+        mailing_list=MailingListFactory(slug="empty"),
+        mode=AutoSendRule.Mode.DIGEST,
+        active_since=timezone.now() - datetime.timedelta(days=1),
+    )
+    make_issue(archive_page, title="Spring", slug="spring")
+
+    result, _due = run_slot(rule, django_capture_on_commit_callbacks)
+
+    assert result.startswith("failed: Nobody on these lists")
+    assert not DigestPage.objects.exists() and not IssueSend.objects.exists()
+    assert [issue.slug for issue in autosend.digest_issues(rule)] == ["spring"]
+
+
+def test_paused_stale_and_early_slots_do_nothing(digest_rule, archive_page, django_capture_on_commit_callbacks):
+    make_issue(archive_page, title="Spring", slug="spring")
+    soon = timezone.now() + datetime.timedelta(hours=1)
+    AutoSendRule.objects.filter(pk=digest_rule.pk).update(next_digest_at=soon)
+    assert autosend.run_digest(digest_rule.pk, soon) == "not due"
+    assert autosend.run_digest(digest_rule.pk, soon - datetime.timedelta(days=7)) == "stale"
+    autosend.pause_rule(digest_rule.pk)
+    assert autosend.run_digest(digest_rule.pk, soon) == "not a digest rule now"
+    assert not Digest.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("zone", "after", "expected"),
+    [
+        # Monday 08:00 in the site's zone; 30 Nov 2026 is a Monday.
+        ("UTC", datetime.datetime(2026, 11, 30, 7, 59, tzinfo=datetime.UTC), "2026-11-30 08:00+00:00"),
+        ("UTC", datetime.datetime(2026, 11, 30, 8, 0, tzinfo=datetime.UTC), "2026-12-07 08:00+00:00"),
+        # 08:00 in Shanghai is 00:00 UTC: Sunday 23:30 UTC is already Monday 07:30 there.
+        ("Asia/Shanghai", datetime.datetime(2026, 11, 29, 23, 30, tzinfo=datetime.UTC), "2026-11-30 08:00+08:00"),
+        # Across the clock change (Europe/London leaves summer time on 25 Oct 2026): still 08:00 local.
+        ("Europe/London", datetime.datetime(2026, 10, 20, 12, 0, tzinfo=datetime.UTC), "2026-10-26 08:00+00:00"),
+    ],
+)
+def test_the_next_digest_is_the_weekday_and_time_in_the_sites_time_zone(settings, zone, after, expected):
+    settings.TIME_ZONE = zone
+    rule = AutoSendRule(digest_weekday=0, digest_time=datetime.time(8, 0))
+
+    slot = autosend.next_digest_at(rule, after)
+
+    assert slot.isoformat(" ", "minutes") == expected
+
+
+def test_saving_a_digest_rule_enqueues_its_next_slot(weekly, django_capture_on_commit_callbacks, settings):
+    rule = AutoSendRule.objects.create(mailing_list=weekly, mode=AutoSendRule.Mode.DIGEST, digest_weekday=4)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        autosend.rule_saved(rule)
+
+    rule.refresh_from_db()
+    assert timezone.localtime(rule.next_digest_at).weekday() == 4
+    assert len(callbacks) == 1  # the digest task (it ran at once on the test backend: "not due")
+    assert not Digest.objects.exists()
+
+
+# --- Races (PostgreSQL: each thread has its own connection and transaction) ------------------------
+
+
+def at_once(function, *args):
+    """Call ``function(*args)`` in two threads released together; their results."""
+    ready = threading.Barrier(2)
+    results, errors = [], []
+
+    def work():
+        try:
+            ready.wait()
+            results.append(function(*args))
+        except Exception as error:  # reported below: a thread cannot fail the test itself
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    return results
+
+
+DB_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "campaigns"]}}
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_publishes_at_once_schedule_one_campaign_on_postgresql(
+    postgresql, on_publish, weekly, archive_page, settings
+):
+    settings.TASKS = DB_TASKS  # the tasks wait in the table; the threads below are the two runs
+    issue = make_issue(archive_page, slug="issue-7")
+
+    results = at_once(autosend.issue_published, issue.pk)
+
+    assert sorted(result["weekly"] for result in results) == ["already sent", "scheduled"]
+    assert automatic_campaigns(weekly).count() == 1
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_digest_runs_at_once_make_one_digest_on_postgresql(postgresql, digest_rule, archive_page, settings):
+    settings.TASKS = DB_TASKS
+    make_issue(archive_page, title="Spring", slug="spring")
+    due_at = timezone.now() - datetime.timedelta(minutes=1)
+    AutoSendRule.objects.filter(pk=digest_rule.pk).update(next_digest_at=due_at)
+
+    results = at_once(autosend.run_digest, digest_rule.pk, due_at)
+
+    assert sorted(results) == ["sent", "stale"]
+    assert Digest.objects.count() == 1 and Campaign.objects.count() == 1
