@@ -30,6 +30,7 @@ from campaigns.sending.headers import (
     site_domain,
 )
 from campaigns.sending.transports import SENT, Outgoing, get_transport
+from mail import mergetags
 from mail.addresses import HeaderValueError
 from mail.models import NewsletterSettings, newsletter_settings
 from mail.senders import sender_for
@@ -184,6 +185,25 @@ def _check_can_start(campaign: Campaign, user=None) -> None:
         raise CampaignError(_nobody(campaign))
 
 
+def merge_tag_errors(page, *, subject: str = "") -> list[str]:
+    """The merge tags of ``page``'s published revision (and of ``subject``, the campaign's own
+    subject if it has one) that cannot be sent: unknown, split by formatting, in a link's host.
+    In the active language; [] when every tag is fine (the send form lists them)."""
+    with translation.override(editions.issue_language(page)):
+        rendered = render_issue(page.live_revision.as_object() if page.live_revision_id else page)
+    return _tag_errors(rendered, subject)
+
+
+def _tag_errors(rendered, subject: str = "") -> list[str]:
+    """The rendered issue's problems (its subject is in its body too) and the campaign subject's."""
+    return list(dict.fromkeys([*rendered.errors, *mergetags.errors(subject)]))
+
+
+def _refuse_tag_errors(problems: list[str]) -> None:
+    if problems:
+        raise CampaignError(_("Fix the merge tags before sending: %(problems)s") % {"problems": " ".join(problems)})
+
+
 def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: bool = True, recipients=None) -> Campaign:
     """Snapshot, render and go: one transaction; batch tasks are enqueued after it commits."""
     with transaction.atomic():
@@ -197,6 +217,8 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
         # In the issue's language (the layout's words too), whatever language the editor uses.
         with translation.override(editions.issue_language(page)):
             rendered = render_issue(revision.as_object(), lists=campaign.lists.order_by("name"))
+        # A merge tag that cannot be filled is never sent raw: the campaign does not start.
+        _refuse_tag_errors(_tag_errors(rendered, campaign.subject_override))
         campaign.page_revision = revision
         campaign.subject = campaign.subject_override or rendered.subject
         try:
@@ -210,6 +232,7 @@ def _begin(campaign_id: int, *, user=None, scheduled: bool = False, enqueue: boo
         # One edition per live translation of the issue, rendered once here like the above.
         def render_edition(issue):
             edition = render_issue(issue, lists=campaign.lists.order_by("name"))
+            _refuse_tag_errors(_tag_errors(edition))
             return edition.subject, rewrite_links(edition.html, campaign.pk), edition.text
 
         editions.render_editions(campaign, page, render_edition)
@@ -241,6 +264,8 @@ def start_campaign(campaign_id: int, *, user=None, at=None, enqueue: bool = True
         with transaction.atomic():
             campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
             _check_can_start(campaign, user)
+            # Checked again when it starts (the issue may be republished meanwhile).
+            _refuse_tag_errors(merge_tag_errors(campaign.page, subject=campaign.subject_override))
             campaign.status = Campaign.Status.SCHEDULED
             campaign.scheduled_at = at
             if user is not None and getattr(user, "pk", None):
@@ -427,6 +452,8 @@ def send_test(page_or_campaign, addresses, *, subscriber=None) -> int:
         )
     if isinstance(page, NewsletterIssuePage) and not campaign.html:
         rendered = render_issue(page.get_latest_revision_as_object())
+        # The editor sees the same refusal a send would meet, instead of a test with holes in it.
+        _refuse_tag_errors(_tag_errors(rendered, campaign.subject_override))
         campaign.subject = campaign.subject_override or rendered.subject
         campaign.html, campaign.text = rendered.html, rendered.text
         campaign.reply_to = campaign.reply_to or sender_for(None, page.get_site()).reply_to
@@ -453,9 +480,10 @@ def send_test(page_or_campaign, addresses, *, subscriber=None) -> int:
     transport = get_transport(content, test=True)
     name = subscriber.name if subscriber is not None else page.sample_recipient()["name"]
     uid = subscriber.uid if subscriber is not None else uuid.UUID(int=0)
+    attributes = subscriber.attributes if subscriber is not None else {}
     items = []
     for index, address in enumerate(addresses):
-        recipient = Recipient(delivery_id=-(index + 1), email=address, name=name, uid=uid)
+        recipient = Recipient(delivery_id=-(index + 1), email=address, name=name, uid=uid, attributes=attributes)
         values = recipient_values(content, links, recipient)
         values["email"] = subscriber.email if subscriber is not None else address
         values["message_id"] = f"<{content.message_id_prefix}.test{index}.{uuid.uuid4().hex[:8]}@{content.domain}>"

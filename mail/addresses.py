@@ -197,6 +197,23 @@ def format_address(address: str, name: str = "", *, encode: bool = False) -> str
     return value
 
 
+def format_text(value: str, field_name: str) -> str:
+    """An unstructured header value (a recipient's Subject) as ASCII for raw header bytes: as it
+    is when ASCII and it fits one line after ``field_name``; else RFC 2047 encoded-words folded to
+    lines of 78 (RFC 5322 s2.2.3). ``HeaderValueError`` for control characters."""
+    value = check_header_text(value, field_name)
+    if value.isascii() and "=?" not in value and len(field_name) + 2 + len(value) <= _LINE:
+        return value
+    lines, line, indent = [], "", len(field_name) + 2
+    for word in _encoded_words(value):
+        if line and indent + len(line) + 1 + len(word) > _LINE:
+            lines.append(line)
+            line, indent = "", 1
+        line = f"{line} {word}" if line else word
+    lines.append(line)
+    return "\r\n ".join(lines)
+
+
 def parse_address(value: str) -> tuple[str, str]:
     """``(name, address)`` from a header-style value such as ``"The Broadsheet" <news@example.com>``
     or a bare address; ``HeaderValueError`` if it holds control characters or not exactly one address.

@@ -34,10 +34,13 @@ English one: bench/plaintext.py).
 import functools
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import wcwidth
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag
 from uniseg.linebreak import line_break, line_break_boundaries
+
+from mail.mergetags import ATTRIBUTE_PREFIX, TOKEN
 
 BLOCK_TAGS = frozenset(
     "address article aside blockquote body caption center dd details div dl dt fieldset figcaption figure "
@@ -47,12 +50,13 @@ BLOCK_TAGS = frozenset(
 SKIPPED_TAGS = frozenset("head style script title template noscript meta link button input select textarea".split())
 HEADINGS = {"h1": "=", "h2": "=", "h3": "-", "h4": "-", "h5": "-", "h6": "-"}
 OVERLINED = frozenset({"h1"})  # the title also gets a line above, so it stands apart from an h2
-# Tokens filled per recipient (mail.rendering.PLACEHOLDERS): ``%%name%%``.
-_PLACEHOLDER = re.compile(r"%%[a-z_]+%%")
-# A name flows with the text ("Hello %%name%%,"), measured as this many columns: a longer name
-# can push its one line over the width. Every other placeholder (links, the address) can be far
-# longer than a line, so the word holding it gets a line of its own.
-_FLOWING_PLACEHOLDERS = {"%%name%%": 30}
+# Tokens filled per recipient (mail.mergetags.TOKEN): ``%%name%%``, ``%%first_name|reader%%``...
+# A name, a first name or an attribute flows with the text ("Hello %%name%%,"), measured as this
+# many columns (or its fallback's width, if wider): a longer value can push its one line over the
+# width. Every other placeholder (links, the address) can be far longer than a line, so the word
+# holding it gets a line of its own.
+_FLOWING_COLUMNS = {"name": 30, "first_name": 15}
+_ATTRIBUTE_COLUMNS = 20
 _SPACE_RUNS = re.compile(r"( +)")
 _SPACES = re.compile(r"[ \t\n\r\f\v]+")  # HTML whitespace only: a no-break space stays a space
 # A line break in the source between two wide characters, which CSS Text 3 (section 4.1.3, segment
@@ -297,7 +301,7 @@ def wrap_line(text: str, width: int, initial_indent: str = "", subsequent_indent
 
     Breaks at spaces, and between CJK characters where UAX #14 allows; a unit that cannot be
     broken (a URL, a long Latin word) and is wider than the line stands alone on its line. A word
-    holding a %%placeholder%% other than %%name%% stands alone on its line. Returns [] for blank
+    holding a %%placeholder%% other than a name or an attribute stands alone on its line. Returns [] for blank
     ``text``.
     """
     lines: list[str] = []
@@ -322,9 +326,18 @@ def wrap_line(text: str, width: int, initial_indent: str = "", subsequent_indent
 def _measure(unit: str) -> int:
     width = display_width(unit)
     if "%%" in unit:
-        for token, reserved in _FLOWING_PLACEHOLDERS.items():
-            width += unit.count(token) * (reserved - len(token))
+        for match in TOKEN.finditer(unit):
+            width += (_flowing_columns(match) or 0) - len(match.group(0))
     return width
+
+
+def _flowing_columns(match: re.Match) -> int | None:
+    """The columns a token that flows with the text is measured as; None for one that stands alone."""
+    key = match["key"]
+    reserved = _FLOWING_COLUMNS.get(key) or (_ATTRIBUTE_COLUMNS if key.startswith(ATTRIBUTE_PREFIX) else None)
+    if reserved is None:
+        return None
+    return max(reserved, display_width(unquote(match["fallback"] or "")))
 
 
 def _units(text: str):
@@ -336,7 +349,7 @@ def _units(text: str):
         if piece[0] == " ":
             spaces = piece
             continue
-        if "%%" in piece and any(t not in _FLOWING_PLACEHOLDERS for t in _PLACEHOLDER.findall(piece)):
+        if "%%" in piece and any(_flowing_columns(match) is None for match in TOKEN.finditer(piece)):
             yield spaces, piece, True
         elif piece.isascii() or not any(_is_wide(ch) for ch in piece):
             yield spaces, piece, False

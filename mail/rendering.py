@@ -1,7 +1,8 @@
 """Email rendering: a body (a newsletter issue, campaigns.issue_email; or a transactional email)
 inside the email layout, into a complete HTML email and its plaintext, rendered ONCE;
 per-recipient values are literal placeholders filled in by RenderedEmail.personalise(), a cheap
-string substitution the sending engine runs per recipient."""
+string substitution the sending engine runs per recipient. The editors' merge tags
+(``{{ first_name }}``...) become such placeholders here, once (mail.mergetags)."""
 
 import re
 from dataclasses import dataclass
@@ -11,10 +12,10 @@ import css_inline
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
-from django.utils.html import escape as html_escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, pgettext
 
+from mail import mergetags
 from mail.models import newsletter_settings
 from mail.plaintext import html_to_text
 
@@ -46,30 +47,38 @@ _ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 @dataclass(frozen=True)
 class RenderedEmail:
-    """A rendered email, identical for every recipient until personalise() fills the placeholders."""
+    """A rendered email, identical for every recipient until personalise() fills the placeholders.
+
+    ``subject`` is as the editor wrote it (merge tags in it); ``html`` and ``text`` hold tokens
+    (mail.mergetags); ``errors`` lists the merge tags that cannot be sent (unknown, split by
+    formatting, in a link's host), in the active language.
+    """
 
     subject: str
     preheader: str
     html: str
     text: str
+    errors: tuple[str, ...] = ()
 
     def personalise(self, values: dict[str, str]) -> tuple[str, str]:
-        """Fill PLACEHOLDERS with one recipient's ``values`` (keys as in PLACEHOLDERS).
+        """Fill the placeholders and merge tags with one recipient's ``values`` (keys as in
+        PLACEHOLDERS, plus mail.mergetags.subscriber_values()).
 
-        Returns ``(html, text)``. Values are HTML-escaped in the html part only; a missing value
-        becomes an empty string so no raw token ever reaches a reader.
+        Returns ``(html, text)``. Values are HTML-escaped in the html part only (and URL-quoted
+        in links); a missing value becomes its fallback or nothing, so no raw token reaches a reader.
         """
         return fill_placeholders(self.html, values, escape=True), fill_placeholders(self.text, values, escape=False)
 
+    def personal_subject(self, values: dict[str, str]) -> str:
+        """The subject one recipient sees (control characters in values become spaces)."""
+        return mergetags.fill(mergetags.compile_header(self.subject), values)
+
 
 def fill_placeholders(template: str, values: dict[str, str], *, escape: bool) -> str:
-    """Replace each PLACEHOLDERS token in ``template`` by ``values[key]`` (HTML-escaped when
-    ``escape``); a missing value becomes "" so no raw token reaches a reader."""
-    for key, token in PLACEHOLDERS.items():
-        if token in template:
-            value = str(values.get(key) or "")
-            template = template.replace(token, html_escape(value) if escape else value)
-    return template
+    """Fill each token in ``template`` with ``values`` in one pass (HTML-escaped when ``escape``);
+    a missing value becomes its fallback or "", so no raw token reaches a reader. For one use:
+    whatever fills a template many times compiles it once (mail.mergetags.compile_template)."""
+    return mergetags.fill_template(template, values, html=escape)
 
 
 def join_names(names: list[str]) -> str:
@@ -139,8 +148,11 @@ def render_layout(
             "email_placeholder": PLACEHOLDERS["email"],
         },
     )
-    html = absolutise_urls(_INLINER.inline(html), base_url, page_url=view_url or base_url + "/")
-    return RenderedEmail(subject=subject, preheader=preheader, html=html, text=html_to_text(html))
+    # The editors' merge tags become tokens once, after inlining (which may rewrite entities).
+    canonical = mergetags.canonicalise(_INLINER.inline(html), html=True)
+    html = absolutise_urls(canonical.text, base_url, page_url=view_url or base_url + "/")
+    errors = tuple(dict.fromkeys(mergetags.errors(subject) + canonical.errors))
+    return RenderedEmail(subject=subject, preheader=preheader, html=html, text=html_to_text(html), errors=errors)
 
 
 def absolutise_urls(html: str, base_url: str, *, page_url: str | None = None) -> str:

@@ -466,6 +466,13 @@ def _content(campaign: Campaign, language: str = ""):
     return editions.get(language, content), links
 
 
+def _wants_attributes(campaign: Campaign) -> bool:
+    """Whether any edition of the campaign has merge tags that need subscribers' attributes."""
+    _content(campaign)  # built once per process, then cached
+    content, _links, editions = _content_cache.get((campaign.pk, campaign.started_at))
+    return content.wants_attributes or any(edition.wants_attributes for edition in editions.values())
+
+
 def _recover_if_due(campaign: Campaign, *, force: bool = False) -> dict | None:
     """recover_stale_deliveries at most every HEARTBEAT_SECONDS per process (None: not run).
 
@@ -580,6 +587,9 @@ def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: di
     """Send the claimed rows, one language edition after the other (campaigns.editions: the
     snapshot recorded each row's); returns a Unix time to come back at if the batch stopped early."""
     columns = ("pk", "email", "name", "subscriber_uid", "language")
+    if _wants_attributes(campaign):
+        # Merge tags ask for attributes (or first_name): read them with the rows, as they are now.
+        columns = ("pk", "email", "name", "subscriber_uid", "subscriber__attributes", "language")
     groups: dict[str, list] = {}
     for *row, language in Delivery.objects.filter(pk__in=ids).order_by("pk").values_list(*columns):
         groups.setdefault(language, []).append(tuple(row))
@@ -635,8 +645,9 @@ def _send_rows(campaign: Campaign, worker_id: str, ids: list[int], rows: list, l
             chunk = rows[index : index + granted]
             index += granted
             items = []
-            for pk, address, name, uid in chunk:
-                recipient = Recipient(pk, address, name, uid)
+            for row in chunk:
+                pk = row[0]
+                recipient = Recipient(*row)  # (pk, email, name, uid[, attributes]): Recipient's fields
                 try:
                     values = recipient_values(content, links, recipient)
                 except Exception as error:

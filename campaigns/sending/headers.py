@@ -2,14 +2,16 @@
 
 The MIME skeleton (headers, multipart/alternative, part headers) comes from Python's email
 package, serialised once. Each body part is quoted-printable encoded once, in segments split at
-the placeholders; a recipient's message is the join of those segments with that recipient's
-values (QP-encoded, set off by soft line breaks so no line grows past 76 characters). No MIME
-tree, template or encoder runs over the whole body per recipient.
+the placeholders and merge tags (mail.mergetags compiles each part once into literal chunks and
+slots); a recipient's message is the join of those segments with that recipient's values
+(escaped as their slot says, QP-encoded, set off by soft line breaks so no line grows past 76
+characters). No MIME tree, template or encoder runs over the whole body per recipient. A subject
+with merge tags is the one header written per recipient besides To, Date, Message-ID and
+List-Unsubscribe (``subject_header``: control characters in values become spaces).
 """
 
 import binascii
 import email.policy
-import html as html_lib
 import logging
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -22,14 +24,13 @@ from django.conf import settings
 
 from campaigns.click_tracking import delivery_token
 from campaigns.sending.dkim_signing import signer as dkim_signer
-from mail.addresses import HeaderValueError, check_header_text, format_address, reformat_address
+from mail import mergetags
+from mail.addresses import HeaderValueError, check_header_text, format_address, format_text, reformat_address
 from mail.rendering import PLACEHOLDERS
 from subscribers.links import RecipientLinks
 
 logger = logging.getLogger(__name__)
 
-# The recipient values that go into the body (keys of mail.rendering.PLACEHOLDERS).
-BODY_KEYS = tuple(PLACEHOLDERS)
 _TEXT_MARKER = "BROADSHEETTEXTBODYMARKER"
 _HTML_MARKER = "BROADSHEETHTMLBODYMARKER"
 _SOFT_BREAK = b"=\r\n"
@@ -43,6 +44,9 @@ class Recipient:
     email: str
     name: str
     uid: object  # uuid.UUID
+    # The subscriber's attributes, read only for a campaign whose merge tags ask for them
+    # (MessageContent.wants_attributes); None otherwise.
+    attributes: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,37 @@ class MessageContent:
         whole HTML (cached_property writes the instance __dict__, which a frozen dataclass allows).
         """
         return PLACEHOLDERS["delivery"] in self.html
+
+    @cached_property
+    def compiled_html(self) -> list:
+        """The HTML part as literal chunks and slots (mail.mergetags), compiled once."""
+        return mergetags.compile_template(self.html, html=True)
+
+    @cached_property
+    def compiled_text(self) -> list:
+        return mergetags.compile_template(self.text, html=False)
+
+    @cached_property
+    def compiled_subject(self) -> list:
+        """The subject (with its prefix) as chunks and slots; one chunk when nothing in it is personal."""
+        return mergetags.compile_header(self.full_subject)
+
+    @cached_property
+    def subscriber_keys(self) -> frozenset:
+        """The merge-tag values beyond name and email this campaign asks for (first_name, attributes.*)."""
+        wanted = mergetags.keys(self.compiled_html) | mergetags.keys(self.compiled_text)
+        wanted |= mergetags.keys(self.compiled_subject)
+        return frozenset(key for key in wanted if key == "first_name" or key.startswith(mergetags.ATTRIBUTE_PREFIX))
+
+    @property
+    def wants_attributes(self) -> bool:
+        """Whether recipients' attributes must be read (an attribute or first_name tag is used)."""
+        return bool(self.subscriber_keys)
+
+    def subject_for(self, values: dict) -> str:
+        """One recipient's subject (the prefix included): merge tags filled, header-safe. The one
+        place a per-recipient subject is made (a subject variant of an A/B test goes through it)."""
+        return mergetags.fill(self.compiled_subject, values)
 
     @cached_property
     def message_id_domain(self) -> str:
@@ -159,7 +194,17 @@ def recipient_values(content: MessageContent, links: RecipientLinks, recipient: 
     }
     if content.tracks_clicks:
         values["delivery"] = delivery_token(recipient.delivery_id)
+    if content.subscriber_keys:
+        values.update(
+            mergetags.subscriber_values(recipient.name, recipient.email, recipient.attributes, content.subscriber_keys)
+        )
     return values
+
+
+def subject_header(subject: str) -> bytes:
+    """``Subject: ...`` for one recipient's raw message: ASCII as it is, else RFC 2047 encoded-words,
+    folded (mail.addresses.format_text refuses control characters; mergetags already replaced them)."""
+    return f"Subject: {format_text(subject, 'Subject')}\r\n".encode("ascii")
 
 
 def to_header(recipient: Recipient) -> str:
@@ -178,22 +223,6 @@ def to_header(recipient: Recipient) -> str:
         return format_address(recipient.email, encode=True)
 
 
-def _split(template: str) -> list[str]:
-    """``template`` split into [static, key, static, key, ..., static] at the placeholders."""
-    tokens = {token: key for key, token in PLACEHOLDERS.items()}
-    parts: list[str] = []
-    rest = template
-    while True:
-        positions = [(rest.find(token), token) for token in tokens if token in rest]
-        if not positions:
-            parts.append(rest)
-            return parts
-        index, token = min(positions)
-        parts.append(rest[:index])
-        parts.append(tokens[token])
-        rest = rest[index + len(token) :]
-
-
 def _qp(data: str) -> bytes:
     """Quoted-printable with CRLF line ends; lines at most 76 characters."""
     encoded = binascii.b2a_qp(data.replace("\r\n", "\n").encode("utf-8"), quotetabs=False, istext=True)
@@ -208,7 +237,10 @@ class CompiledMessage:
         # DKIM signing in the app when configured (for relays that do not sign).
         self.signer = dkim_signer()
         skeleton = EmailMessage(policy=email.policy.SMTP)
-        skeleton["Subject"] = check_header_text(content.full_subject, "subject")
+        # A subject with merge tags is written per recipient (render()); else once, here.
+        self.personal_subject = len(content.compiled_subject) > 1
+        if not self.personal_subject:
+            skeleton["Subject"] = check_header_text(content.full_subject, "subject")
         # From and Reply-To are written by the address builder, as To is: one encoding and one
         # folding for every address header (the email package would fold them its own way).
         addresses = f"From: {reformat_address(content.from_email, encode=True)}\r\n"
@@ -222,20 +254,16 @@ class CompiledMessage:
         raw = bytes(skeleton)
         head, after_text = raw.split(_TEXT_MARKER.encode() + b"\r\n", 1)
         middle, tail = after_text.split(_HTML_MARKER.encode() + b"\r\n", 1)
-        # [bytes, (key, escape), bytes, ...]: the static pieces encoded once.
+        # [bytes, Slot, bytes, ...]: the static pieces encoded once.
         self.pieces: list = [addresses.encode("ascii") + head]
-        self._add_part(content.text, escape=False)
+        self._add_part(content.compiled_text)
         self.pieces.append(b"\r\n" + middle)
-        self._add_part(content.html, escape=True)
+        self._add_part(content.compiled_html)
         self.pieces.append(b"\r\n" + tail)
 
-    def _add_part(self, template: str, *, escape: bool) -> None:
-        parts = _split(template)
-        for index, part in enumerate(parts):
-            if index % 2 == 0:
-                self.pieces.append(_qp(part))
-            else:
-                self.pieces.append((part, escape))
+    def _add_part(self, compiled: list) -> None:
+        for index, part in enumerate(compiled):
+            self.pieces.append(_qp(part) if index % 2 == 0 else part)
 
     def render(self, values: dict[str, str], *, date: str | None = None) -> bytes:
         """One recipient's message: ``values`` from recipient_values(), ``date`` an RFC 5322 date."""
@@ -246,6 +274,8 @@ class CompiledMessage:
             f"List-Unsubscribe: {values['list_unsubscribe']}\r\n"
         ).encode()
         out = [head]
+        if self.personal_subject:
+            out.append(subject_header(self.content.subject_for(values)))
         cache: dict = {}
         for piece in self.pieces:
             if piece.__class__ is bytes:
@@ -253,10 +283,7 @@ class CompiledMessage:
                 continue
             encoded = cache.get(piece)
             if encoded is None:
-                key, escape = piece
-                value = values.get(key) or ""
-                if escape:
-                    value = html_lib.escape(value)
+                value = piece.render(values)
                 encoded = cache[piece] = _SOFT_BREAK + _qp(value) + _SOFT_BREAK if value else b""
             out.append(encoded)
         message = b"".join(out)

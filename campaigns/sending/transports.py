@@ -20,7 +20,6 @@ at all: the campaign waits for it, campaigns.sending.engine) and its subclass
 ``TransportAuthenticationFailed`` (credentials refused: the campaign is paused for a person).
 """
 
-import html as html_lib
 import re
 import smtplib
 import ssl
@@ -33,12 +32,12 @@ from django.core import mail
 from django.core.mail import EmailMultiAlternatives
 from django.utils.module_loading import import_string
 
-from campaigns.sending.headers import BODY_KEYS, CompiledMessage, MessageContent, Recipient
+from campaigns.sending.headers import CompiledMessage, MessageContent, Recipient
 from campaigns.sending.verp import return_path
 from mail.addresses import HeaderValueError, format_address, split_address
 from mail.esps import ESPS, esp_for_backend
+from mail.mergetags import fill
 from mail.outbox import OutboxBackend
-from mail.rendering import fill_placeholders
 
 SENT, TEMPORARY, FAILED, UNKNOWN = "sent", "temporary", "failed", "unknown"
 
@@ -444,14 +443,14 @@ class DjangoBackendTransport(Transport):
     def build(self, item: Outgoing, date: str) -> EmailMultiAlternatives:
         content, values = self.content, item.values
         message = EmailMultiAlternatives(
-            subject=content.full_subject,
-            body=fill_placeholders(content.text, values, escape=False),
+            subject=content.subject_for(values),
+            body=fill(content.compiled_text, values),
             from_email=content.from_email,
             to=[_display_address(item.recipient)],
             reply_to=[content.reply_to] if content.reply_to else None,
             headers=_message_headers(content, values, date),
         )
-        message.attach_alternative(fill_placeholders(content.html, values, escape=True), "text/html")
+        message.attach_alternative(fill(content.compiled_html, values), "text/html")
         return message
 
     def send_one(self, item: Outgoing, *, date: str) -> Outcome:
@@ -479,7 +478,13 @@ def _anymail_outcome(delivery_id: int, recipient_status) -> Outcome:
 
 @dataclass
 class AnymailBatchTransport(DjangoBackendTransport):
-    """One anymail batch send per API call: merge_data / merge_metadata / merge_headers."""
+    """One anymail batch send per API call: merge_data / merge_metadata / merge_headers.
+
+    Each slot of the subject and the parts (mail.mergetags: a placeholder or merge tag, where it
+    stands) becomes one ESP merge field ``m0``, ``m1``...; each recipient's merge data holds the
+    slot's value as the slot writes it (HTML-escaped, URL-quoted, header-safe, or its fallback),
+    so the ESP only pastes text in and the batch stays one call.
+    """
 
     name = "anymail"
     esp: str = "test"
@@ -488,15 +493,24 @@ class AnymailBatchTransport(DjangoBackendTransport):
     def __post_init__(self):
         esp = ESPS[self.esp]
         self.batch_size = min(esp.batch_limit, settings.BROADSHEET["ESP_BATCH_LIMIT"] or esp.batch_limit)
-        fields = {key: esp.merge_field_for(key) for key in BODY_KEYS}
-        html_fields = {key: esp.merge_field_for(f"{key}_html") for key in fields}
-        self.text_body = fill_placeholders(self.content.text, fields, escape=False)
-        self.html_body = fill_placeholders(self.content.html, html_fields, escape=False)
+        content = self.content
+        self.slots: dict = {}  # Slot -> merge field name
+        self.subject = self._with_merge_fields(content.compiled_subject, esp)
+        self.text_body = self._with_merge_fields(content.compiled_text, esp)
+        self.html_body = self._with_merge_fields(content.compiled_html, esp)
+
+    def _with_merge_fields(self, compiled: list, esp) -> str:
+        pieces = []
+        for index, piece in enumerate(compiled):
+            if index % 2:
+                piece = esp.merge_field_for(self.slots.setdefault(piece, f"m{len(self.slots)}"))
+            pieces.append(piece)
+        return "".join(pieces)
 
     def send_many(self, items: list[Outgoing], *, date: str) -> list[Outcome]:
         content = self.content
         message = AnymailMessage(
-            subject=content.full_subject,
+            subject=self.subject,
             body=self.text_body,
             from_email=content.from_email,
             to=[_display_address(item.recipient) for item in items],
@@ -508,9 +522,7 @@ class AnymailBatchTransport(DjangoBackendTransport):
         merge_data, merge_headers, merge_metadata = {}, {}, {}
         for item in items:
             values, address = item.values, _esp_address(item.recipient.email)
-            data = {key: values.get(key) or "" for key in BODY_KEYS}
-            data.update({f"{key}_html": html_lib.escape(value) for key, value in list(data.items())})
-            merge_data[address] = data
+            merge_data[address] = {field: slot.render(values) for slot, field in self.slots.items()}
             merge_headers[address] = {"List-Unsubscribe": values["list_unsubscribe"].replace("\r\n", "")}
             merge_metadata[address] = {"delivery_id": str(item.recipient.delivery_id)}
         message.merge_data = merge_data

@@ -72,3 +72,12 @@ def run_now(task, *args):
     result = task.enqueue(*args)
     default_task_backend.results.remove(result)
     return run_task_result(result)
+
+
+def esp_merged(params: dict, address: str, part: str = "text_body") -> str:
+    """What the ESP would make of a batch's ``part`` ("text_body", "html_body", "subject") for
+    ``address``: each ``{{mN}}`` merge field (the test ESP's syntax) replaced by its merge data."""
+    text = params[part]
+    for field, value in params["merge_data"][address].items():
+        text = text.replace("{{" + field + "}}", value)
+    return text

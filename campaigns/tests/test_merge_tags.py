@@ -1,0 +1,169 @@
+"""Merge tags end to end: an issue with tags in its subject and body, sent over SMTP and through an
+ESP batch, refused at the start when a tag is unknown, and tested as a subscriber would get it."""
+
+import email
+import email.policy
+
+import pytest
+from django.core import mail
+
+from campaigns import services
+from campaigns.models import Campaign
+from campaigns.sending import send_batch
+from campaigns.tests.factories import esp_merged, make_issue
+from campaigns.tests.fake_smtp import FakeSMTPServer
+from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
+
+pytestmark = pytest.mark.django_db
+
+BODY = [
+    ("heading", {"text": "News for {{ attributes.city }}", "level": "h2"}),
+    ("paragraph", "<p>Dear {{ first_name|default:&quot;reader&quot; }}, this is for {{ email }}.</p>"),
+    (
+        "button",
+        {
+            "label": "Weather in {{attributes.city}}",
+            "page": None,
+            "link_url": "https://example.org/w?c={{attributes.city}}",
+        },
+    ),
+]
+SUBJECT = 'Hello {{ first_name|default:"friend" }} in {{ attributes.city }}'
+
+
+@pytest.fixture
+def tagged_issue(archive_page, newsletter_settings):
+    return make_issue(archive_page, slug="tagged", subject=SUBJECT, body=BODY)
+
+
+def subscribe(email_address, name="", **attributes):
+    weekly = MailingListFactory(name="Weekly", slug="weekly")
+    reader = SubscriberFactory(email=email_address, name=name, attributes=attributes)
+    SubscriptionFactory(subscriber=reader, list=weekly)
+    return weekly, reader
+
+
+def start(issue, lists, capture):
+    campaign = services.create_campaign(issue, lists)
+    with capture(execute=False):
+        services.start_campaign(campaign.pk)
+    return campaign
+
+
+@pytest.fixture
+def smtp_server(settings):
+    with FakeSMTPServer() as server:
+        settings.MAILERS = server.mailers_setting()
+        yield server
+
+
+def test_smtp_message_is_personalised_in_subject_html_text_and_links(
+    tagged_issue, smtp_server, django_capture_on_commit_callbacks
+):
+    weekly, _reader = subscribe("zoe@example.com", "Zoë <b>O'Brien</b>", city="São Paulo & Co")
+    campaign = start(tagged_issue, [weekly], django_capture_on_commit_callbacks)
+
+    send_batch(campaign.pk, worker_id="w")
+
+    (received,) = smtp_server.messages
+    message = email.message_from_bytes(received.data, policy=email.policy.default)
+    assert message["Subject"] == "Hello Zoë in São Paulo & Co"
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    assert "Dear Zoë, this is for zoe@example.com." in html
+    assert "News for São Paulo &amp; Co" in html
+    assert 'href="https://example.org/w?c=S%C3%A3o%20Paulo%20%26%20Co"' in html
+    assert "Dear Zoë, this is for zoe@example.com." in " ".join(text.split())
+    assert "https://example.org/w?c=S%C3%A3o%20Paulo%20%26%20Co" in text
+    assert "{{" not in html + text and "%%" not in html + text
+
+
+def test_hostile_names_are_text_and_never_reach_a_header(tagged_issue, smtp_server, django_capture_on_commit_callbacks):
+    weekly, _reader = subscribe(
+        "eve@example.com", "{{ email }}<script>x</script>", city="Leeds\r\nBcc: all@example.com"
+    )
+    campaign = start(tagged_issue, [weekly], django_capture_on_commit_callbacks)
+
+    send_batch(campaign.pk, worker_id="w")
+
+    (received,) = smtp_server.messages
+    message = email.message_from_bytes(received.data, policy=email.policy.default)
+    assert message["Bcc"] is None
+    assert message["Subject"] == "Hello {{ in Leeds Bcc: all@example.com"
+    html = message.get_body(("html",)).get_content()
+    assert "Dear {{, this is" in html  # the first word of the name, as text
+    assert "<script>" not in html
+    assert message.defects == []
+    assert Campaign.objects.get(pk=campaign.pk).sent == 1
+
+
+def test_first_name_falls_back_and_prefers_the_imported_attribute(
+    tagged_issue, smtp_server, django_capture_on_commit_callbacks
+):
+    weekly, _ = subscribe("a@example.com", "", city="Leeds")
+    other = SubscriberFactory(email="b@example.com", name="Robert Smith", attributes={"first_name": "Bob"})
+    SubscriptionFactory(subscriber=other, list=weekly)
+    campaign = start(tagged_issue, [weekly], django_capture_on_commit_callbacks)
+
+    send_batch(campaign.pk, worker_id="w")
+
+    subjects = sorted(
+        email.message_from_bytes(m.data, policy=email.policy.default)["Subject"] for m in smtp_server.messages
+    )
+    assert subjects == ["Hello Bob in ", "Hello friend in Leeds"]
+
+
+def test_esp_batch_carries_each_slot_as_merge_data(tagged_issue, settings, django_capture_on_commit_callbacks):
+    settings.MAILERS = {"default": {"BACKEND": "anymail.backends.test.EmailBackend"}}
+    weekly, _ = subscribe("zoe@example.com", "Zoë <O'Brien>", city="Leeds & York")
+    campaign = start(tagged_issue, [weekly], django_capture_on_commit_callbacks)
+
+    send_batch(campaign.pk, worker_id="w")
+
+    (message,) = mail.outbox
+    params = message.anymail_test_params
+    assert params["is_batch_send"] is True
+    assert esp_merged(params, "zoe@example.com", "subject") == "Hello Zoë in Leeds & York"
+    html = esp_merged(params, "zoe@example.com", "html_body")
+    assert "Dear Zoë, this is for zoe@example.com." in html
+    assert "News for Leeds &amp; York" in html
+    assert "https://example.org/w?c=Leeds%20%26%20York" in html
+    assert "Leeds & York" in esp_merged(params, "zoe@example.com")
+
+
+def test_an_unknown_tag_refuses_the_start_and_the_test_send(
+    archive_page, newsletter_settings, django_capture_on_commit_callbacks
+):
+    issue = make_issue(
+        archive_page, slug="broken", body=[("paragraph", "<p>Hi {{ nickname }} {{ first_<i>name</i> }}</p>")]
+    )
+    weekly, _ = subscribe("a@example.com", "Ann")
+    campaign = services.create_campaign(issue, [weekly])
+
+    with pytest.raises(services.CampaignError) as error:
+        start(issue, [weekly], django_capture_on_commit_callbacks)
+    assert "nickname" in str(error.value) and "broken by formatting" in str(error.value)
+    with pytest.raises(services.CampaignError):
+        services.send_test(issue, ["me@example.com"])
+    assert services.merge_tag_errors(issue)[0].startswith("“{{ nickname }}”")
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT
+    assert mail.outbox == []
+
+
+def test_an_unknown_tag_in_the_campaign_subject_refuses_the_start(tagged_issue, django_capture_on_commit_callbacks):
+    weekly, _ = subscribe("a@example.com", "Ann")
+    campaign = services.create_campaign(tagged_issue, [weekly], subject="Hi {{ surname }}")
+
+    with pytest.raises(services.CampaignError, match="surname"), django_capture_on_commit_callbacks(execute=False):
+        services.start_campaign(campaign.pk)
+
+
+def test_test_send_as_a_subscriber_uses_their_values(tagged_issue):
+    _weekly, reader = subscribe("zoe@example.com", "Zoë Smith", city="Leeds")
+
+    services.send_test(tagged_issue, ["me@example.com"], subscriber=reader)
+
+    (message,) = mail.outbox
+    assert message.subject == "[TEST] Hello Zoë in Leeds"
+    assert "Dear Zoë, this is for zoe@example.com." in message.alternatives[0].content
