@@ -15,6 +15,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from campaigns import bots
 from campaigns.click_tracking import own_tracking
 from campaigns.models import Campaign, Delivery, DeliveryEvent
 from subscribers.models import Subscription
@@ -113,7 +114,9 @@ class Figure:
     """One number of the report, with its rate (0-1, or None when the base is zero).
 
     ``tracked`` False: nothing measures this figure for this campaign (own tracking off and no ESP
-    reporting it); the page shows ``note`` instead of a misleading 0.
+    reporting it); the page shows ``note`` instead of a misleading 0. ``machine``: for opens and
+    clicks, the deliveries a machine opened or clicked (campaigns.bots), shown beside the human
+    ``count`` (None for the other figures).
     """
 
     key: str
@@ -123,6 +126,7 @@ class Figure:
     base: str  # what the rate is relative to, for the template's explanation
     tracked: bool = True
     note: str = ""
+    machine: int | None = None
 
     @property
     def percent(self) -> str:
@@ -160,6 +164,7 @@ class CampaignReport:
     hours: list[HourBucket]
     tracking: Tracking | None = None
     languages: list["LanguageFigures"] | None = None
+    machines: list["MachineFigures"] | None = None
 
     def figure(self, key: str) -> Figure:
         return next(f for f in self.figures if f.key == key)
@@ -181,8 +186,8 @@ def tracking(campaign: Campaign) -> Tracking:
     esp = esp_reports_events()
     own = own_tracking(campaign.html, campaign.pk)
     return Tracking(
-        opens=esp or own.opens or campaign.unique_opens > 0,
-        clicks=esp or own.clicks or campaign.unique_clicks > 0,
+        opens=esp or own.opens or campaign.unique_opens + campaign.machine_opens > 0,
+        clicks=esp or own.clicks or campaign.unique_clicks + campaign.machine_clicks > 0,
         deliveries=esp or campaign.delivered > 0,
     )
 
@@ -196,6 +201,8 @@ NOT_CLICKS = gettext_lazy("Not tracked: turn on TRACK_CLICKS, or send through an
 
 def report_figures(campaign: Campaign) -> list[Figure]:
     """Sent, delivered, unique opens, unique clicks, bounces, complaints and unsubscribes with rates.
+
+    Opens and clicks are people's (campaigns.bots); the machines' figures ride beside them.
 
     Delivered and bounced are relative to sent. Opens, clicks, complaints and unsubscribes are
     relative to delivered when the backend reports deliveries, else to sent (plain SMTP reports
@@ -226,6 +233,7 @@ def report_figures(campaign: Campaign) -> list[Figure]:
             reached_label,
             measured.opens,
             "" if measured.opens else NOT_OPENS,
+            campaign.machine_opens,
         ),
         Figure(
             "unique_clicks",
@@ -235,6 +243,7 @@ def report_figures(campaign: Campaign) -> list[Figure]:
             reached_label,
             measured.clicks,
             "" if measured.clicks else NOT_CLICKS,
+            campaign.machine_clicks,
         ),
         Figure("bounced", _("Bounces"), campaign.bounced, _rate(campaign.bounced, sent), of_sent),
         Figure("complained", _("Complaints"), campaign.complained, _rate(campaign.complained, reached), reached_label),
@@ -249,9 +258,11 @@ def report_figures(campaign: Campaign) -> list[Figure]:
 
 
 def top_links(campaign: Campaign, limit: int = 10) -> list[TopLink]:
-    """The most clicked URLs of a campaign (from click events), with total and unique clicks."""
+    """The URLs people clicked most in a campaign (from click events; machines' left out,
+    campaigns.bots), with total and unique clicks."""
     rows = (
-        DeliveryEvent.objects.filter(campaign=campaign, event_type=EventType.CLICKED)
+        DeliveryEvent.objects.human()
+        .filter(campaign=campaign, event_type=EventType.CLICKED)
         .exclude(url="")
         .values("url")
         .annotate(clicks=Count("pk"), unique_clicks=Count("delivery", distinct=True))
@@ -261,7 +272,8 @@ def top_links(campaign: Campaign, limit: int = 10) -> list[TopLink]:
 
 
 def hourly_activity(campaign: Campaign, hours: int = REPORT_HOURS) -> list[HourBucket]:
-    """Open and click events per hour for the first ``hours`` hours after the campaign started.
+    """People's open and click events per hour for the first ``hours`` hours after the campaign
+    started (machines' left out, campaigns.bots).
 
     Buckets are whole clock hours (UTC), the first one being the hour the campaign started in;
     always ``hours`` buckets, zeros included. Empty when the campaign never started.
@@ -271,7 +283,8 @@ def hourly_activity(campaign: Campaign, hours: int = REPORT_HOURS) -> list[HourB
     utc = datetime.UTC
     first = campaign.started_at.astimezone(utc).replace(minute=0, second=0, microsecond=0)
     rows = (
-        DeliveryEvent.objects.filter(
+        DeliveryEvent.objects.human()
+        .filter(
             campaign=campaign,
             event_type__in=[EventType.OPENED, EventType.CLICKED],
             timestamp__gte=first,
@@ -297,7 +310,37 @@ def campaign_report(campaign: Campaign) -> CampaignReport:
         hourly_activity(campaign),
         tracking(campaign),
         language_figures(campaign),
+        machine_figures(campaign),
     )
+
+
+@dataclass(frozen=True)
+class MachineFigures:
+    """Opens and clicks no person made, for one of campaigns.bots' reasons."""
+
+    reason: str
+    label: str
+    opens: int
+    clicks: int
+
+
+def machine_figures(campaign: Campaign) -> list[MachineFigures]:
+    """Machine open and click events of a campaign per reason (campaigns.bots), most first."""
+    rows = (
+        DeliveryEvent.objects.machine()
+        .filter(campaign=campaign, event_type__in=[EventType.OPENED, EventType.CLICKED])
+        .values("machine_reason")
+        .annotate(
+            opens=Count("pk", filter=Q(event_type=EventType.OPENED)),
+            clicks=Count("pk", filter=Q(event_type=EventType.CLICKED)),
+        )
+    )
+    figures = [
+        MachineFigures(row["machine_reason"], str(bots.REASONS.get(row["machine_reason"], row["machine_reason"])),
+                       row["opens"], row["clicks"])
+        for row in rows
+    ]  # fmt: skip
+    return sorted(figures, key=lambda figure: (-(figure.opens + figure.clicks), figure.reason))
 
 
 @dataclass(frozen=True)

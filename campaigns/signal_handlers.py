@@ -10,7 +10,7 @@ from django.db import transaction
 from wagtail.permissions import register_permission_policy
 from wagtail.signals import page_published
 
-from campaigns import autosend, background, engagement, gdpr, tasks, webhooks
+from campaigns import autosend, background, bots, engagement, gdpr, tasks, webhooks
 from campaigns import checks as campaign_checks
 from campaigns.models import Campaign, NewsletterIssuePage
 from campaigns.tracking import TrackingEvent, record_campaign_unsubscribe, record_tracking_event
@@ -65,6 +65,8 @@ def handle_tracking_event(sender, event, esp_name, **kwargs):
             description=_text(event.description or event.mta_response, 1000),
             metadata=event.metadata if isinstance(event.metadata, dict) else {},
             payload=_payload(event.esp_event),
+            user_agent=_text(event.user_agent, 500),
+            machine_flag=bots.esp_flag(esp, event.esp_event),
         )
     )
 

@@ -25,6 +25,14 @@ Rules, decided here once:
   delivery delivered (counted once; a later "delivered" event only moves ``delivered_at`` earlier).
   A click also proves an open (images may be blocked): it counts as the first open when none was
   seen, so unique opens are never fewer than unique clicks.
+- Machines apart (``campaigns.bots``): every open and click is classified once, here, as it is
+  recorded (``DeliveryEvent.machine_reason``). A machine's open or click proves delivery but is
+  counted in ``machine_opens`` / ``machine_clicks`` (the delivery's events; the campaign's
+  deliveries, once each), never in the human ``first_*`` timestamps, counts and
+  ``unique_opens`` / ``unique_clicks``. So a person's open after a machine's is still that
+  delivery's first (human) open. The one time a counter goes down: a click that completes a
+  burst on every link (``bots.EVERY_LINK``) moves the burst's earlier clicks, counted as a
+  person's when they came, to the machine figures (``_recount_engagement``).
 - What a bounce, complaint or ESP unsubscribe does to the subscriber is decided by
   ``subscribers.suppression.apply_feedback()``; this module decides only when to ask.
 - Hard bounce (``bounced``, or ``rejected`` because the address is invalid or bounced before):
@@ -54,6 +62,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from campaigns import bots
 from campaigns.models import Campaign, Delivery, DeliveryEvent
 from subscribers import suppression
 from subscribers.suppression import Feedback, apply_feedback
@@ -109,6 +118,12 @@ class TrackingEvent:
     metadata: dict = field(default_factory=dict)
     payload: dict = field(default_factory=dict)
     delivery_id: int | None = None
+    # What campaigns.bots judges an open or click by: the client's user agent and address, the
+    # HTTP method (our own endpoints) and the ESP's own machine flag (bots.esp_flag).
+    user_agent: str = ""
+    client_ip: str = ""
+    method: str = ""
+    machine_flag: bool = False
 
 
 def event_key(event: TrackingEvent) -> str:
@@ -181,9 +196,11 @@ def record_tracking_event(event: TrackingEvent) -> str:
     found = find_delivery(event)
     with transaction.atomic():
         delivery = None
+        machine_reason = burst = ""
         if found is not None:
             # Events for one delivery are applied one at a time (PostgreSQL; SQLite locks the file).
             delivery = Delivery.objects.select_for_update().get(pk=found.pk)
+            machine_reason, burst = _classify(delivery, event, at)
         try:
             with transaction.atomic():
                 DeliveryEvent.objects.create(
@@ -196,6 +213,7 @@ def record_tracking_event(event: TrackingEvent) -> str:
                     recipient=(event.recipient or "")[:254],
                     timestamp=timestamp,
                     url=(event.url or "")[:2000],
+                    machine_reason=machine_reason,
                     payload=stored_payload(event.payload, whole=delivery is not None),
                     created_at=now,
                 )
@@ -204,7 +222,92 @@ def record_tracking_event(event: TrackingEvent) -> str:
             return DUPLICATE
         if delivery is None:
             return _apply_without_delivery(event)
-        return _apply(delivery, event, at)
+        outcome = _apply(delivery, event, at, machine=bool(machine_reason))
+        if burst:
+            _reclassify_burst(delivery, event, at)
+        return outcome
+
+
+def _classify(delivery: Delivery, event: TrackingEvent, at: datetime) -> tuple[str, bool]:
+    """(the machine reason of an open or click, "" for a person; whether it completes a burst of
+    clicks on every link, whose earlier clicks must then be reclassified). campaigns.bots decides."""
+    if event.event_type not in (OPENED, CLICKED):
+        return "", False
+    hit = bots.Hit(
+        event_type=event.event_type,
+        at=at,
+        handed_over_at=delivery.sending_at or delivery.sent_at,
+        user_agent=event.user_agent,
+        ip=event.client_ip,
+        method=event.method,
+        esp_flag=event.machine_flag,
+    )
+    reason = bots.machine_reason(hit)
+    if reason or event.event_type != CLICKED or not event.url:
+        return reason, False
+    start, end = bots.burst_window(at)
+    links = set(
+        DeliveryEvent.objects.filter(
+            delivery=delivery, event_type=CLICKED, timestamp__gte=start, timestamp__lte=end
+        ).values_list("url", flat=True)
+    )
+    if bots.is_burst(len(links | {event.url})):
+        return bots.EVERY_LINK, True
+    return "", False
+
+
+def _reclassify_burst(delivery: Delivery, event: TrackingEvent, at: datetime) -> None:
+    """The clicks of a burst on every link that came before it were counted as a person's: mark
+    them machine and count the delivery again."""
+    start, end = bots.burst_window(at)
+    moved = (
+        DeliveryEvent.objects.filter(delivery=delivery, event_type=CLICKED, timestamp__gte=start, timestamp__lte=end)
+        .human()
+        .update(machine_reason=bots.EVERY_LINK)
+    )
+    if moved:
+        _recount_engagement(delivery.pk)
+
+
+def _recount_engagement(delivery_id: int) -> None:
+    """Set a delivery's human and machine open/click fields from its stored events and move the
+    campaign's counters by the difference (the delivery row is locked by the caller)."""
+    before = Delivery.objects.get(pk=delivery_id)
+    events = DeliveryEvent.objects.filter(delivery_id=delivery_id, event_type__in=[OPENED, CLICKED])
+    human = {OPENED: [], CLICKED: []}
+    machine = {OPENED: 0, CLICKED: 0}
+    for kind, timestamp, created_at, reason in events.values_list(
+        "event_type", "timestamp", "created_at", "machine_reason"
+    ):
+        if reason:
+            machine[kind] += 1
+        else:
+            human[kind].append(timestamp or created_at)
+    opens, clicks = human[OPENED], human[CLICKED]
+    # A click counts as an open when no open was seen before it (images blocked), as in _apply.
+    clicked_first = bool(clicks) and (not opens or min(clicks) < min(opens))
+    after = {
+        "first_opened_at": min(opens + clicks) if opens or clicks else None,
+        "open_count": len(opens) + clicked_first,
+        "first_clicked_at": min(clicks) if clicks else None,
+        "click_count": len(clicks),
+        "machine_opens": machine[OPENED],
+        "machine_clicks": machine[CLICKED],
+    }
+    Delivery.objects.filter(pk=delivery_id).update(**after)
+
+    def moved(field_name: str, was) -> int:
+        return bool(after[field_name]) - bool(was)
+
+    deltas = {
+        "unique_opens": moved("first_opened_at", before.first_opened_at),
+        "unique_clicks": moved("first_clicked_at", before.first_clicked_at),
+        "machine_opens": moved("machine_opens", before.machine_opens),
+        "machine_clicks": moved("machine_clicks", before.machine_clicks),
+    }
+    changes = {name: F(name) + delta for name, delta in deltas.items() if delta}
+    if changes:
+        Campaign.objects.filter(pk=before.campaign_id).update(**changes)
 
 
 def stored_payload(payload: dict | None, *, whole: bool) -> dict:
@@ -262,7 +365,7 @@ def _feedback_kind(event: TrackingEvent) -> Feedback | None:
     )
 
 
-def _apply(delivery: Delivery, event: TrackingEvent, at: datetime) -> str:
+def _apply(delivery: Delivery, event: TrackingEvent, at: datetime, *, machine: bool = False) -> str:
     changes, counters = {}, []
     kind = event.event_type
     feedback = _feedback_kind(event)
@@ -273,10 +376,16 @@ def _apply(delivery: Delivery, event: TrackingEvent, at: datetime) -> str:
     if kind in (DELIVERED, OPENED, CLICKED):
         _first(delivery, "delivered_at", at, changes, counters, "delivered")
         suppression.delivered(delivery.subscriber_id)
-    if kind == OPENED or (kind == CLICKED and delivery.first_opened_at is None):
+    if machine:
+        # Proves the message arrived (above), but no person opened or clicked (campaigns.bots).
+        field_name = "machine_opens" if kind == OPENED else "machine_clicks"
+        if not getattr(delivery, field_name):
+            counters.append(field_name)
+        changes[field_name] = F(field_name) + 1
+    elif kind == OPENED or (kind == CLICKED and delivery.first_opened_at is None):
         _first(delivery, "first_opened_at", at, changes, counters, "unique_opens")
         changes["open_count"] = F("open_count") + 1
-    if kind == CLICKED:
+    if kind == CLICKED and not machine:
         _first(delivery, "first_clicked_at", at, changes, counters, "unique_clicks")
         changes["click_count"] = F("click_count") + 1
     if feedback == Feedback.HARD_BOUNCE:

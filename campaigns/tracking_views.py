@@ -15,6 +15,7 @@ from campaigns.click_tracking import read_delivery_token, read_link
 from campaigns.models import Delivery
 from campaigns.tracking import CLICKED, OPENED, OWN_ESP, TrackingEvent, own_event_id, record_tracking_event
 from subscribers.models import MAX_ID
+from subscribers.views import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +26,14 @@ PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAA
 def _record(request, campaign_id: int, event_type: str, url: str = ""):
     """Record an open or click for the delivery in ``?d=``; a bad or foreign token records nothing.
 
+    HEAD requests are recorded too: campaigns.bots counts them as a machine's (link scanners).
+
     Tracking must never break the reader's link or image, so a database error is logged, not raised.
     """
     delivery_id = read_delivery_token(request.GET.get("d", ""))
     if delivery_id is None or not 0 < campaign_id <= MAX_ID:
         return
+    user_agent = request.headers.get("user-agent", "")[:500]
     try:
         delivery = Delivery.objects.filter(pk=delivery_id, campaign_id=campaign_id).only("pk", "email").first()
         if delivery is None:
@@ -43,7 +47,10 @@ def _record(request, campaign_id: int, event_type: str, url: str = ""):
                 event_id=own_event_id(),
                 url=url,
                 delivery_id=delivery.pk,
-                payload={"user_agent": request.headers.get("user-agent", "")[:500]},
+                payload={"user_agent": user_agent},
+                user_agent=user_agent,
+                client_ip=client_ip(request) or "",
+                method=request.method,
             )
         )
     except DatabaseError:
@@ -58,8 +65,7 @@ def click(request, signed):
         campaign_id, url = read_link(signed)
     except signing.BadSignature:
         return HttpResponseBadRequest(_("This link is not valid."))
-    if request.method == "GET":
-        _record(request, campaign_id, CLICKED, url)
+    _record(request, campaign_id, CLICKED, url)
     return HttpResponseRedirect(url)
 
 
@@ -67,6 +73,5 @@ def click(request, signed):
 @never_cache
 def open_pixel(request, campaign_id):
     """A 1x1 transparent GIF, recording an open for the delivery in ``?d=``."""
-    if request.method == "GET":
-        _record(request, campaign_id, OPENED)
+    _record(request, campaign_id, OPENED)
     return HttpResponse(PIXEL_GIF, content_type="image/gif")

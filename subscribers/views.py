@@ -28,8 +28,8 @@ from subscribers.models import MailingList, Subscriber, Subscription, normalise_
 # The rates are BROADSHEET["SUBSCRIBE_RATE_PER_IP" / "SUBSCRIBE_RATE_PER_ADDRESS"].
 
 
-def _client_ip(request) -> str | None:
-    """The visitor's address, for the consent record and the per-IP limit.
+def client_ip(request) -> str | None:
+    """The visitor's address, for the consent record, the per-IP limit and the tracking endpoints.
 
     Behind N reverse proxies (settings.BROADSHEET["TRUSTED_PROXY_COUNT"]) REMOTE_ADDR is the last
     proxy; the client is the Nth entry from the right of X-Forwarded-For, the part the trusted
@@ -50,7 +50,7 @@ def _user_agent(request) -> str:
 def _ip_key(group, request) -> str:
     # The client behind the trusted proxies, the same address the consent record stores: with
     # django-ratelimit's "ip" key every visitor behind the proxy shared one counter (the proxy's).
-    return _client_ip(request) or ""
+    return client_ip(request) or ""
 
 
 def _address_key(group, request) -> str:
@@ -122,7 +122,7 @@ def subscribe_page(request, page):
                     consent_text=page.consent_text,
                     consent_detail=detail,
                     source=Subscription.Source.FORM,
-                    ip=_client_ip(request),
+                    ip=client_ip(request),
                     user_agent=_user_agent(request),
                     language=getattr(request, "LANGUAGE_CODE", "") or settings.LANGUAGE_CODE,
                 )
@@ -157,7 +157,7 @@ def confirm(request, token):
         return _bad_link(request)
     _speak_subscribers_language(request, uid)
     if request.method == "POST":
-        state = services.confirm_subscription(uid, list_ids, ip=_client_ip(request), user_agent=_user_agent(request))
+        state = services.confirm_subscription(uid, list_ids, ip=client_ip(request), user_agent=_user_agent(request))
     else:
         state = services.confirmation_status(uid, list_ids)
     lists = MailingList.objects.filter(pk__in=list_ids)
@@ -244,7 +244,7 @@ def _leave(request, link: tokens.UnsubscribeLink, method: str) -> None:
         link.list_ids,
         method=method,
         campaign_id=link.campaign_id,
-        ip=_client_ip(request),
+        ip=client_ip(request),
         user_agent=_user_agent(request),
     )
 
@@ -275,7 +275,7 @@ def preferences(request, token):
                 uid,
                 (),
                 method=Subscription.UnsubscribeMethod.PREFERENCES,
-                ip=_client_ip(request),
+                ip=client_ip(request),
                 user_agent=_user_agent(request),
             )
             return redirect(f"{request.path}?done=all")
@@ -285,7 +285,7 @@ def preferences(request, token):
                 uid,
                 list_ids=[m.pk for m in form.cleaned_data["lists"]],
                 name=form.cleaned_data["name"],
-                ip=_client_ip(request),
+                ip=client_ip(request),
                 user_agent=_user_agent(request),
                 page_url=settings.BASE_URL + request.path,
                 language=form.cleaned_data["language"] or None,

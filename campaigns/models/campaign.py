@@ -165,6 +165,10 @@ class Campaign(models.Model):
     delivered = models.PositiveIntegerField(default=0)
     unique_opens = models.PositiveIntegerField(default=0)
     unique_clicks = models.PositiveIntegerField(default=0)
+    # Deliveries opened / clicked by a machine (campaigns.bots), counted apart from the people
+    # above: a delivery a machine opened first and a person later is in both.
+    machine_opens = models.PositiveIntegerField(default=0)
+    machine_clicks = models.PositiveIntegerField(default=0)
     bounced = models.PositiveIntegerField(default=0)
     complained = models.PositiveIntegerField(default=0)
     unsubscribed = models.PositiveIntegerField(default=0)
@@ -502,12 +506,16 @@ class Delivery(models.Model):
     esp_message_id = models.CharField(max_length=255, blank=True, default="", db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
-    # Tracking (filled from ESP events and the tracking endpoints).
+    # Tracking (filled from ESP events and the tracking endpoints). Opens and clicks are a
+    # person's (campaigns.bots); machine_opens / machine_clicks count the machines' events apart
+    # (db_default: the recipient snapshot inserts rows without naming them).
     delivered_at = models.DateTimeField(null=True, blank=True)
     first_opened_at = models.DateTimeField(null=True, blank=True)
     open_count = models.PositiveIntegerField(default=0)
     first_clicked_at = models.DateTimeField(null=True, blank=True)
     click_count = models.PositiveIntegerField(default=0)
+    machine_opens = models.PositiveIntegerField(default=0, db_default=0)
+    machine_clicks = models.PositiveIntegerField(default=0, db_default=0)
     bounced_at = models.DateTimeField(null=True, blank=True)
     bounce_type = models.CharField(max_length=16, blank=True, default="")
     complained_at = models.DateTimeField(null=True, blank=True)
@@ -543,6 +551,16 @@ class Delivery(models.Model):
         return f"{self.email}: {self.status}"
 
 
+class DeliveryEventQuerySet(models.QuerySet):
+    def human(self):
+        """Events a person made (every event but the machine opens and clicks, campaigns.bots)."""
+        return self.filter(machine_reason="")
+
+    def machine(self):
+        """Opens and clicks a machine made (Apple's privacy proxy, link scanners: campaigns.bots)."""
+        return self.exclude(machine_reason="")
+
+
 class DeliveryEvent(models.Model):
     """One tracking event from an ESP (delivered, bounced, opened...); ``event_id`` makes it idempotent."""
 
@@ -556,8 +574,12 @@ class DeliveryEvent(models.Model):
     timestamp = models.DateTimeField(null=True, blank=True)
     # The clicked link, for "clicked" events (the report's top links).
     url = models.CharField(max_length=2000, blank=True, default="")
+    # Why a machine made this open or click (campaigns.bots reasons); "" for a person.
+    machine_reason = models.CharField(max_length=32, blank=True, default="")
     payload = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = DeliveryEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -1,5 +1,7 @@
 """Test data for the tracking tests: a sent campaign with deliveries that carry ESP message ids."""
 
+import datetime
+
 from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery
@@ -17,7 +19,9 @@ def make_sent_campaign(page, *, lists=None):
 
 
 def make_delivery(campaign, subscriber=None, *, message_id="", email=None):
-    """A sent delivery of ``campaign`` to ``subscriber`` (subscribed to the campaign's first list by default)."""
+    """A delivery of ``campaign`` to ``subscriber`` (subscribed to the campaign's first list by
+    default), sent an hour ago: opens and clicks now are a person's, not a scanner's seconds after
+    the send (campaigns.bots)."""
     if subscriber is None:
         subscriber = SubscriptionFactory(list=campaign.lists.first()).subscriber
     return Delivery.objects.create(
@@ -27,6 +31,6 @@ def make_delivery(campaign, subscriber=None, *, message_id="", email=None):
         name=subscriber.name,
         subscriber_uid=subscriber.uid,
         status=Delivery.Status.SENT,
-        sent_at=timezone.now(),
+        sent_at=timezone.now() - datetime.timedelta(hours=1),
         esp_message_id=message_id,
     )
