@@ -21,7 +21,7 @@ from mail.addresses import (
 )
 from subscribers.audience import Audience
 from subscribers.forms import ModelIdsField
-from subscribers.models import MailingList
+from subscribers.models import MailingList, Segment
 
 
 def sendable_counts() -> dict[int, int]:
@@ -50,6 +50,13 @@ class SendCampaignForm(forms.Form):
     NOW, LATER = "now", "later"
 
     lists = ListsField(queryset=MailingList.objects.all(), label=gettext_lazy("Send to"))
+    segment = forms.ModelChoiceField(
+        queryset=Segment.objects.all(),
+        required=False,
+        label=gettext_lazy("Only those in the segment"),
+        empty_label=gettext_lazy("Everyone on the chosen lists"),
+        help_text=gettext_lazy("Narrows the lists to the subscribers a saved segment's rules match."),
+    )
     subject = forms.CharField(label=gettext_lazy("Subject"), max_length=200)
     from_email = forms.CharField(
         label=gettext_lazy("Sender"),
@@ -72,6 +79,8 @@ class SendCampaignForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["lists"].counts = sendable_counts() if counts is None else counts
         self.fields["mailer"].choices = [("", _("The list's mailer")), *((name, name) for name in mailer_names())]
+        if not self.fields["segment"].queryset.exists():
+            self.fields["segment"].widget = forms.HiddenInput()  # no segments yet: nothing to choose
         if len(self.fields["mailer"].choices) <= 2:
             self.fields["mailer"].widget = forms.HiddenInput()  # one mailer: nothing to choose
         self.fields["send_at"].help_text = _("In your time zone (%(zone)s).") % {

@@ -95,8 +95,10 @@ def _crumbs(*items):
     ]
 
 
-def _list_names(lists) -> str:
-    return ", ".join(str(item) for item in lists)
+def _list_names(lists, segment=None) -> str:
+    """ "News, Sport", or with a segment "News, Sport (segment: Leeds readers)": what the audit log says."""
+    names = ", ".join(str(item) for item in lists)
+    return _("%(lists)s (segment: %(segment)s)") % {"lists": names, "segment": segment} if segment else names
 
 
 def _local(value) -> str:
@@ -220,8 +222,8 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
         return initial
 
     def confirm_step(self, form):
-        lists = list(form.cleaned_data["lists"])
-        recipients = Audience(lists).count()
+        lists, segment = list(form.cleaned_data["lists"]), form.cleaned_data["segment"]
+        recipients = Audience(lists, segment).count()
         mailer = mailers.choose_mailer(
             form.cleaned_data.get("mailer") or "", [item.mailer for item in sorted(lists, key=lambda item: item.pk)]
         )
@@ -232,6 +234,7 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
             # Only for a send now: a scheduled one shares the allowance with whatever runs then.
             expected_finish=None if form.cleaned_data["send_at"] else mailers.finish_if_started(recipients, mailer),
             chosen_lists=lists,
+            segment=segment,
             already_sent=self.previous_sends(lists),
             has_unpublished_changes=self.page.has_unpublished_changes,
             send_at=form.cleaned_data["send_at"],
@@ -242,7 +245,7 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
 
     def start(self, form):
         data = form.cleaned_data
-        lists, send_at = list(data["lists"]), data["send_at"]
+        lists, send_at, segment = list(data["lists"]), data["send_at"], data["segment"]
         try:
             # One transaction: a campaign that cannot start is not left behind as a draft.
             with transaction.atomic():
@@ -254,21 +257,26 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
                     from_email=data["from_email"],
                     reply_to=data["reply_to"],
                     mailer=data.get("mailer") or "",
+                    segment=segment,
                 )
                 campaign = services.start_campaign(campaign.pk, user=self.request.user, at=send_at)
-                recipients = campaign.recipients or Audience(lists).count()
+                recipients = campaign.recipients or Audience.of(campaign).count()
                 if campaign.status == Campaign.Status.SCHEDULED:
                     audit.log_action(
                         campaign,
                         audit.SCHEDULE,
                         self.request.user,
                         scheduled_at=_local(campaign.scheduled_at),
-                        lists=_list_names(lists),
+                        lists=_list_names(lists, segment),
                         recipients=recipients,
                     )
                 else:
                     audit.log_action(
-                        campaign, audit.SEND, self.request.user, lists=_list_names(lists), recipients=recipients
+                        campaign,
+                        audit.SEND,
+                        self.request.user,
+                        lists=_list_names(lists, segment),
+                        recipients=recipients,
                     )
         except services.CampaignError as error:
             messages.error(self.request, str(error))

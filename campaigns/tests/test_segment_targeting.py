@@ -2,9 +2,14 @@
 the people the audience counts."""
 
 import datetime
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
+from django.db.models import ProtectedError
+from django.urls import reverse
 from django.utils import timezone
+from wagtail.models import ModelLogEntry
 
 from campaigns import services
 from campaigns.models import Campaign, Delivery
@@ -130,3 +135,95 @@ def test_a_segment_that_matches_nobody_refuses_the_start(issue_page, weekly, rea
     with pytest.raises(services.CampaignError, match="matches the segment “Paris”"):
         services.start_campaign(campaign.pk)
     assert not Delivery.objects.filter(campaign=campaign).exists()
+
+
+# --- One count everywhere: send form, confirmation, command, snapshot -------------------------------
+
+
+@pytest.fixture
+def leeds(weekly, readers):
+    """A segment matching ann and cat (Leeds); bob is in York, dan has no city."""
+    for local, city in (("ann", "Leeds"), ("bob", "York"), ("cat", "Leeds")):
+        readers[local].attributes = {"city": city}
+        readers[local].save()
+    other = MailingListFactory(slug="other")
+    SubscriptionFactory(subscriber=SubscriberFactory(email="eve@example.com", attributes={"city": "Leeds"}), list=other)
+    return Segment.objects.create(
+        name="Leeds readers",
+        slug="leeds",
+        rules=rules({"field": "attribute", "name": "city", "op": "equals", "value": "Leeds"}),
+    )
+
+
+def send_form(weekly, segment, action):
+    return {
+        "lists": [weekly.pk],
+        "segment": segment.pk,
+        "subject": "Spring issue",
+        "from_email": "The Broadsheet <news@example.com>",
+        "reply_to": "",
+        "when": "now",
+        "send_at": "",
+        "test_addresses": "",
+        "action": action,
+    }
+
+
+def run(*args):
+    out, err = StringIO(), StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue()
+
+
+def test_confirmation_and_the_started_campaign_count_the_same_segment(
+    client, sender, issue_page, weekly, leeds, django_capture_on_commit_callbacks
+):
+    client.force_login(sender)
+    url = reverse("campaigns_admin:send", args=[issue_page.pk])
+    form = client.get(url)
+    assert "Leeds readers" in form.text
+
+    review = client.post(url, send_form(weekly, leeds, "review"))
+    assert review.context["recipients"] == 2
+    assert "2 recipients" in review.text and "Leeds readers" in review.text
+
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(url, send_form(weekly, leeds, "confirm"))
+    campaign = Campaign.objects.get()
+    assert (campaign.segment, campaign.recipients) == (leeds, 2)
+    assert Delivery.objects.filter(campaign=campaign).count() == 2
+    entry = ModelLogEntry.objects.get(object_id=str(campaign.pk), content_type__model="campaign")
+    assert entry.data["lists"].endswith("(segment: Leeds readers)")
+
+
+def test_send_campaign_segment_counts_and_sends_the_same(issue_page, weekly, leeds):
+    dry = run("send_campaign", issue_page.slug, "--lists", "weekly", "--segment", "leeds", "--dry-run")
+    assert "Segment: leeds" in dry
+    assert "Would send to 2 recipient(s)" in dry
+    assert Audience([weekly], leeds).count() == 2
+
+    output = run("send_campaign", issue_page.slug, "--lists", "weekly", "--segment", "leeds")
+    campaign = Campaign.objects.get()
+    assert campaign.segment == leeds
+    assert "2 recipient(s)" in output
+    assert sorted(Delivery.objects.filter(campaign=campaign).values_list("email", flat=True)) == [
+        "ann@example.com",
+        "cat@example.com",
+    ]
+    # The campaign's own dry run counts the same audience.
+    assert "Would send to 2 recipient(s)" in run("send_campaign", str(campaign.pk), "--dry-run")
+
+
+def test_send_campaign_refuses_an_unknown_segment_and_a_segment_for_a_campaign(issue_page, weekly, leeds):
+    with pytest.raises(CommandError, match="Unknown segment: nope"):
+        run("send_campaign", issue_page.slug, "--lists", "weekly", "--segment", "nope")
+    campaign = services.create_campaign(issue_page, [weekly])
+    with pytest.raises(CommandError, match="--segment only applies to a page slug"):
+        run("send_campaign", str(campaign.pk), "--segment", "leeds")
+    assert not Delivery.objects.exists()
+
+
+def test_a_segment_a_campaign_used_cannot_be_deleted(issue_page, weekly, leeds):
+    services.create_campaign(issue_page, [weekly], segment=leeds)
+    with pytest.raises(ProtectedError):
+        leeds.delete()

@@ -1,5 +1,5 @@
-"""manage.py send_campaign <campaign id | issue page slug> [--lists ...] [--mailer NAME] [--dry-run] [--test-to ...]
-[--at ISO]"""
+"""manage.py send_campaign <campaign id | issue page slug> [--lists ...] [--segment SLUG] [--mailer NAME] [--dry-run]
+[--test-to ...] [--at ISO]"""
 
 import datetime
 import time
@@ -18,7 +18,7 @@ from campaigns.sending import new_worker_id, send_batch
 from campaigns.sending.mailers import mailer_names
 from campaigns.tasks import notify_staff_campaign_paused, send_batch_task
 from subscribers.audience import Audience
-from subscribers.models import MailingList
+from subscribers.models import MailingList, Segment
 
 
 class Command(BaseCommand):
@@ -31,6 +31,9 @@ class Command(BaseCommand):
         parser.add_argument("target", help="A campaign id, or the slug of a published issue page.")
         parser.add_argument("--lists", nargs="+", metavar="SLUG", help="Target lists (for a page slug).")
         parser.add_argument(
+            "--segment", metavar="SLUG", help="Only the subscribers of the lists this saved segment matches."
+        )
+        parser.add_argument(
             "--mailer", metavar="NAME", help="Send through this mailer (a MAILERS name) instead of the lists'."
         )
         parser.add_argument("--dry-run", action="store_true", help="Check and count, send nothing.")
@@ -39,8 +42,11 @@ class Command(BaseCommand):
         parser.add_argument("--wait", action="store_true", help="Follow the background workers until done.")
         parser.add_argument("--resume", action="store_true", help="Resume a paused campaign.")
 
-    def handle(self, *args, target, lists, mailer, dry_run, test_to, at, wait, resume, **options):
+    def handle(self, *args, target, lists, segment, mailer, dry_run, test_to, at, wait, resume, **options):
         campaign, page = self._resolve(target, lists)
+        if segment and campaign is not None:
+            raise CommandError(_("--segment only applies to a page slug; the campaign has its audience."))
+        segment = self._segment(segment)
         if mailer and campaign is not None:
             raise CommandError(_("--mailer only applies to a page slug; the campaign has its mailer."))
         if mailer and mailer not in settings.MAILERS:
@@ -58,12 +64,12 @@ class Command(BaseCommand):
         if campaign is None:
             chosen = self._lists(lists, page)
             if dry_run:
-                self._describe(page, chosen)
+                self._describe(page, Audience(chosen, segment))
                 return
-            campaign = services.create_campaign(page, chosen, mailer=mailer or "")
+            campaign = services.create_campaign(page, chosen, mailer=mailer or "", segment=segment)
             self.stdout.write(_("Created campaign %(id)s.") % {"id": campaign.pk})
         elif dry_run:
-            self._describe(campaign.page, list(campaign.lists.all()), campaign)
+            self._describe(campaign.page, Audience.of(campaign), campaign)
             return
         immediate = isinstance(send_batch_task.get_backend(), ImmediateBackend)
         try:
@@ -133,10 +139,20 @@ class Command(BaseCommand):
             raise CommandError(_("Give --lists (no default lists in the newsletter settings)."))
         return defaults
 
-    def _describe(self, page, lists, campaign=None):
-        count = Audience(lists).count()
+    def _segment(self, slug):
+        if not slug:
+            return None
+        segment = Segment.objects.filter(slug=slug).first()
+        if segment is None:
+            raise CommandError(_("Unknown segment: %(slug)s.") % {"slug": slug})
+        return segment
+
+    def _describe(self, page, audience, campaign=None):
+        count = audience.count()
         self.stdout.write(_("Issue: %(title)s (subject: %(subject)s)") % {"title": page.title, "subject": page.subject})
-        self.stdout.write(_("Lists: %(slugs)s") % {"slugs": ", ".join(item.slug for item in lists)})
+        self.stdout.write(_("Lists: %(slugs)s") % {"slugs": ", ".join(item.slug for item in audience.lists)})
+        if audience.segment is not None:
+            self.stdout.write(_("Segment: %(slug)s") % {"slug": audience.segment.slug})
         self.stdout.write(_("Would send to %(count)s recipient(s). Dry run: nothing sent.") % {"count": count})
         if campaign is not None:
             self.stdout.write(
