@@ -72,6 +72,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Anonymous visitors' Wagtail pages from the cache, invalidated on publish (newsletter_site/page_cache.py).
+    "newsletter_site.page_cache.PageCacheMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "newsletter_site.middleware.PublicContentSecurityPolicyMiddleware",
     "wagtail.contrib.redirects.middleware.RedirectMiddleware",
@@ -234,6 +236,11 @@ BROADSHEET = {
     "SUBSCRIBE_RATE_PER_IP": config.env_str("SUBSCRIBE_RATE_PER_IP", "20/h"),
     "SUBSCRIBE_RATE_PER_ADDRESS": config.env_str("SUBSCRIBE_RATE_PER_ADDRESS", "5/h"),
     "CONFIRM_RESEND_MINUTES": config.env_int("CONFIRM_RESEND_MINUTES", 10, minimum=1),
+    # Public page cache (newsletter_site/page_cache.py): how long a stored page lives at most (0:
+    # no cache; any publish makes every stored page stale at once), and the max-age browsers and
+    # proxies get for pages without a form.
+    "PAGE_CACHE_SECONDS": config.env_int("PAGE_CACHE_SECONDS", 600, minimum=0),
+    "PAGE_CACHE_MAX_AGE": config.env_int("PAGE_CACHE_MAX_AGE", 60, minimum=0),
     # An uploaded import whose columns nobody mapped within this many hours is deleted.
     "IMPORT_ABANDON_HOURS": config.env_int("IMPORT_ABANDON_HOURS", 24, minimum=1),
     # Reverse proxies in front of the site that append to X-Forwarded-For (0: use REMOTE_ADDR).
