@@ -15,7 +15,7 @@ LINK_HOST = $(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(HOST))
 ENV_FILE ?= .env
 RUN_BASE_URL = $(or $(BASE_URL),$(shell sed -n 's/^BASE_URL=//p' $(ENV_FILE) 2>/dev/null | tail -n 1),http://$(LINK_HOST):$(PORT))
 
-.PHONY: screenshots run serve-prod test test-services mutation venv dev-venv migrate demo lint check bench bench-import clean messages
+.PHONY: screenshots run serve-prod test test-services mutation venv dev-venv migrate demo lint check bench bench-import bench-web clean messages
 
 # The venv is rebuilt when requirements change (stamp files), never by hand.
 $(PY):
@@ -108,6 +108,11 @@ bench-import: dev-venv
 	@for database in $(IMPORT_DATABASES); do \
 		$(PY) bench/import_bench.py --rows $(IMPORT_ROWS) --database $$database $(IMPORT_ARGS) || exit 1; \
 	done
+
+# Public site under load (bench/README.md): gunicorn, production settings, 2 workers, PostgreSQL +
+# Redis on this machine. make bench-web BENCH_WEB_ARGS="--seconds 30 --redis-url redis://127.0.0.1:6379/3"
+bench-web: dev-venv
+	$(PY) bench/web_bench.py $(BENCH_WEB_ARGS)
 
 clean:
 	rm -rf $(VENV) var/db.sqlite3 var/outbox var/media

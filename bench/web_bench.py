@@ -434,6 +434,7 @@ def run(args) -> int:
                     "EMAIL_URL": "anymail://mailgun",
                     "MAILGUN_API_KEY": "bench-key",
                     "ANYMAIL_API_URL": f"http://127.0.0.1:{esp_port}/v3",
+                    "TRACKING_WEBHOOKS": "none",
                 }
                 campaign = create_campaign(site["issue"], [mailing_list])
                 start_campaign(campaign.pk)
@@ -448,6 +449,8 @@ def run(args) -> int:
                 # Let it get going: the phase measures one-click while messages are leaving.
                 deadline = time.time() + 60
                 while esp_stats(esp_port)["messages"] == 0 and time.time() < deadline:
+                    if worker.poll() is not None:
+                        raise RuntimeError(f"the worker exited: {(tmp / 'worker.log').read_text()[-2000:]}")
                     time.sleep(0.5)
                 sent_before = esp_stats(esp_port)["messages"]
             uids = list(
