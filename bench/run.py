@@ -279,6 +279,10 @@ def run(args) -> dict:
                 EMAIL_URL="anymail://mailgun",
                 MAILGUN_API_KEY="bench-key",
                 ANYMAIL_API_URL=f"http://127.0.0.1:{port}/v3",
+                # A site sending through Mailgun has its tracking webhook configured (the system
+                # check stops every manage.py command, the worker too, when it is half set up).
+                ANYMAIL_WEBHOOK_SECRET="bench:bench-webhook-secret",
+                MAILGUN_WEBHOOK_SIGNING_KEY="bench-signing-key",
             )
 
             def delivered():
