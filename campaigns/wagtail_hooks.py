@@ -18,6 +18,7 @@ from wagtail.admin.widgets import Button
 
 from campaigns import admin_views, audit, charts, reporting
 from campaigns.admin_views import can_send, send_url, sendable_page
+from campaigns.autosend_admin import AutoSendViewSet
 from campaigns.models import NewsletterIssuePage
 from subscribers.audience import Audience
 
@@ -147,6 +148,11 @@ class CampaignViewSet(ViewSet):
 @hooks.register("register_admin_viewset")
 def register_campaign_viewset():
     return CampaignViewSet()
+
+
+@hooks.register("register_admin_viewset")
+def register_autosend_viewset():
+    return AutoSendViewSet()
 
 
 @hooks.register("register_log_actions")

@@ -9,11 +9,9 @@ import datetime
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .campaign import Campaign
 from .pages import NewsletterIssuePage
 
 # Monday first, as datetime.weekday() counts.
@@ -89,13 +87,6 @@ class AutoSendRule(models.Model):
 
     def __str__(self):
         return f"{self.mailing_list.name}: {self.get_mode_display()}"
-
-    def campaigns(self):
-        """The campaigns this list got automatically (each on-publish send and each digest)."""
-        return Campaign.objects.filter(autosends__mailing_list_id=self.mailing_list_id).distinct()
-
-    def last_sent_at(self):
-        return self.campaigns().filter(status=Campaign.Status.SENT).aggregate(last=Max("finished_at"))["last"]
 
 
 class IssueSendQuerySet(models.QuerySet):

@@ -4,14 +4,17 @@ import datetime
 import threading
 
 import pytest
+from bs4 import BeautifulSoup
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 from wagtail.images.models import Image
 from wagtail.images.tests.utils import get_test_image_file
+from wagtail.models import ModelLogEntry
 
 from campaigns import autosend, services
 from campaigns.models import AutoSendRule, Campaign, Digest, DigestPage, IssueSend, NewsletterIssuePage
-from campaigns.tests.factories import make_issue
+from campaigns.tests.factories import make_issue, make_user
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
@@ -407,3 +410,104 @@ def test_two_digest_runs_at_once_make_one_digest_on_postgresql(postgresql, diges
 
     assert sorted(results) == ["sent", "stale"]
     assert Digest.objects.count() == 1 and Campaign.objects.count() == 1
+
+
+# --- Admin ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("boss", "boss@example.com", "pw"))
+    return client
+
+
+def test_the_listing_shows_each_rule_with_its_state_and_figures(
+    on_publish, weekly, publish, admin_client, django_capture_on_commit_callbacks
+):
+    publish("issue-7")
+    campaign = automatic_campaigns(weekly).get()
+    Campaign.objects.filter(pk=campaign.pk).update(
+        status=Campaign.Status.SENT, finished_at=datetime.datetime(2026, 11, 2, 9, 30, tzinfo=datetime.UTC)
+    )
+    monthly = MailingListFactory(slug="monthly", name="Monthly")
+    AutoSendRule.objects.create(
+        mailing_list=monthly,
+        mode=AutoSendRule.Mode.DIGEST,
+        digest_weekday=4,
+        digest_time=datetime.time(7, 15),
+        paused=True,
+        next_digest_at=None,
+    )
+
+    response = admin_client.get(reverse("campaigns_autosend:index"))
+
+    assert response.status_code == 200
+    rows = {row.select_one("td a").get_text(strip=True): row for row in rows_of(response)}
+    weekly_row = [cell.get_text(" ", strip=True) for cell in rows["Weekly"].select("td")]
+    assert weekly_row[1:6] == ["Each issue, 30 min after publishing", "Active", "1", "2026-11-02 09:30", ""]
+    assert rows["Weekly"].select("td")[-1].select_one("button").get_text(strip=True) == "Pause"
+    monthly_row = [cell.get_text(" ", strip=True) for cell in rows["Monthly"].select("td")]
+    assert monthly_row[1:4] == ["Digest: Friday, 07:15", "Paused", "0"]
+    assert rows["Monthly"].select("td")[-1].select_one("button").get_text(strip=True) == "Resume"
+
+
+def rows_of(response):
+    return BeautifulSoup(response.content, "html.parser").select("table.listing tbody tr")
+
+
+def test_pausing_is_one_post_and_is_logged(on_publish, admin_client, publish):
+    url = reverse("campaigns_autosend:action", args=[on_publish.pk, "pause"])
+
+    assert admin_client.get(url).status_code == 405
+    response = admin_client.post(url)
+
+    assert response.status_code == 302
+    on_publish.refresh_from_db()
+    assert on_publish.paused
+    assert ModelLogEntry.objects.filter(action="campaigns.autosend_pause", object_id=str(on_publish.pk)).count() == 1
+    publish("issue-7")
+    assert not Campaign.objects.exists()
+
+    admin_client.post(reverse("campaigns_autosend:action", args=[on_publish.pk, "resume"]))
+    on_publish.refresh_from_db()
+    assert not on_publish.paused
+    assert ModelLogEntry.objects.filter(action="campaigns.autosend_resume").count() == 1
+
+
+def test_pausing_needs_the_permission_to_change_rules(on_publish, client, django_user_model):
+    client.force_login(make_user(django_user_model, "editor", send=True))
+
+    response = client.post(reverse("campaigns_autosend:action", args=[on_publish.pk, "pause"]))
+
+    # Refused (Wagtail answers a refused admin action with its "no permission" redirect).
+    assert response.status_code in (302, 403)
+    on_publish.refresh_from_db()
+    assert not on_publish.paused
+    assert not ModelLogEntry.objects.filter(action="campaigns.autosend_pause").exists()
+    assert client.get(reverse("campaigns_autosend:index")).status_code in (302, 403)
+
+
+def test_an_unknown_action_or_rule_is_404(on_publish, admin_client):
+    assert admin_client.post(reverse("campaigns_autosend:action", args=[on_publish.pk, "delete"])).status_code == 404
+    assert admin_client.post(reverse("campaigns_autosend:action", args=[999, "pause"])).status_code == 404
+
+
+def test_adding_a_digest_rule_in_the_admin_schedules_its_first_digest(
+    weekly, admin_client, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("campaigns_autosend:add"),
+            {
+                "mailing_list": weekly.pk,
+                "mode": "digest",
+                "review_delay": 60,
+                "digest_weekday": 2,
+                "digest_time": "09:00",
+            },
+        )
+
+    assert response.status_code == 302
+    rule = AutoSendRule.objects.get(mailing_list=weekly)
+    assert timezone.localtime(rule.next_digest_at).weekday() == 2
+    assert timezone.localtime(rule.next_digest_at).time() == datetime.time(9, 0)
