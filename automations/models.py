@@ -100,6 +100,15 @@ class Automation(ClusterableModel):
         related_name="automations",
         help_text=_("Who enters it: people who become subscribed to this list from now on."),
     )
+    segment = models.ForeignKey(
+        "subscribers.Segment",
+        verbose_name=_("segment"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="automations",
+        help_text=_("Optional: each email goes only to those of the list in this segment when it is due."),
+    )
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
     include_imports = models.BooleanField(
         _("include imports"),
@@ -122,6 +131,7 @@ class Automation(ClusterableModel):
         FieldPanel("name"),
         FieldPanel("kind"),
         FieldPanel("list"),
+        FieldPanel("segment"),
         FieldPanel("include_imports"),
         FieldPanel("send_window"),
         InlinePanel("steps", label=_("Emails"), min_num=1),

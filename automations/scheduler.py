@@ -139,8 +139,9 @@ def due_for(step: Step, steps: list[Step], now) -> QuerySet[Enrollment]:
 
 def audience(automation: Automation) -> QuerySet[Subscriber]:
     """Who may receive the automation's emails: the list's sendable subscribers (confirmed, not
-    unsubscribed, not suppressed) -- asked at every tick, so leaving or a bounce stops the steps."""
-    return Audience([automation.list_id]).subscribers()
+    unsubscribed, not suppressed), narrowed by the automation's segment -- asked at every tick for
+    each step, so leaving, a bounce or dropping out of the segment holds the next email."""
+    return Audience([automation.list_id], automation.segment).subscribers()
 
 
 def valid_time_zone(name) -> zoneinfo.ZoneInfo | None:
@@ -159,15 +160,22 @@ def in_send_window(enrollments: QuerySet[Enrollment], now) -> QuerySet[Enrollmen
     """Narrow ``enrollments`` to subscribers for whom it is 09:00-18:00 now: in the zone of their
     ``time_zone`` attribute when it is a valid IANA name, else the site's (settings.TIME_ZONE).
     One query for the distinct zones named, then one filter: set-based whatever the count."""
-    key = f"subscriber__attributes__{TIME_ZONE_ATTRIBUTE}"
+    attribute = f"attributes__{TIME_ZONE_ATTRIBUTE}"
+    key = f"subscriber__{attribute}"
     named = set(enrollments.order_by().values_list(key, flat=True).distinct())
     zones = {name: zone for name in named if (zone := valid_time_zone(name)) is not None}
     open_names = [name for name, zone in zones.items() if _open_at(zone, now)]
     closed_names = [name for name in zones if name not in open_names]
+    # By subscriber id (NOT IN / IN a subquery): a NOT IN over the JSON value itself would also
+    # drop the subscribers without the attribute (SQL's NULL), who follow the site's window.
     if _open_at(zoneinfo.ZoneInfo(settings.TIME_ZONE), now):
         # Everyone except those whose own (valid) zone is closed.
-        return enrollments.exclude(**{f"{key}__in": closed_names}) if closed_names else enrollments
-    return enrollments.filter(**{f"{key}__in": open_names}) if open_names else enrollments.none()
+        if not closed_names:
+            return enrollments
+        return enrollments.exclude(subscriber__in=Subscriber.objects.filter(**{f"{attribute}__in": closed_names}))
+    if not open_names:
+        return enrollments.none()
+    return enrollments.filter(subscriber__in=Subscriber.objects.filter(**{f"{attribute}__in": open_names}))
 
 
 # --- Sending what is due -----------------------------------------------------------------------
@@ -189,7 +197,7 @@ def advance(automation_id: int, now=None) -> dict[int, StepOutcome]:
             return outcomes
         if automation.include_imports:
             enroll_imported(automation)
-        steps = list(automation.steps.select_related("page", "automation").order_by("sort_order", "pk"))
+        steps = list(automation.steps.select_related("page", "automation__segment").order_by("sort_order", "pk"))
         for step in steps:
             outcome = outcomes[step.pk] = StepOutcome()
             try:
@@ -250,7 +258,7 @@ def _unstrand(automation: Automation) -> None:
         status=Campaign.Status.SENT,
     ).filter(Exists(Delivery.objects.unfinished().filter(campaign_id=OuterRef("pk"))))
     for campaign_id in stranded.values_list("pk", flat=True):
-        add_recipients(campaign_id, Subscriber.objects.none())
+        add_recipients(campaign_id, None)
 
 
 def tick(now=None) -> dict:

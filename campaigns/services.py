@@ -284,13 +284,13 @@ def add_recipients(campaign_id: int, recipients) -> int:
     reopened, a paused one keeps them queued until it is resumed, a cancelled or failed one takes
     none (0). Call it inside the caller's transaction; batch tasks are enqueued after it commits.
     A sent campaign that still has queued rows (the engine finished it while a snapshot was being
-    added) is reopened even when ``recipients`` is empty.
+    added) is reopened, also when ``recipients`` is None (nobody to add).
     """
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
         if campaign.status not in Campaign.REOPENABLE:
             return 0
-        added = snapshot_recipients(campaign, recipients)
+        added = snapshot_recipients(campaign, recipients) if recipients is not None else 0
         # A campaign the engine finished while rows were being added to it is reopened too.
         stranded = campaign.status == Campaign.Status.SENT and campaign.deliveries.unfinished().exists()
         if added or stranded:

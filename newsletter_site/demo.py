@@ -18,11 +18,13 @@ from django.contrib.auth import get_user_model
 from django.core.files.images import ImageFile
 from django.db import transaction
 from django.utils import timezone
+from django.utils.html import escape
 from PIL import Image as PILImage
 from PIL import ImageDraw
 from wagtail.images import get_image_model
 from wagtail.models import Locale, Page, Site
 
+from automations.models import Automation, AutomationEmailIndexPage, AutomationEmailPage, Step
 from campaigns.models import NewsletterIndexPage, NewsletterIssuePage
 from mail.models import NewsletterSettings
 from pages.models import HomePage, SubscribePage
@@ -369,7 +371,7 @@ def ensure_chinese(home: HomePage) -> int:
         issue = _in_default_locale(NewsletterIssuePage).filter(slug=spec["slug"]).first()
         if texts and issue:
             _translation(issue, locale, **_issue_fields(spec, texts, WORDS[CHINESE], archive_zh))
-    return NewsletterIssuePage.objects.live().filter(locale=locale).count()
+    return NewsletterIssuePage.objects.issues().live().filter(locale=locale).count()
 
 
 def ensure_subscribers(lists: list[MailingList], count: int = 300) -> int:
@@ -437,6 +439,42 @@ def ensure_subscribers(lists: list[MailingList], count: int = 300) -> int:
     return len(subscribers)
 
 
+def ensure_welcome_emails() -> int:
+    """A published welcome email and its automation for every public list that has none, so a
+    reader who confirms through the site finds it in the outbox within seconds. Created after
+    the demo subscribers: they are not welcomed (only sign-ups from now on are)."""
+    folder = _in_default_locale(AutomationEmailIndexPage).first()
+    if folder is None:
+        folder = Page.get_first_root_node().add_child(
+            instance=AutomationEmailIndexPage(title="Automation emails", slug="automation-emails")
+        )
+        folder.save_revision().publish()
+    created = 0
+    for mlist in MailingList.objects.filter(is_public=True, automations__isnull=True):
+        page = folder.add_child(
+            instance=AutomationEmailPage(
+                title=f"Welcome to {mlist.name}",
+                slug=f"welcome-{mlist.slug}",
+                subject=f"Welcome to {mlist.name}",
+                preheader="What to expect, and how to reach us.",
+                body=[
+                    ("heading", {"text": "Thank you for subscribing", "level": "h2"}),
+                    ("paragraph", f"<p>You are now on <b>{escape(mlist.name)}</b>: {escape(mlist.description)}</p>"),
+                    (
+                        "paragraph",
+                        "<p>Reply to any of our emails to reach the editors. Every email has a link to "
+                        "change your lists or leave in one click.</p>",
+                    ),
+                ],
+            )
+        )
+        page.save_revision().publish()
+        welcome = Automation.objects.create(name=f"Welcome: {mlist.name}", kind=Automation.Kind.WELCOME, list=mlist)
+        Step.objects.create(automation=welcome, page=page, sort_order=0)
+        created += 1
+    return created
+
+
 @transaction.atomic
 def load_demo_content() -> dict:
     """Create whatever demo content is missing; returns what the command prints."""
@@ -448,12 +486,13 @@ def load_demo_content() -> dict:
     ensure_issues(home)
     translated = ensure_chinese(home)
     created = ensure_subscribers(lists)
+    ensure_welcome_emails()
     receiving = Audience.counts_per_list()  # labelled "can receive", as in the admin
     return {
         "username": username,
         "password": password,
         "subscribers_created": created,
-        "issues": _in_default_locale(NewsletterIssuePage).live().count(),
+        "issues": _in_default_locale(NewsletterIssuePage).issues().live().count(),
         "translated_issues": translated,
         "lists": {ml.name: receiving.get(ml.pk, 0) for ml in lists},
     }

@@ -1,4 +1,5 @@
 import pytest
+from django.core import mail
 from wagtail.models import Site
 
 from campaigns.models import NewsletterIssuePage
@@ -6,6 +7,7 @@ from mail.models import NewsletterSettings
 from newsletter_site.demo import load_demo_content
 from pages.models import HomePage
 from subscribers.models import MailingList, Subscriber, Subscription
+from subscribers.services import confirm_subscription, subscribe
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +21,7 @@ def test_demo_content_gives_a_site_ready_to_send_from():
 
     site = Site.objects.get(is_default_site=True)
     assert (site.hostname, site.port) == ("news.example.com", 443), "page URLs follow BASE_URL"
-    issues = NewsletterIssuePage.objects.live()
+    issues = NewsletterIssuePage.objects.issues().live()
     assert issues.filter(locale__language_code="en").count() == 3
     assert issues.filter(locale__language_code="zh-hans").count() == 1
     assert all(issue.hero_image and issue.body for issue in issues)
@@ -99,7 +101,7 @@ def test_running_it_again_keeps_the_translations_editors_changed():
 
     assert HomePage.objects.get(locale__language_code="zh-hans").intro == "<p>编辑改过的介绍</p>"
     assert result["issues"] == 3 and result["translated_issues"] == 1
-    assert NewsletterIssuePage.objects.count() == 4
+    assert NewsletterIssuePage.objects.issues().count() == 4
 
 
 @pytest.mark.django_db
@@ -119,3 +121,20 @@ def test_each_language_lists_every_issue_once_in_its_own_language_when_translate
     assert "印刷的回归" in chinese_archive and "The return of print" not in chinese_archive
     assert "Rivers and cities" in chinese_archive and "repair economy" in chinese_archive
     assert "印刷的回归" in chinese_home and 'href="/zh-hans/archive/issue-1-the-return-of-print/"' in chinese_home
+
+
+@pytest.mark.django_db
+def test_every_public_list_welcomes_a_reader_who_confirms(django_capture_on_commit_callbacks):
+    load_demo_content()
+    load_demo_content()  # again: no second welcome email
+    lists = list(MailingList.objects.filter(is_public=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        subscribe(email="newcomer@example.com", lists=lists, consent_text="Yes")
+    newcomer = Subscriber.objects.get(email="newcomer@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        confirm_subscription(newcomer.uid, [mlist.pk for mlist in lists], ip=None, user_agent="")
+
+    subjects = sorted(m.subject for m in mail.outbox if m.to == ["newcomer@example.com"])
+    assert subjects == sorted(["Please confirm your subscription"] + [f"Welcome to {mlist.name}" for mlist in lists])
+    # Nobody already on the lists was welcomed.
+    assert len([m for m in mail.outbox if m.subject.startswith("Welcome")]) == len(lists)
