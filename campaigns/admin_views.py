@@ -8,10 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponseBadRequest, HttpResponseNotFound, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
@@ -33,11 +34,13 @@ from campaigns.bounces.mailboxes import check_mailbox
 from campaigns.bounces.mailboxes import describe as describe_mailbox
 from campaigns.models import Campaign, Delivery, NewsletterIssuePage
 from campaigns.sending import mailers
+from mail import mergetags
 from mail.models import newsletter_settings
 from mail.rendering import join_names
 from mail.senders import sender_for
 from subscribers.admin_permissions import ModelPolicyChecker
 from subscribers.audience import Audience
+from subscribers.models import Subscriber
 from subscribers.templatetags.admin_format import DATETIME_FORMAT, DateTimeColumn
 
 # Campaigns that went out (or are going out) to a list: the ones that make a second send a re-send.
@@ -160,7 +163,13 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
     def get_context_data(self, **kwargs):
         kwargs.setdefault("test_form", TestSendForm(initial={"test_addresses": self.request.user.email}))
         context = super().get_context_data(**kwargs)
+        form = context.get("form")
+        subject = form.data.get("subject", "") if form is not None and form.is_bound else ""
         context.update(
+            # Merge tags that cannot be sent, listed before the editor gets to the send button.
+            merge_tag_errors=services.merge_tag_errors(self.page, subject=subject),
+            merge_tags=mergetags.known_tags(),
+            preview_as_subscriber_url=reverse("campaigns_admin:preview_as", args=[self.page.pk]),
             page=self.page,
             can_send_settings=self.newsletter_settings.can_send,
             previous_sends=self.previous_sends(),
@@ -293,6 +302,35 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
             }
         messages.success(self.request, message)
         return redirect("campaigns_admin:detail", campaign.pk)
+
+
+@requires_send
+class PreviewAsSubscriberView(View):
+    """The issue's latest draft as one subscriber would get it: ``?subscriber=`` an address or a
+    subscriber id, ``?mode=email`` (the HTML email, default) or ``text`` (the plain-text part).
+
+    Merge tags take that subscriber's values (links stay sample links). It shows a subscriber's
+    name and attributes, so it needs the permission to view subscribers besides sending.
+    """
+
+    def get(self, request, page_id):
+        page = get_object_or_404(NewsletterIssuePage, pk=page_id)
+        if not request.user.has_perm("subscribers.view_subscriber"):
+            raise PermissionDenied
+        mode = request.GET.get("mode") or "email"
+        if mode not in ("email", "text"):
+            return HttpResponseBadRequest(_("Choose the email or the plain text."))
+        subscriber = _find_subscriber(request.GET.get("subscriber", ""))
+        if subscriber is None:
+            return HttpResponseNotFound(_("No subscriber has this address or id."))
+        return page.get_latest_revision_as_object().serve_email_preview(request, mode, subscriber)
+
+
+def _find_subscriber(value: str):
+    value = value.strip()[:254]
+    if value.isdigit():
+        return Subscriber.objects.filter(pk=int(value)).first()
+    return Subscriber.objects.for_email(value).first() if "@" in value else None
 
 
 @requires_send

@@ -42,10 +42,10 @@ class IssueFeed(Feed):
         return self.archive.issues()[: self.limit]
 
     def item_title(self, item):
-        return item.subject or item.title
+        return item.public_subject or item.title
 
     def item_description(self, item):
-        return item.preheader
+        return item.public_preheader
 
     def item_link(self, item):
         return item.full_url

@@ -5,6 +5,7 @@ from django.db.models import Q
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone, translation
+from django.utils.text import format_lazy
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.panels import FieldPanel, MultiFieldPanel
@@ -17,6 +18,7 @@ from wagtail.search import index
 from campaigns.blocks import IssueBodyBlock
 from campaigns.feeds import IssueFeed
 from campaigns.issue_email import render_issue
+from mail import mergetags
 from mail.addresses import validate_header_text
 
 
@@ -44,6 +46,12 @@ class IssuePageQuerySet(PageQuerySet):
 
 
 IssuePageManager = PageManager.from_queryset(IssuePageQuerySet)
+
+# Next to the subject, preheader and body fields (mail.mergetags is the syntax; docs/editors.md).
+MERGE_TAGS_HELP = _(
+    'Merge tags: {{ first_name }}, {{ name }}, {{ email }}, {{ attributes.city }} (any attribute), '
+    'with a fallback as in {{ first_name|default:"reader" }}. The web archive shows the fallback.'
+)
 
 
 class NewsletterIndexPage(RoutablePageMixin, Page):
@@ -114,9 +122,28 @@ class NewsletterIssuePage(Page):
 
     content_panels = [
         *Page.content_panels,
-        MultiFieldPanel([FieldPanel("subject"), FieldPanel("preheader"), FieldPanel("issue_date")], _("Email")),
+        MultiFieldPanel(
+            [
+                FieldPanel("subject", help_text=format_lazy("{} {}", _("The email subject line."), MERGE_TAGS_HELP)),
+                FieldPanel(
+                    "preheader",
+                    help_text=format_lazy(
+                        "{} {}", _("Preview text shown after the subject in most inboxes."), MERGE_TAGS_HELP
+                    ),
+                ),
+                FieldPanel("issue_date"),
+            ],
+            _("Email"),
+        ),
         MultiFieldPanel([FieldPanel("hero_image"), FieldPanel("hero_alt_text")], _("Hero image")),
-        FieldPanel("body"),
+        FieldPanel(
+            "body",
+            help_text=format_lazy(
+                "{} {}",
+                MERGE_TAGS_HELP,
+                _("Type each tag in one go: a tag split by bold or a link is refused at the send step."),
+            ),
+        ),
     ]
     search_fields = [*Page.search_fields, index.SearchField("subject"), index.SearchField("body")]
     parent_page_types = ["campaigns.NewsletterIndexPage"]
@@ -129,13 +156,28 @@ class NewsletterIssuePage(Page):
     class Meta:
         verbose_name = _("newsletter issue")
 
-    def sample_recipient(self) -> dict[str, str]:
-        """Stand-in recipient values for previews and test sends (the name in the issue's language)."""
-        with translation.override(self.locale.language_code if self.locale_id else settings.LANGUAGE_CODE):
-            name = gettext("Sample Reader")
+    @property
+    def public_subject(self) -> str:
+        """The subject as the web archive and the feed show it: merge tags as their fallback, or nothing."""
+        return mergetags.without_tags(self.subject, html=False)
+
+    @property
+    def public_preheader(self) -> str:
+        return mergetags.without_tags(self.preheader, html=False)
+
+    def sample_recipient(self, subscriber=None) -> dict[str, str]:
+        """Recipient values for previews and test sends: a stand-in reader (the name in the issue's
+        language, no attributes: tags show their fallbacks), or ``subscriber``'s own values. The
+        links are sample links either way (a preview never holds a working unsubscribe token)."""
+        if subscriber is not None:
+            name, email, attributes = subscriber.name, subscriber.email, subscriber.attributes or {}
+        else:
+            with translation.override(self.locale.language_code if self.locale_id else settings.LANGUAGE_CODE):
+                name = gettext("Sample Reader")
+            email, attributes = "sample.reader@example.com", {}
+        wanted = ["first_name", *(mergetags.ATTRIBUTE_PREFIX + key for key in attributes)]
         return {
-            "name": name,
-            "email": "sample.reader@example.com",
+            **mergetags.subscriber_values(name, email, attributes, wanted),
             "unsubscribe_url": f"{settings.BASE_URL}/newsletter/unsubscribe/sample-preview-token/",
             "preferences_url": f"{settings.BASE_URL}/newsletter/preferences/sample-preview-token/",
         }
@@ -143,14 +185,25 @@ class NewsletterIssuePage(Page):
     def serve_preview(self, request, mode_name):
         if mode_name not in ("email", "text"):
             return super().serve_preview(request, mode_name)
+        return self.serve_email_preview(request, mode_name)
+
+    def serve_email_preview(self, request, mode_name: str, subscriber=None):
+        """The email (``mode_name`` "email") or its plain text ("text") as ``subscriber`` gets it
+        (default: the sample reader). Also the admin's "preview as a subscriber" view."""
         rendered = render_issue(self)
-        html, text = rendered.personalise(self.sample_recipient())
+        values = self.sample_recipient(subscriber)
+        html, text = rendered.personalise(values)
         if mode_name == "email":
             # Inline styles by design: the public CSP leaves this preview alone (newsletter_site.middleware).
             return HttpResponse(html)
         # Plain text goes out wrapped in a <pre> page rather than as text/plain: browsers soft-wrap
         # text/plain documents, which would hide whether our 78-column wrapping is right, and the
         # preview iframe would guess the charset; the <pre> shows the exact lines, in UTF-8.
-        return TemplateResponse(
-            request, "campaigns/preview_text.html", {"page": self, "rendered": rendered, "text": text}
-        )
+        context = {
+            "page": self,
+            "rendered": rendered,
+            "text": text,
+            "subject": rendered.personal_subject(values),
+            "preheader": mergetags.fill(mergetags.compile_header(rendered.preheader), values),
+        }
+        return TemplateResponse(request, "campaigns/preview_text.html", context)

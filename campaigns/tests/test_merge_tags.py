@@ -5,13 +5,17 @@ import email
 import email.policy
 
 import pytest
+from bs4 import BeautifulSoup
 from django.core import mail
+from django.urls import reverse
+from wagtail.test.utils.form_data import rich_text, streamfield
 
 from campaigns import services
 from campaigns.models import Campaign
 from campaigns.sending import send_batch
 from campaigns.tests.factories import esp_merged, make_issue
 from campaigns.tests.fake_smtp import FakeSMTPServer
+from campaigns.tests.test_preview import edit_form_data
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
@@ -167,3 +171,82 @@ def test_test_send_as_a_subscriber_uses_their_values(tagged_issue):
     (message,) = mail.outbox
     assert message.subject == "[TEST] Hello Zoë in Leeds"
     assert "Dear Zoë, this is for zoe@example.com." in message.alternatives[0].content
+
+
+# --- The web archive, the feed, previews and the send page ---------------------------------------
+
+
+def test_the_web_archive_and_the_feed_show_fallbacks_never_raw_tags(client, tagged_issue):
+    page = client.get(tagged_issue.url).content.decode()
+    archive = client.get("/archive/").content.decode()
+    feed = client.get("/archive/feed/").content.decode()
+
+    for shown in (page, archive, feed):
+        assert "{{" not in shown and "%%" not in shown
+    assert "Hello friend in </h1>" in page  # the subject: the fallback, and nothing for the city
+    assert "Dear reader, this is for ." in page
+    assert 'href="https://example.org/w?c="' in page
+    assert "Hello friend in " in archive
+    assert "<title>Hello friend in </title>" in feed
+
+
+def test_the_email_preview_uses_sample_values(client, admin_user, tagged_issue):
+    client.force_login(admin_user)
+    url = reverse("wagtailadmin_pages:preview_on_edit", args=[tagged_issue.pk])
+    body = streamfield(
+        [("paragraph", rich_text('<p>Dear {{ first_name|default:"reader" }}, this is for {{ email }}.</p>'))]
+    )
+    assert client.post(url, edit_form_data(tagged_issue, subject=SUBJECT, body=body)).json()["is_valid"]
+
+    html = client.get(url, {"mode": "email"}).content.decode()
+    text = client.get(url, {"mode": "text"}).content.decode()
+
+    assert "Dear Sample, this is for sample.reader@example.com." in html
+    assert "Hello Sample in" in text  # the subject line of the text preview, personalised
+    assert "{{" not in html + text
+
+
+def test_preview_as_a_subscriber_shows_their_values(client, admin_user, tagged_issue):
+    _weekly, reader = subscribe("zoe@example.com", "Zoë Smith", city="Leeds <North>")
+    client.force_login(admin_user)
+    url = reverse("campaigns_admin:preview_as", args=[tagged_issue.pk])
+
+    html = client.get(url, {"subscriber": "ZOE@example.com", "mode": "email"}).content.decode()
+    text = client.get(url, {"subscriber": str(reader.pk), "mode": "text"}).content.decode()
+
+    assert "Dear Zoë, this is for zoe@example.com." in html
+    assert "News for Leeds &lt;North&gt;" in html
+    assert "Hello Zoë in Leeds &lt;North&gt;" in text
+    assert client.get(url, {"subscriber": "nobody@example.com"}).status_code == 404
+    assert client.get(url, {"subscriber": "x", "mode": "pdf"}).status_code == 400
+
+
+def test_preview_as_a_subscriber_needs_the_permission_to_view_subscribers(client, sender, tagged_issue):
+    subscribe("zoe@example.com", "Zoë")
+    client.force_login(sender)
+
+    response = client.get(
+        reverse("campaigns_admin:preview_as", args=[tagged_issue.pk]), {"subscriber": "zoe@example.com"}
+    )
+
+    assert response.status_code in (302, 403)
+    assert "Zoë" not in response.content.decode()
+
+
+def test_the_send_page_lists_bad_tags_and_the_known_ones(client, admin_user, archive_page, newsletter_settings):
+    issue = make_issue(archive_page, slug="broken", body=[("paragraph", "<p>Hi {{ nickname }}</p>")])
+    client.force_login(admin_user)
+
+    response = client.get(reverse("campaigns_admin:send", args=[issue.pk]))
+
+    doc = BeautifulSoup(response.content, "html.parser")
+    assert "nickname" in doc.select_one("[data-merge-tag-errors]").get_text()
+    assert "{{ attributes.city }}" in doc.select_one(".merge-tags-help").get_text()
+
+
+def test_the_editor_sees_the_tags_next_to_the_fields(client, admin_user, tagged_issue):
+    client.force_login(admin_user)
+
+    page = client.get(reverse("wagtailadmin_pages:edit", args=[tagged_issue.pk])).content.decode()
+
+    assert page.count("{{ first_name|default:&quot;reader&quot; }}") >= 3  # subject, preheader, body
