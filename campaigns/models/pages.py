@@ -49,7 +49,7 @@ IssuePageManager = PageManager.from_queryset(IssuePageQuerySet)
 
 # Next to the subject, preheader and body fields (mail.mergetags is the syntax; docs/editors.md).
 MERGE_TAGS_HELP = _(
-    'Merge tags: {{ first_name }}, {{ name }}, {{ email }}, {{ attributes.city }} (any attribute), '
+    "Merge tags: {{ first_name }}, {{ name }}, {{ email }}, {{ attributes.city }} (any attribute), "
     'with a fallback as in {{ first_name|default:"reader" }}. The web archive shows the fallback.'
 )
 
