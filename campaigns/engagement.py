@@ -16,8 +16,9 @@ from campaigns.models import Campaign, Delivery
 
 # The campaigns that went (or are going) out.
 STARTED = [Campaign.Status.SENDING, Campaign.Status.PAUSED, Campaign.Status.SENT]
-# A delivery its reader opened / clicked (first_opened_at and first_clicked_at are set once, by the
-# first open or click that campaigns.tracking records).
+# A delivery its reader opened / clicked: first_opened_at and first_clicked_at are set by the first
+# open or click a PERSON made (campaigns.tracking with campaigns.bots: machine opens and clicks,
+# e.g. Apple's privacy proxy or link scanners, are counted apart and never set them).
 OPENED = Q(first_opened_at__isnull=False)
 CLICKED = Q(first_clicked_at__isnull=False)
 

@@ -1,16 +1,20 @@
-"""Forms of the subscribers admin: the import steps, the erasure confirmation, the listing filters."""
+"""Forms of the subscribers admin: the import steps, the erasure confirmation, the listing filters,
+the attributes editor and the segment rule builder."""
 
+import json
 from itertools import zip_longest
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q
-from django.utils.html import format_html, format_html_join
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join, json_script
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
 
+from subscribers import segments
 from subscribers.attributes import MAX_NAME_LENGTH, MAX_VALUE_LENGTH, attributes_from_pairs, display_value
 from subscribers.importing import CORE_FIELDS, ENCODINGS, ImportFileError, attribute_key, check_text_file
 from subscribers.models import ImportJob, MailingList, Subscriber, Subscription
@@ -257,3 +261,75 @@ class AttributesField(forms.Field):
             return value
         rows = value if isinstance(value, list) else []
         return attributes_from_pairs(rows)
+
+
+# --- Segment rules: a builder (rows of field, operator, value; all/any; one nested group) -------------
+
+
+class RulesWidget(forms.Textarea):
+    """The segment's rules as JSON in a textarea, which segment-builder.js hides behind rows of
+    field / operator / value (from ``segments.schema()``) and keeps in step; it also asks the
+    preview view for the live count and a sample as the editor edits. Without JavaScript the JSON
+    itself can be edited (and is checked the same way)."""
+
+    class Media:
+        js = ["subscribers/segment-builder.js"]
+        css = {"all": ["subscribers/segment-builder.css"]}
+
+    def render(self, name, value, attrs=None, renderer=None):
+        textarea = super().render(name, value, {**(attrs or {}), "data-rules-input": "", "rows": 8}, renderer)
+        schema = segments.schema()
+        schema["choices"]["list"] = [[item.pk, item.name] for item in MailingList.objects.order_by("name")]
+        schema["text"] = {
+            "match_prefix": _("Subscribers who match"),
+            "match_suffix": _("of these rules:"),
+            "group_prefix": _("a group matching"),
+            "add_rule": _("Add a rule"),
+            "add_group": _("Add a group"),
+            "remove": _("Remove"),
+            "attribute_name": _("Attribute name"),
+            "value": _("Value"),
+            "counting": _("Counting…"),
+            "count": _("%(count)s subscribers can receive a list and match."),
+            "sample": _("For example:"),
+            "failed": _("The count could not be updated."),
+        }
+        return format_html(
+            '<div class="segment-builder" data-segment-builder data-preview-url="{}">{}{}'
+            '<div data-builder-rows></div><div class="segment-builder__preview" data-preview aria-live="polite"></div>'
+            "</div>",
+            reverse("subscribers_segment:preview"),
+            textarea,
+            json_script(schema, f"{attrs.get('id', name) if attrs else name}-schema"),
+        )
+
+
+class RulesField(forms.Field):
+    """A segment's rules, cleaned by ``segments.parse_rules`` (so nothing the database would refuse or
+    misread gets in) and checked further: at least one rule, every list named still there."""
+
+    widget = RulesWidget
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("label", gettext_lazy("Rules"))
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        return json.dumps(value, ensure_ascii=False, indent=1) if isinstance(value, dict) else value
+
+    def to_python(self, value):
+        if isinstance(value, dict):
+            data = value
+        else:
+            try:
+                data = json.loads(value or "")
+            except (TypeError, ValueError, RecursionError):
+                raise ValidationError(_("These rules could not be read; build them with the rows above.")) from None
+        rules = segments.parse_rules(data)
+        if not rules["rules"]:
+            raise ValidationError(_("Add at least one rule."))
+        named = segments.list_ids(rules)
+        missing = named - set(MailingList.objects.filter(pk__in=named).values_list("pk", flat=True))
+        if missing:
+            raise ValidationError(_("A rule names a list that no longer exists: choose another."))
+        return rules

@@ -9,6 +9,7 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from wagtail import hooks
+from wagtail.admin import messages
 from wagtail.admin.ui.menus import MenuItem
 from wagtail.admin.ui.tables import Column, NumberColumn, TitleColumn
 from wagtail.admin.views import generic
@@ -17,9 +18,9 @@ from wagtail.admin.viewsets.model import ModelViewSet
 from wagtail.admin.widgets.button import Button
 
 from subscribers import views_admin
-from subscribers.admin_forms import SUBSCRIBER_SEARCH_FIELDS, AttributesField, SubscriberFilterSet
+from subscribers.admin_forms import SUBSCRIBER_SEARCH_FIELDS, AttributesField, RulesField, SubscriberFilterSet
 from subscribers.audience import Audience
-from subscribers.models import MailingList, Subscriber, Subscription
+from subscribers.models import MailingList, Segment, Subscriber, Subscription
 from subscribers.templatetags.admin_format import DateTimeColumn, admin_datetime, describe_event, in_words, yes_no
 
 # --- Lists ------------------------------------------------------------------------------------
@@ -219,6 +220,53 @@ class SubscriberViewSet(ModelViewSet):
         return super().formfield_for_dbfield(db_field, **kwargs)
 
 
+# --- Segments -----------------------------------------------------------------------------------
+
+
+class SegmentDeleteView(generic.DeleteView):
+    """A segment a campaign used stays (Campaign.segment is PROTECT): its report says who it went to."""
+
+    def form_valid(self, form):
+        used = self.object.campaigns.count()
+        if used:
+            messages.error(
+                self.request,
+                _("“%(segment)s” cannot be deleted: %(count)s campaign(s) went to it, and their reports name it.")
+                % {"segment": self.object, "count": used},
+            )
+            return redirect(self.index_url_name)
+        return super().form_valid(form)
+
+
+class SegmentViewSet(ModelViewSet):
+    model = Segment
+    name = "subscribers_segment"
+    url_prefix = "segments"
+    icon = "filter"
+    menu_label = gettext_lazy("Segments")
+    delete_view_class = SegmentDeleteView
+    copy_view_enabled = True
+    form_fields = ["name", "slug", "description", "rules"]
+    search_fields = ["name", "slug", "description"]
+    list_display = [
+        "name",
+        "slug",
+        "description",
+        DateTimeColumn("updated_at", label=gettext_lazy("Updated"), sort_key="updated_at"),
+    ]
+
+    def formfield_for_dbfield(self, db_field, **kwargs):
+        if db_field.name == "rules":  # rows of field / operator / value, not raw JSON
+            return RulesField()
+        return super().formfield_for_dbfield(db_field, **kwargs)
+
+    def get_urlpatterns(self):
+        return [
+            *super().get_urlpatterns(),
+            path("preview/", views_admin.SegmentPreviewView.as_view(), name="preview"),
+        ]
+
+
 # --- Import, export, GDPR screens ---------------------------------------------------------
 
 
@@ -249,7 +297,7 @@ class SubscribersGroup(ViewSetGroup):
     menu_label = gettext_lazy("Subscribers")
     menu_icon = "group"
     menu_order = 210
-    items = (MailingListViewSet, SubscriberViewSet, SubscriberToolsViewSet)
+    items = (MailingListViewSet, SubscriberViewSet, SegmentViewSet, SubscriberToolsViewSet)
 
 
 @hooks.register("register_admin_viewset")
