@@ -226,6 +226,10 @@ def build_digest_page(rule: AutoSendRule, issues, due_at: datetime.datetime) -> 
     return page
 
 
+# What run_digest says when it made no digest for the slot.
+NOT_RUN = ("not a digest rule now", "stale", "not due")
+
+
 def run_digest(rule_id: int, due_at: datetime.datetime) -> str:
     """Make the digest of ``rule_id`` for its slot ``due_at`` and enqueue the next slot's task.
 
@@ -278,14 +282,33 @@ def _send_digest(rule: AutoSendRule, digest: Digest, issues) -> str:
 
 
 def run_due_digests(now: datetime.datetime | None = None) -> list[int]:
-    """Run every digest whose slot has passed (a safety net for a lost task); returns rule ids run."""
+    """Run every digest whose slot has passed (its task was lost, or no worker ran at the time);
+    returns the ids of the rules that made one."""
     now = now or timezone.now()
     ran = []
     due = AutoSendRule.objects.active().filter(mode=AutoSendRule.Mode.DIGEST, next_digest_at__lte=now)
     for rule_id, due_at in due.values_list("pk", "next_digest_at"):
-        if run_digest(rule_id, due_at) not in ("stale", "not due", "not a digest rule now"):
+        if run_digest(rule_id, due_at) not in NOT_RUN:
             ran.append(rule_id)
     return ran
+
+
+def restart_digests() -> int:
+    """When a worker starts (``manage.py worker``): make the digests whose slot passed while none
+    ran, and enqueue each active digest rule's next slot again, so a lost task (a flushed Redis)
+    cannot stop a chain. A task enqueued twice for one slot makes one digest. Returns how many
+    rules are scheduled."""
+    run_due_digests()
+    scheduled = 0
+    with transaction.atomic():
+        for rule in AutoSendRule.objects.active().filter(mode=AutoSendRule.Mode.DIGEST):
+            if rule.next_digest_at is None:
+                schedule_digest(rule)
+            else:
+                slot = rule.next_digest_at
+                transaction.on_commit(lambda rule_id=rule.pk, slot=slot: background.enqueue_digest(rule_id, slot))
+            scheduled += 1
+    return scheduled
 
 
 # --- Pause and resume -------------------------------------------------------------------------

@@ -511,3 +511,23 @@ def test_adding_a_digest_rule_in_the_admin_schedules_its_first_digest(
     rule = AutoSendRule.objects.get(mailing_list=weekly)
     assert timezone.localtime(rule.next_digest_at).weekday() == 2
     assert timezone.localtime(rule.next_digest_at).time() == datetime.time(9, 0)
+
+
+def test_a_starting_worker_makes_a_missed_digest_and_schedules_the_next(
+    digest_rule, weekly, archive_page, django_capture_on_commit_callbacks
+):
+    make_issue(archive_page, title="Spring", slug="spring")
+    missed = timezone.now() - datetime.timedelta(days=2)  # no worker ran at the time
+    later_rule = AutoSendRule.objects.create(
+        mailing_list=MailingListFactory(slug="monthly"), mode=AutoSendRule.Mode.DIGEST, next_digest_at=None
+    )
+    AutoSendRule.objects.filter(pk=digest_rule.pk).update(next_digest_at=missed)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert autosend.restart_digests() == 2
+
+    digest = Digest.objects.get(rule=digest_rule)
+    assert digest.due_at == missed and digest.campaign.status == Campaign.Status.SENT
+    for rule in (digest_rule, later_rule):
+        rule.refresh_from_db()
+        assert rule.next_digest_at > timezone.now()

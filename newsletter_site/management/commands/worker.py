@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand
 from django.utils.translation import gettext as _
 
 from automations.tasks import ensure_ticking
+from campaigns.autosend import restart_digests
 from campaigns.bounces.tasks import start_bounce_polling
 
 
@@ -26,6 +27,8 @@ class Command(BaseCommand):
             self.stdout.write(_("Started reading the bounce mailbox every BOUNCE_POLL_SECONDS."))
         if ensure_ticking():
             self.stdout.write(_("Started the automations' scheduler (every AUTOMATION_TICK_SECONDS)."))
+        if digests := restart_digests():
+            self.stdout.write(_("Digests scheduled for %(count)s lists.") % {"count": digests})
         queues = settings.TASKS["default"].get("QUEUES", ["default"])
         if backend.startswith("django_tasks_db"):
             extra = ["--batch"] if options["batch"] else []
