@@ -2,7 +2,11 @@
 
 from unittest import mock
 
+import pytest
 from django.core.management import call_command
+
+# Starting a worker also starts the periodic chains (automations' tick, digests): they read the database.
+pytestmark = pytest.mark.django_db
 
 
 def run_worker(settings, backend, *args):
