@@ -1,6 +1,7 @@
 """The Mailgun batch transport writes the request anymail's Mailgun backend writes, without its parsing."""
 
 import json
+from urllib.parse import parse_qsl
 
 import pytest
 import requests
@@ -88,6 +89,24 @@ def batch(campaign):
     return content, items
 
 
+def wire(call):
+    """What goes over the wire for a recorded call: method, URL, headers (lengths included) and
+    the form fields as parsed from the body (one list of values per field name)."""
+    prepared = requests.Request(
+        **{key: call[key] for key in ("method", "url", "params", "data", "headers", "files", "auth")}
+    ).prepare()
+    fields = {}
+    for key, value in parse_qsl(prepared.body, keep_blank_values=True, strict_parsing=True):
+        fields.setdefault(key, []).append(value)
+    return {
+        "method": prepared.method,
+        "url": prepared.url,
+        "headers": dict(prepared.headers),
+        "data": fields,
+        "timeout": call["timeout"],
+    }
+
+
 def send(transport_class, content, items):
     transport = transport_class(content=content, esp="mailgun")
     with transport:
@@ -101,10 +120,10 @@ def test_the_request_is_the_one_anymail_builds_for_the_same_batch(campaign, mail
     direct_outcomes = send(MailgunBatchTransport, content, items)
 
     assert len(recorder.calls) == 2
-    by_anymail, direct = recorder.calls
+    by_anymail, direct = (wire(call) for call in recorder.calls)
     # recipient-variables is JSON whose key order anymail takes from a set: compared parsed.
-    anymail_variables = json.loads(by_anymail["data"].pop("recipient-variables"))
-    direct_variables = json.loads(direct["data"].pop("recipient-variables"))
+    anymail_variables = json.loads(by_anymail["data"].pop("recipient-variables")[0])
+    direct_variables = json.loads(direct["data"].pop("recipient-variables")[0])
     assert direct_variables == anymail_variables
     # anymail keys merge data by the addr-spec it parses back; a quoted local part's values were
     # keyed by the stored address and reached nobody (empty links in that recipient's message).
@@ -116,15 +135,16 @@ def test_the_request_is_the_one_anymail_builds_for_the_same_batch(campaign, mail
     assert {outcome.message_id for outcome in direct_outcomes} == {"<20261130.1@mg.example.com>"}
     # What the comparison covers: every recipient in To, with their own values and headers.
     assert len(direct["data"]["to"]) == len(RECIPIENTS)
+    assert direct["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
     assert "Jürgen Weiß <reader4@xn--bcher-kva.de>" in direct["data"]["to"]
     first = direct_variables["reader0@example.com"]
     assert first["v:delivery_id"] == "1000"
     assert items[0].values["unsubscribe_url"] in first.values()
     assert len(first) >= 4  # the issue's slots (links, name or email), not only the two fixed keys
     assert first["h:List-Unsubscribe"] == items[0].values["list_unsubscribe"]
-    assert direct["data"]["h:List-Unsubscribe"] == "%recipient.h:List-Unsubscribe%"
-    assert direct["data"]["h:List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert direct["data"]["v:campaign_id"] == str(campaign.pk)
+    assert direct["data"]["h:List-Unsubscribe"] == ["%recipient.h:List-Unsubscribe%"]
+    assert direct["data"]["h:List-Unsubscribe-Post"] == ["List-Unsubscribe=One-Click"]
+    assert direct["data"]["v:campaign_id"] == [str(campaign.pk)]
 
 
 def test_mailgun_campaigns_use_the_direct_transport(campaign, mailgun):
@@ -137,9 +157,9 @@ def test_a_campaign_goes_out_in_one_call_and_records_mailguns_id(campaign, mailg
     send_batch(campaign.pk, worker_id="w1")
 
     assert len(recorder.calls) == 1
-    variables = json.loads(recorder.calls[0]["data"]["recipient-variables"])
-    assert sorted(variables) == [f"reader{index}@example.com" for index in range(5)]
-    assert len(recorder.calls[0]["data"]["to"]) == 5
+    fields = wire(recorder.calls[0])["data"]
+    assert sorted(json.loads(fields["recipient-variables"][0])) == [f"reader{index}@example.com" for index in range(5)]
+    assert len(fields["to"]) == 5
     assert set(Delivery.objects.values_list("status", "esp_message_id")) == {("sent", "<20261130.1@mg.example.com>")}
     campaign.refresh_from_db()
     assert (campaign.status, campaign.sent) == (Campaign.Status.SENT, 5)
