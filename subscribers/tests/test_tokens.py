@@ -92,3 +92,19 @@ def test_confirm_token_uses_a_purpose_salt():
     token = tokens.confirm_token(UID, [1])
     with pytest.raises(signing.BadSignature):
         signing.TimestampSigner(sep=".").unsign(token)
+
+
+@pytest.mark.parametrize(
+    ("make", "salt", "payload"),
+    [
+        (lambda: tokens.unsubscribe_token(UID, [7, 3], 12), tokens.UNSUBSCRIBE_SALT, f"{UID.hex}-3-7_12"),
+        (lambda: tokens.unsubscribe_token(UID), tokens.UNSUBSCRIBE_SALT, UID.hex),
+        (lambda: tokens.preferences_token(UID), tokens.PREFERENCES_SALT, UID.hex),
+    ],
+)
+def test_tokens_are_the_ones_djangos_signer_makes(make, salt, payload):
+    """The engine signs with the key derived once per salt; the tokens are Django's, byte for byte,
+    and follow a change of SECRET_KEY (a cached key must not outlive it)."""
+    assert make() == signing.Signer(salt=salt, sep=".", algorithm="sha256").sign(payload)
+    with override_settings(SECRET_KEY="another-secret-key-000000000000000000000000000"):
+        assert make() == signing.Signer(salt=salt, sep=".", algorithm="sha256").sign(payload)
