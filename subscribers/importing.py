@@ -12,6 +12,13 @@ is imported once and the later lines are reported; an address in ``Suppression``
 whose subscriber is suppressed (bounced, complained, blocked) is skipped entirely; a
 subscription that was unsubscribed is never re-activated. Every subscription that changes gets
 a consent record (source import, the file name, the note, the admin user) and a SubscriberEvent.
+
+Speed (docs/performance.md, "CSV import"): rows are parsed and validated in Python, one at a time
+(``_parse``, ``normalise_email``: the single source of the rules); each chunk is then decided with
+two look-ups (suppressions, existing addresses) and written with one staged, set-based
+``INSERT ... SELECT`` per table (``subscribers.bulk``: COPY on PostgreSQL, executemany on SQLite),
+in one transaction per chunk, so a chunk is either wholly imported or not at all and importing
+the file again adds nothing twice.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime
+import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +41,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from mail.addresses import has_control_characters
-from subscribers import tasks
+from subscribers import bulk, tasks
 from subscribers.attributes import MAX_NAME_LENGTH, normalise_name
 from subscribers.models import (
     ImportJob,
@@ -72,6 +80,12 @@ HEADER_GUESSES = {
 }
 # The same kinds as the flows in services.py write, so the history reads the same. Rows are
 # written in bulk (bulk_create), so an import sends no ``subscribed`` signal per subscriber.
+# A new subscriber's uid (UUID version 4), made by the database in the set-based insert.
+UUID_SQL = {
+    "postgresql": "gen_random_uuid()",
+    "sqlite": "lower(hex(randomblob(6)) || '4' || substr(hex(randomblob(2)), 2) || "
+    "substr('89ab', 1 + (random() & 3), 1) || substr(hex(randomblob(2)), 2) || hex(randomblob(6)))",
+}
 EVENT_KIND = {
     Subscription.Status.SUBSCRIBED: SubscriberEvent.Kind.SUBSCRIBED,
     Subscription.Status.PENDING: SubscriberEvent.Kind.SUBSCRIBE_REQUESTED,
@@ -385,6 +399,14 @@ def _parse(line: int, cells: list[str], indexes: dict, result: ImportResult) -> 
 
 
 class _Importer:
+    """Applies the rules to one chunk of parsed rows at a time, then writes it set-based.
+
+    The decisions (repeat, erased, suppressed, created meanwhile, merge, unsubscribed, upgrade)
+    are taken here in Python, per row, from a few look-ups per chunk; the writes are one staged
+    ``INSERT ... SELECT`` per table and chunk (``subscribers.bulk``: COPY on PostgreSQL,
+    executemany on SQLite), in one transaction per chunk.
+    """
+
     def __init__(self, options: ImportOptions, result: ImportResult):
         self.options = options
         self.result = result
@@ -398,6 +420,10 @@ class _Importer:
         self.status = (
             Subscription.Status.SUBSCRIBED if options.mode == ImportJob.Mode.SUBSCRIBE else Subscription.Status.PENDING
         )
+        # The event's detail as json.dumps writes it, with the line number between the two halves.
+        before = json.dumps({"via": Subscription.Source.IMPORT, "file": options.source_name})
+        after = json.dumps({"note": options.consent_note, "import_job": options.job_id})
+        self.detail_head, self.detail_tail = before[:-1] + ', "line": ', ", " + after[1:]
 
     def process(self, rows: list[_Row]) -> None:
         result = self.result
@@ -411,30 +437,27 @@ class _Importer:
             return
 
         erased = Suppression.objects.matching(unique)
-        existing = {
-            s.email_normalised: s
-            for s in Subscriber.objects.filter(email_normalised__in=list(unique)).only(
-                "pk", "email_normalised", "state", "name", "language", "attributes"
-            )
-        }
+        found = [pk for (pk,) in bulk.matching(Subscriber, "email_normalised", unique, ("id",))]
+        existing = (
+            {
+                s.email_normalised: s
+                for s in Subscriber.objects.filter(pk__in=found).only(
+                    "pk", "email_normalised", "state", "name", "language", "attributes"
+                )
+            }
+            if found
+            else {}
+        )
         now = timezone.now()
-        to_create, to_update, targets, recent = [], [], {}, {}
+        to_create: list[_Row] = []
+        to_update, targets, recent = [], {}, {}
         for normalised, row in unique.items():
             if normalised in erased:
                 self._skip_suppressed(row, _("The address was erased and may not be added again."))
                 continue
             subscriber = existing.get(normalised)
             if subscriber is None:
-                to_create.append(
-                    Subscriber(
-                        email=row.email,
-                        email_normalised=normalised,
-                        name=row.name,
-                        language=row.language or settings.LANGUAGE_CODE,
-                        attributes=row.attributes,
-                        created_at=now,
-                    )
-                )
+                to_create.append(row)
                 continue
             if subscriber.pk in self.seen_existing:
                 self._duplicate(row, _("Repeats an address from an earlier line."))
@@ -457,21 +480,12 @@ class _Importer:
                     to_update.append(subscriber)
             targets[subscriber.pk] = row
 
-        created_ids = set()
         with transaction.atomic():
-            if to_create:
-                # ignore_conflicts: an address that signed up through the form a moment ago wins.
-                Subscriber.objects.bulk_create(to_create, ignore_conflicts=True)
-                created = Subscriber.objects.filter(
-                    email_normalised__in=[s.email_normalised for s in to_create], pk__gt=self.max_pk_before
-                ).values_list("email_normalised", "pk")
-                for normalised, pk in created:
-                    targets[pk] = unique[normalised]
-                    created_ids.add(pk)
-                result.created_count += len(created_ids)
+            created_ids = self._create(to_create, targets, now)
             if to_update:
                 Subscriber.objects.bulk_update(to_update, ["name", "language", "attributes", "updated_at"])
             changed = self._subscribe(targets, now, new_ids=created_ids)
+        result.created_count += len(created_ids)
         for pk, row in recent.items():
             if pk in changed:
                 result.updated_count += 1
@@ -481,6 +495,37 @@ class _Importer:
         updated = (changed & existing_ids) | {s.pk for s in to_update}
         result.updated_count += len(updated)
         result.skipped_count += len(existing_ids - updated)
+
+    def _create(self, rows: list[_Row], targets: dict[int, _Row], now) -> set[int]:
+        """Insert the new subscribers; adds them to ``targets`` and returns their ids.
+
+        An address that signed up through the form (or another import) since the look-up wins the
+        conflict: it is not created here but subscribed like any existing subscriber.
+        """
+        if not rows:
+            return set()
+        language = settings.LANGUAGE_CODE
+        created = bulk.insert_rows(
+            Subscriber,
+            ("email", "email_normalised", "name", "language", "attributes"),
+            (
+                (row.email, row.normalised, row.name, row.language or language, json.dumps(row.attributes))
+                for row in rows
+            ),
+            constants={"created_at": now, "updated_at": now},
+            expressions={"uid": UUID_SQL},
+            ignore_conflicts=True,
+            returning=("email_normalised", "id"),
+        )
+        by_address = {row.normalised: row for row in rows}
+        for normalised, pk in created:
+            targets[pk] = by_address.pop(normalised)
+        if by_address:
+            for normalised, pk in Subscriber.objects.filter(email_normalised__in=list(by_address)).values_list(
+                "email_normalised", "pk"
+            ):
+                targets[pk] = by_address[normalised]
+        return {pk for _normalised, pk in created}
 
     def _merge(self, subscriber: Subscriber, row: _Row) -> bool:
         """Fill in the file's name, language and attributes; True when something changed.
@@ -521,13 +566,12 @@ class _Importer:
                 ).values_list("pk", "subscriber_id", "list_id", "status")
             }
         new, upgrade, events, changed = [], [], [], set()
+        head, tail = self.detail_head, self.detail_tail
         for subscriber_id, row in targets.items():
             for list_id in self.list_ids:
                 found = current.get((subscriber_id, list_id))
                 if found is None:
-                    new.append(
-                        Subscription(subscriber_id=subscriber_id, list_id=list_id, status=self.status, **consent)
-                    )
+                    new.append((subscriber_id, list_id))
                 elif found[1] == Subscription.Status.UNSUBSCRIBED:
                     self.result.unsubscribed_count += 1
                     self.result.note(row.line, "unsubscribed", _("Unsubscribed from this list: not re-subscribed."))
@@ -537,38 +581,27 @@ class _Importer:
                 else:
                     continue
                 changed.add(subscriber_id)
-                events.append(
-                    SubscriberEvent(
-                        subscriber_id=subscriber_id,
-                        list_id=list_id,
-                        kind=EVENT_KIND[self.status],
-                        detail={
-                            "via": Subscription.Source.IMPORT,
-                            "file": options.source_name,
-                            "line": row.line,
-                            "note": options.consent_note,
-                            "import_job": options.job_id,
-                        },
-                        actor_id=self.actor_id,
-                        at=now,
-                    )
-                )
+                events.append((subscriber_id, list_id, f"{head}{row.line}{tail}"))
         if new:
-            Subscription.objects.bulk_create(new, ignore_conflicts=True)
+            inserted = bulk.insert_rows(
+                Subscription,
+                ("subscriber", "list"),
+                new,
+                constants={"status": self.status, "created_at": now, **consent},
+                ignore_conflicts=True,
+                returning=("id",) if self.status == Subscription.Status.PENDING else (),
+            )
+            self.result.pending_subscription_ids.extend(pk for (pk,) in inserted)
         if upgrade:
             Subscription.objects.filter(pk__in=upgrade, status=Subscription.Status.PENDING).update(
                 status=Subscription.Status.SUBSCRIBED, **consent
             )
         if events:
-            SubscriberEvent.objects.bulk_create(events)
-        if self.status == Subscription.Status.PENDING and new:
-            self.result.pending_subscription_ids.extend(
-                Subscription.objects.filter(
-                    subscriber_id__in={s.subscriber_id for s in new},
-                    list_id__in=self.list_ids,
-                    status=Subscription.Status.PENDING,
-                    consent_at=now,
-                ).values_list("pk", flat=True)
+            bulk.insert_rows(
+                SubscriberEvent,
+                ("subscriber", "list", "detail"),
+                events,
+                constants={"kind": EVENT_KIND[self.status], "actor": self.actor_id, "at": now},
             )
         return changed
 

@@ -1,24 +1,50 @@
 """Who is on which list, and the proof that they asked to be (GDPR Art. 7(1))."""
 
+import functools
 import hashlib
+import hmac
 import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
+from django.core.validators import EmailValidator
 from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
 from mail.addresses import has_control_characters, validate_header_address, validate_header_text
-from subscribers import tokens
+from subscribers import bulk, tokens
 from subscribers.storage import import_storage, random_import_name
 
 # The largest value of a BigAutoField: an id from outside above it can match no row (and would
 # overflow SQLite's integer binding), so forms and public views refuse it before querying.
 MAX_ID = 2**63 - 1
+
+
+@functools.lru_cache(maxsize=4096)
+def _idna_domain(domain: str) -> str:
+    """A domain in IDNA (punycode) form; remembered, as an import meets the same few domains a
+    million times (the codec runs nameprep per label). Raises ``UnicodeError``, never remembered."""
+    return domain.encode("idna").decode("ascii")
+
+
+_django_email_validator = EmailValidator()
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_domain(domain: str) -> bool:
+    return _django_email_validator.validate_domain_part(domain)
+
+
+class _EmailValidator(EmailValidator):
+    """Django's ``validate_email``, with each domain's verdict remembered (its regex dominates)."""
+
+    def validate_domain_part(self, domain_part):
+        return _valid_domain(domain_part)
+
+
+validate_email = _EmailValidator()
 
 
 def normalise_email(address: str) -> str:
@@ -34,7 +60,7 @@ def normalise_email(address: str) -> str:
     if not sep or not local or not domain or has_control_characters(address):
         raise ValidationError(_("Enter a valid email address."), code="invalid")
     try:
-        domain = domain.encode("idna").decode("ascii")
+        domain = _idna_domain(domain)
     except UnicodeError:
         raise ValidationError(_("Enter a valid email address."), code="invalid") from None
     normalised = f"{local}@{domain}".lower()
@@ -69,8 +95,15 @@ def _suppression_secrets() -> list[str]:
     return [settings.SECRET_KEY, *settings.SUPPRESSION_KEY_FALLBACKS, *settings.SECRET_KEY_FALLBACKS]
 
 
+@functools.lru_cache(maxsize=16)
+def _hmac_key(secret: str) -> bytes:
+    """The key Django's ``salted_hmac(SUPPRESSION_SALT, ..., secret=secret, algorithm="sha256")``
+    derives, computed once per secret (an import hashes every address of the file)."""
+    return hashlib.sha256(f"{SUPPRESSION_SALT}{secret}".encode()).digest()
+
+
 def _keyed_hash(normalised: str, secret: str) -> str:
-    return salted_hmac(SUPPRESSION_SALT, normalised, secret=secret, algorithm="sha256").hexdigest()
+    return hmac.digest(_hmac_key(secret), normalised.encode(), "sha256").hex()
 
 
 def legacy_email_hash(normalised: str) -> str:
@@ -85,10 +118,12 @@ def email_hash(normalised: str) -> str:
     return _keyed_hash(normalised, _suppression_secrets()[0])
 
 
-def email_hashes(normalised: str) -> list[str]:
+def email_hashes(normalised: str, secrets: list[str] | None = None) -> list[str]:
     """Every hash a suppression of ``normalised`` may be stored under: the current key, the
-    fallback keys (a rotated key still matches) and the legacy unkeyed SHA-256."""
-    return [*(_keyed_hash(normalised, secret) for secret in _suppression_secrets()), legacy_email_hash(normalised)]
+    fallback keys (a rotated key still matches) and the legacy unkeyed SHA-256. ``secrets``:
+    ``_suppression_secrets()``, read once by a caller hashing many addresses."""
+    secrets = _suppression_secrets() if secrets is None else secrets
+    return [*(_keyed_hash(normalised, secret) for secret in secrets), legacy_email_hash(normalised)]
 
 
 class MailingListQuerySet(models.QuerySet):
@@ -464,9 +499,11 @@ class SuppressionQuerySet(models.QuerySet):
         A row found under a fallback key or the legacy unkeyed hash is re-keyed on the spot: now
         that the address is known, it gets the current key's hash (docs/security.md).
         """
-        candidates = {h: n for n in normalised_addresses for h in reversed(email_hashes(n))}
+        secrets = _suppression_secrets()
+        candidates = {h: n for n in normalised_addresses for h in reversed(email_hashes(n, secrets))}
         found = {}
-        for row in self.filter(email_hash__in=list(candidates)):
+        hashes = [found for (found,) in bulk.matching(Suppression, "email_hash", candidates, ("email_hash",))]
+        for row in self.filter(email_hash__in=hashes) if hashes else ():
             normalised = candidates[row.email_hash]
             current = email_hash(normalised)
             if row.email_hash != current and not Suppression.objects.filter(email_hash=current).exists():

@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
+from subscribers import bulk
 from subscribers.import_tasks import start_import
 from subscribers.importing import (
     ImportFileError,
@@ -298,3 +299,31 @@ def test_subscriber_created_during_the_import_by_someone_else_is_still_subscribe
 
     assert Subscription.objects.filter(subscriber=created_meanwhile[0], list=news).exists()
     assert result.duplicate_count == 0 and result.updated_count == 1
+
+
+def test_a_chunk_that_fails_leaves_nothing_half_written_and_importing_again_creates_nothing_twice(news, monkeypatch):
+    """A worker killed mid-chunk: that chunk's subscribers, subscriptions and events all roll back
+    (one transaction per chunk), and running the import again adds each address exactly once."""
+    data = b"email\n" + b"".join(f"r{i}@example.com\n".encode() for i in range(6))
+    options = ImportOptions(lists=[news], column_map={"email": "email"}, mode="subscribe", consent_note="x",
+                            chunk_size=2)  # fmt: skip
+    real_insert, events_written = bulk.insert_rows, []
+
+    def killed_in_the_second_chunk(model, *args, **kwargs):
+        if model is SubscriberEvent:
+            events_written.append(model)
+            if len(events_written) == 2:
+                raise RuntimeError("worker killed")
+        return real_insert(model, *args, **kwargs)
+
+    monkeypatch.setattr(bulk, "insert_rows", killed_in_the_second_chunk)
+    with pytest.raises(RuntimeError):
+        import_csv(io.BytesIO(data), options)
+    assert sorted(Subscriber.objects.values_list("email", flat=True)) == ["r0@example.com", "r1@example.com"]
+    assert Subscription.objects.count() == SubscriberEvent.objects.count() == 2
+
+    monkeypatch.setattr(bulk, "insert_rows", real_insert)
+    result = import_csv(io.BytesIO(data), options)
+
+    assert result.created_count == 4 and result.skipped_count == 2
+    assert Subscriber.objects.count() == Subscription.objects.count() == SubscriberEvent.objects.count() == 6
