@@ -114,6 +114,26 @@ class SendCampaignForm(forms.Form):
         return cleaned
 
 
+class ResendForm(forms.Form):
+    """Send a sent campaign again to those who did not open it (campaigns.resends)."""
+
+    subject = forms.CharField(
+        label=gettext_lazy("New subject"),
+        max_length=200,
+        help_text=gettext_lazy("A different subject gives the issue a second chance."),
+    )
+    delay_hours = forms.IntegerField(
+        label=gettext_lazy("Send after (hours)"),
+        min_value=0,
+        max_value=7 * 24,
+        initial=24,
+        help_text=gettext_lazy("0 sends now. Whoever opens the first email meanwhile is left out."),
+    )
+
+    def clean_subject(self):
+        return clean_header_text(self.cleaned_data["subject"])
+
+
 def parse_addresses(value: str) -> list[str]:
     """Comma/semicolon/whitespace-separated addresses, validated; raises ValidationError."""
     addresses = [part for part in value.replace(";", ",").replace("\n", ",").split(",") if part.strip()]

@@ -4,6 +4,7 @@ Every view requires the ``campaigns.send_campaign`` permission (editing pages is
 and answers 403 without it. Every action is written to Wagtail's audit log with the user.
 """
 
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,8 +28,8 @@ from wagtail.admin.views import generic
 from wagtail.admin.views.pages.edit import EditView
 from wagtail.admin.widgets.button import HeaderButton
 
-from campaigns import audit, charts, reporting, services
-from campaigns.admin_forms import CampaignFilterSet, DeliveryFilterForm, SendCampaignForm, TestSendForm
+from campaigns import audit, charts, reporting, resends, services
+from campaigns.admin_forms import CampaignFilterSet, DeliveryFilterForm, ResendForm, SendCampaignForm, TestSendForm
 from campaigns.bounces import processing as bounce_processing
 from campaigns.bounces.mailboxes import check_mailbox
 from campaigns.bounces.mailboxes import describe as describe_mailbox
@@ -640,8 +641,54 @@ class CampaignReportView(CampaignMixin, generic.WagtailAdminTemplateMixin, Templ
             chart=chart,
             lists=self.campaign.lists.all(),
             detail_url=reverse("campaigns_admin:detail", args=[self.campaign.pk]),
+            **self.resend_context(),
         )
         return context
+
+    def resend_context(self) -> dict:
+        """The "send again to non-openers" panel: the resend made, else the form or why not."""
+        campaign = self.campaign
+        resend = resends.live_resend(campaign)
+        refusal = "" if resend else resends.refusal(campaign)
+        offer = resend is None and not refusal
+        return {
+            "resend": resend,
+            "resend_refusal": refusal,
+            "resend_form": ResendForm(initial={"subject": campaign.subject}) if offer else None,
+            "resend_audience": resends.non_openers(campaign) if offer else None,
+            "resend_url": reverse("campaigns_admin:resend", args=[campaign.pk]),
+        }
+
+
+@requires_send
+class CampaignResendView(CampaignMixin, View):
+    """POST the report's "send again to those who did not open" form (campaigns.resends)."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        form = ResendForm(request.POST)
+        if not form.is_valid():
+            errors = "; ".join(str(message) for messages_ in form.errors.values() for message in messages_)
+            messages.error(request, _("Not sent again: %(errors)s") % {"errors": errors})
+            return redirect("campaigns_admin:report", self.campaign.pk)
+        delay = datetime.timedelta(hours=form.cleaned_data["delay_hours"])
+        try:
+            resend, created = resends.create_resend(
+                self.campaign.pk, subject=form.cleaned_data["subject"], delay=delay, user=request.user
+            )
+        except services.CampaignError as error:
+            messages.error(request, str(error))
+            return redirect("campaigns_admin:report", self.campaign.pk)
+        if created:
+            messages.success(
+                request,
+                _("Sent again to those who did not open: %(status)s.")
+                % {"status": resend.get_status_display().lower()},
+            )
+        else:
+            messages.info(request, _("This campaign was already sent again to those who did not open it."))
+        return redirect("campaigns_admin:detail", resend.pk)
 
 
 # --- Mailers -------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ PAUSE = "campaigns.pause"
 RESUME = "campaigns.resume"
 CANCEL = "campaigns.cancel"
 RETRY_FAILED = "campaigns.retry_failed"
+RESEND = "campaigns.resend"
 AUTOSEND = "campaigns.autosend"
 AUTOSEND_PAUSE = "campaigns.autosend_pause"
 AUTOSEND_RESUME = "campaigns.autosend_resume"
@@ -63,6 +64,14 @@ def register_actions(actions):
         label = _("Newsletter: retry failed")
         message = _("Queued the failed deliveries again")
         template = _("Queued %(count)s failed deliveries again")
+
+    @actions.register_action(RESEND)
+    class ResendFormatter(_DataFormatter):
+        label = _("Newsletter: send again to non-openers")
+        message = _("Sent again to those who did not open")
+        template = _(
+            'Sent again to those who did not open campaign %(original)s, as "%(subject)s" (%(recipients)s recipients)'
+        )
 
     @actions.register_action(AUTOSEND)
     class AutoSendFormatter(_DataFormatter):

@@ -138,6 +138,7 @@ class CampaignViewSet(ViewSet):
             path("<int:pk>/", admin_views.CampaignDetailView.as_view(), name="detail"),
             path("<int:pk>/progress/", admin_views.CampaignProgressView.as_view(), name="progress"),
             path("<int:pk>/report/", admin_views.CampaignReportView.as_view(), name="report"),
+            path("<int:pk>/resend/", admin_views.CampaignResendView.as_view(), name="resend"),
             path(
                 "<int:pk>/<str:action>/",
                 admin_views.CampaignActionView.as_view(),

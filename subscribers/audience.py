@@ -20,17 +20,21 @@ from subscribers.models import MailingList, Segment, Subscriber, Subscription
 class Audience:
     """The active subscribers confirmed on any of ``lists`` (MailingLists, ids or a queryset), each
     once; with a ``segment`` (a Segment, or its rules as a dict: the builder's live count), only
-    those its rules match."""
+    those its rules match; with ``only`` (a queryset of subscriber ids: a resend's non-openers),
+    only those."""
 
-    def __init__(self, lists, segment: Segment | dict | None = None):
+    def __init__(self, lists, segment: Segment | dict | None = None, only: QuerySet | None = None):
         self.lists = lists
         self.segment = segment
+        self.only = only
 
     @classmethod
     def of(cls, campaign) -> "Audience":
-        """The audience of a campaign (anything with a ``lists`` many-to-many of MailingLists and
-        a ``segment``, which may be None)."""
-        return cls(campaign.lists.all(), campaign.segment)
+        """The audience of a campaign (anything with a ``lists`` many-to-many of MailingLists, a
+        ``segment``, which may be None, and optionally ``audience_only()``, the subscriber ids it
+        is narrowed to or None)."""
+        only = campaign.audience_only() if hasattr(campaign, "audience_only") else None
+        return cls(campaign.lists.all(), campaign.segment, only)
 
     @property
     def rules(self) -> dict | None:
@@ -41,6 +45,8 @@ class Audience:
         recipients = Subscriber.objects.sendable(self.lists)
         if self.rules is not None:
             recipients = recipients.filter(segments.condition(self.rules))
+        if self.only is not None:
+            recipients = recipients.filter(pk__in=self.only)
         return recipients
 
     def count(self) -> int:

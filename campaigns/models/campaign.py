@@ -137,6 +137,11 @@ class Campaign(models.Model):
     segment = models.ForeignKey(
         "subscribers.Segment", null=True, blank=True, on_delete=models.PROTECT, related_name="campaigns"
     )
+    # A resend to the non-openers of ``resend_of`` (campaigns.resends): same issue, own subject;
+    # its audience is narrowed to the original's deliveries nobody opened (audience_only()).
+    resend_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="resends", editable=False
+    )
     subject_override = models.CharField(max_length=200, blank=True)
     from_email = models.CharField(max_length=320, blank=True, help_text=_('e.g. "The Broadsheet <news@example.com>".'))
     reply_to = models.EmailField(blank=True, validators=[validate_header_address])
@@ -191,6 +196,15 @@ class Campaign(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         permissions = [("send_campaign", _("Can send campaigns"))]
+        constraints = [
+            # One live resend per campaign: a double click creates it once. A cancelled or failed
+            # resend leaves room for another (which skips whoever the first one reached).
+            models.UniqueConstraint(
+                fields=["resend_of"],
+                condition=Q(resend_of__isnull=False) & ~Q(status__in=["cancelled", "failed"]),
+                name="one_live_resend_per_campaign",
+            )
+        ]
 
     def __str__(self):
         return f"{self.page.title} ({self.get_status_display()})"
@@ -209,6 +223,26 @@ class Campaign(models.Model):
         if self.status != self.Status.SENDING or self.next_try_at is None or self.relay_down_since is None:
             return ""
         return relay_wait_message(self.relay_down_since, self.next_try_at)
+
+    def audience_only(self):
+        """The subscriber ids this campaign's audience is narrowed to (subscribers.audience), or
+        None. A resend's: the original's deliveries that reached their reader and that no person
+        opened (``DeliveryQuerySet.reached_unopened``), less anyone an earlier (cancelled) resend
+        of it reached."""
+        if self.resend_of_id is None:
+            return None
+        reached = (
+            Delivery.objects.filter(campaign__resend_of_id=self.resend_of_id, subscriber__isnull=False)
+            .exclude(campaign_id=self.pk)
+            .exclude(status__in=[Delivery.Status.QUEUED, Delivery.Status.SKIPPED])
+            .values("subscriber_id")
+        )
+        return (
+            Delivery.objects.filter(campaign_id=self.resend_of_id)
+            .reached_unopened()
+            .exclude(subscriber_id__in=reached)
+            .values("subscriber_id")
+        )
 
     def pause(self, reason: str = "") -> bool:
         return self._transition(Campaign.objects.filter(pk=self.pk).pause(reason))
@@ -249,6 +283,19 @@ class DeliveryQuerySet(models.QuerySet):
     def unfinished(self):
         """Rows that still need a worker: queued (claimed or not) or in flight."""
         return self.filter(status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING])
+
+    def reached_unopened(self):
+        """Sent to a subscriber who is still on record, and since then not bounced, complained
+        about or unsubscribed from, and opened by no person (a machine's open does not count,
+        campaigns.bots): who a resend to non-openers goes to."""
+        return self.filter(
+            status=Delivery.Status.SENT,
+            subscriber__isnull=False,
+            bounced_at__isnull=True,
+            complained_at__isnull=True,
+            unsubscribed_at__isnull=True,
+            first_opened_at__isnull=True,
+        )
 
     def unclaimed_queued(self):
         return self.filter(status=Delivery.Status.QUEUED, claimed_by="")
