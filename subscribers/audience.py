@@ -11,7 +11,8 @@ subscription that is "subscribed" but whose reader bounced, complained or was bl
 counted anywhere as receiving (the lists page shows those as "Suppressed").
 """
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Expression, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from subscribers import segments
 from subscribers.models import MailingList, Segment, Subscriber, Subscription
@@ -69,9 +70,14 @@ class Audience:
         )
 
     @classmethod
-    def count_per_list(cls) -> Count:
-        """An annotation for MailingList querysets: each list's audience (sortable, one query)."""
-        return Count("subscriptions", filter=cls.receiving("subscriptions__"))
+    def count_per_list(cls) -> Expression:
+        """An annotation for MailingList querysets: each list's audience (sortable, one query).
+
+        Counted as the list's subscribed subscriptions less those whose reader is suppressed:
+        the first is a range of the (list, status) index, the second starts from the few
+        suppressed readers (state index). Counting "subscribed and reader active" directly joins
+        both tables, every row of each (seconds for a list of a million)."""
+        return subscriptions_per_list(Subscription.Status.SUBSCRIBED) - suppressed_per_list()
 
     @classmethod
     def counts_per_list(cls) -> dict[int, int]:
@@ -86,3 +92,25 @@ class Audience:
         names = [item.slug if isinstance(item, MailingList) else str(item) for item in self.lists]
         segment = f" segment={self.segment.slug}" if isinstance(self.segment, Segment) else ""
         return f"<Audience lists={names}{segment}>"
+
+
+def _count(subscriptions: QuerySet) -> Coalesce:
+    counted = subscriptions.order_by().values("list").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def subscriptions_per_list(status: str) -> Coalesce:
+    """An annotation for MailingList querysets: how many of each list's subscriptions have
+    ``status`` (an index range per list, whatever the list's size)."""
+    return _count(Subscription.objects.filter(list=OuterRef("pk"), status=status))
+
+
+def suppressed_per_list() -> Coalesce:
+    """An annotation for MailingList querysets: each list's subscribed readers who bounced,
+    complained or were blocked (reached by nothing; found from the few suppressed readers)."""
+    suppressed = [state for state in Subscriber.State.values if state != Subscriber.State.ACTIVE]
+    return _count(
+        Subscription.objects.filter(
+            list=OuterRef("pk"), status=Subscription.Status.SUBSCRIBED, subscriber__state__in=suppressed
+        )
+    )
