@@ -194,6 +194,9 @@ def test_confirmation_and_the_started_campaign_count_the_same_segment(
     assert Delivery.objects.filter(campaign=campaign).count() == 2
     entry = ModelLogEntry.objects.get(object_id=str(campaign.pk), content_type__model="campaign")
     assert entry.data["lists"].endswith("(segment: Leeds readers)")
+    # The campaign's page and its report name the segment it went to.
+    for name in ("campaigns_admin:detail", "campaigns_admin:report"):
+        assert "Leeds readers" in client.get(reverse(name, args=[campaign.pk])).text
 
 
 def test_send_campaign_segment_counts_and_sends_the_same(issue_page, weekly, leeds):

@@ -1,0 +1,167 @@
+"""Benchmark the recipient snapshot of a campaign narrowed by a segment (see bench/README.md).
+
+    .venv/bin/python bench/segment_bench.py                              # 1,000,000 subscribers, PostgreSQL
+    .venv/bin/python bench/segment_bench.py --subscribers 100000 --database sqlite
+
+Creates a throwaway database (PostgreSQL: ``--pg-database``, dropped and created, and dropped at
+the end; SQLite: a temporary file), migrates it (the GIN index on attributes included), the site
+and one published issue of bench/run.py, and N subscribers on one list (generate_subscribers.py),
+then gives each a city (one of six) and an age (10..99, as text, as an import stores it) in one
+UPDATE. For the reference (the list alone, no segment) and each segment rule it times, in the same
+run: ``Audience.count()`` (what the send form and the confirmation step show) and
+``snapshot_recipients`` (the one ``INSERT ... SELECT`` a start runs), each snapshot in its own
+transaction rolled back afterwards, and checks that the snapshot holds exactly the count.
+Printed: the commit, machine, load average before and after, the database, and per case the
+rows, seconds and the ratio to the reference's snapshot.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH.parent), str(BENCH)]
+
+from import_bench import load_average, machine  # noqa: E402
+from run import PG_SERVER_URL, code_version, create_content, create_postgres_database, drop_postgres_database  # noqa: E402
+
+PG_DATABASE = "broadsheet_segment_bench"
+CITIES = ["Leeds", "York", "Lyon", "Kraków", "Porto", "Oslo"]
+
+
+def attribute(name: str, op: str, value=None) -> dict:
+    rule = {"field": "attribute", "name": name, "op": op}
+    if value is not None:
+        rule["value"] = value
+    return {"match": "all", "rules": [rule]}
+
+
+CASES = [
+    ("reference: the list, no segment", None),
+    ("city equals Leeds (1 in 6)", attribute("city", "equals", "Leeds")),
+    ("city is set (everyone)", attribute("city", "is_set")),
+    ("city contains 'o' (4 in 6)", attribute("city", "contains", "o")),
+    ("age >= 18 (a number rule)", attribute("age", "gte", "18")),
+    (
+        "Leeds or York, and age < 40 (a nested group)",
+        {
+            "match": "all",
+            "rules": [
+                {"match": "any", "rules": [*attribute("city", "equals", "Leeds")["rules"],
+                                           *attribute("city", "equals", "York")["rules"]]},
+                {"field": "attribute", "name": "age", "op": "lt", "value": "40"},
+            ],
+        },
+    ),
+]  # fmt: skip
+
+
+def give_attributes(vendor: str) -> float:
+    """Every subscriber a city and an age, in one UPDATE; returns the seconds it took."""
+    from django.db import connection
+
+    from subscribers.models import Subscriber
+
+    table = connection.ops.quote_name(Subscriber._meta.db_table)
+    if vendor == "postgresql":
+        cities = "ARRAY[" + ", ".join(["%s"] * len(CITIES)) + "]"
+        sql = (
+            f"UPDATE {table} SET attributes = jsonb_build_object("
+            f"'city', ({cities})[(id %% {len(CITIES)}) + 1], 'age', ((id * 7) %% 90 + 10)::text)"
+        )
+    else:
+        whens = " ".join(f"WHEN {index} THEN %s" for index in range(len(CITIES)))
+        sql = (
+            f"UPDATE {table} SET attributes = json_object("
+            f"'city', CASE (id %% {len(CITIES)}) {whens} END, 'age', CAST((id * 7) %% 90 + 10 AS TEXT))"
+        )
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, CITIES)
+        if vendor == "postgresql":
+            cursor.execute(f"ANALYZE {table}")
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscribers", type=int, default=1_000_000)
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="postgres")
+    parser.add_argument("--postgres", default=PG_SERVER_URL, help="server URL without database name")
+    parser.add_argument("--pg-database", default=PG_DATABASE, help="dropped and created for the run")
+    parser.add_argument("--keep", action="store_true", help="keep the database")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="broadsheet-segment-bench-"))
+    if args.database == "postgres":
+        os.environ["DATABASE_URL"] = create_postgres_database(args.postgres, args.pg_database)
+    else:
+        os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsletter_site.settings.dev")
+    os.environ.setdefault("SECRET_KEY", "bench-only")
+    os.environ["TASKS_URL"] = "immediate://"
+    os.environ["EMAIL_URL"] = "locmem://"
+    os.environ["LOG_LEVEL"] = "WARNING"
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection, transaction
+
+    from campaigns import services
+    from subscribers.audience import Audience
+    from subscribers.models import Segment
+
+    settings.DEBUG = False
+    call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)
+    issue, mailing_list, added, generated = create_content(args.subscribers)
+    print(
+        f"generated {added:,} subscribers in {generated:.1f}s; attributes in {give_attributes(connection.vendor):.1f}s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sqlite_version()" if connection.vendor == "sqlite" else "SHOW server_version")
+        database = f"{connection.vendor} {cursor.fetchone()[0]} ({connection.settings_dict['NAME']})"
+
+    load_before = load_average()
+    results, problems = [], []
+    for number, (label, rules) in enumerate(CASES):
+        segment = None
+        if rules is not None:
+            segment = Segment.objects.create(name=label, slug=f"case-{number}", rules=rules)
+        campaign = services.create_campaign(issue, [mailing_list], segment=segment)
+        started = time.perf_counter()
+        counted = Audience.of(campaign).count()
+        count_seconds = time.perf_counter() - started
+        with transaction.atomic():
+            started = time.perf_counter()
+            rows = services.snapshot_recipients(campaign)
+            snapshot_seconds = time.perf_counter() - started
+            transaction.set_rollback(True)  # every case starts from the same empty delivery table
+        if rows != counted:
+            problems.append(f"{label}: snapshot {rows:,} != count {counted:,}")
+        results.append((label, rows, count_seconds, snapshot_seconds))
+
+    reference = results[0][3]
+    print(f"code: {code_version()}")
+    print(f"machine: {machine()}  load average before: {load_before}  after: {load_average()}")
+    print(f"database: {database}  subscribers: {added:,}")
+    print(f"{'case':<48} {'rows':>10} {'count s':>8} {'snapshot s':>11} {'x ref':>6}")
+    for label, rows, count_seconds, snapshot_seconds in results:
+        ratio = snapshot_seconds / reference
+        print(f"{label:<48} {rows:>10,} {count_seconds:>8.2f} {snapshot_seconds:>11.2f} {ratio:>6.2f}")
+    print("INVALID RUN: " + "; ".join(problems) if problems else "checked: every snapshot holds exactly the count")
+    connection.close()
+    if args.database == "postgres" and not args.keep:
+        drop_postgres_database(args.postgres, args.pg_database)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
