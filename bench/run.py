@@ -2,6 +2,11 @@
 
     .venv/bin/python bench/run.py --recipients 10000 --transport smtp --database sqlite
     .venv/bin/python bench/run.py --recipients 1000000 --transport esp --database postgres
+    .venv/bin/python bench/run.py --recipients 10000 --merge-tags
+
+``--merge-tags`` sends a second campaign to the same list right after the first: the same issue
+with merge tags in its subject and body (first name, an attribute, a tag in a link), every
+subscriber holding attributes for both runs, and prints both CPU figures per message side by side.
 
 Sets up a throwaway database (an SQLite file in a temporary directory, or a PostgreSQL database
 ``broadsheet_bench`` that it drops and creates), migrates it, creates a site, an issue, a list
@@ -211,6 +216,87 @@ def create_content(recipients: int):
     return issue, mailing_list, added, time.perf_counter() - started
 
 
+# The bench issue with merge tags (--merge-tags): the same issue, with tags in the subject, the
+# heading and the first paragraph (its words shortened so the message keeps its size).
+TAGGED_SUBJECT = 'Issue 42: the printing works stay open, {{ first_name|default:"reader" }}'
+TAGGED_HEADING = 'This week in {{ attributes.city|default:"the city" }}'
+TAGGED_PARAGRAPH = (
+    PARAGRAPH.format(n=0)
+    .replace(
+        "<p>The city council voted on Tuesday",
+        "<p>Dear {{ first_name|default:&quot;reader&quot; }}, {{ attributes.city }} voted",
+    )
+    .replace('story-0">', 'story-0?c={{attributes.city}}">')
+    .replace(" of the meeting, the architects' drawings", "")
+)
+
+
+def create_tagged_issue(issue):
+    """A copy of the bench issue with merge tags, and attributes for every subscriber (so the
+    tagged run reads and fills real values)."""
+    from campaigns.models import NewsletterIssuePage
+
+    body = [("heading", {"text": TAGGED_HEADING, "level": "h2"}), ("paragraph", TAGGED_PARAGRAPH)]
+    body += [(block.block_type, block.value) for block in issue.body][2:]
+    tagged = issue.get_parent().add_child(
+        instance=NewsletterIssuePage(
+            title="Issue 42 (tagged)",
+            slug="issue-42-tagged",
+            subject=TAGGED_SUBJECT,
+            preheader=issue.preheader,
+            body=body,
+        )
+    )
+    tagged.save_revision().publish()
+    tagged.refresh_from_db()
+    return tagged
+
+
+def give_attributes():
+    from subscribers.models import Subscriber
+
+    Subscriber.objects.update(attributes={"city": "Leeds", "member_since": "2019"})
+
+
+def send_campaign(issue, mailing_list, args, env, tmp: Path, delivered, label: str = "") -> dict:
+    """Start a campaign of ``issue`` to ``mailing_list`` and drain it with the workers; returns
+    the workers' figures (``engine``), timings, the campaign's counters and what was received."""
+    from campaigns.models import Campaign
+    from campaigns.services import create_campaign, start_campaign
+
+    campaign = create_campaign(issue, [mailing_list])
+    started = time.perf_counter()
+    start_campaign(campaign.pk)  # snapshot + render + enqueue, in this process
+    snapshot_seconds = time.perf_counter() - started
+    print(f"campaign{label or ''} started (snapshot of {args.recipients}) in {snapshot_seconds:.1f} s", flush=True)
+    worker_args = [sys.executable, "manage.py", "worker", "--batch"]
+    profile_path = tmp / f"worker{label}.prof"
+    if args.profile:
+        worker_args = [sys.executable, "-m", "cProfile", "-o", str(profile_path), *worker_args[1:]]
+    # Several workers drain the same campaign (PostgreSQL: SKIP LOCKED claims); each is measured
+    # on its own, the CPU times are summed.
+    workers = [Child(worker_args, env=env, log=tmp / f"worker{label}-{n}.log") for n in range(args.workers)]
+    engine = wait_all(workers, progress=lambda: delivered()["messages"])
+    end_to_end = time.perf_counter() - started
+    campaign = Campaign.objects.get(pk=campaign.pk)
+    return {
+        "campaign_object": campaign,
+        "snapshot_seconds": snapshot_seconds,
+        "end_to_end_seconds": end_to_end,
+        "engine": engine,
+        "received": delivered(),
+        "campaign": {
+            "status": campaign.status,
+            "recipients": campaign.recipients,
+            "sent": campaign.sent,
+            "failed": campaign.failed,
+            "skipped": campaign.skipped,
+        },
+        "rss_samples": workers[0].rss_samples,
+        "profile_path": profile_path,
+    }
+
+
 def reference_message(campaign, size: int) -> bytes:
     """The campaign's HTML and text as one multipart message, padded to ``size`` bytes."""
     from django.core.mail import EmailMultiAlternatives
@@ -301,6 +387,10 @@ def run(args) -> dict:
 
         issue, mailing_list, added, generate_seconds = create_content(args.recipients)
         print(f"generated {added} subscribers in {generate_seconds:.1f} s", flush=True)
+        if args.merge_tags:
+            # Before the drain below (publishing enqueues Wagtail's tasks) and before both runs.
+            tagged_issue = create_tagged_issue(issue)
+            give_attributes()
 
         worker_args = [sys.executable, "manage.py", "worker", "--batch"]
         # The first run drains Wagtail's own tasks (reference index, search) from creating the pages;
@@ -308,46 +398,18 @@ def run(args) -> dict:
         Child(worker_args, env=env, log=tmp / "worker-drain.log").wait()
         idle = Child(worker_args, env=env, log=tmp / "worker-idle.log").wait()
 
-        from campaigns.models import Campaign
-        from campaigns.services import create_campaign, start_campaign
-
-        campaign = create_campaign(issue, [mailing_list])
-        started = time.perf_counter()
-        start_campaign(campaign.pk)  # snapshot + render + enqueue, in this process
-        snapshot_seconds = time.perf_counter() - started
-        print(f"campaign started (snapshot of {args.recipients}) in {snapshot_seconds:.1f} s", flush=True)
-
-        if args.profile:
-            profile_path = tmp / "worker.prof"
-            worker_args = [sys.executable, "-m", "cProfile", "-o", str(profile_path), *worker_args[1:]]
-        # Several workers drain the same campaign (PostgreSQL: SKIP LOCKED claims); each is measured
-        # on its own, the CPU times are summed.
-        workers = [Child(worker_args, env=env, log=tmp / f"worker-{n}.log") for n in range(args.workers)]
-        engine = wait_all(workers, progress=lambda: delivered()["messages"])
-        end_to_end = time.perf_counter() - started
-        received = delivered()
-
-        campaign = Campaign.objects.get(pk=campaign.pk)
+        sent = send_campaign(issue, mailing_list, args, env, tmp, delivered)
+        campaign, received = sent.pop("campaign_object"), sent["received"]
+        profile_path = sent.pop("profile_path")
         result = {
             "recipients": args.recipients,
             "transport": args.transport,
             "database": args.database,
             "subscribers_generated_seconds": generate_seconds,
-            "snapshot_seconds": snapshot_seconds,
-            "end_to_end_seconds": end_to_end,
-            "engine": engine,
             "idle_worker": idle,
-            "campaign": {
-                "status": campaign.status,
-                "recipients": campaign.recipients,
-                "sent": campaign.sent,
-                "failed": campaign.failed,
-                "skipped": campaign.skipped,
-            },
-            "received": received,
             "workers": args.workers,
             "no_pipelining": args.no_pipelining,
-            "rss_samples": workers[0].rss_samples,
+            **sent,
         }
         if args.profile:
             result["profile"] = str(profile_path)
@@ -355,6 +417,12 @@ def run(args) -> dict:
             keep.parent.mkdir(exist_ok=True)
             shutil.copy(profile_path, keep)
             result["profile"] = str(keep)
+        if args.merge_tags:
+            # The same list again, the issue with merge tags: both measured in this run.
+            reset_counts(args.transport, port)
+            tagged = send_campaign(tagged_issue, mailing_list, args, env, tmp, delivered, "-tags")
+            tagged.pop("campaign_object"), tagged.pop("profile_path"), tagged.pop("rss_samples")
+            result["merge_tags"] = tagged
 
         if args.transport == "smtp":
             size = received["bytes"] // max(received["messages"], 1) if "bytes" in received else 0
@@ -389,6 +457,19 @@ def run(args) -> dict:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             print(f"kept {tmp}")
+
+
+def reset_counts(transport: str, port: int) -> None:
+    """Zero the sink's (or the mock ESP's) counters between two campaigns."""
+    if transport == "smtp":
+        smtp_sink.query("127.0.0.1", port, "XRESET")
+    else:
+        urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/_reset", method="POST"), timeout=10)
+
+
+def net_cpu_per_message(engine: dict, idle: dict, workers: int, n: int) -> float:
+    """Worker CPU per message in microseconds, net of each worker's startup (the idle run)."""
+    return max(engine["cpu_seconds"] - workers * idle["cpu_seconds"], 0) / n * 1e6
 
 
 def report(result: dict) -> str:
@@ -428,6 +509,18 @@ def report(result: dict) -> str:
         rows.append(("worker RSS over time", ", ".join(f"{t}s:{kb // 1024}MB@{m:,}" for t, kb, m in picks)))
     if result["transport"] == "smtp":
         rows.append(("SMTP sink advertises PIPELINING", "no" if result.get("no_pipelining") else "yes"))
+    if "merge_tags" in result:
+        tagged = result["merge_tags"]["engine"]
+        plain_us = net_cpu_per_message(engine, idle, workers, n)
+        tagged_us = net_cpu_per_message(tagged, idle, workers, n)
+        rows += [
+            ("with merge tags: received", json.dumps(result["merge_tags"]["received"])),
+            ("with merge tags: worker wall time", f"{tagged['wall_seconds']:.1f} s"),
+            (
+                "worker CPU per message, net: plain / tags",
+                f"{plain_us:,.0f} us / {tagged_us:,.0f} us ({tagged_us / plain_us:.3f}x)" if plain_us else "-",
+            ),
+        ]
     if "reference" in result:
         ref = result["reference"]
         rows += [
@@ -457,6 +550,10 @@ def check(result: dict) -> list[str]:
         problems.append(f"campaign counted {result['campaign']['sent']} sent, expected {n}")
     if received["recipients"] != n or received.get("distinct") != n or received.get("duplicates"):
         problems.append(f"sink received {received}, expected {n} distinct recipients")
+    if "merge_tags" in result:
+        tagged = result["merge_tags"]
+        if tagged["campaign"]["sent"] != n or tagged["received"]["recipients"] != n:
+            problems.append(f"campaign with merge tags: {tagged['campaign']}, sink received {tagged['received']}")
     if "reference" in result and result["reference"]["received"]["messages"] != n:
         problems.append(f"reference delivered {result['reference']['received']}")
     return problems
@@ -491,6 +588,9 @@ def main(argv=None):
     )
     parser.add_argument("--batch-size", type=int, help="SEND_BATCH_SIZE for the worker")
     parser.add_argument("--profile", action="store_true", help="run the worker under cProfile")
+    parser.add_argument(
+        "--merge-tags", action="store_true", help="then send the issue with merge tags too, and compare CPU per message"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database and temporary files")
     parser.add_argument("--json", help="also write the raw figures here")
     args = parser.parse_args(argv)

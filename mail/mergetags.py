@@ -180,24 +180,50 @@ def _shown(tag: str) -> str:
 # --- 2. Tokens to literal chunks and slots (once per campaign) ---------------------------------
 
 
-class Slot(NamedTuple):
-    """One per-recipient value: where it goes decides how it is written (``mode``)."""
+class Slot:
+    """One per-recipient value: where it stands decides how it is written (``mode``).
 
-    key: str
-    fallback: str
-    mode: str  # HTML, TEXT, URL (inside a link; HTML-escaped too when ``html``), HEADER
-    html: bool = False
+    Built once per campaign; equal slots (same key, fallback, mode) are interchangeable, so a
+    caller may remember a slot's output for a value (the engine does, across recipients).
+    """
+
+    __slots__ = ("_hash", "_quote", "_strip", "fallback", "html", "key", "mode")
+
+    def __init__(self, key: str, fallback: str, mode: str, html: bool = False):
+        self.key, self.fallback, self.mode, self.html = key, fallback, mode, html
+        self._quote = mode == URL and key not in SYSTEM_KEYS  # URL-quoted: a value never ends the path
+        self._strip = mode == HEADER
+        self._hash = hash((key, fallback, mode, html))
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        return isinstance(other, Slot) and (self.key, self.fallback, self.mode, self.html) == (
+            other.key,
+            other.fallback,
+            other.mode,
+            other.html,
+        )
+
+    def __repr__(self):
+        return f"Slot({self.key!r}, {self.fallback!r}, {self.mode!r}, html={self.html})"
+
+    def raw(self, values: dict) -> str:
+        """The recipient's value, else the fallback, else ""."""
+        return values.get(self.key) or self.fallback
+
+    def write(self, value: str) -> str:
+        """``value`` as it is written where the slot stands."""
+        if self._quote:
+            value = quote(value, safe="")
+        elif self._strip:
+            value = _CONTROL.sub(" ", value)
+        return html_lib.escape(value) if self.html else value
 
     def render(self, values: dict) -> str:
         value = values.get(self.key) or self.fallback
-        if not value:
-            return ""
-        mode = self.mode
-        if mode == URL and self.key not in SYSTEM_KEYS:
-            value = quote(value, safe="")
-        elif mode == HEADER:
-            value = _CONTROL.sub(" ", value)
-        return html_lib.escape(value) if self.html else value
+        return self.write(value) if value else ""
 
 
 def compile_template(template: str, *, html: bool) -> list:

@@ -13,6 +13,7 @@ List-Unsubscribe (``subject_header``: control characters in values become spaces
 import binascii
 import email.policy
 import logging
+import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
@@ -223,8 +224,18 @@ def to_header(recipient: Recipient) -> str:
         return format_address(recipient.email, encode=True)
 
 
+# A value QP leaves as it is: printable ASCII but "=", spaces only between words, short of a line
+# (and not a lone ".", which b2a_qp encodes).
+_QP_PLAIN = re.compile(r"[!-<>-~]+(?: [!-<>-~]+)*")
+# Slot outputs remembered per compiled message (values that repeat across recipients: a city, a
+# fallback, common first names); past this many distinct ones, new ones are not remembered.
+MEMO_LIMIT = 4096
+
+
 def _qp(data: str) -> bytes:
     """Quoted-printable with CRLF line ends; lines at most 76 characters."""
+    if len(data) < 76 and data != "." and _QP_PLAIN.fullmatch(data):
+        return data.encode("ascii")
     encoded = binascii.b2a_qp(data.replace("\r\n", "\n").encode("utf-8"), quotetabs=False, istext=True)
     return encoded.replace(b"\n", b"\r\n")
 
@@ -260,6 +271,7 @@ class CompiledMessage:
         self.pieces.append(b"\r\n" + middle)
         self._add_part(content.compiled_html)
         self.pieces.append(b"\r\n" + tail)
+        self._memo: dict = {}  # (slot, value) -> encoded bytes, across recipients
 
     def _add_part(self, compiled: list) -> None:
         for index, part in enumerate(compiled):
@@ -276,15 +288,19 @@ class CompiledMessage:
         out = [head]
         if self.personal_subject:
             out.append(subject_header(self.content.subject_for(values)))
-        cache: dict = {}
+        memo = self._memo
         for piece in self.pieces:
             if piece.__class__ is bytes:
                 out.append(piece)
                 continue
-            encoded = cache.get(piece)
+            value = values.get(piece.key) or piece.fallback
+            if not value:
+                continue
+            encoded = memo.get((piece, value))
             if encoded is None:
-                value = piece.render(values)
-                encoded = cache[piece] = _SOFT_BREAK + _qp(value) + _SOFT_BREAK if value else b""
+                encoded = _SOFT_BREAK + _qp(piece.write(value)) + _SOFT_BREAK
+                if len(memo) < MEMO_LIMIT:
+                    memo[piece, value] = encoded
             out.append(encoded)
         message = b"".join(out)
         return self.signer.sign(message) if self.signer is not None else message
