@@ -96,7 +96,7 @@ class Automation(ClusterableModel):
     list = models.ForeignKey(
         "subscribers.MailingList",
         verbose_name=_("list"),
-        on_delete=models.PROTECT,
+        on_delete=models.CASCADE,
         related_name="automations",
         help_text=_("Who enters it: people who become subscribed to this list from now on."),
     )

@@ -40,16 +40,21 @@ def state_text(rule: AutoSendRule) -> str:
 
 
 class PauseColumn(Column):
-    """A one-click Pause / Resume button: a small form that POSTs to the rule's action view."""
+    """A one-click Pause / Resume button: a small form that POSTs to the rule's action view
+    (``action_url_name``, with the row's pk and "pause" or "resume"; automations' listing too)."""
 
     cell_template_name = "campaigns/admin/autosend_pause_cell.html"
+    action_url_name = "campaigns_autosend:action"
+
+    def is_paused(self, instance) -> bool:
+        return instance.paused
 
     def render_cell_html(self, instance, parent_context):
         context = self.get_cell_context_data(instance, parent_context)
-        action = "resume" if instance.paused else "pause"
+        paused = self.is_paused(instance)
         context.update(
-            action_url=reverse("campaigns_autosend:action", args=[instance.pk, action]),
-            action_label=_("Resume") if instance.paused else _("Pause"),
+            action_url=reverse(self.action_url_name, args=[instance.pk, "resume" if paused else "pause"]),
+            action_label=_("Resume") if paused else _("Pause"),
         )
         # Rendered with the request, so the form carries its CSRF token.
         return render_to_string(self.cell_template_name, context, request=parent_context.get("request"))
