@@ -18,11 +18,13 @@ send, a placeholder left unfilled) still redirects, but records nothing.
 import html as html_lib
 import re
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
+from mail import mergetags
 from mail.rendering import PLACEHOLDERS
 
 DELIVERY_PLACEHOLDER = PLACEHOLDERS["delivery"]
@@ -93,11 +95,30 @@ def own_tracking(html: str, campaign_id: int) -> OwnTracking:
     return OwnTracking(opens=pixel in html, clicks=f"{_base_url()}{link_prefix}" in html)
 
 
+def personal_keys(url: str) -> list[str]:
+    """The merge-tag values a link holds (``https://example.org/?c=%%attributes.city%%``), in order."""
+    return list(dict.fromkeys(match["key"] for match in mergetags.TOKEN.finditer(url)))
+
+
+def personal_url(url: str, query) -> str:
+    """A signed link with merge tags filled from the click's query (``personal_query``): each value
+    URL-quoted into the path or query the editor wrote (mail.mergetags checked at render that no
+    tag stands in the scheme or host), missing ones as their fallback."""
+    values = {key: query.get(key, "") for key in personal_keys(url)}
+    return mergetags.fill(mergetags.compile_template(url, html=False), values)
+
+
+def personal_query(url: str) -> str:
+    """``&key=%%key%%`` for each merge tag of ``url``: the recipient's values travel in the tracked
+    link (filled per recipient like the delivery id) and the redirect puts them into the link."""
+    return "".join(f"&{quote(key)}={mergetags.token(key)}" for key in personal_keys(url))
+
+
 def _trackable(url: str) -> bool:
     if not url.lower().startswith(("http://", "https://")):
         return False  # mailto:, tel:, #anchors
-    if "%%" in url:
-        return False  # per-recipient links (unsubscribe, preferences): not known at render time
+    if any(key in mergetags.SYSTEM_KEYS for key in personal_keys(url)):
+        return False  # per-recipient links (unsubscribe, preferences): not ours to count
     return not url.startswith(f"{_base_url()}/campaigns/c/")  # already rewritten
 
 
@@ -108,7 +129,9 @@ def rewrite_links(html: str, campaign_id: int, *, clicks: bool | None = None, op
     every ``http(s)`` link in an ``<a href>`` replaced by ``tracked_url()`` (when ``clicks``,
     default ``BROADSHEET["TRACK_CLICKS"]``) and a 1x1 open pixel before ``</body>`` (when ``opens``,
     default ``BROADSHEET["TRACK_OPENS"]``). Both off (the default): the HTML comes back unchanged.
-    Links holding placeholders (unsubscribe, preferences), mailto: and anchors are left alone.
+    Links holding system placeholders (unsubscribe, preferences), mailto: and anchors are left
+    alone; a link with merge tags is tracked with the recipient's values in its query
+    (``personal_query``), put back into the link by the redirect (``personal_url``).
 
     The result holds the placeholder ``%%delivery%%`` (``DELIVERY_PLACEHOLDER``) in each tracked
     URL; per recipient, replace it with ``delivery_token(delivery.pk)``. The plaintext part is not
@@ -122,8 +145,8 @@ def rewrite_links(html: str, campaign_id: int, *, clicks: bool | None = None, op
             url = html_lib.unescape(match.group(3)).strip()
             if not _trackable(url):
                 return match.group(0)
-            quote = match.group(2)
-            return f"{match.group(1)}{quote}{html_lib.escape(tracked_url(campaign_id, url))}{quote}"
+            tracked = tracked_url(campaign_id, url) + personal_query(url)
+            return f"{match.group(1)}{match.group(2)}{html_lib.escape(tracked)}{match.group(2)}"
 
         html = _HREF.sub(replace, html)
     if opens:

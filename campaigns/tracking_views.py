@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from campaigns.click_tracking import read_delivery_token, read_link
+from campaigns.click_tracking import personal_url, read_delivery_token, read_link
 from campaigns.models import Delivery
 from campaigns.tracking import CLICKED, OPENED, OWN_ESP, TrackingEvent, own_event_id, record_tracking_event
 from subscribers.models import MAX_ID
@@ -66,6 +66,9 @@ def click(request, signed):
     except signing.BadSignature:
         return HttpResponseBadRequest(_("This link is not valid."))
     _record(request, campaign_id, CLICKED, url)
+    if "%%" in url:
+        # A link with merge tags: the recipient's values came in the query (click_tracking).
+        url = personal_url(url, request.GET)
     return HttpResponseRedirect(url)
 
 

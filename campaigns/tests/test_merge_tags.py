@@ -11,7 +11,7 @@ from django.urls import reverse
 from wagtail.test.utils.form_data import rich_text, streamfield
 
 from campaigns import services
-from campaigns.models import Campaign
+from campaigns.models import Campaign, DeliveryEvent
 from campaigns.sending import send_batch
 from campaigns.tests.factories import esp_merged, make_issue
 from campaigns.tests.fake_smtp import FakeSMTPServer
@@ -250,3 +250,35 @@ def test_the_editor_sees_the_tags_next_to_the_fields(client, admin_user, tagged_
     page = client.get(reverse("wagtailadmin_pages:edit", args=[tagged_issue.pk])).content.decode()
 
     assert page.count("{{ first_name|default:&quot;reader&quot; }}") >= 3  # subject, preheader, body
+
+
+# --- Own click tracking over links with merge tags ---------------------------------------------
+
+
+def test_a_tracked_link_with_merge_tags_redirects_to_the_readers_own_link(
+    tagged_issue, smtp_server, settings, client, django_capture_on_commit_callbacks
+):
+    settings.BROADSHEET = {**settings.BROADSHEET, "TRACK_CLICKS": True}
+    weekly, _reader = subscribe("zoe@example.com", "Zoë", city="São Paulo/x?&y")
+    campaign = start(tagged_issue, [weekly], django_capture_on_commit_callbacks)
+    send_batch(campaign.pk, worker_id="w")
+    (received,) = smtp_server.messages
+    html = email.message_from_bytes(received.data, policy=email.policy.default).get_body(("html",)).get_content()
+    doc = BeautifulSoup(html, "html.parser")
+    link = next(a["href"] for a in doc.find_all("a") if "Weather" in a.get_text())
+    assert link.startswith("https://news.example.com/campaigns/c/")
+
+    response = client.get(link.removeprefix("https://news.example.com"))
+
+    assert response.status_code == 302
+    assert response["Location"] == "https://example.org/w?c=S%C3%A3o%20Paulo%2Fx%3F%26y"
+    # Recorded for the delivery, as the link the editor wrote (seconds after sending: a machine's).
+    assert DeliveryEvent.objects.get(delivery__campaign=campaign).url == "https://example.org/w?c=%%attributes.city%%"
+    # Without the values (a forwarded or altered link) the link's own fallback (here: nothing).
+    bare = link.split("&attributes.city=")[0]
+    assert client.get(bare.removeprefix("https://news.example.com"))["Location"] == "https://example.org/w?c="
+    # A value typed into the query cannot leave the path: it is quoted.
+    forged = bare + "&attributes.city=//evil.example/"
+    assert client.get(forged.removeprefix("https://news.example.com"))["Location"] == (
+        "https://example.org/w?c=%2F%2Fevil.example%2F"
+    )
