@@ -287,6 +287,8 @@ class RulesWidget(forms.Textarea):
             "add_rule": _("Add a rule"),
             "add_group": _("Add a group"),
             "remove": _("Remove"),
+            "field": _("What the rule looks at"),
+            "operator": _("How it compares"),
             "attribute_name": _("Attribute name"),
             "value": _("Value"),
             "counting": _("Counting…"),

@@ -318,7 +318,9 @@ class SegmentPreviewView(View):
 
     The count is Audience(every list, rules): who the segment would reach if a campaign went to
     every list, the same compiled rules a campaign's snapshot applies. Rules that do not check
-    answer 400 with the messages the form would show; nothing else is ever run. Staff who may
+    (half-built ones, as the editor types, or hostile ones) answer {"count": null, "errors": [the
+    messages the form would show]}: an answer, not a failure, so a half-typed rule does not show as
+    an error in the browser; nothing is run for them. Staff who may
     add or change segments only; the sample (addresses) only for those who may also view
     subscribers.
     """
@@ -334,7 +336,7 @@ class SegmentPreviewView(View):
         try:
             rules = RulesField().clean(request.POST.get("rules", ""))
         except ValidationError as error:
-            return JsonResponse({"errors": error.messages}, status=400)
+            return JsonResponse({"count": None, "sample": [], "errors": error.messages})
         matching = Audience(MailingList.objects.all(), rules).subscribers()
         sample = []
         if permission_checker.user_has(request.user, EXPORT):

@@ -86,7 +86,7 @@ def test_bad_rules_are_form_errors_never_500(admin_client, people, rules, messag
     assert message.lower() in response.text.lower()
     assert not Segment.objects.exists()
     answer = preview(admin_client, rules)
-    assert answer.status_code == 400
+    assert (answer.status_code, answer.json()["count"]) == (200, None)  # an answer while editing, not a failure
     assert any(message.lower() in error.lower() for error in answer.json()["errors"])
 
 

@@ -90,7 +90,7 @@
     var self = this;
     var fields = this.schema.fields;
     var field = fields[rule.field] || fields[Object.keys(fields)[0]];
-    var fieldSelect = select(Object.keys(fields).map(function (key) { return [key, fields[key].label]; }), rule.field, this.text.value);
+    var fieldSelect = select(Object.keys(fields).map(function (key) { return [key, fields[key].label]; }), rule.field, this.text.field);
     fieldSelect.addEventListener("change", function () {
       owner.rules[index] = self.newRule();
       owner.rules[index].field = fieldSelect.value;
@@ -98,7 +98,7 @@
       self.changed(true);
     });
     var ops = Object.keys(field.operators).map(function (key) { return [key, field.operators[key].label]; });
-    var opSelect = select(ops, rule.op, this.text.value);
+    var opSelect = select(ops, rule.op, this.text.operator);
     opSelect.addEventListener("change", function () {
       var before = field.operators[rule.op] && field.operators[rule.op].value;
       rule.op = opSelect.value;
