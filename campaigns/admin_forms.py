@@ -74,6 +74,31 @@ class SendCampaignForm(forms.Form):
         label=gettext_lazy("When"),
     )
     send_at = forms.DateTimeField(label=gettext_lazy("Send at"), required=False, widget=AdminDateTimeInput)
+    # A/B subject test (campaigns.abtests): the subject above is variant A.
+    ab_test = forms.BooleanField(
+        label=gettext_lazy("Test subjects first (A/B test)"),
+        required=False,
+        help_text=gettext_lazy(
+            "Send each subject to an even part of a test share of the audience; after the test's "
+            "window the subject with the most unique opens (or clicks) by people goes to the rest."
+        ),
+    )
+    subject_b = forms.CharField(label=gettext_lazy("Subject B"), max_length=200, required=False)
+    subject_c = forms.CharField(label=gettext_lazy("Subject C"), max_length=200, required=False)
+    subject_d = forms.CharField(label=gettext_lazy("Subject D"), max_length=200, required=False)
+    ab_percent = forms.IntegerField(
+        label=gettext_lazy("Test share (%)"), min_value=1, max_value=90, initial=20, required=False
+    )
+    ab_window_hours = forms.IntegerField(
+        label=gettext_lazy("Choose the winner after (hours)"), min_value=1, max_value=7 * 24, initial=4, required=False
+    )
+    ab_metric = forms.ChoiceField(
+        label=gettext_lazy("Winner by"),
+        choices=[("opens", gettext_lazy("unique opens")), ("clicks", gettext_lazy("unique clicks"))],
+        initial="opens",
+        required=False,
+    )
+    AB_FIELDS = ("subject_b", "subject_c", "subject_d", "ab_percent", "ab_window_hours", "ab_metric")
 
     def __init__(self, *args, counts=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -111,7 +136,25 @@ class SendCampaignForm(forms.Form):
                 self.add_error("send_at", _("Choose a time in the future."))
         else:
             cleaned["send_at"] = None
+        if cleaned.get("ab_test"):
+            self._clean_ab_test(cleaned)
         return cleaned
+
+    def _clean_ab_test(self, cleaned):
+        """The subjects to test (A first, empty ones left out), each header-safe, two to four different."""
+        subjects = [cleaned.get("subject") or ""]
+        for name in ("subject_b", "subject_c", "subject_d"):
+            try:
+                subjects.append(clean_header_text(cleaned.get(name) or ""))
+            except forms.ValidationError as error:
+                self.add_error(name, error)
+        subjects = [subject for subject in subjects if subject]
+        if len(subjects) < 2 or len(set(subjects)) != len(subjects):
+            self.add_error("subject_b", _("An A/B test needs two to four different subjects."))
+        for name, default in (("ab_percent", 20), ("ab_window_hours", 4), ("ab_metric", "opens")):
+            if cleaned.get(name) in (None, ""):
+                cleaned[name] = default
+        cleaned["ab_subjects"] = subjects
 
 
 class ResendForm(forms.Form):

@@ -28,7 +28,7 @@ from wagtail.admin.views import generic
 from wagtail.admin.views.pages.edit import EditView
 from wagtail.admin.widgets.button import HeaderButton
 
-from campaigns import audit, charts, reporting, resends, services
+from campaigns import abtests, audit, charts, reporting, resends, services
 from campaigns.admin_forms import CampaignFilterSet, DeliveryFilterForm, ResendForm, SendCampaignForm, TestSendForm
 from campaigns.bounces import processing as bounce_processing
 from campaigns.bounces.mailboxes import check_mailbox
@@ -269,7 +269,16 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
                     mailer=data.get("mailer") or "",
                     segment=segment,
                 )
+                if data.get("ab_test"):
+                    abtests.configure(
+                        campaign,
+                        data["ab_subjects"],
+                        percent=data["ab_percent"],
+                        window=datetime.timedelta(hours=data["ab_window_hours"]),
+                        metric=data["ab_metric"],
+                    )
                 campaign = services.start_campaign(campaign.pk, user=self.request.user, at=send_at)
+                abtests.schedule_decision(campaign)
                 recipients = campaign.recipients or Audience.of(campaign).count()
                 if campaign.status == Campaign.Status.SCHEDULED:
                     audit.log_action(
@@ -642,6 +651,7 @@ class CampaignReportView(CampaignMixin, generic.WagtailAdminTemplateMixin, Templ
             lists=self.campaign.lists.all(),
             detail_url=reverse("campaigns_admin:detail", args=[self.campaign.pk]),
             **self.resend_context(),
+            **self.ab_context(),
         )
         return context
 
@@ -658,6 +668,52 @@ class CampaignReportView(CampaignMixin, generic.WagtailAdminTemplateMixin, Templ
             "resend_audience": resends.non_openers(campaign) if offer else None,
             "resend_url": reverse("campaigns_admin:resend", args=[campaign.pk]),
         }
+
+    def ab_context(self) -> dict:
+        """The A/B test panel: each variant's figures, the winner and its send, or the pick buttons."""
+        campaign = self.campaign
+        if not campaign.is_ab_test:
+            return {}
+        figures = abtests.variant_figures(campaign)
+        open_for_pick = campaign.ab_winner is None and campaign.status in (
+            Campaign.Status.SENDING,
+            Campaign.Status.PAUSED,
+            Campaign.Status.SENT,
+        )
+        return {
+            "ab_figures": figures,
+            "ab_leader": abtests.leader(figures, campaign.ab_metric) if figures else None,
+            "ab_rest": campaign.winner_sends.first(),
+            "ab_due": abtests.decision_due_at(campaign) if campaign.started_at or campaign.scheduled_at else None,
+            "ab_can_pick": open_for_pick,
+            "ab_pick_url": reverse("campaigns_admin:ab_pick", args=[campaign.pk]),
+        }
+
+
+@requires_send
+class CampaignABPickView(CampaignMixin, View):
+    """POST an editor's choice of an A/B test's winner (campaigns.abtests.decide)."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        try:
+            variant = int(request.POST.get("variant", ""))
+        except ValueError:
+            variant = -1
+        try:
+            outcome = abtests.decide(self.campaign.pk, variant=variant, user=request.user)
+        except services.CampaignError as error:
+            messages.error(request, str(error))
+        else:
+            if outcome == "decided":
+                messages.info(request, _("The A/B test's winner was already chosen."))
+            else:
+                messages.success(
+                    request,
+                    _("Variant %(letter)s is sent to the rest of the audience.") % {"letter": abtests.LETTERS[variant]},
+                )
+        return redirect("campaigns_admin:report", self.campaign.pk)
 
 
 @requires_send

@@ -17,6 +17,7 @@ RESUME = "campaigns.resume"
 CANCEL = "campaigns.cancel"
 RETRY_FAILED = "campaigns.retry_failed"
 RESEND = "campaigns.resend"
+AB_WINNER = "campaigns.ab_winner"
 AUTOSEND = "campaigns.autosend"
 AUTOSEND_PAUSE = "campaigns.autosend_pause"
 AUTOSEND_RESUME = "campaigns.autosend_resume"
@@ -72,6 +73,12 @@ def register_actions(actions):
         template = _(
             'Sent again to those who did not open campaign %(original)s, as "%(subject)s" (%(recipients)s recipients)'
         )
+
+    @actions.register_action(AB_WINNER)
+    class ABWinnerFormatter(_DataFormatter):
+        label = _("Newsletter: A/B test winner")
+        message = _("Chose the A/B test's winner")
+        template = _('Variant %(variant)s ("%(subject)s") won the A/B test; the rest of the audience is sent it')
 
     @actions.register_action(AUTOSEND)
     class AutoSendFormatter(_DataFormatter):

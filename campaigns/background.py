@@ -18,6 +18,8 @@ class TaskQueue(Protocol):
 
     def enqueue_start(self, campaign_id: int, at: datetime.datetime) -> None: ...
 
+    def enqueue_ab_decision(self, campaign_id: int, at: datetime.datetime) -> None: ...
+
     def enqueue_digest(self, rule_id: int, at: datetime.datetime) -> None: ...
 
 
@@ -49,3 +51,8 @@ def enqueue_start(campaign_id: int, at: datetime.datetime) -> None:
 def enqueue_digest(rule_id: int, at: datetime.datetime) -> None:
     """Enqueue the digest of an automatic-send rule for its slot ``at`` (campaigns.autosend)."""
     _installed().enqueue_digest(rule_id, at)
+
+
+def enqueue_ab_decision(campaign_id: int, at: datetime.datetime) -> None:
+    """Enqueue the automatic choice of an A/B test's winner for ``at`` (campaigns.abtests)."""
+    _installed().enqueue_ab_decision(campaign_id, at)

@@ -116,6 +116,11 @@ def snapshot_recipients(campaign: Campaign, recipients=None) -> int:
     """
     if recipients is None:
         recipients = Audience.of(campaign).subscribers()
+    columns = SNAPSHOT_COLUMNS
+    # An A/B test's readers each get a variant (Campaign.variant_expression); others none (NULL).
+    variant = campaign.variant_expression()
+    if variant is not None:
+        recipients, columns = recipients.annotate(snap_variant=variant), [*columns, ("variant", "snap_variant")]
     source = (
         recipients.order_by()
         .annotate(
@@ -130,11 +135,11 @@ def snapshot_recipients(campaign: Campaign, recipients=None) -> int:
                 list(campaign.editions.values_list("language", flat=True)),
             ),
         )
-        .values_list(*[select for _, select in SNAPSHOT_COLUMNS])
+        .values_list(*[select for _, select in columns])
     )
     select_sql, params = source.query.sql_with_params()
     table = connection.ops.quote_name(Delivery._meta.db_table)
-    column_sql = ", ".join(connection.ops.quote_name(column) for column, _ in SNAPSHOT_COLUMNS)
+    column_sql = ", ".join(connection.ops.quote_name(column) for column, _ in columns)
     with connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {table} ({column_sql}) {select_sql}", params)
         return cursor.rowcount
@@ -327,7 +332,8 @@ def start_due_campaigns() -> list[int]:
 # --- Controlling ------------------------------------------------------------------------------
 
 
-def _check_permission(user) -> None:
+def check_send_permission(user) -> None:
+    """PermissionDenied unless ``user`` (None: the system, a task) may send campaigns."""
     if user is not None and not user.has_perm(SEND_PERMISSION):
         raise PermissionDenied(_("You do not have permission to send campaigns."))
 
@@ -340,7 +346,7 @@ def _refused(campaign_id: int, message: str) -> CampaignError:
 
 def pause_campaign(campaign_id: int, user=None) -> Campaign:
     """Stop sending after the current chunk; queued rows wait for resume_campaign()."""
-    _check_permission(user)
+    check_send_permission(user)
     campaign = Campaign.objects.get(pk=campaign_id)
     if not campaign.pause():
         raise _refused(campaign_id, _("A %(status)s campaign cannot be paused."))
@@ -350,7 +356,7 @@ def pause_campaign(campaign_id: int, user=None) -> Campaign:
 def resume_campaign(campaign_id: int, user=None, *, enqueue: bool = True) -> Campaign:
     """Continue a paused campaign (also settles rows of workers that died meanwhile, and forgets a
     relay outage or refused login that paused it: a person says it is fixed)."""
-    _check_permission(user)
+    check_send_permission(user)
     campaign = Campaign.objects.get(pk=campaign_id)
     if not campaign.resume():
         raise _refused(campaign_id, _("A %(status)s campaign cannot be resumed."))
@@ -362,7 +368,7 @@ def resume_campaign(campaign_id: int, user=None, *, enqueue: bool = True) -> Cam
 
 def cancel_campaign(campaign_id: int, user=None) -> Campaign:
     """Stop for good: queued rows become skipped (claimed ones as soon as their worker notices)."""
-    _check_permission(user)
+    check_send_permission(user)
     campaign = Campaign.objects.get(pk=campaign_id)
     if not campaign.cancel():
         raise _refused(campaign_id, _("A %(status)s campaign cannot be cancelled."))

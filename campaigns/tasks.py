@@ -9,7 +9,7 @@ from django_tasks import TaskContext, task
 from django_tasks.backends.immediate import ImmediateBackend
 from django_tasks_db import DatabaseBackend
 
-from campaigns import autosend, services
+from campaigns import abtests, autosend, services
 from campaigns.models import Delivery
 from campaigns.sending import new_worker_id, send_batch
 
@@ -18,6 +18,12 @@ from campaigns.sending import new_worker_id, send_batch
 def start_campaign_task(campaign_id: int) -> str:
     """Start a scheduled campaign; refuses (returns "not due") before its scheduled time."""
     return services.start_scheduled_campaign(campaign_id)
+
+
+@task(queue_name="campaigns")
+def decide_ab_test_task(campaign_id: int) -> str:
+    """Choose an A/B test's winner once its window has ended and send it to the rest (once)."""
+    return abtests.decide(campaign_id)
 
 
 @task(queue_name="campaigns")
@@ -139,3 +145,15 @@ def enqueue_digest(rule_id: int, at: datetime.datetime) -> None:
         task = task.using(run_after=at)
     # Without run_after (the immediate backend) it runs now and refuses: "not due".
     task.enqueue(rule_id, at.isoformat())
+
+
+def enqueue_ab_decision(campaign_id: int, at: datetime.datetime) -> None:
+    """Enqueue decide_ab_test_task to run at ``at`` (the end of an A/B test's window).
+
+    Without run_after support (the immediate backend) nothing is enqueued: the task would run
+    now, find the window open and enqueue itself again, for ever. There the editor picks the
+    winner on the report (as after a lost task: the report keeps offering the choice).
+    """
+    task = decide_ab_test_task
+    if task.get_backend().supports_defer:
+        task.using(run_after=at).enqueue(campaign_id)

@@ -139,6 +139,7 @@ class CampaignViewSet(ViewSet):
             path("<int:pk>/progress/", admin_views.CampaignProgressView.as_view(), name="progress"),
             path("<int:pk>/report/", admin_views.CampaignReportView.as_view(), name="report"),
             path("<int:pk>/resend/", admin_views.CampaignResendView.as_view(), name="resend"),
+            path("<int:pk>/ab-pick/", admin_views.CampaignABPickView.as_view(), name="ab_pick"),
             path(
                 "<int:pk>/<str:action>/",
                 admin_views.CampaignActionView.as_view(),

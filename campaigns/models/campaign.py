@@ -13,13 +13,21 @@ from collections import defaultdict
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import Case, F, Max, Q, Value, When
+from django.db.models import Case, ExpressionWrapper, F, Max, Q, Value, When, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from mail.addresses import validate_header_address
+from subscribers.audience import Audience
+from subscribers.models import Subscriber
+
+# The A/B test's order (Campaign._test_order): Knuth's multiplicative hash constant and the
+# largest prime below 2**32; products stay below 2**63 for ids below 3 * 10**9.
+AB_HASH_MULTIPLIER = 2654435761
+AB_HASH_MODULUS = 4294967291
 
 
 def relay_wait_message(down_since, next_try_at) -> str:
@@ -143,6 +151,24 @@ class Campaign(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="resends", editable=False
     )
     subject_override = models.CharField(max_length=200, blank=True)
+    # A/B subject test (campaigns.abtests): 2-4 subjects (the first is subject_override), each sent
+    # to an even part of ``ab_percent`` % of the audience; after ``ab_window`` the variant with
+    # the most human unique opens or clicks (``ab_metric``) is the winner (``ab_winner``, its
+    # index), sent to the rest of the audience by a campaign of its own (``winner_of``).
+    subject_variants = models.JSONField(default=list, blank=True)
+    ab_percent = models.PositiveSmallIntegerField(null=True, blank=True)
+    ab_window = models.DurationField(null=True, blank=True)
+    ab_metric = models.CharField(
+        max_length=8, blank=True, default="", choices=[("opens", _("unique opens")), ("clicks", _("unique clicks"))]
+    )
+    ab_winner = models.PositiveSmallIntegerField(null=True, blank=True)
+    ab_decided_at = models.DateTimeField(null=True, blank=True)
+    ab_decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    winner_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="winner_sends", editable=False
+    )
     from_email = models.CharField(max_length=320, blank=True, help_text=_('e.g. "The Broadsheet <news@example.com>".'))
     reply_to = models.EmailField(blank=True, validators=[validate_header_address])
     # A MAILERS name (EMAIL_URL_<NAME>); blank: the first list's mailer, else "default".
@@ -203,7 +229,11 @@ class Campaign(models.Model):
                 fields=["resend_of"],
                 condition=Q(resend_of__isnull=False) & ~Q(status__in=["cancelled", "failed"]),
                 name="one_live_resend_per_campaign",
-            )
+            ),
+            # The rest of an A/B test is sent once, whoever decides first (the task or an editor).
+            models.UniqueConstraint(
+                fields=["winner_of"], condition=Q(winner_of__isnull=False), name="one_winner_send_per_test"
+            ),
         ]
 
     def __str__(self):
@@ -228,7 +258,14 @@ class Campaign(models.Model):
         """The subscriber ids this campaign's audience is narrowed to (subscribers.audience), or
         None. A resend's: the original's deliveries that reached their reader and that no person
         opened (``DeliveryQuerySet.reached_unopened``), less anyone an earlier (cancelled) resend
-        of it reached."""
+        of it reached. An A/B test's: its test share (``test_share``). The rest of an A/B test:
+        whoever the test did not go to."""
+        if self.winner_of_id is not None:
+            # The rest of an A/B test: everyone but the readers the test went to.
+            tested = Delivery.objects.filter(campaign_id=self.winner_of_id, subscriber__isnull=False)
+            return Subscriber.objects.exclude(pk__in=tested.values("subscriber_id")).values("pk")
+        if self.is_ab_test:
+            return self.test_share()
         if self.resend_of_id is None:
             return None
         reached = (
@@ -243,6 +280,32 @@ class Campaign(models.Model):
             .exclude(subscriber_id__in=reached)
             .values("subscriber_id")
         )
+
+    @property
+    def is_ab_test(self) -> bool:
+        return len(self.subject_variants) > 1
+
+    def _test_order(self):
+        """A pseudo-random order of subscribers, fixed per campaign (a multiplicative hash of the
+        id, seeded with the campaign's): the test share is its first rows, split evenly in turn."""
+        key = (F("pk") * AB_HASH_MULTIPLIER + self.pk) % AB_HASH_MODULUS
+        return [key.asc(), F("pk").asc()]
+
+    def test_share(self):
+        """The ids of the A/B test's readers: ``ab_percent`` % of the audience (lists and segment),
+        at least one per variant, chosen by ``_test_order`` (a subquery with ORDER BY ... LIMIT)."""
+        audience = Audience(self.lists.all(), self.segment).subscribers()
+        size = max(len(self.subject_variants), round(audience.count() * (self.ab_percent or 0) / 100))
+        return audience.order_by(*self._test_order()).values("pk")[:size]
+
+    def variant_expression(self):
+        """The variant each test reader gets, for the recipient snapshot (over Subscriber rows):
+        their rank in ``_test_order`` modulo the number of variants, so the parts differ by one
+        at most. None for a campaign that is not an A/B test (the column stays NULL)."""
+        if not self.is_ab_test:
+            return None
+        rank = Window(RowNumber(), order_by=self._test_order())
+        return ExpressionWrapper((rank - 1) % len(self.subject_variants), output_field=models.IntegerField())
 
     def pause(self, reason: str = "") -> bool:
         return self._transition(Campaign.objects.filter(pk=self.pk).pause(reason))
@@ -552,6 +615,8 @@ class Delivery(models.Model):
     last_error = models.TextField(blank=True, default="")
     esp_message_id = models.CharField(max_length=255, blank=True, default="", db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # The A/B test's subject this recipient got (an index into campaign.subject_variants), else None.
+    variant = models.PositiveSmallIntegerField(null=True, blank=True)
 
     # Tracking (filled from ESP events and the tracking endpoints). Opens and clicks are a
     # person's (campaigns.bots); machine_opens / machine_clicks count the machines' events apart

@@ -38,6 +38,7 @@ import threading
 import time
 import uuid
 from collections import Counter, OrderedDict
+from dataclasses import replace
 from email.utils import formatdate
 
 from django.conf import settings
@@ -452,18 +453,22 @@ _claim_floor = LRUCache(CACHE_CAMPAIGNS)
 _last_recovery = LRUCache(CACHE_CAMPAIGNS)
 
 
-def _content(campaign: Campaign, language: str = ""):
+def _content(campaign: Campaign, language: str = "", variant: int | None = None):
     """The MessageContent of the campaign's edition in ``language`` (its own content when it has
-    none, campaigns.editions) and its RecipientLinks, built once per process (they never change
-    after start)."""
+    none, campaigns.editions), or of its A/B test's subject ``variant``, and its RecipientLinks,
+    built once per process (they never change after start)."""
     key = (campaign.pk, campaign.started_at)
     cached = _content_cache.get(key)
     if cached is None:
         content = build_content(campaign)
         links = RecipientLinks(content.list_ids, content.campaign_id)
-        cached = _content_cache[key] = (content, links, edition_contents(campaign, content))
-    content, links, editions = cached
-    return editions.get(language, content), links
+        # The other versions: {language: its edition, variant index: the A/B test's subject} (an
+        # issue with translations is not tested, campaigns.abtests).
+        versions = edition_contents(campaign, content)
+        versions.update(enumerate(replace(content, subject=subject) for subject in campaign.subject_variants))
+        cached = _content_cache[key] = (content, links, versions)
+    content, links, versions = cached
+    return versions.get(language if variant is None else variant, content), links
 
 
 def _wants_attributes(campaign: Campaign) -> bool:
@@ -590,17 +595,18 @@ def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: di
     if _wants_attributes(campaign):
         # Merge tags ask for attributes (or first_name): read them with the rows, as they are now.
         columns = ("pk", "email", "name", "subscriber_uid", "subscriber__attributes", "language")
-    groups: dict[str, list] = {}
-    for *row, language in Delivery.objects.filter(pk__in=ids).order_by("pk").values_list(*columns):
-        groups.setdefault(language, []).append(tuple(row))
+    groups: dict[tuple, list] = {}
+    rows = Delivery.objects.filter(pk__in=ids).order_by("pk").values_list(*columns, "variant")
+    for *row, language, variant in rows:
+        groups.setdefault((language, variant), []).append(tuple(row))
     come_back_at = None
     waiting = list(groups.items())
     try:
         while waiting and come_back_at is None:
             if len(waiting) < len(groups) and _campaign_status(campaign.pk) != Campaign.Status.SENDING:
                 break  # paused or cancelled while an earlier language was being sent
-            language, rows = waiting.pop(0)
-            come_back_at = _send_rows(campaign, worker_id, [row[0] for row in rows], rows, language, result)
+            (language, variant), rows = waiting.pop(0)
+            come_back_at = _send_rows(campaign, worker_id, [row[0] for row in rows], rows, language, result, variant)
     finally:
         # The rows of languages not reached go back to the queue at once.
         unsent = [row[0] for _language, rows in waiting for row in rows]
@@ -609,9 +615,12 @@ def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: di
     return come_back_at
 
 
-def _send_rows(campaign: Campaign, worker_id: str, ids: list[int], rows: list, language: str, result: dict):
-    """Send claimed ``rows`` (ids ``ids``) of one language edition; adds to ``result``'s counts."""
-    content, links = _content(campaign, language)
+def _send_rows(
+    campaign: Campaign, worker_id: str, ids: list[int], rows: list, language: str, result: dict, variant=None
+):
+    """Send claimed ``rows`` (ids ``ids``) of one language edition (or A/B subject ``variant``);
+    adds to ``result``'s counts."""
+    content, links = _content(campaign, language, variant)
     batch = _Batch(campaign, worker_id)
     date = formatdate(usegmt=True)
     come_back_at = None
