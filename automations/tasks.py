@@ -1,12 +1,9 @@
 """The automations' scheduler tick: a task that re-enqueues itself, without cron.
 
 ``ensure_ticking()`` (called by ``manage.py worker`` when it starts, and by every kick) starts ONE
-chain of ``tick_task`` runs, each enqueueing the next with ``run_after`` AUTOMATION_TICK_SECONDS
-later (the database backend and RQ's scheduler both honour it: docs/tasks.md). As for the bounce
-mailbox, the chain's token and next run time live in the shared cache: several workers or a
-restart never start a second chain (a run whose token is no longer current stops), and a chain
-whose next run is long overdue (its task lost with a killed worker, a flushed Redis) is replaced
-at the next worker start or kick.
+chain of ``tick_task`` runs, each enqueueing the next AUTOMATION_TICK_SECONDS later
+(``campaigns.periodic.TaskChain``, as for the bounce mailbox: several workers or a restart never
+start a second chain, and a lost chain is replaced at the next worker start or kick).
 
 ``kick()`` asks for a tick as soon as possible (a new subscriber's welcome email): after the
 subscribing transaction commits, one extra ``tick_task`` is enqueued unless one is already
@@ -17,17 +14,15 @@ locks each automation and writes through a ledger with a unique constraint.
 """
 
 import datetime
-import uuid
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.utils import timezone
 from django_tasks import task
 
 from automations import scheduler
+from campaigns.periodic import TaskChain
 
-CHAIN_KEY = "broadsheet:automations-tick-chain"
 KICK_KEY = "broadsheet:automations-kick"
 # A kick's tick that never ran (a lost task) lets the next kick through after this long.
 KICK_TIMEOUT_SECONDS = 30
@@ -37,19 +32,13 @@ def tick_interval() -> datetime.timedelta:
     return datetime.timedelta(seconds=int(settings.BROADSHEET["AUTOMATION_TICK_SECONDS"]))
 
 
+CHAIN = TaskChain("broadsheet:automations-tick-chain", tick_interval)
+
+
 def ensure_ticking(*, now=None) -> bool:
-    """Start the tick chain unless a live one exists; True when this call started it."""
-    if not tick_task.get_backend().supports_defer:
-        return False  # the immediate backend: kicks run the tick in-process, nothing waits
-    now = now or timezone.now()
-    state = cache.get(CHAIN_KEY)
-    # Alive: its next run is due no more than two intervals (and a minute of slack) ago.
-    if state and state["next"] > now - 2 * tick_interval() - datetime.timedelta(minutes=1):
-        return False
-    token = uuid.uuid4().hex
-    cache.set(CHAIN_KEY, {"token": token, "next": now}, timeout=None)
-    tick_task.enqueue(token)
-    return True
+    """Start the tick chain unless a live one exists; True when this call started it. With the
+    immediate backend (no worker, no run_after) nothing starts: kicks run the tick in-process."""
+    return CHAIN.start(tick_task, now=now)
 
 
 def kick() -> None:
@@ -68,17 +57,13 @@ def tick_task(token: str = "") -> dict:
     """Queue everything due now; a chain run (``token``) then enqueues the next run, if current."""
     if not token:
         cache.delete(KICK_KEY)  # kicks arriving from now on need a tick of their own
-    else:
-        state = cache.get(CHAIN_KEY)
-        if not state or state["token"] != token:
-            return {"skipped": "superseded by another tick chain"}
+    elif not CHAIN.is_current(token):
+        return {"skipped": "superseded by another tick chain"}
     try:
         results = scheduler.tick()
     finally:
         if token:
-            next_run = timezone.now() + tick_interval()
-            cache.set(CHAIN_KEY, {"token": token, "next": next_run}, timeout=None)
-            tick_task.using(run_after=next_run).enqueue(token)
+            CHAIN.enqueue_next(tick_task, token)
     # JSON keys are strings.
     return {
         str(automation): {str(step): queued for step, queued in steps.items()} for automation, steps in results.items()
