@@ -319,6 +319,13 @@ def _check_permission(user) -> None:
         raise PermissionDenied(_("You do not have permission to change automatic sends."))
 
 
+def scheduled_campaigns(rule: AutoSendRule):
+    """The campaigns ``rule`` scheduled that have not started yet (pausing the rule leaves them)."""
+    return Campaign.objects.filter(
+        autosends__mailing_list=rule.mailing_list_id, status=Campaign.Status.SCHEDULED
+    ).distinct()
+
+
 def pause_rule(rule_id: int, user=None) -> bool:
     """Stop a list's automatic sends (campaigns already scheduled stay: cancel them on their page).
     Returns False if it was paused already."""

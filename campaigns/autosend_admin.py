@@ -11,7 +11,7 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.formats import time_format
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views import View
 from wagtail.admin.ui.tables import Column, NumberColumn
 from wagtail.admin.views import generic
@@ -114,10 +114,17 @@ class AutoSendActionView(View):
         rule = AutoSendRule.objects.select_related("mailing_list").get(pk=pk)
         if changed:
             if rule.paused:
-                message = _("Automatic sends to “%(list)s” paused.")
+                message = _("Automatic sends to “%(list)s” paused.") % {"list": rule.mailing_list.name}
+                waiting = autosend.scheduled_campaigns(rule).count()
+                if waiting:
+                    message += " " + ngettext(
+                        "%(count)s campaign it scheduled will still go: cancel it in Campaigns if it should not.",
+                        "%(count)s campaigns it scheduled will still go: cancel them in Campaigns if they should not.",
+                        waiting,
+                    ) % {"count": waiting}
             else:
-                message = _("Automatic sends to “%(list)s” resumed.")
-            messages.success(request, message % {"list": rule.mailing_list.name})
+                message = _("Automatic sends to “%(list)s” resumed.") % {"list": rule.mailing_list.name}
+            messages.success(request, message)
         return redirect("campaigns_autosend:index")
 
 

@@ -5,6 +5,7 @@ import threading
 
 import pytest
 from bs4 import BeautifulSoup
+from django.contrib.messages import get_messages
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
@@ -464,6 +465,8 @@ def test_pausing_is_one_post_and_is_logged(on_publish, admin_client, publish):
     assert response.status_code == 302
     on_publish.refresh_from_db()
     assert on_publish.paused
+    notice = [str(message) for message in get_messages(response.wsgi_request)]
+    assert notice == ["Automatic sends to “Weekly” paused."]
     assert ModelLogEntry.objects.filter(action="campaigns.autosend_pause", object_id=str(on_publish.pk)).count() == 1
     publish("issue-7")
     assert not Campaign.objects.exists()
@@ -531,3 +534,12 @@ def test_a_starting_worker_makes_a_missed_digest_and_schedules_the_next(
     for rule in (digest_rule, later_rule):
         rule.refresh_from_db()
         assert rule.next_digest_at > timezone.now()
+
+
+def test_pausing_says_which_scheduled_campaigns_will_still_go(on_publish, weekly, admin_client, publish):
+    publish("issue-7")
+
+    response = admin_client.post(reverse("campaigns_autosend:action", args=[on_publish.pk, "pause"]), follow=True)
+
+    assert "1 campaign it scheduled will still go: cancel it in Campaigns" in response.text
+    assert automatic_campaigns(weekly).get().status == Campaign.Status.SCHEDULED
