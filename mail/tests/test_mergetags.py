@@ -4,6 +4,7 @@ import html as html_lib
 
 from mail import mergetags
 from mail.mergetags import canonicalise, compile_header, compile_template, fill, subscriber_values, without_tags
+from mail.plaintext import html_to_text
 
 VALUES = {"name": "Ada Lovelace", "first_name": "Ada", "email": "ada@example.org", "attributes.city": "Leeds"}
 
@@ -151,3 +152,13 @@ def test_known_tags_are_listed_for_editors():
 
     assert "{{ first_name }}" in tags
     assert "{{ attributes.city }}" in tags
+
+
+def test_plain_text_never_breaks_a_tag_and_reserves_room_for_its_value():
+    html = canonicalise("<p>Dear {{ first_name|default:&quot;dear reader&quot; }}, " + "word " * 30 + "</p>", html=True)
+    lines = html_to_text(html.text).splitlines()
+
+    assert lines[0].startswith("Dear %%first_name|dear%20reader%%, word")
+    # The token is measured as the value it stands for (15 columns for a first name) and fits.
+    filled = [fill(compile_template(line, html=False), {"first_name": "F" * 15}) for line in lines]
+    assert max(len(line) for line in filled) <= 78
