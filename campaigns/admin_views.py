@@ -238,6 +238,9 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
             form.cleaned_data.get("mailer") or "", [item.mailer for item in sorted(lists, key=lambda item: item.pk)]
         )
         context = self.get_context_data(form=form)
+        if context["merge_tag_errors"]:
+            # Stay on the form, where the tags that cannot be sent are listed.
+            return self.render_to_response(context)
         context.update(
             recipients=recipients,
             mailer=mailer,

@@ -282,3 +282,22 @@ def test_a_tracked_link_with_merge_tags_redirects_to_the_readers_own_link(
     assert client.get(forged.removeprefix("https://news.example.com"))["Location"] == (
         "https://example.org/w?c=%2F%2Fevil.example%2F"
     )
+
+
+def test_review_stays_on_the_form_while_a_tag_cannot_be_sent(client, admin_user, tagged_issue):
+    weekly, _ = subscribe("a@example.com", "Ann")
+    client.force_login(admin_user)
+    data = {
+        "action": "review",
+        "lists": [weekly.pk],
+        "subject": "Hi {{ surname }}",
+        "from_email": "news@example.com",
+        "reply_to": "",
+        "when": "now",
+    }
+
+    response = client.post(reverse("campaigns_admin:send", args=[tagged_issue.pk]), data)
+
+    doc = BeautifulSoup(response.content, "html.parser")
+    assert "surname" in doc.select_one("[data-merge-tag-errors]").get_text()
+    assert not Campaign.objects.exists()
