@@ -36,7 +36,7 @@ LAST = ["Smith", "Jones", "Müller", "Novak", "García", "Chen", "O'Neil", "Okaf
 CITIES = ["Leeds", "York", "Lyon", "Kraków", "Porto", "Oslo"]
 
 
-def generate_csv(path: Path, rows: int, seed: int = 1) -> None:
+def generate_csv(path: Path, rows: int, seed: int = 1, prefix: str = "reader") -> None:
     """Write ``rows`` subscribers (email,name,language,city) with a few bad rows and duplicates."""
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8", newline="") as out:
@@ -45,10 +45,10 @@ def generate_csv(path: Path, rows: int, seed: int = 1) -> None:
             if i % 10_000 == 9_999:
                 out.write(f"not-an-address-{i},Bad Row,en,\n")
             elif i % 10_000 == 5_000:
-                out.write(f"Reader{i - 1}@Example.com,Duplicate,en,\n")  # Case-insensitive repeat.
+                out.write(f"{prefix.title()}{i - 1}@Example.com,Duplicate,en,\n")  # Case-insensitive repeat.
             else:
                 name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
-                out.write(f"reader{i}@example.com,{name},{rng.choice(['en', 'fr', 'de'])},{rng.choice(CITIES)}\n")
+                out.write(f"{prefix}{i}@example.com,{name},{rng.choice(['en', 'fr', 'de'])},{rng.choice(CITIES)}\n")
 
 
 def expected_counts(rows: int) -> dict:
@@ -86,6 +86,14 @@ def main() -> int:
     parser.add_argument("--mode", choices=["subscribe", "confirm"], default="subscribe")
     parser.add_argument("--chunk-size", type=int, default=0, help="rows per transaction (default: the importer's)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N costliest functions")
+    parser.add_argument(
+        "--reference",
+        type=int,
+        default=20_000,
+        metavar="N",
+        help="first import N other rows with the previous importer (subscribers/tests/import_reference.py) for a "
+        "ratio measured under the same load; 0: none",
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="broadsheet-bench-"))
@@ -108,17 +116,38 @@ def main() -> int:
     from django.core.management import call_command
     from django.db import connection
 
+    from subscribers import importing
     from subscribers.importing import ImportOptions, import_csv
     from subscribers.models import MailingList, Subscriber
+    from subscribers.tests.import_reference import ReferenceImporter
 
     settings.DEBUG = False  # No query log: it would grow with the rows.
     call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)  # The page cache is dropped when a list is saved.
     if args.database_url:
         Subscriber.objects.all().delete()
     mailing_list, _ = MailingList.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
     with connection.cursor() as cursor:
         cursor.execute("SELECT sqlite_version()" if connection.vendor == "sqlite" else "SHOW server_version")
         database = f"{connection.vendor} {cursor.fetchone()[0]} ({connection.settings_dict['NAME']})"
+
+    columns = {"email": "email", "name": "name", "language": "language", "city": "city"}
+    reference = None
+    if args.reference:
+        # The previous importer (ORM bulk_create, chunks of 1,000) on other addresses and another
+        # list, just before: the ratio of the two rates is what the change bought under this load.
+        path = tmp / "reference.csv"
+        generate_csv(path, args.reference, prefix="earlier")
+        options = ImportOptions(
+            lists=[MailingList.objects.create(slug="reference", name="Reference")], column_map=columns,
+            mode=args.mode, consent_note="Benchmark", source_name=path.name, chunk_size=1000,
+        )  # fmt: skip
+        importing._Importer, current = ReferenceImporter, importing._Importer
+        started = time.perf_counter()
+        with path.open("rb") as stream:
+            reference = import_csv(stream, options, on_pending=lambda ids: None)
+        reference.seconds = time.perf_counter() - started
+        importing._Importer = current
 
     csv_path = tmp / "subscribers.csv"
     started = time.perf_counter()
@@ -135,7 +164,7 @@ def main() -> int:
 
     options = ImportOptions(
         lists=[mailing_list],
-        column_map={"email": "email", "name": "name", "language": "language", "city": "city"},
+        column_map=columns,
         mode=args.mode,
         consent_note="Benchmark",
         source_name=csv_path.name,
@@ -162,8 +191,14 @@ def main() -> int:
           f"duplicates: {result.duplicate_count:,}")  # fmt: skip
     print(f"seconds: {seconds:.1f}  rows/s: {result.processed_rows / seconds:,.0f}  peak RSS: {peak_mb:.0f} MB")
     print("RSS by rows read: " + ", ".join(f"{rows:,}: {mb:.0f} MB" for rows, mb in samples))
+    rate = result.processed_rows / seconds
+    if reference:
+        reference_rate = reference.processed_rows / reference.seconds
+        print(f"reference (previous importer, {reference.processed_rows:,} rows just before): "
+              f"{reference.seconds:.1f} s, {reference_rate:,.0f} rows/s; "
+              f"ratio {rate / reference_rate:.1f}x")  # fmt: skip
     expected = expected_counts(args.rows)
-    stored = Subscriber.objects.count()
+    stored = Subscriber.objects.count() - (reference.created_count if reference else 0)
     got = {"created": result.created_count, "errors": result.error_count, "duplicates": result.duplicate_count}
     problems = [f"{key}: {got[key]:,}, expected {value:,}" for key, value in expected.items() if got[key] != value]
     if args.mode == "subscribe" and stored != expected["created"]:
