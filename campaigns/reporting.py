@@ -358,7 +358,13 @@ class LanguageFigures:
 
 
 def language_figures(campaign: Campaign) -> list[LanguageFigures]:
-    """Recipients, sent, unique opens and clicks, bounces and unsubscribes per language sent."""
+    """Recipients, sent, unique opens and clicks, bounces and unsubscribes per language sent.
+
+    None for a campaign without editions: every delivery went out in the issue's language, so
+    there is nothing to break down (the report shows the panel for two languages or more), and
+    its deliveries (a million, for a big list) are not read."""
+    if not campaign.editions.exists():
+        return []
     rows = (
         Delivery.objects.filter(campaign=campaign)
         .values("language")

@@ -150,6 +150,16 @@ def test_the_report_splits_the_figures_by_language(
     assert rows["zh-hans"].name == "简体中文"
 
 
+def test_a_campaign_in_one_language_has_no_language_breakdown_and_reads_no_deliveries(
+    issue_page, readers, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    campaign = start(issue_page, [readers], django_capture_on_commit_callbacks)
+    send_all(campaign)
+
+    with django_assert_num_queries(1):  # is there an edition? no: the deliveries are not aggregated
+        assert language_figures(campaign) == []
+
+
 def test_each_edition_carries_the_footer_text_of_its_language(
     chinese_issue, issue_page, readers, newsletter_settings, django_capture_on_commit_callbacks
 ):

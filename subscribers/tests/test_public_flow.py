@@ -61,6 +61,24 @@ def test_subscribing_redirects_to_the_thank_you_text(subscribe_page, main_list, 
     assert Subscription.objects.get().status == "pending"
 
 
+def test_the_subscribe_post_queues_the_confirmation_and_sends_nothing_itself(
+    subscribe_page, main_list, settings, mailoutbox, django_capture_on_commit_callbacks
+):
+    """The request answers without talking to the mail server: the confirmation is a task a worker
+    sends (subscribers.tasks), so a slow relay never slows the form (issue 15: 200 POSTs/s)."""
+    from django_tasks_db.models import DBTaskResult
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "campaigns"]}}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = Client().post("/subscribe/", {"email": "ann@example.com", "lists": [main_list.pk]})
+
+    assert response.status_code == 303
+    assert mailoutbox == []
+    queued = DBTaskResult.objects.get()
+    assert queued.task_path == "subscribers.tasks.send_confirmation" and queued.status == "READY"
+    assert queued.args_kwargs["args"][1] == [main_list.pk]
+
+
 def test_an_invalid_form_is_shown_again_with_its_errors_not_redirected(subscribe_page, main_list):
     response = Client().post("/subscribe/", {"email": "not-an-address", "lists": [main_list.pk]})
 
