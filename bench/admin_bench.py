@@ -50,7 +50,7 @@ def fill(subscribers: int) -> dict:
     the pages are asked about."""
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
-    from django.db import connection
+    from django.db import connection, transaction
     from django.utils import timezone
     from generate_subscribers import generate_subscribers
     from wagtail.models import Page, Site
@@ -82,11 +82,12 @@ def fill(subscribers: int) -> dict:
     while Campaign.objects.count() < CAMPAIGNS:
         create_campaign(issue, [mailing_list])
     reported = Campaign.objects.order_by("-pk").first()
-    if not reported.deliveries.exists():
+    if reported.status != Campaign.Status.SENT:
         started = time.perf_counter()
-        snapshot_recipients(reported)
+        if not reported.deliveries.exists():
+            snapshot_recipients(reported)
         now = timezone.now()
-        with connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor:
             # Sent to all, 30% opened and 5% clicked (every tenth of those twice), as the ledger says.
             cursor.execute(
                 "UPDATE campaigns_delivery SET status = 'sent', sent_at = %s, "
@@ -98,18 +99,20 @@ def fill(subscribers: int) -> dict:
             for event, condition in (("opened", "id %% 10 < 3"), ("clicked", "id %% 20 = 0")):
                 cursor.execute(
                     "INSERT INTO campaigns_deliveryevent (delivery_id, campaign_id, esp, event_type, message_id, "
-                    "recipient, timestamp, url, payload, created_at) "
+                    "recipient, timestamp, url, payload, created_at, machine_reason) "
                     "SELECT id, campaign_id, 'bench', %s, '', email, "
                     "%s + (id %% 172800) * interval '1 second', "
-                    "CASE WHEN %s = 'clicked' THEN 'https://example.org/story-' || (id %% 7) ELSE '' END, '{}', %s "
+                    "CASE WHEN %s = 'clicked' THEN 'https://example.org/story-' || (id %% 7) ELSE '' END, '{}', %s, '' "
                     f"FROM campaigns_delivery WHERE campaign_id = %s AND {condition}",
                     [event, now, event, now, reported.pk],
                 )
-            cursor.execute("ANALYZE")
-        count = reported.deliveries.count()
-        Campaign.objects.filter(pk=reported.pk).update(
-            status=Campaign.Status.SENT, recipients=count, sent=count, started_at=now, finished_at=now
-        )
+            count = reported.deliveries.count()
+            Campaign.objects.filter(pk=reported.pk).update(
+                status=Campaign.Status.SENT, recipients=count, sent=count, started_at=now, finished_at=now
+            )
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE campaigns_delivery")
+            cursor.execute("VACUUM ANALYZE campaigns_deliveryevent")
         print(f"campaign {reported.pk}: {count} deliveries with events in {time.perf_counter() - started:.1f} s")
     user = get_user_model().objects.filter(username="bench-admin").first()
     if user is None:
