@@ -222,6 +222,8 @@ def environment(args, tmp: Path, port: int) -> dict:
         PYTHONUNBUFFERED="1",
     )
     env["DATABASE_URL"] = create_postgres_database(args.postgres, args.pg_database)
+    if args.conn_max_age is not None:
+        env["DATABASE_CONN_MAX_AGE"] = str(args.conn_max_age)
     return env
 
 
@@ -509,6 +511,9 @@ def main(argv=None):
     parser.add_argument("--pg-database", default="broadsheet_web_bench")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
     parser.add_argument("--keep", action="store_true", help="keep the database and the logs")
+    parser.add_argument(
+        "--conn-max-age", type=int, help="DATABASE_CONN_MAX_AGE for gunicorn (0: a connection per request)"
+    )
     return run(parser.parse_args(argv))
 
 

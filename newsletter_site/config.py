@@ -92,6 +92,12 @@ def database_from_env(name: str, default_path: Path, env: Mapping | None = None)
         raise ImproperlyConfigured(f"{name}={value!r} is not a database URL: {error}") from None
     if not config.get("ENGINE"):
         raise ImproperlyConfigured(f"{name}={value!r}: unknown database scheme.")
+    if config["ENGINE"] == "django.db.backends.postgresql":
+        # Persistent connections: a new PostgreSQL connection per request is a server process
+        # forked and authenticated each time (a good share of a one-click unsubscribe or a
+        # subscribe POST). Health checks drop one the server closed before it is used.
+        config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 600, minimum=0, env=env)
+        config["CONN_HEALTH_CHECKS"] = True
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # The worker and the web server share the file: wait for locks instead of failing,
         # and take the write lock up front so a reader never has to upgrade mid-transaction.

@@ -101,6 +101,15 @@ def test_database_url_default_is_a_sqlite_file_and_postgres_is_parsed(tmp_path):
     assert (pg["ENGINE"], pg["HOST"], pg["NAME"], pg["USER"]) == ("django.db.backends.postgresql", "db", "news", "u")
 
 
+def test_postgresql_connections_persist_between_requests_unless_told_otherwise(tmp_path):
+    url = {"DATABASE_URL": "postgres://u:p@db:5432/news"}
+    pg = config.database_from_env("DATABASE_URL", tmp_path / "x", env=url)
+    assert (pg["CONN_MAX_AGE"], pg["CONN_HEALTH_CHECKS"]) == (600, True)
+    once = config.database_from_env("DATABASE_URL", tmp_path / "x", env={**url, "DATABASE_CONN_MAX_AGE": "0"})
+    assert once["CONN_MAX_AGE"] == 0
+    assert config.database_from_env("DATABASE_URL", tmp_path / "db.sqlite3", env={})["CONN_MAX_AGE"] == 0
+
+
 def test_malformed_database_url_names_the_variable(tmp_path):
     with pytest.raises(ImproperlyConfigured, match=r"^DATABASE_URL="):
         config.database_from_env("DATABASE_URL", tmp_path / "x", env={"DATABASE_URL": "nosuch://x"})
