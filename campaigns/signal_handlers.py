@@ -1,74 +1,28 @@
 """Signal receivers (thin: parse, then call a workflow) and ``connect()``, which
 ``CampaignsConfig.ready()`` calls to wire them, the system checks and the registries."""
 
-import json
-from datetime import datetime
-
 from anymail.signals import tracking
 from django.core import checks
 from django.db import transaction
 from wagtail.permissions import register_permission_policy
 from wagtail.signals import page_published
 
-from campaigns import autosend, background, bots, engagement, gdpr, tasks, webhooks
+from campaigns import autosend, background, engagement, gdpr, tasks, webhooks
 from campaigns import checks as campaign_checks
 from campaigns.models import Campaign, NewsletterIssuePage
-from campaigns.tracking import TrackingEvent, record_campaign_unsubscribe, record_tracking_event
-from mail.esps import ESPS
+from campaigns.tracking import record_campaign_unsubscribe, record_tracking_event, tracking_event
 from subscribers import segments
 from subscribers.signals import unsubscribed
-
-
-def _payload(esp_event) -> dict:
-    """The raw ESP event as JSON-storable data (Mailgun's legacy webhooks give a QueryDict)."""
-    if hasattr(esp_event, "lists"):
-        esp_event = {key: values[0] if len(values) == 1 else values for key, values in esp_event.lists()}
-    if not isinstance(esp_event, dict):
-        esp_event = {"raw": str(esp_event)}
-    try:
-        json.dumps(esp_event)
-    except (TypeError, ValueError):
-        return {"raw": str(esp_event)}
-    return esp_event
-
-
-def _is_soft_bounce(esp: str, event) -> bool:
-    """A "bounced" event whose ESP type is temporary (``mail.esps``: ``soft_bounce_types``)."""
-    declaration = ESPS.get(esp)
-    return event.event_type == "bounced" and declaration is not None and declaration.is_soft_bounce(event.esp_event)
-
-
-def _text(value, limit: int) -> str:
-    """A string field of an ESP event, made safe to store: str, no NUL (PostgreSQL refuses it), capped."""
-    return ("" if value is None else str(value)).replace("\x00", "")[:limit]
 
 
 def handle_tracking_event(sender, event, esp_name, **kwargs):
     """``anymail.signals.tracking`` receiver: one AnymailTrackingEvent in, the tracking workflow called.
 
     Must stay fast and never raise for odd data: an exception makes anymail answer 400 and the
-    ESP retry the webhook.
+    ESP retry the webhook. (Our own webhook view records a POST's events together instead:
+    campaigns.webhooks.)
     """
-    esp = _text(esp_name or "unknown", 40).lower().replace(" ", "_")  # "Amazon SES" is amazon_ses
-    timestamp = event.timestamp if isinstance(event.timestamp, datetime) else None
-    record_tracking_event(
-        TrackingEvent(
-            esp=esp,
-            event_type=_text(event.event_type or "unknown", 40),
-            message_id=_text(event.message_id, 255),
-            recipient=_text(event.recipient, 254),
-            timestamp=timestamp,
-            event_id=_text(event.event_id, 200) or None,
-            url=_text(event.click_url, 2000),
-            soft_bounce=_is_soft_bounce(esp, event),
-            reject_reason=_text(event.reject_reason, 40),
-            description=_text(event.description or event.mta_response, 1000),
-            metadata=event.metadata if isinstance(event.metadata, dict) else {},
-            payload=_payload(event.esp_event),
-            user_agent=_text(event.user_agent, 500),
-            machine_flag=bots.esp_flag(esp, event.esp_event),
-        )
-    )
+    record_tracking_event(tracking_event(event, esp_name))
 
 
 def handle_unsubscribe(sender, subscriber, campaign_id=None, at=None, **kwargs):

@@ -53,6 +53,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC as datetime_utc
 from datetime import datetime, timedelta
@@ -64,6 +65,7 @@ from django.utils import timezone
 
 from campaigns import bots
 from campaigns.models import Campaign, Delivery, DeliveryEvent
+from mail.esps import ESPS
 from subscribers import suppression
 from subscribers.suppression import Feedback, apply_feedback
 
@@ -124,6 +126,53 @@ class TrackingEvent:
     client_ip: str = ""
     method: str = ""
     machine_flag: bool = False
+
+
+def _payload(esp_event) -> dict:
+    """The raw ESP event as JSON-storable data (Mailgun's legacy webhooks give a QueryDict)."""
+    if hasattr(esp_event, "lists"):
+        esp_event = {key: values[0] if len(values) == 1 else values for key, values in esp_event.lists()}
+    if not isinstance(esp_event, dict):
+        esp_event = {"raw": str(esp_event)}
+    try:
+        json.dumps(esp_event)
+    except (TypeError, ValueError):
+        return {"raw": str(esp_event)}
+    return esp_event
+
+
+def _is_soft_bounce(esp: str, event) -> bool:
+    """A "bounced" event whose ESP type is temporary (``mail.esps``: ``soft_bounce_types``)."""
+    declaration = ESPS.get(esp)
+    return event.event_type == "bounced" and declaration is not None and declaration.is_soft_bounce(event.esp_event)
+
+
+def _text(value, limit: int) -> str:
+    """A string field of an ESP event, made safe to store: str, no NUL (PostgreSQL refuses it), capped."""
+    return ("" if value is None else str(value)).replace("\x00", "")[:limit]
+
+
+def tracking_event(event, esp_name: str) -> TrackingEvent:
+    """An anymail ``AnymailTrackingEvent`` as the workflow's TrackingEvent: every field a string
+    safe to store (no NUL, capped), the ESP's name as in ``mail.esps`` ("Amazon SES" is amazon_ses)."""
+    esp = _text(esp_name or "unknown", 40).lower().replace(" ", "_")
+    timestamp = event.timestamp if isinstance(event.timestamp, datetime) else None
+    return TrackingEvent(
+        esp=esp,
+        event_type=_text(event.event_type or "unknown", 40),
+        message_id=_text(event.message_id, 255),
+        recipient=_text(event.recipient, 254),
+        timestamp=timestamp,
+        event_id=_text(event.event_id, 200) or None,
+        url=_text(event.click_url, 2000),
+        soft_bounce=_is_soft_bounce(esp, event),
+        reject_reason=_text(event.reject_reason, 40),
+        description=_text(event.description or event.mta_response, 1000),
+        metadata=event.metadata if isinstance(event.metadata, dict) else {},
+        payload=_payload(event.esp_event),
+        user_agent=_text(event.user_agent, 500),
+        machine_flag=bots.esp_flag(esp, event.esp_event),
+    )
 
 
 def event_key(event: TrackingEvent) -> str:
@@ -189,9 +238,7 @@ def record_tracking_event(event: TrackingEvent) -> str:
     if DeliveryEvent.objects.filter(event_id=key).exists():
         return DUPLICATE
     now = timezone.now()
-    timestamp = event.timestamp
-    if timestamp is not None and timezone.is_naive(timestamp):
-        timestamp = timezone.make_aware(timestamp, datetime_utc)  # an ESP that omits the offset means UTC
+    timestamp = _aware(event.timestamp)
     at = timestamp or now
     found = find_delivery(event)
     with transaction.atomic():
@@ -228,21 +275,204 @@ def record_tracking_event(event: TrackingEvent) -> str:
         return outcome
 
 
+def _aware(timestamp: datetime | None) -> datetime | None:
+    if timestamp is not None and timezone.is_naive(timestamp):
+        return timezone.make_aware(timestamp, datetime_utc)  # an ESP that omits the offset means UTC
+    return timestamp
+
+
+# --- An ESP's batch: set-based ----------------------------------------------------------------
+
+# Event types a batch records set-based: the bulk of an ESP's events. The rest (bounces,
+# complaints, unsubscribes, unmatched events, a click that completes a burst on every link and
+# what follows it for that delivery) go through record_tracking_event.
+SET_BASED_TYPES = (DELIVERED, OPENED, CLICKED)
+# Delivery fields a set-based batch can change.
+_BATCH_FIELDS = (
+    "delivered_at",
+    "first_opened_at",
+    "open_count",
+    "machine_opens",
+    "first_clicked_at",
+    "click_count",
+    "machine_clicks",
+)
+_LOOKUP_CHUNK = 500
+
+
+def record_tracking_events(events: list[TrackingEvent]) -> list[str]:
+    """Store and apply many events (one webhook POST of an ESP): ``record_tracking_event``'s
+    outcome for each, in order, with the same rules and the same end state.
+
+    Delivered events, opens and clicks that match a delivery are recorded set-based: one look-up of the
+    event ids already stored, one of the deliveries by message id and recipient, then in ONE
+    transaction the matched deliveries locked (in id order), the event ids looked up again under
+    the locks (a concurrent copy of an event locks the same delivery, so it is either stored by
+    now or waits for us), the new events inserted together, each changed delivery written once
+    and each campaign's counters moved once. Every other event takes the one-event path.
+    """
+    outcomes: list[str | None] = [None] * len(events)
+    keys = [event_key(event) for event in events]
+    first_index: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        if key in first_index:
+            outcomes[index] = DUPLICATE  # the same event twice in one batch
+        else:
+            first_index[key] = index
+    for key in _stored_keys(first_index):
+        outcomes[first_index[key]] = DUPLICATE
+    candidates = [
+        index
+        for index in first_index.values()
+        if outcomes[index] is None and events[index].event_type in SET_BASED_TYPES and events[index].delivery_id is None
+    ]
+    matched = dict(zip(candidates, find_deliveries([events[index] for index in candidates]), strict=True))
+    matched = {index: pk for index, pk in matched.items() if pk is not None}
+    if matched:
+        try:
+            outcomes_of_matched = _record_matched(events, keys, matched)
+        except IntegrityError:
+            # A copy of one of them was stored meanwhile by a path that does not lock (none does
+            # today): nothing of this transaction stays; each event goes the one-event way.
+            outcomes_of_matched = {}
+        for index, outcome in outcomes_of_matched.items():
+            outcomes[index] = outcome
+    for index, event in enumerate(events):
+        if outcomes[index] is None:
+            outcomes[index] = record_tracking_event(event)
+    return outcomes
+
+
+def _stored_keys(keys) -> set[str]:
+    keys, stored = list(keys), set()
+    for start in range(0, len(keys), _LOOKUP_CHUNK):
+        chunk = keys[start : start + _LOOKUP_CHUNK]
+        stored.update(DeliveryEvent.objects.filter(event_id__in=chunk).values_list("event_id", flat=True))
+    return stored
+
+
+def find_deliveries(events: list[TrackingEvent]) -> list[int | None]:
+    """``find_delivery`` by message id and recipient for many events at once (one query per 500
+    message ids): the id of each event's delivery, or None (then the one-event path looks again,
+    with the metadata fallback). The recipient is compared case-insensitively, as ``iexact``."""
+    variants = [_message_id_variants(event.message_id or "") for event in events]
+    wanted = sorted({variant for group in variants for variant in group})
+    newest: dict[tuple[str, str], int] = {}
+    for start in range(0, len(wanted), _LOOKUP_CHUNK):
+        rows = Delivery.objects.filter(esp_message_id__in=wanted[start : start + _LOOKUP_CHUNK])
+        for pk, message_id, email in rows.values_list("pk", "esp_message_id", "email"):
+            key = (message_id, email.upper())
+            newest[key] = max(pk, newest.get(key, 0))
+    found = []
+    for event, group in zip(events, variants, strict=True):
+        recipient = (event.recipient or "").strip().upper()
+        pk = max((newest.get((variant, recipient), 0) for variant in group), default=0) if recipient else 0
+        found.append(pk or None)
+    return found
+
+
+def _record_matched(events: list[TrackingEvent], keys: list[str], matched: dict[int, int]) -> dict[int, str]:
+    """Record the delivered, opened and clicked events ``matched`` ({event index: delivery id}) in
+    one transaction; their outcomes (none for those left to the one-event path)."""
+    now = timezone.now()
+    outcomes: dict[int, str] = {}
+    with transaction.atomic():
+        deliveries = {
+            delivery.pk: delivery
+            for delivery in Delivery.objects.select_for_update()
+            .filter(pk__in=sorted(set(matched.values())))
+            .order_by("pk")
+            .only("pk", "campaign_id", "subscriber_id", "sending_at", "sent_at", *_BATCH_FIELDS)
+        }
+        stored = _stored_keys(keys[index] for index in matched)
+        clicks = _stored_clicks([pk for index, pk in matched.items() if events[index].event_type == CLICKED])
+        new_events, changed, counters, subscribers, deferred = [], {}, {}, set(), set()
+        for index, pk in matched.items():
+            event, delivery = events[index], deliveries.get(pk)
+            if delivery is None or keys[index] in stored or pk in deferred:
+                continue  # deleted or stored meanwhile, or after a burst: the one-event path decides
+            at = _aware(event.timestamp) or now
+            machine_reason = bots.machine_reason(_hit(delivery, event, at)) if event.event_type != DELIVERED else ""
+            if event.event_type == CLICKED:
+                if not machine_reason and event.url and _completes_burst(clicks[pk], event.url, at):
+                    # Earlier clicks get reclassified (_reclassify_burst): one event at a time,
+                    # after this batch, as is everything after it for this delivery.
+                    deferred.add(pk)
+                    continue
+                clicks[pk].append((_aware(event.timestamp), event.url))
+            new_events.append(
+                DeliveryEvent(
+                    delivery=delivery,
+                    campaign_id=delivery.campaign_id,
+                    esp=event.esp.lower()[:40],
+                    event_type=event.event_type[:40],
+                    event_id=keys[index],
+                    message_id=(event.message_id or "")[:255],
+                    recipient=(event.recipient or "")[:254],
+                    timestamp=_aware(event.timestamp),
+                    url=(event.url or "")[:2000],
+                    machine_reason=machine_reason,
+                    payload=stored_payload(event.payload, whole=True),
+                    created_at=now,
+                )
+            )
+            campaign_counters = counters.setdefault(delivery.campaign_id, Counter())
+            _apply_in_memory(delivery, event.event_type, at, bool(machine_reason), campaign_counters)
+            changed[pk] = delivery
+            subscribers.add(delivery.subscriber_id)
+            outcomes[index] = RECORDED
+        DeliveryEvent.objects.bulk_create(new_events, batch_size=_LOOKUP_CHUNK)
+        Delivery.objects.write_fields(list(changed.values()), _BATCH_FIELDS)
+        suppression.delivered_to(subscribers)
+        for campaign_id, counts in counters.items():
+            if +counts:
+                Campaign.objects.filter(pk=campaign_id).update(**{name: F(name) + n for name, n in counts.items() if n})
+    return outcomes
+
+
+def _stored_clicks(delivery_ids: list[int]) -> dict[int, list]:
+    """{delivery id: [(timestamp, url), ...]} of the clicks already stored for these deliveries."""
+    clicks = defaultdict(list)
+    ids = sorted(set(delivery_ids))
+    for start in range(0, len(ids), _LOOKUP_CHUNK):
+        rows = DeliveryEvent.objects.filter(delivery_id__in=ids[start : start + _LOOKUP_CHUNK], event_type=CLICKED)
+        for delivery_id, timestamp, url in rows.values_list("delivery_id", "timestamp", "url"):
+            clicks[delivery_id].append((timestamp, url))
+    return clicks
+
+
+def _completes_burst(clicks: list, url: str, at: datetime) -> bool:
+    """``_classify``'s burst test against the delivery's clicks in hand (stored and this batch's)."""
+    start, end = bots.burst_window(at)
+    links = {link for timestamp, link in clicks if timestamp is not None and start <= timestamp <= end}
+    return bots.is_burst(len(links | {url}))
+
+
+def _apply_in_memory(delivery: Delivery, kind: str, at: datetime, machine: bool, counters: Counter) -> None:
+    """``_apply`` for a delivered event, an open or a click, on the locked, loaded delivery: its
+    fields change in memory (written once per batch), each first time counted into ``counters``."""
+    found: list[str] = []
+    _first(delivery, "delivered_at", at, {}, found, "delivered")
+    if kind in (OPENED, CLICKED) and machine:
+        field_name = "machine_opens" if kind == OPENED else "machine_clicks"
+        if not getattr(delivery, field_name):
+            found.append(field_name)
+        setattr(delivery, field_name, getattr(delivery, field_name) + 1)
+    elif kind == OPENED or (kind == CLICKED and delivery.first_opened_at is None):
+        _first(delivery, "first_opened_at", at, {}, found, "unique_opens")
+        delivery.open_count += 1
+    if kind == CLICKED and not machine:
+        _first(delivery, "first_clicked_at", at, {}, found, "unique_clicks")
+        delivery.click_count += 1
+    counters.update(found)
+
+
 def _classify(delivery: Delivery, event: TrackingEvent, at: datetime) -> tuple[str, bool]:
     """(the machine reason of an open or click, "" for a person; whether it completes a burst of
     clicks on every link, whose earlier clicks must then be reclassified). campaigns.bots decides."""
     if event.event_type not in (OPENED, CLICKED):
         return "", False
-    hit = bots.Hit(
-        event_type=event.event_type,
-        at=at,
-        handed_over_at=delivery.sending_at or delivery.sent_at,
-        user_agent=event.user_agent,
-        ip=event.client_ip,
-        method=event.method,
-        esp_flag=event.machine_flag,
-    )
-    reason = bots.machine_reason(hit)
+    reason = bots.machine_reason(_hit(delivery, event, at))
     if reason or event.event_type != CLICKED or not event.url:
         return reason, False
     start, end = bots.burst_window(at)
@@ -254,6 +484,18 @@ def _classify(delivery: Delivery, event: TrackingEvent, at: datetime) -> tuple[s
     if bots.is_burst(len(links | {event.url})):
         return bots.EVERY_LINK, True
     return "", False
+
+
+def _hit(delivery: Delivery, event: TrackingEvent, at: datetime) -> bots.Hit:
+    return bots.Hit(
+        event_type=event.event_type,
+        at=at,
+        handed_over_at=delivery.sending_at or delivery.sent_at,
+        user_agent=event.user_agent,
+        ip=event.client_ip,
+        method=event.method,
+        esp_flag=event.machine_flag,
+    )
 
 
 def _reclassify_burst(delivery: Delivery, event: TrackingEvent, at: datetime) -> None:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import requests
 from anymail.exceptions import AnymailWebhookValidationFailure
+from anymail.signals import tracking
 from anymail.webhooks.amazon_ses import AmazonSESTrackingWebhookView as AnymailAmazonSESTrackingWebhookView
 from anymail.webhooks.base import AnymailBasicAuthMixin
 from cryptography import x509
@@ -38,6 +39,7 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpRespo
 from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 
+from campaigns.tracking import record_tracking_events, tracking_event
 from mail.esps import ESPS
 
 logger = logging.getLogger(__name__)
@@ -102,8 +104,13 @@ def tracking_webhook(request, esp: str):
     except Exception:  # anymail's parsers assume well-formed ESP payloads; anything else is a bad request
         logger.info("Malformed %s webhook body refused.", esp, exc_info=True)
         return HttpResponseBadRequest("Malformed webhook body.")
-    for event in events:
-        view.signal.send(sender=view_class, event=event, esp_name=view.esp_name)
+    if view.signal is tracking:
+        # One POST can carry an ESP's whole batch (SendGrid posts up to about 1,000 events):
+        # recorded together, set-based (campaigns.tracking.record_tracking_events).
+        record_tracking_events([tracking_event(event, view.esp_name) for event in events])
+    else:
+        for event in events:
+            view.signal.send(sender=view_class, event=event, esp_name=view.esp_name)
     return HttpResponse()
 
 

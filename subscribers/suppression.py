@@ -106,7 +106,14 @@ def delivered(who: Subscriber | int | None) -> None:
     """A message reached ``who`` (a Subscriber or its key): its soft-bounce streak starts again."""
     pk = who.pk if isinstance(who, Subscriber) else who
     if pk is not None:
-        Subscriber.objects.filter(pk=pk, soft_bounce_streak__gt=0).update(soft_bounce_streak=0)
+        delivered_to([pk])
+
+
+def delivered_to(subscriber_ids) -> None:
+    """Messages reached these subscribers (keys; None ignored): one UPDATE for a webhook's batch."""
+    ids = {pk for pk in subscriber_ids if pk is not None}
+    if ids:
+        Subscriber.objects.filter(pk__in=ids, soft_bounce_streak__gt=0).update(soft_bounce_streak=0)
 
 
 def _context(kind: Feedback, source: str, delivery) -> dict:

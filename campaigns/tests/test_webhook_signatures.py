@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from campaigns import webhooks
+from campaigns.models import DeliveryEvent
 from campaigns.tests.tracking_data import make_delivery, make_sent_campaign
 from subscribers.models import Subscriber
 
@@ -248,6 +249,32 @@ def test_a_signed_sendgrid_event_is_applied(client, sendgrid_key, sendgrid_enabl
     assert sendgrid_post(client, sendgrid_key, sendgrid_spamreport(delivery)).status_code == 200
 
     assert Subscriber.objects.get(pk=delivery.subscriber_id).state == Subscriber.State.COMPLAINED
+
+
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
+def test_a_sendgrid_batch_is_counted_once_however_often_it_is_posted(
+    client, sendgrid_key, sendgrid_enabled, issue_page
+):
+    """One POST carries many events (recorded together, campaigns.tracking.record_tracking_events);
+    SendGrid posts it again when it saw no 200 in time."""
+    campaign = make_sent_campaign(issue_page)
+    deliveries = [make_delivery(campaign, message_id=f"sg-{n}") for n in range(3)]
+    events = [
+        {"email": item.email, "timestamp": 1774083600 + n, "event": "delivered", "sg_event_id": f"ev-d{n}",
+         "anymail_id": item.esp_message_id}
+        for n, item in enumerate(deliveries)
+    ]  # fmt: skip
+    events.append(
+        {"email": deliveries[0].email, "timestamp": 1774087200, "event": "open", "sg_event_id": "ev-o0",
+         "anymail_id": deliveries[0].esp_message_id, "useragent": "Mozilla/5.0 (Macintosh)"}
+    )  # fmt: skip
+
+    for _ in range(2):
+        assert sendgrid_post(client, sendgrid_key, events).status_code == 200
+
+    campaign.refresh_from_db()
+    assert (campaign.delivered, campaign.unique_opens) == (3, 1)
+    assert DeliveryEvent.objects.filter(campaign=campaign).count() == 4
 
 
 @pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
