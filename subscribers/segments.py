@@ -245,7 +245,9 @@ def _parse_group(data, errors: list[str], *, group: int | None = None) -> dict |
                 label = _("Rule %(number)s") % {"number": index}
             else:
                 label = _("Group %(group)s, rule %(number)s") % {"group": group, "number": index}
-            errors.extend(f"{label}: {message}" for message in error.messages)
+            errors.extend(
+                _("%(rule)s: %(problem)s") % {"rule": label, "problem": problem} for problem in error.messages
+            )
     return {"match": data["match"], "rules": rules}
 
 
