@@ -22,6 +22,8 @@ from campaigns import migrations, services
 from campaigns.models import Campaign, Delivery, SendingWorker
 from campaigns.sending import claim_deliveries, engine, recover_stale_deliveries, send_batch, worker_is_dead
 from campaigns.sending.engine import LRUCache, backoff_seconds
+from campaigns.sending.headers import Recipient
+from campaigns.sending.transports import SENT, TEMPORARY, UNKNOWN, Outcome, Outgoing
 
 pytestmark = pytest.mark.django_db
 
@@ -151,6 +153,102 @@ def test_each_message_of_a_batch_gets_a_later_sending_at(campaign, smtp_server):
 
     stamps = list(Delivery.objects.order_by("pk").values_list("sending_at", flat=True))
     assert len(set(stamps)) == 5 and stamps == sorted(stamps)
+
+
+# --- A batch's bookkeeping (_Batch) --------------------------------------------------------------
+
+
+def outgoing(pk):
+    return Outgoing(Recipient(pk, f"r{pk}@example.com", "", ""), {"message_id": f"<{pk}@example.com>"})
+
+
+def test_a_checkpoint_writes_every_buffered_outcome_and_the_counters_once(campaign, settings, monkeypatch):
+    settings.BROADSHEET = {**settings.BROADSHEET, "MAX_ATTEMPTS": 3}
+    now = timezone.now()
+    monkeypatch.setattr(engine.timezone, "now", lambda: now)
+    sent_a, sent_b, retried, exhausted, unknown = claim_deliveries(campaign.pk, "w1", 5)
+    Delivery.objects.filter(pk=retried).update(attempts=1)
+    Delivery.objects.filter(pk=exhausted).update(attempts=3)
+    batch = engine._Batch(campaign, "w1")
+
+    temporary = batch.record(
+        [
+            Outcome(sent_a, SENT),
+            Outcome(sent_b, SENT),
+            Outcome(retried, TEMPORARY, error="451 greylisted"),
+            Outcome(exhausted, TEMPORARY, error="452 mailbox full"),
+            Outcome(unknown, UNKNOWN, error="connection lost after DATA"),
+        ]
+    )
+
+    assert temporary == 2
+    # Buffered only: nothing is written before the checkpoint.
+    assert not Delivery.objects.filter(campaign=campaign).exclude(status="queued").exists()
+
+    batch.checkpoint(esp_ids=False)
+
+    rows = {row.pk: row for row in Delivery.objects.filter(campaign=campaign)}
+    assert (rows[sent_a].status, rows[sent_a].sent_at, rows[sent_a].claimed_by) == ("sent", now, "")
+    assert rows[sent_b].status == "sent"
+    assert (rows[retried].status, rows[retried].claimed_by, rows[retried].last_error) == (
+        "queued",
+        "",
+        "451 greylisted",
+    )
+    assert rows[retried].retry_at == now + datetime.timedelta(seconds=backoff_seconds(1))
+    assert (rows[exhausted].status, rows[exhausted].last_error) == (
+        "failed",
+        "gave up after 3 attempts: 452 mailbox full",
+    )
+    assert (rows[unknown].status, rows[unknown].last_error) == ("unknown", "connection lost after DATA")
+    campaign.refresh_from_db()
+    assert (campaign.sent, campaign.failed) == (2, 2)  # unknown outcomes count as failed
+    assert batch.counts == {"sent": 2, "retried": 1, "failed": 1, "unknown": 1}
+
+    # The buffers were emptied: a second checkpoint (every batch ends with one) adds nothing.
+    batch.checkpoint(esp_ids=False)
+    campaign.refresh_from_db()
+    assert (campaign.sent, campaign.failed) == (2, 2)
+    assert batch.counts["sent"] == 2
+
+
+def test_a_checkpoint_keeps_the_esps_message_ids(campaign):
+    first, second = claim_deliveries(campaign.pk, "w1", 2)
+    batch = engine._Batch(campaign, "w1")
+    batch.record([Outcome(first, SENT, message_id="esp-1"), Outcome(second, SENT, message_id="esp-2")])
+
+    batch.checkpoint(esp_ids=True)
+
+    assert dict(Delivery.objects.filter(pk__in=[first, second]).values_list("pk", "esp_message_id")) == {
+        first: "esp-1",
+        second: "esp-2",
+    }
+
+
+def test_marking_a_chunk_sending_returns_only_the_rows_this_worker_still_holds(campaign):
+    ids = claim_deliveries(campaign.pk, "w1", 3)
+    Delivery.objects.filter(pk=ids[1]).update(claimed_by="w2")  # recovery gave it away
+    batch = engine._Batch(campaign, "w1")
+
+    held = batch.mark_sending([outgoing(pk) for pk in ids], message_ids=False)
+
+    assert [item.recipient.delivery_id for item in held] == [ids[0], ids[2]]
+    statuses = dict(Delivery.objects.filter(pk__in=ids).values_list("pk", "status"))
+    assert statuses == {ids[0]: "sending", ids[1]: "queued", ids[2]: "sending"}
+    assert Delivery.objects.get(pk=ids[0]).attempts == 1
+
+
+def test_marking_one_message_sending_writes_its_message_id_and_refuses_a_row_given_away(campaign):
+    mine, lost = claim_deliveries(campaign.pk, "w1", 2)
+    Delivery.objects.filter(pk=lost).update(claimed_by="w2")
+    batch = engine._Batch(campaign, "w1")
+
+    assert batch.mark_sending([outgoing(mine)], message_ids=True) != []
+    assert batch.mark_sending([outgoing(lost)], message_ids=True) == []
+
+    row = Delivery.objects.get(pk=mine)
+    assert (row.status, row.esp_message_id) == ("sending", f"<{mine}@example.com>")
+    assert Delivery.objects.get(pk=lost).status == "queued"
 
 
 # --- Recovery -------------------------------------------------------------------------------------
