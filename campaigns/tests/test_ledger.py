@@ -212,17 +212,31 @@ def test_a_checkpoint_writes_every_buffered_outcome_and_the_counters_once(campai
     assert batch.counts["sent"] == 2
 
 
-def test_a_checkpoint_keeps_the_esps_message_ids(campaign):
+def test_a_checkpoint_keeps_the_esps_message_ids(campaign, monkeypatch):
+    now = timezone.now()
+    monkeypatch.setattr(engine.timezone, "now", lambda: now)
     first, second = claim_deliveries(campaign.pk, "w1", 2)
     batch = engine._Batch(campaign, "w1")
     batch.record([Outcome(first, SENT, message_id="esp-1"), Outcome(second, SENT, message_id="esp-2")])
 
     batch.checkpoint(esp_ids=True)
 
-    assert dict(Delivery.objects.filter(pk__in=[first, second]).values_list("pk", "esp_message_id")) == {
-        first: "esp-1",
-        second: "esp-2",
-    }
+    rows = Delivery.objects.filter(pk__in=[first, second]).values_list("pk", "status", "sent_at", "esp_message_id")
+    assert set(rows) == {(first, "sent", now, "esp-1"), (second, "sent", now, "esp-2")}
+
+
+def test_a_batchs_figures_add_up_over_its_checkpoints(campaign):
+    # A batch checkpoints every CHECKPOINT_EVERY messages; send_batch reports the sum of them all.
+    ids = claim_deliveries(campaign.pk, "w1", 5)
+    Delivery.objects.filter(pk__in=ids).update(attempts=1)
+    batch = engine._Batch(campaign, "w1")
+    for sent, retried, unknown in ((ids[0], ids[1], ids[2]), (ids[3], ids[1], ids[4])):
+        batch.record([Outcome(sent, SENT), Outcome(retried, TEMPORARY, error="451"), Outcome(unknown, UNKNOWN)])
+        batch.checkpoint(esp_ids=False)
+
+    assert batch.counts == {"sent": 2, "retried": 2, "unknown": 2}
+    campaign.refresh_from_db()
+    assert (campaign.sent, campaign.failed) == (2, 2)
 
 
 def test_marking_a_chunk_sending_returns_only_the_rows_this_worker_still_holds(campaign):
