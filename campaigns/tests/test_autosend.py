@@ -543,3 +543,44 @@ def test_pausing_says_which_scheduled_campaigns_will_still_go(on_publish, weekly
 
     assert "1 campaign it scheduled will still go: cancel it in Campaigns" in response.text
     assert automatic_campaigns(weekly).get().status == Campaign.Status.SCHEDULED
+
+
+def test_a_digest_campaign_has_the_usual_campaign_page_and_report(
+    digest_rule, archive_page, admin_client, django_capture_on_commit_callbacks
+):
+    make_issue(archive_page, title="Spring", slug="spring")
+    run_slot(digest_rule, django_capture_on_commit_callbacks)
+    campaign = Digest.objects.get().campaign
+
+    for name in ("campaigns_admin:detail", "campaigns_admin:report"):
+        response = admin_client.get(reverse(name, args=[campaign.pk]))
+        assert response.status_code == 200, name
+        assert campaign.page.title in response.text
+    assert campaign.page.title in admin_client.get(reverse("campaigns_admin:index")).text
+
+
+def test_switching_a_digest_rule_to_on_publish_drops_its_pending_digest(
+    digest_rule, archive_page, admin_client, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        autosend.rule_saved(digest_rule)
+    digest_rule.refresh_from_db()
+    pending = digest_rule.next_digest_at
+    make_issue(archive_page, title="Spring", slug="spring")
+
+    response = admin_client.post(
+        reverse("campaigns_autosend:edit", args=[digest_rule.pk]),
+        {
+            "mailing_list": digest_rule.mailing_list_id,
+            "mode": "publish",
+            "review_delay": 15,
+            "digest_weekday": 0,
+            "digest_time": "08:00",
+        },
+    )
+
+    assert response.status_code == 302
+    digest_rule.refresh_from_db()
+    assert digest_rule.next_digest_at is None
+    assert autosend.run_digest(digest_rule.pk, pending) == "not a digest rule now"
+    assert not Digest.objects.exists()
