@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns import audit, reporting, services
-from campaigns.models import Campaign, Delivery
+from campaigns.models import Campaign
 from campaigns.services import CampaignError
 from subscribers.audience import Audience
 
@@ -56,8 +56,9 @@ def refusal(campaign: Campaign) -> str:
 
 
 def non_openers(campaign: Campaign) -> int:
-    """How many readers a resend of ``campaign`` would go to now (as the form shows it)."""
-    return Delivery.objects.filter(campaign=campaign).reached_unopened().count()
+    """How many readers a resend of ``campaign`` would go to now (as the form shows it): the
+    resend's own audience, readers who left the lists or were suppressed since left out."""
+    return Audience(campaign.lists.all(), only=Campaign.non_openers(campaign.pk)).count()
 
 
 def create_resend(

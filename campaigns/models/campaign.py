@@ -268,14 +268,21 @@ class Campaign(models.Model):
             return self.test_share()
         if self.resend_of_id is None:
             return None
+        return Campaign.non_openers(self.resend_of_id, resend_id=self.pk)
+
+    @staticmethod
+    def non_openers(campaign_id: int, *, resend_id: int | None = None):
+        """The subscriber ids a resend of ``campaign_id`` to its non-openers goes to: its
+        deliveries that reached their reader unopened, less anyone another resend of it (not
+        ``resend_id``) already reached (a cancelled one)."""
         reached = (
-            Delivery.objects.filter(campaign__resend_of_id=self.resend_of_id, subscriber__isnull=False)
-            .exclude(campaign_id=self.pk)
+            Delivery.objects.filter(campaign__resend_of_id=campaign_id, subscriber__isnull=False)
+            .exclude(campaign_id=resend_id)
             .exclude(status__in=[Delivery.Status.QUEUED, Delivery.Status.SKIPPED])
             .values("subscriber_id")
         )
         return (
-            Delivery.objects.filter(campaign_id=self.resend_of_id)
+            Delivery.objects.filter(campaign_id=campaign_id)
             .reached_unopened()
             .exclude(subscriber_id__in=reached)
             .values("subscriber_id")

@@ -74,6 +74,8 @@ def test_each_exclusion(original, django_capture_on_commit_callbacks):
     # A machine's open is no reader's: hal is sent it again.
     Delivery.objects.filter(pk=row(original, "hal").pk).update(machine_opens=1)
 
+    assert resends.non_openers(original) == 1  # what the report's form says
+
     resend, _ = resend_now(original, django_capture_on_commit_callbacks)
 
     assert recipients(resend) == ["hal@example.com"]
