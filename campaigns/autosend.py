@@ -113,6 +113,35 @@ def _send_on_publish(rule_id: int, page) -> tuple[AutoSendRule | None, str]:
     return rule, "scheduled"
 
 
+def upcoming_sends(page) -> list[tuple[str, datetime.datetime]]:
+    """For the editor who just published ``page``: ``(list name, when)`` for each list that gets it
+    automatically and has not yet: the campaign a rule scheduled, or the one it is about to
+    schedule (the task may not have run yet)."""
+    if page.specific_class is not NewsletterIssuePage or not page.live:
+        return []
+    first_published = _first_published(page)
+    upcoming = []
+    rules = AutoSendRule.objects.active().filter(mode=AutoSendRule.Mode.ON_PUBLISH).select_related("mailing_list")
+    for rule in rules:
+        recorded = (
+            IssueSend.objects.filter(mailing_list=rule.mailing_list, issue_key=page.translation_key)
+            .select_related("campaign")
+            .first()
+        )
+        if recorded is not None:
+            campaign = recorded.campaign
+            if campaign is not None and campaign.status == Campaign.Status.SCHEDULED:
+                upcoming.append((rule.mailing_list.name, campaign.scheduled_at))
+        elif (
+            first_published is not None
+            and first_published >= rule.active_since
+            and not _sent_by_hand(rule.mailing_list, [page.translation_key]).exists()
+        ):
+            published = page.last_published_at or timezone.now()
+            upcoming.append((rule.mailing_list.name, published + datetime.timedelta(minutes=rule.review_delay)))
+    return upcoming
+
+
 # --- Digests ----------------------------------------------------------------------------------
 
 

@@ -16,11 +16,12 @@ from wagtail.admin.viewsets.base import ViewSet
 from wagtail.admin.viewsets.pages import PageViewSet
 from wagtail.admin.widgets import Button
 
-from campaigns import admin_views, audit, charts, reporting
+from campaigns import admin_views, audit, autosend, charts, reporting
 from campaigns.admin_views import can_send, send_url, sendable_page
 from campaigns.autosend_admin import AutoSendViewSet
 from campaigns.models import NewsletterIssuePage
 from subscribers.audience import Audience
+from subscribers.templatetags.admin_format import admin_datetime
 
 # --- "Send as newsletter" on a published issue -------------------------------------------------
 
@@ -109,6 +110,30 @@ def offer_send_in_published_message(request, page):
 
 hooks.register("after_edit_page", offer_send_in_published_message)
 hooks.register("after_create_page", offer_send_in_published_message)
+
+
+def announce_automatic_sends(request, page):
+    """After publishing an issue: which lists get it automatically, and until when the editor
+    can cancel it (the review delay; campaigns.autosend)."""
+    if request.method != "POST" or "action-publish" not in request.POST:
+        return
+    upcoming = autosend.upcoming_sends(page)
+    if upcoming:
+        lists = ", ".join(f"{name} ({admin_datetime(at)})" for name, at in upcoming)
+        messages.info(
+            request,
+            format_html(
+                '{} <a href="{}">{}</a>',
+                gettext("Sent automatically to %(lists)s: until then you can cancel it in Campaigns.")
+                % {"lists": lists},
+                reverse("campaigns_admin:index"),
+                gettext("Campaigns"),
+            ),
+        )
+
+
+hooks.register("after_edit_page", announce_automatic_sends)
+hooks.register("after_create_page", announce_automatic_sends)
 
 
 # --- The Campaigns menu and views ---------------------------------------------------------------

@@ -16,6 +16,7 @@ from wagtail.models import ModelLogEntry
 from campaigns import autosend, services
 from campaigns.models import AutoSendRule, Campaign, Digest, DigestPage, IssueSend, NewsletterIssuePage
 from campaigns.tests.factories import make_issue, make_user
+from campaigns.tests.test_admin_editor_day import issue_form
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
@@ -584,3 +585,28 @@ def test_switching_a_digest_rule_to_on_publish_drops_its_pending_digest(
     assert digest_rule.next_digest_at is None
     assert autosend.run_digest(digest_rule.pk, pending) == "not a digest rule now"
     assert not Digest.objects.exists()
+
+
+def test_the_editor_who_publishes_is_told_which_lists_get_it_and_until_when_to_cancel(
+    on_publish, weekly, admin_client, archive_page, django_capture_on_commit_callbacks
+):
+    add = reverse("wagtailadmin_pages:add", args=["campaigns", "newsletterissuepage", archive_page.pk])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(add, issue_form(**{"action-publish": "action-publish"}), follow=True)
+
+    campaign = automatic_campaigns(weekly).get()
+    when = timezone.localtime(campaign.scheduled_at).strftime("%Y-%m-%d %H:%M")
+    notices = [str(message) for message in response.context["messages"]]
+    assert any(
+        f"Sent automatically to Weekly ({when}): until then you can cancel it in Campaigns." in notice
+        for notice in notices
+    ), notices
+
+
+def test_no_automatic_send_notice_without_a_rule(weekly, admin_client, archive_page):
+    add = reverse("wagtailadmin_pages:add", args=["campaigns", "newsletterissuepage", archive_page.pk])
+
+    response = admin_client.post(add, issue_form(**{"action-publish": "action-publish"}), follow=True)
+
+    assert not any("automatically" in str(message) for message in response.context["messages"])
