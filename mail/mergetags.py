@@ -226,6 +226,27 @@ class Slot:
         return self.write(value) if value else ""
 
 
+class SlotWriter:
+    """``writer(slot, values)`` is ``slot.render(values)``, remembered for values that repeat across
+    recipients (a city, a fallback, common first names); at most ``limit`` outputs are kept. For
+    whatever fills the same slots for many recipients (the ESP batch path's merge data)."""
+
+    def __init__(self, limit: int = 4096):
+        self.limit = limit
+        self.memo: dict = {}
+
+    def __call__(self, slot: Slot, values: dict) -> str:
+        raw = values.get(slot.key) or slot.fallback
+        if not raw:
+            return ""
+        written = self.memo.get((slot, raw))
+        if written is None:
+            written = slot.write(raw)
+            if len(self.memo) < self.limit:
+                self.memo[slot, raw] = written
+        return written
+
+
 def compile_template(template: str, *, html: bool) -> list:
     """``template`` (tokens in it) as ``[literal, Slot, literal, ..., literal]``: literals at the
     even positions, slots at the odd ones."""

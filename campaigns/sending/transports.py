@@ -38,7 +38,7 @@ from campaigns.sending.headers import CompiledMessage, MessageContent, Recipient
 from campaigns.sending.verp import return_path
 from mail.addresses import HeaderValueError, format_address, split_address
 from mail.esps import ESPS, esp_for_backend
-from mail.mergetags import fill
+from mail.mergetags import SlotWriter, fill
 from mail.outbox import OutboxBackend
 
 SENT, TEMPORARY, FAILED, UNKNOWN = "sent", "temporary", "failed", "unknown"
@@ -497,6 +497,7 @@ class AnymailBatchTransport(DjangoBackendTransport):
         self.batch_size = min(esp.batch_limit, settings.BROADSHEET["ESP_BATCH_LIMIT"] or esp.batch_limit)
         content = self.content
         self.slots: dict = {}  # Slot -> merge field name
+        self.write = SlotWriter()  # each slot's value as it writes it, remembered across batches
         self.subject = self._with_merge_fields(content.compiled_subject, esp)
         self.text_body = self._with_merge_fields(content.compiled_text, esp)
         self.html_body = self._with_merge_fields(content.compiled_html, esp)
@@ -535,7 +536,8 @@ class AnymailBatchTransport(DjangoBackendTransport):
     def merge_values(self, item: Outgoing) -> tuple[dict, dict, dict]:
         """One recipient's merge data (each slot's value as the slot writes it), headers and metadata."""
         values = item.values
-        data = {field: slot.render(values) for slot, field in self.slots.items()}
+        write = self.write
+        data = {field: write(slot, values) for slot, field in self.slots.items()}
         headers = {"List-Unsubscribe": values["list_unsubscribe"].replace("\r\n", "")}
         return data, headers, {"delivery_id": str(item.recipient.delivery_id)}
 

@@ -162,3 +162,14 @@ def test_plain_text_never_breaks_a_tag_and_reserves_room_for_its_value():
     # The token is measured as the value it stands for (15 columns for a first name) and fits.
     filled = [fill(compile_template(line, html=False), {"first_name": "F" * 15}) for line in lines]
     assert max(len(line) for line in filled) <= 78
+
+
+def test_slot_writer_remembers_repeated_values_and_writes_as_the_slot_does():
+    (html_slot,) = compile_template('<a href="https://x.org/?c=%%attributes.city|here%%">x</a>', html=True)[1::2]
+    write = mergetags.SlotWriter(limit=1)
+
+    assert write(html_slot, {"attributes.city": "A&B"}) == "A%26B"
+    assert write(html_slot, {"attributes.city": "A&B"}) == "A%26B"
+    assert write(html_slot, {"attributes.city": "C D"}) == "C%20D"  # past the limit: written, not kept
+    assert write(html_slot, {}) == "here"
+    assert len(write.memo) == 1
