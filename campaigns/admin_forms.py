@@ -44,10 +44,9 @@ class ListsField(ModelIdsField):
         return f"{obj.name} ({receiving})"
 
 
-class SendCampaignForm(forms.Form):
-    """Who gets the issue, from whom, and when. Times are read in the current (editor's) time zone."""
-
-    NOW, LATER = "now", "later"
+class AudienceForm(forms.Form):
+    """Who a send goes to: lists, narrowed by a segment. On its own it is the send form's live count
+    (AudienceCountView); the send form extends it, so both read the same two fields the same way."""
 
     lists = ListsField(queryset=MailingList.objects.all(), label=gettext_lazy("Send to"))
     segment = forms.ModelChoiceField(
@@ -57,6 +56,23 @@ class SendCampaignForm(forms.Form):
         empty_label=gettext_lazy("Everyone on the chosen lists"),
         help_text=gettext_lazy("Narrows the lists to the subscribers a saved segment's rules match."),
     )
+
+    def __init__(self, *args, counts=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["lists"].counts = sendable_counts() if counts is None else counts
+        if not self.fields["segment"].queryset.exists():
+            self.fields["segment"].widget = forms.HiddenInput()  # no segments yet: nothing to choose
+
+    def audience(self) -> Audience:
+        """The Audience of the cleaned lists and segment (the form must be valid)."""
+        return Audience(list(self.cleaned_data["lists"]), self.cleaned_data["segment"])
+
+
+class SendCampaignForm(AudienceForm):
+    """Who gets the issue, from whom, and when. Times are read in the current (editor's) time zone."""
+
+    NOW, LATER = "now", "later"
+
     subject = forms.CharField(label=gettext_lazy("Subject"), max_length=200)
     from_email = forms.CharField(
         label=gettext_lazy("Sender"),
@@ -101,11 +117,8 @@ class SendCampaignForm(forms.Form):
     AB_FIELDS = ("subject_b", "subject_c", "subject_d", "ab_percent", "ab_window_hours", "ab_metric")
 
     def __init__(self, *args, counts=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["lists"].counts = sendable_counts() if counts is None else counts
+        super().__init__(*args, counts=counts, **kwargs)
         self.fields["mailer"].choices = [("", _("The list's mailer")), *((name, name) for name in mailer_names())]
-        if not self.fields["segment"].queryset.exists():
-            self.fields["segment"].widget = forms.HiddenInput()  # no segments yet: nothing to choose
         if len(self.fields["mailer"].choices) <= 2:
             self.fields["mailer"].widget = forms.HiddenInput()  # one mailer: nothing to choose
         self.fields["send_at"].help_text = _("In your time zone (%(zone)s).") % {

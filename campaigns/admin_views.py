@@ -29,7 +29,14 @@ from wagtail.admin.views.pages.edit import EditView
 from wagtail.admin.widgets.button import HeaderButton
 
 from campaigns import abtests, audit, charts, reporting, resends, services
-from campaigns.admin_forms import CampaignFilterSet, DeliveryFilterForm, ResendForm, SendCampaignForm, TestSendForm
+from campaigns.admin_forms import (
+    AudienceForm,
+    CampaignFilterSet,
+    DeliveryFilterForm,
+    ResendForm,
+    SendCampaignForm,
+    TestSendForm,
+)
 from campaigns.bounces import processing as bounce_processing
 from campaigns.bounces.mailboxes import check_mailbox
 from campaigns.bounces.mailboxes import describe as describe_mailbox
@@ -233,7 +240,7 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
 
     def confirm_step(self, form):
         lists, segment = list(form.cleaned_data["lists"]), form.cleaned_data["segment"]
-        recipients = Audience(lists, segment).count()
+        recipients = form.audience().count()
         mailer = mailers.choose_mailer(
             form.cleaned_data.get("mailer") or "", [item.mailer for item in sorted(lists, key=lambda item: item.pk)]
         )
@@ -344,6 +351,20 @@ def _find_subscriber(value: str):
     if value.isdigit():
         return Subscriber.objects.filter(pk=int(value)).first()
     return Subscriber.objects.for_email(value).first() if "@" in value else None
+
+
+@requires_send
+class AudienceCountView(View):
+    """GET ``lists`` (ids) and ``segment`` (an id, or empty): {"count"} for the send form as the editor
+    chooses, the same ``Audience`` count the confirmation step shows and the snapshot inserts.
+    A choice that does not validate answers {"count": null, "errors": [...]}, never a query."""
+
+    def get(self, request):
+        form = AudienceForm(request.GET, counts={})
+        if not form.is_valid():
+            errors = [message for messages_ in form.errors.values() for message in messages_]
+            return JsonResponse({"count": None, "errors": errors})
+        return JsonResponse({"count": form.audience().count(), "errors": []})
 
 
 @requires_send

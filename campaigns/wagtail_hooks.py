@@ -156,6 +156,7 @@ class CampaignViewSet(ViewSet):
             path("results/", index.as_view(results_only=True), name="index_results"),
             path("new/", admin_views.NewCampaignView.as_view(), name="new"),
             path("send/<int:page_id>/", admin_views.SendCampaignView.as_view(), name="send"),
+            path("audience-count/", admin_views.AudienceCountView.as_view(), name="audience_count"),
             path("send/<int:page_id>/preview/", admin_views.PreviewAsSubscriberView.as_view(), name="preview_as"),
             path("mailers/", admin_views.MailersView.as_view(), name="mailers"),
             path("mailers/bounce-mailbox/check/", admin_views.MailerCheckView.as_view(), name="mailbox_check"),

@@ -183,6 +183,12 @@ def test_confirmation_and_the_started_campaign_count_the_same_segment(
     form = client.get(url)
     assert "Leeds readers" in form.text
 
+    count_url = reverse("campaigns_admin:audience_count")
+    assert "data-audience-count" in form.text and count_url in form.text
+    live = client.get(count_url, {"lists": [weekly.pk], "segment": leeds.pk}).json()
+    assert live == {"count": 2, "errors": []}
+    assert client.get(count_url, {"lists": [weekly.pk], "segment": ""}).json()["count"] == 4
+
     review = client.post(url, send_form(weekly, leeds, "review"))
     assert review.context["recipients"] == 2
     assert "2 recipients" in review.text and "Leeds readers" in review.text
@@ -230,3 +236,19 @@ def test_a_segment_a_campaign_used_cannot_be_deleted(issue_page, weekly, leeds):
     services.create_campaign(issue_page, [weekly], segment=leeds)
     with pytest.raises(ProtectedError):
         leeds.delete()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{}, {"lists": "abc"}, {"lists": "99999999999999999999"}, {"lists": "1", "segment": "999"}, {"segment": "x"}],
+)
+def test_the_live_count_refuses_bad_choices_with_a_message(client, sender, weekly, leeds, query):
+    client.force_login(sender)
+    answer = client.get(reverse("campaigns_admin:audience_count"), query)
+    assert answer.status_code == 200
+    assert answer.json()["count"] is None and answer.json()["errors"]
+
+
+def test_the_live_count_needs_the_send_permission(client, editor, weekly, leeds):
+    client.force_login(editor)
+    assert client.get(reverse("campaigns_admin:audience_count"), {"lists": [weekly.pk]}).status_code == 403
