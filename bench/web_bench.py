@@ -119,7 +119,9 @@ def post(path: str, port: int, body: str, extra: str = "") -> bytes:
     ).encode()
 
 
-async def drive(port: int, make_request, *, expect: set[int], requests: int, seconds: float, connections: int):
+async def drive(
+    port: int, make_request, *, expect: set[int], requests: int, seconds: float, connections: int, server=None
+):
     """Send up to ``requests`` requests (``make_request(i)`` builds the i-th) over ``connections``
     connections for at most ``seconds``; returns latencies (s), statuses and errors."""
     latencies, statuses, errors = [], collections.Counter(), []
@@ -149,6 +151,7 @@ async def drive(port: int, make_request, *, expect: set[int], requests: int, sec
             connection.close()
 
     cpu = resource.getrusage(resource.RUSAGE_SELF)
+    server_before = server_cpu(server)
     started = time.perf_counter()
     await asyncio.gather(*(one_connection() for _ in range(connections)))
     elapsed = time.perf_counter() - started
@@ -160,7 +163,25 @@ async def drive(port: int, make_request, *, expect: set[int], requests: int, sec
         "statuses": dict(statuses),
         "errors": errors,
         "client_cpu": (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime),
+        "server_cpu": server_cpu(server) - server_before,
     }
+
+
+def server_cpu(master: subprocess.Popen | None) -> float:
+    """CPU seconds (user + system) used so far by the gunicorn master's worker processes, from
+    /proc: per request it says what the site costs whatever else the machine is doing."""
+    if master is None:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master.pid:  # ppid
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -178,6 +199,12 @@ def summary(name: str, result: dict) -> str:
         f"p50 {ms[0]:6.1f} ms  p90 {ms[1]:6.1f} ms  p99 {ms[2]:6.1f} ms  max {ms[3]:7.1f} ms   "
         f"errors {len(result['errors'])}   client CPU {result['client_cpu']:.1f} s"
     )
+    if result.get("server_cpu") and result["requests"]:
+        per_request = result["server_cpu"] / result["requests"] * 1000
+        line += (
+            f"\n{'':<22} gunicorn workers' CPU: {per_request:.2f} ms per request "
+            f"= {1000 / per_request:.0f} req/s per idle core (database and Redis not counted)"
+        )
     target = TARGETS.get(name.split()[0])
     if target and not name.endswith("(no cache)"):
         want_rate, want_p99 = target
@@ -379,6 +406,7 @@ def run(args) -> int:
                         requests=args.requests,
                         seconds=args.seconds if cache_seconds != "0" else args.seconds / 2,
                         connections=args.connections,
+                        server=server,
                     )
                 )
                 print(summary(label, results[label]), flush=True)
@@ -394,10 +422,11 @@ def run(args) -> int:
             cookie, token = asyncio.run(csrf_pair(port))
             queued_before = DBTaskResult.objects.filter(task_path__endswith="send_confirmation").count()
             weekly = site["weekly"].pk
+            run = time.strftime("%H%M%S")  # new addresses each run: Redis keeps the per-address limit
 
             def subscribe(i):
                 body = urllib.parse.urlencode(
-                    {"email": f"new{i}@bench.example", "name": "", "lists": weekly, "csrfmiddlewaretoken": token}
+                    {"email": f"new{run}-{i}@bench.example", "name": "", "lists": weekly, "csrfmiddlewaretoken": token}
                 )
                 return post("/subscribe/", port, body, f"Cookie: {cookie}\r\n")
 
@@ -409,6 +438,7 @@ def run(args) -> int:
                     requests=args.requests,
                     seconds=args.seconds,
                     connections=args.connections,
+                    server=server,
                 )
             )
             results["subscribe"] = result
@@ -471,6 +501,7 @@ def run(args) -> int:
                     requests=len(paths),
                     seconds=args.seconds,
                     connections=args.connections,
+                    server=server,
                 )
             )
             results["unsubscribe"] = result
