@@ -301,3 +301,15 @@ def test_review_stays_on_the_form_while_a_tag_cannot_be_sent(client, admin_user,
     doc = BeautifulSoup(response.content, "html.parser")
     assert "surname" in doc.select_one("[data-merge-tag-errors]").get_text()
     assert not Campaign.objects.exists()
+
+
+def test_the_plain_text_preview_lists_tags_that_cannot_be_sent(client, admin_user, tagged_issue):
+    client.force_login(admin_user)
+    url = reverse("wagtailadmin_pages:preview_on_edit", args=[tagged_issue.pk])
+    body = streamfield([("paragraph", rich_text("<p>Hi {{ nickname }}</p>"))])
+    assert client.post(url, edit_form_data(tagged_issue, subject=SUBJECT, body=body)).json()["is_valid"]
+
+    doc = BeautifulSoup(client.get(url, {"mode": "text"}).content, "html.parser")
+
+    assert "nickname" in doc.select_one("[data-merge-tag-errors]").get_text()
+    assert "{{" not in doc.select_one("[data-plaintext-preview]").get_text()
