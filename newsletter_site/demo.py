@@ -25,7 +25,8 @@ from wagtail.images import get_image_model
 from wagtail.models import Locale, Page, Site
 
 from automations.models import Automation, AutomationEmailIndexPage, AutomationEmailPage, Step
-from campaigns.models import NewsletterIndexPage, NewsletterIssuePage
+from campaigns import autosend
+from campaigns.models import AutoSendRule, NewsletterIndexPage, NewsletterIssuePage
 from mail.models import NewsletterSettings
 from pages.models import HomePage, SubscribePage
 from subscribers.audience import Audience
@@ -475,6 +476,18 @@ def ensure_welcome_emails() -> int:
     return created
 
 
+def ensure_digest_rule(lists: list[MailingList]) -> None:
+    """The Culture desk gets a weekly digest (Fridays 09:00, site time) of the issues published
+    from now on (docs/automatic-sends.md); its first digest is empty until an editor publishes."""
+    culture = lists[1]
+    rule, created = AutoSendRule.objects.get_or_create(
+        mailing_list=culture,
+        defaults={"mode": AutoSendRule.Mode.DIGEST, "digest_weekday": 4, "digest_time": datetime.time(9, 0)},
+    )
+    if created:
+        autosend.rule_saved(rule)
+
+
 @transaction.atomic
 def load_demo_content() -> dict:
     """Create whatever demo content is missing; returns what the command prints."""
@@ -487,6 +500,7 @@ def load_demo_content() -> dict:
     translated = ensure_chinese(home)
     created = ensure_subscribers(lists)
     ensure_welcome_emails()
+    ensure_digest_rule(lists)
     receiving = Audience.counts_per_list()  # labelled "can receive", as in the admin
     return {
         "username": username,

@@ -1,8 +1,9 @@
 import pytest
 from django.core import mail
+from django.utils import timezone
 from wagtail.models import Site
 
-from campaigns.models import NewsletterIssuePage
+from campaigns.models import AutoSendRule, NewsletterIssuePage
 from mail.models import NewsletterSettings
 from newsletter_site.demo import load_demo_content
 from pages.models import HomePage
@@ -138,3 +139,14 @@ def test_every_public_list_welcomes_a_reader_who_confirms(django_capture_on_comm
     assert subjects == sorted(["Please confirm your subscription"] + [f"Welcome to {mlist.name}" for mlist in lists])
     # Nobody already on the lists was welcomed.
     assert len([m for m in mail.outbox if m.subject.startswith("Welcome")]) == len(lists)
+
+
+@pytest.mark.django_db
+def test_the_culture_desk_gets_a_weekly_digest_once(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        load_demo_content()
+        load_demo_content()
+
+    rule = AutoSendRule.objects.get()
+    assert rule.mailing_list.slug == "culture-desk" and rule.mode == AutoSendRule.Mode.DIGEST
+    assert timezone.localtime(rule.next_digest_at).weekday() == 4  # Friday
