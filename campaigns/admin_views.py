@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q
@@ -48,7 +48,7 @@ from mail.rendering import join_names
 from mail.senders import sender_for
 from subscribers.admin_permissions import ModelPolicyChecker
 from subscribers.audience import Audience
-from subscribers.models import Subscriber
+from subscribers.models import MAX_ID, Subscriber
 from subscribers.templatetags.admin_format import DATETIME_FORMAT, DateTimeColumn
 
 # Campaigns that went out (or are going out) to a list: the ones that make a second send a re-send.
@@ -347,10 +347,14 @@ class PreviewAsSubscriberView(View):
 
 
 def _find_subscriber(value: str):
+    """The subscriber with this id or address, or None (for anything else, however malformed)."""
     value = value.strip()[:254]
-    if value.isdigit():
-        return Subscriber.objects.filter(pk=int(value)).first()
-    return Subscriber.objects.for_email(value).first() if "@" in value else None
+    if value.isdecimal() and value.isascii():
+        return Subscriber.objects.filter(pk=int(value)).first() if int(value) <= MAX_ID else None
+    try:
+        return Subscriber.objects.for_email(value).first()
+    except ValidationError:
+        return None
 
 
 @requires_send

@@ -218,6 +218,8 @@ def test_preview_as_a_subscriber_shows_their_values(client, admin_user, tagged_i
     assert "News for Leeds &lt;North&gt;" in html
     assert "Hello Zoë in Leeds &lt;North&gt;" in text
     assert client.get(url, {"subscriber": "nobody@example.com"}).status_code == 404
+    for hostile in ("@@@", "x@", "9" * 30, "١٢", "\x00@x", ""):
+        assert client.get(url, {"subscriber": hostile}).status_code == 404, hostile
     assert client.get(url, {"subscriber": "x", "mode": "pdf"}).status_code == 400
 
 
