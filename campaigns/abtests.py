@@ -47,6 +47,8 @@ MIN_WINDOW, MAX_WINDOW = datetime.timedelta(hours=1), datetime.timedelta(days=7)
 METRICS = ("opens", "clicks")
 # Variant names as editors see them.
 LETTERS = "ABCD"
+# An undecided test in these states still waits for its decision.
+WAITING = [Campaign.Status.SCHEDULED, Campaign.Status.SENDING, Campaign.Status.PAUSED, Campaign.Status.SENT]
 # When the test share is still sending at the end of the window, look again this much later.
 STILL_SENDING_RETRY = datetime.timedelta(minutes=10)
 
@@ -223,3 +225,22 @@ def _send_rest(campaign: Campaign, variant: int, user) -> Campaign | None:
         # winner stays recorded; the reason is on the test's page.
         Campaign.objects.filter(pk=campaign.pk).update(last_error=str(error)[:2000])
         return None
+
+
+def restart_decisions(now=None) -> int:
+    """When a worker starts (``manage.py worker``): decide the A/B tests whose window ended while
+    no task did (a lost task: a flushed Redis), and enqueue the decision of the others again (a
+    decision enqueued twice decides once). Returns how many tests are still waiting."""
+    now = now or timezone.now()
+    waiting = 0
+    undecided = Campaign.objects.filter(ab_winner__isnull=True, status__in=WAITING).exclude(subject_variants=[])
+    for campaign in undecided:
+        if not campaign.is_ab_test:
+            continue
+        if decision_due_at(campaign) <= now and campaign.status == Campaign.Status.SENT:
+            decide(campaign.pk, now=now)
+            continue
+        with transaction.atomic():
+            schedule_decision(campaign)
+        waiting += 1
+    return waiting

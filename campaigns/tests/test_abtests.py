@@ -21,7 +21,7 @@ SUBJECTS = ["Spring issue", "What's new this spring", "Ten things for spring"]
 def readers(count, slug="weekly"):
     weekly = MailingListFactory(slug=slug)
     for index in range(count):
-        SubscriptionFactory(list=weekly, subscriber=SubscriberFactory(email=f"reader{index}@example.com"))
+        SubscriptionFactory(list=weekly, subscriber=SubscriberFactory(email=f"{slug}{index}@example.com"))
     return weekly
 
 
@@ -123,6 +123,21 @@ def test_clicks_decide_when_chosen_and_a_tie_goes_to_the_first_variant(issue_pag
 
     campaign.refresh_from_db()
     assert campaign.ab_winner == 1
+
+
+def test_a_starting_worker_decides_a_test_whose_task_was_lost(issue_page, django_capture_on_commit_callbacks):
+    due = sent_test(issue_page, django_capture_on_commit_callbacks)
+    open_some(due, 2, 4)
+    Campaign.objects.filter(pk=due.pk).update(started_at=timezone.now() - datetime.timedelta(hours=5))
+    running = start(ab_campaign(issue_page, readers(10, slug="daily"), percent=50), django_capture_on_commit_callbacks)
+
+    with django_capture_on_commit_callbacks(execute=False):
+        assert abtests.restart_decisions() == 1  # the running test waits; the due one is decided
+
+    due.refresh_from_db()
+    running.refresh_from_db()
+    assert (due.ab_winner, running.ab_winner) == (2, None)
+    assert due.winner_sends.exists()
 
 
 def test_the_task_waits_while_the_test_still_sends(issue_page, django_capture_on_commit_callbacks):

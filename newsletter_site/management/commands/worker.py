@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand
 from django.utils.translation import gettext as _
 
 from automations.tasks import ensure_ticking
+from campaigns.abtests import restart_decisions
 from campaigns.autosend import restart_digests
 from campaigns.bounces.tasks import start_bounce_polling
 
@@ -29,6 +30,8 @@ class Command(BaseCommand):
             self.stdout.write(_("Started the automations' scheduler (every AUTOMATION_TICK_SECONDS)."))
         if digests := restart_digests():
             self.stdout.write(_("Digests scheduled for %(count)s lists.") % {"count": digests})
+        if tests := restart_decisions():
+            self.stdout.write(_("A/B tests waiting for their winner: %(count)s.") % {"count": tests})
         queues = settings.TASKS["default"].get("QUEUES", ["default"])
         if backend.startswith("django_tasks_db"):
             extra = ["--batch"] if options["batch"] else []
