@@ -26,8 +26,16 @@ class Command(BaseCommand):
         # Periodic work is a task chain the worker starts (no cron); idempotent across workers.
         if start_bounce_polling():
             self.stdout.write(_("Started reading the bounce mailbox every BOUNCE_POLL_SECONDS."))
-        if ensure_ticking():
-            self.stdout.write(_("Started the automations' scheduler (every AUTOMATION_TICK_SECONDS)."))
+        try:
+            if ensure_ticking():
+                self.stdout.write(_("Started the automations' scheduler (every AUTOMATION_TICK_SECONDS)."))
+        except Exception as error:
+            # The chain's state lives in the shared cache (a missing cache table, Redis down); the
+            # worker must still run campaigns, and the next start or sign-up starts the chain.
+            self.stderr.write(
+                _("The automations' scheduler could not start: %(error)s (run manage.py createcachetable?)")
+                % {"error": error}
+            )
         if digests := restart_digests():
             self.stdout.write(_("Digests scheduled for %(count)s lists.") % {"count": digests})
         if tests := restart_decisions():
