@@ -149,7 +149,8 @@ class AutoSendViewSet(ModelViewSet):
         NumberColumn("campaign_count", label=gettext_lazy("Campaigns")),
         DateTimeColumn("last_sent", label=gettext_lazy("Last sent")),
         DateTimeColumn("next_digest_at", label=gettext_lazy("Next digest")),
-        PauseColumn("pause", label=""),
+        # Not named "pause" (a column looks its name up on the row): the button only.
+        PauseColumn("pause_button", label=""),
     ]
 
     def get_urlpatterns(self):
