@@ -248,6 +248,19 @@ def test_the_send_form_starts_an_ab_test(admin_client, issue_page, django_captur
     assert variants(campaign) == {0: 4, 1: 4}
 
 
+def test_the_confirm_step_says_the_test_comes_first(admin_client, issue_page):
+    weekly = readers(10)
+
+    response = admin_client.post(
+        reverse("campaigns_admin:send", args=[issue_page.pk]), send_form(weekly, action="review")
+    )
+
+    page = response.content.decode()
+    assert "A/B test first: 20 % of them" in page and "most unique clicks by people" in page
+    assert "What&#x27;s new this spring" in page or "What's new this spring" in page
+    assert not Campaign.objects.exists()
+
+
 @pytest.mark.parametrize("extra", [{"subject_b": ""}, {"subject_b": SUBJECTS[0]}, {"subject_c": "Hi\nBcc: x@x.org"}])
 def test_the_send_form_refuses_a_test_without_two_good_subjects(admin_client, issue_page, extra):
     weekly = readers(10)
