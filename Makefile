@@ -15,7 +15,7 @@ LINK_HOST = $(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(HOST))
 ENV_FILE ?= .env
 RUN_BASE_URL = $(or $(BASE_URL),$(shell sed -n 's/^BASE_URL=//p' $(ENV_FILE) 2>/dev/null | tail -n 1),http://$(LINK_HOST):$(PORT))
 
-.PHONY: screenshots run serve-prod test test-services mutation venv dev-venv migrate demo lint check bench bench-import bench-web clean messages
+.PHONY: screenshots run serve-prod test test-services mutation venv dev-venv migrate demo lint check bench bench-import bench-web bench-webhooks clean messages
 
 # The venv is rebuilt when requirements change (stamp files), never by hand.
 $(PY):
@@ -113,6 +113,11 @@ bench-import: dev-venv
 # Redis on this machine. make bench-web BENCH_WEB_ARGS="--seconds 30 --redis-url redis://127.0.0.1:6379/3"
 bench-web: dev-venv
 	$(PY) bench/web_bench.py $(BENCH_WEB_ARGS)
+
+# Tracking-webhook ingestion (bench/README.md): signed SendGrid batches, SQLite by default.
+# make bench-webhooks BENCH_WEBHOOK_ARGS="--recipients 15000 --database postgres"
+bench-webhooks: dev-venv
+	$(PY) bench/webhook_bench.py $(BENCH_WEBHOOK_ARGS)
 
 clean:
 	rm -rf $(VENV) var/db.sqlite3 var/outbox var/media
