@@ -17,7 +17,6 @@ rows, seconds and the ratio to the reference's snapshot.
 """
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -28,7 +27,8 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 from import_bench import load_average, machine  # noqa: E402
-from run import PG_SERVER_URL, code_version, create_content, create_postgres_database, drop_postgres_database  # noqa: E402
+from run import PG_SERVER_URL, code_version, create_content  # noqa: E402
+from throwaway_db import close_database, open_database  # noqa: E402
 
 PG_DATABASE = "broadsheet_segment_bench"
 CITIES = ["Leeds", "York", "Lyon", "Kraków", "Porto", "Oslo"]
@@ -111,37 +111,17 @@ def main() -> int:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="broadsheet-segment-bench-"))
-    if args.database == "postgres":
-        os.environ["DATABASE_URL"] = create_postgres_database(args.postgres, args.pg_database)
-    else:
-        os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsletter_site.settings.dev")
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ["TASKS_URL"] = "immediate://"
-    os.environ["EMAIL_URL"] = "locmem://"
-    os.environ["LOG_LEVEL"] = "WARNING"
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
+    database = open_database(args.database, tmp, postgres=args.postgres, pg_database=args.pg_database)
     from django.db import connection, transaction
 
     from campaigns import services
     from subscribers.audience import Audience
     from subscribers.models import Segment
 
-    settings.DEBUG = False
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
     issue, mailing_list, added, generated = create_content(args.subscribers)
     print(
         f"generated {added:,} subscribers in {generated:.1f}s; attributes in {give_attributes(connection.vendor):.1f}s"
     )
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT sqlite_version()" if connection.vendor == "sqlite" else "SHOW server_version")
-        database = f"{connection.vendor} {cursor.fetchone()[0]} ({connection.settings_dict['NAME']})"
-
     load_before = load_average()
     results, problems = [], []
     for number, (label, rules) in enumerate(CASES):
@@ -170,9 +150,8 @@ def main() -> int:
         ratio = snapshot_seconds / reference
         print(f"{label:<48} {rows:>10,} {count_seconds:>8.2f} {snapshot_seconds:>11.2f} {ratio:>6.2f}")
     print("INVALID RUN: " + "; ".join(problems) if problems else "checked: every snapshot holds exactly the count")
-    connection.close()
-    if args.database == "postgres" and not args.keep:
-        drop_postgres_database(args.postgres, args.pg_database)
+    if not args.keep:
+        close_database(args.database, postgres=args.postgres, pg_database=args.pg_database)
     shutil.rmtree(tmp, ignore_errors=True)
     return 1 if problems else 0
 
