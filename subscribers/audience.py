@@ -11,11 +11,16 @@ subscription that is "subscribed" but whose reader bounced, complained or was bl
 counted anywhere as receiving (the lists page shows those as "Suppressed").
 """
 
+import logging
+
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Expression, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from subscribers import segments
 from subscribers.models import MailingList, Segment, Subscriber, Subscription
+
+logger = logging.getLogger(__name__)
 
 
 class Audience:
@@ -45,10 +50,22 @@ class Audience:
         """The recipients, as a queryset (the snapshot turns it into one INSERT ... SELECT)."""
         recipients = Subscriber.objects.sendable(self.lists)
         if self.rules is not None:
-            recipients = recipients.filter(segments.condition(self.rules))
+            recipients = recipients.filter(self._condition())
         if self.only is not None:
             recipients = recipients.filter(pk__in=self.only)
         return recipients
+
+    def _condition(self) -> Q:
+        """The segment's rules as a condition. Rules that no longer check (stored by other means
+        than the admin form, or checked by older code) match nobody, so a campaign to them is
+        refused as empty ("Nobody ... matches the segment"), never sent to the wrong people."""
+        try:
+            return segments.condition(self.rules)
+        except ValidationError as error:
+            logger.error(
+                "Segment %r has rules that do not check, so it matches nobody: %s", self.segment, error.messages
+            )
+            return Q(pk__in=[])
 
     def count(self) -> int:
         return self.subscribers().count()

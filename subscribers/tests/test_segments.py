@@ -228,3 +228,12 @@ def test_checked_rules_are_normalised():
         {"field": "attribute", "op": "gte", "name": "member_since", "value": "2020"},
         {"field": "opened", "op": "any_of_last", "value": 5},
     )
+
+
+def test_stored_rules_that_no_longer_check_match_nobody(news, reader, caplog):
+    """Rules saved by other means than the admin form (a shell, a fixture) never send to the wrong
+    people and never crash a count: they match nobody, and the error is logged."""
+    reader("ann", city="Leeds")
+    broken = Segment.objects.create(name="Broken", slug="broken", rules=rules(attr("city", "gt", "not a number")))
+    assert Audience([news], broken).count() == 0
+    assert "matches nobody" in caplog.text
