@@ -610,3 +610,28 @@ def test_no_automatic_send_notice_without_a_rule(weekly, admin_client, archive_p
     response = admin_client.post(add, issue_form(**{"action-publish": "action-publish"}), follow=True)
 
     assert not any("automatically" in str(message) for message in response.context["messages"])
+
+
+def test_on_publish_manual_and_digest_together_send_each_issue_once(
+    on_publish, weekly, archive_page, publish, django_capture_on_commit_callbacks
+):
+    sent_on_publish = publish("spring")
+    autosend.pause_rule(on_publish.pk)
+    by_hand = publish("summer")
+    services.start_campaign(services.create_campaign(by_hand, [weekly]).pk)
+    AutoSendRule.objects.filter(pk=on_publish.pk).update(mode=AutoSendRule.Mode.DIGEST, paused=False)
+    new = make_issue(archive_page, title="Autumn", slug="autumn")
+
+    run_slot(on_publish, django_capture_on_commit_callbacks)
+
+    digest = Digest.objects.get()
+    assert [block.value["page"].pk for block in digest.page.body] == [new.pk]
+    for issue in (sent_on_publish, by_hand, new):
+        campaigns = Campaign.objects.filter(lists=weekly).exclude(status=Campaign.Status.CANCELLED)
+        holding = [c for c in campaigns if c.page_id == issue.pk or issue.pk in digest_issue_ids(c)]
+        assert len(holding) == 1, issue.slug
+
+
+def digest_issue_ids(campaign):
+    page = campaign.page.specific
+    return [block.value["page"].pk for block in page.body] if isinstance(page, DigestPage) else []
