@@ -206,6 +206,15 @@ class TestSendForm(forms.Form):
         max_length=1000,
         help_text=gettext_lazy("Comma-separated addresses. The test is marked [TEST] and shows the latest draft."),
     )
+    as_subscriber = forms.CharField(
+        label=gettext_lazy("As subscriber"),
+        required=False,
+        max_length=254,
+        help_text=gettext_lazy(
+            "Optional: a subscriber's address or id, whose name and attributes fill the merge tags "
+            "(else a sample reader's)."
+        ),
+    )
 
     # At most a handful: a test send is not a way around the campaign ledger.
     MAX_ADDRESSES = 10

@@ -220,7 +220,7 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
         if test_form.is_valid():
             addresses = test_form.cleaned_data["test_addresses"]
             try:
-                count = services.send_test(self.page, addresses)
+                count = services.send_test(self.page, addresses, subscriber=self._test_subscriber(test_form))
             except services.CampaignError as error:
                 messages.error(self.request, str(error))
             else:
@@ -231,6 +231,19 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
                     % {"addresses": ", ".join(addresses), "count": count},
                 )
         return self.render_to_response(self.get_context_data(form=form, test_form=test_form))
+
+    def _test_subscriber(self, test_form):
+        """The subscriber whose values fill a test's merge tags (None: the sample reader); a
+        CampaignError when one is asked for and cannot be shown to this user or does not exist."""
+        wanted = test_form.cleaned_data.get("as_subscriber", "")
+        if not wanted:
+            return None
+        if not self.request.user.has_perm("subscribers.view_subscriber"):
+            raise services.CampaignError(_("Sending a test as a subscriber needs the permission to view subscribers."))
+        subscriber = _find_subscriber(wanted)
+        if subscriber is None:
+            raise services.CampaignError(_("No subscriber has this address or id."))
+        return subscriber
 
     def _initial_from_post(self):
         data = self.request.POST

@@ -315,3 +315,22 @@ def test_the_plain_text_preview_lists_tags_that_cannot_be_sent(client, admin_use
 
     assert "nickname" in doc.select_one("[data-merge-tag-errors]").get_text()
     assert "{{" not in doc.select_one("[data-plaintext-preview]").get_text()
+
+
+def test_a_test_send_can_take_a_subscribers_values(client, admin_user, sender, tagged_issue):
+    _weekly, reader = subscribe("zoe@example.com", "Zoë Smith", city="Leeds")
+    url = reverse("campaigns_admin:send", args=[tagged_issue.pk])
+    data = {"action": "test", "test_addresses": "me@example.com", "as_subscriber": "zoe@example.com"}
+
+    client.force_login(sender)  # may send, may not view subscribers
+    refused = client.post(url, data)
+    client.force_login(admin_user)
+    unknown = client.post(url, {**data, "as_subscriber": "@@@"})
+    sent = client.post(url, {**data, "as_subscriber": str(reader.pk)})
+
+    assert "permission to view subscribers" in refused.content.decode()
+    assert "No subscriber has this address or id." in unknown.content.decode()
+    assert sent.status_code == 200
+    (message,) = mail.outbox
+    assert message.to[0].endswith("<me@example.com>")
+    assert message.subject == "[TEST] Hello Zoë in Leeds"
