@@ -24,10 +24,13 @@ the file again adds nothing twice.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime
 import json
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -36,7 +39,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -640,6 +643,76 @@ def _column_indexes(header: list[str], column_map: list[str] | dict[str, str]) -
     return indexes
 
 
+@dataclass
+class _Chunk:
+    """Up to ``chunk_size`` valid rows, with the lines read for them and their errors, in order."""
+
+    rows: list[_Row] = field(default_factory=list)
+    lines: int = 0
+    errors: ImportResult = field(default_factory=ImportResult)
+
+
+def _chunks(rows: Iterable[tuple[int, list[str]]], indexes: dict, chunk_size: int) -> Iterator[_Chunk]:
+    """Parse and validate (``_parse``) the rows, cut into chunks exactly where the importer flushes."""
+    chunk = _Chunk()
+    for line, cells in rows:
+        chunk.lines += 1
+        row = _parse(line, cells, indexes, chunk.errors)
+        if row is not None:
+            chunk.rows.append(row)
+        if len(chunk.rows) >= chunk_size:
+            yield chunk
+            chunk = _Chunk()
+    yield chunk
+
+
+_END = object()
+
+
+def _read_ahead(chunks: Iterator[_Chunk], depth: int = 2) -> Iterator[_Chunk]:
+    """``chunks``, read and parsed by a thread while the caller writes the one before.
+
+    Parsing is Python, writing mostly waits for the database: overlapped, the import takes about
+    the longer of the two instead of their sum. At most ``depth`` chunks wait (memory stays flat).
+    The thread touches no database; it speaks the caller's language (error messages) and hands
+    over any exception (a byte the encoding rejects) in order, after the chunks before it.
+    """
+    waiting: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    language = translation.get_language()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read():
+        with translation.override(language):
+            try:
+                for chunk in chunks:
+                    if not put(chunk):
+                        return
+            except BaseException as exc:  # Handed to the caller, raised there.
+                put(exc)
+                return
+            put(_END)
+
+    reader = threading.Thread(target=read, name="import-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := waiting.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
 def import_csv(
     stream: BinaryIO,
     options: ImportOptions,
@@ -660,26 +733,19 @@ def import_csv(
     header, rows = read_rows(stream, encoding, delimiter)
     indexes = _column_indexes(header, options.column_map)
     importer = _Importer(options, result)
-    chunk: list[_Row] = []
-
-    def flush():
-        importer.process(chunk)
-        chunk.clear()
-        if on_pending and result.pending_subscription_ids:
-            ids = list(result.pending_subscription_ids)
-            transaction.on_commit(lambda: on_pending(ids))
-        result.pending_subscription_ids.clear()
-        if progress:
-            progress(result)
-
-    for line, cells in rows:
-        result.processed_rows += 1
-        row = _parse(line, cells, indexes, result)
-        if row is not None:
-            chunk.append(row)
-        if len(chunk) >= options.chunk_size:
-            flush()
-    flush()
+    # closing(): a failed chunk stops the reader thread before the caller closes the file.
+    with contextlib.closing(_read_ahead(_chunks(rows, indexes, options.chunk_size))) as chunks:
+        for chunk in chunks:
+            result.processed_rows += chunk.lines
+            result.error_count += chunk.errors.error_count
+            result.notes.extend(chunk.errors.notes[: MAX_NOTES - len(result.notes)])
+            importer.process(chunk.rows)
+            if on_pending and result.pending_subscription_ids:
+                ids = list(result.pending_subscription_ids)
+                transaction.on_commit(lambda ids=ids: on_pending(ids))
+            result.pending_subscription_ids.clear()
+            if progress:
+                progress(result)
     return result
 
 

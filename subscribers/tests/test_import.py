@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.utils import translation
 
 from subscribers import bulk
 from subscribers.import_tasks import start_import
@@ -327,3 +328,25 @@ def test_a_chunk_that_fails_leaves_nothing_half_written_and_importing_again_crea
 
     assert result.created_count == 4 and result.skipped_count == 2
     assert Subscriber.objects.count() == Subscription.objects.count() == SubscriberEvent.objects.count() == 6
+
+
+def test_rows_read_ahead_keep_the_callers_language_and_a_bad_byte_stops_after_the_chunks_before_it(news):
+    """Rows are parsed by a reader thread (importing._read_ahead): its messages are in the language
+    of the caller, and a byte the encoding rejects stops the import after the chunks before it."""
+    lines = [b"email", b"not-an-address"] + [f"r{i}@example.com".encode() for i in range(5)] + [b"z\xe9@example.com"]
+    sport = MailingListFactory(slug="sport")
+    options = ImportOptions(lists=[news], column_map={"email": "email"}, mode="subscribe", consent_note="x",
+                            chunk_size=2)  # fmt: skip
+
+    with translation.override("zh-hans"):
+        result = import_csv(io.BytesIO(b"\n".join(lines[:-1])), options)
+    with pytest.raises(ImportFileError, match="Line 8"):
+        import_csv(io.BytesIO(b"\n".join(lines)), ImportOptions(**{**vars(options), "lists": [sport]}))
+
+    assert result.notes == [
+        {"line": 2, "kind": "error", "message": "不是有效的电子邮箱地址。", "value": "not-an-address"}
+    ]
+    assert result.processed_rows == 6 and result.created_count == 5
+    assert sorted(Subscription.objects.filter(list=sport).values_list("subscriber__email", flat=True)) == [
+        f"r{i}@example.com" for i in range(4)
+    ]
