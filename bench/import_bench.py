@@ -96,6 +96,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    code = code_version()  # Before the run: what was imported, not what the tree holds by the end.
     tmp = Path(tempfile.mkdtemp(prefix="broadsheet-bench-"))
     created_pg = args.database == "postgres" and not args.database_url
     if args.database_url:
@@ -184,7 +185,7 @@ def main() -> int:
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    print(f"code: {code_version()}  chunk size: {options.chunk_size:,}  mode: {args.mode}")
+    print(f"code: {code}  chunk size: {options.chunk_size:,}  mode: {args.mode}")
     print(f"machine: {machine()}  load average before: {load_before}  after: {load_average()}")
     print(f"database: {database}")
     print(f"rows: {result.processed_rows:,}  created: {result.created_count:,}  errors: {result.error_count:,}  "
