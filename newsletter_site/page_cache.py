@@ -16,8 +16,8 @@ What is never served from or stored in the cache (``PageCacheMiddleware``):
   previews (Wagtail's dummy requests) too;
 - a response that sets a cookie, modified the session, showed a message, is not 200 or a
   redirect, says ``private`` / ``no-store`` / ``no-cache``, or carries a CSP nonce;
-- a URL with a query string other than ``?page=N`` (the archive's pages): anything else would let
-  a visitor fill the cache with ``?x=1``, ``?x=2``...
+- a URL with a query string other than ``?page=N`` for N from 1 to 999 (the archive's pages):
+  anything else would let a visitor fill the cache with ``?x=1``, ``?x=2``...
 
 The key is the host (per site), the path, the query, whether the request was https, the language
 in the path and the language the visitor negotiated (newsletter_site.middleware: switcher cookie,
@@ -58,7 +58,9 @@ KEY_PREFIX = "broadsheet:pagecache:"
 _TOKEN = re.compile(rb"(?<![A-Za-z0-9])[A-Za-z0-9]{64}(?![A-Za-z0-9])")
 _PLACEHOLDER = b"\x00broadsheet-csrf-token\x00"
 _STORED_STATUSES = {200, 301, 302, 307, 308}
-_CACHEABLE_QUERY = re.compile(r"(page=[0-9]{1,6})?")
+# The archive's pages 1-999: a visitor asking for ?page=123456 (answered with the last page) or
+# ?page=01 gets a fresh page rather than a new entry each, so nobody can fill the cache by counting.
+_CACHEABLE_QUERY = re.compile(r"(page=[1-9][0-9]{0,2})?")
 # Headers the stored response keeps (the rest are added again on the way out by the outer
 # middleware: security headers, Content-Language, Vary for the language cookie, CSRF cookie).
 _KEPT_HEADERS = ("Content-Type", "Location", "Vary", "X-Frame-Options", "Content-Security-Policy", "Cache-Control")

@@ -166,6 +166,12 @@ def test_other_query_strings_are_not_stored(archive_page, issue_page, django_ass
     Client().get(archive_page.url + "?page=1")
     with django_assert_max_num_queries(0):
         Client().get(archive_page.url + "?page=1")
+    # Counting pages past the end (or writing one differently) stores nothing new.
+    for query in ("?page=1000", "?page=01", "?page=0"):
+        Client().get(archive_page.url + query)
+        with django_assert_max_num_queries(50) as queries:
+            assert Client().get(archive_page.url + query).status_code == 200
+        assert len(queries) > 0, query
 
 
 def test_a_visitor_with_a_message_gets_a_fresh_page(issue_page, rf):
