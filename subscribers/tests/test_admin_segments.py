@@ -1,6 +1,7 @@
 """The segment admin: create and edit with the rule builder's JSON, the live count, permissions."""
 
 import json
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -122,3 +123,34 @@ def test_a_segment_a_campaign_used_is_not_deleted(admin_client, people, issue_pa
     unused = Segment.objects.create(name="Unused", slug="unused", rules=LEEDS)
     admin_client.post(reverse("subscribers_segment:delete", args=[unused.pk]))
     assert not Segment.objects.filter(pk=unused.pk).exists()
+
+
+def test_copy_starts_a_new_segment_from_the_rules_and_the_listing_shows_them(admin_client, people):
+    segment = Segment.objects.create(name="Leeds readers", slug="leeds", rules=LEEDS, description="Our city")
+    copy = admin_client.get(reverse("subscribers_segment:copy", args=[segment.pk]))
+    assert copy.status_code == 200 and "Leeds" in copy.text
+    # The copy's form posts to the add view (Wagtail's CopyView), so the original stays.
+    assert f'action="{reverse("subscribers_segment:add")}"' in copy.text
+    response = admin_client.post(reverse("subscribers_segment:add"), {**form(LEEDS), "slug": "leeds-2"})
+    assert response.status_code == 302
+    assert Segment.objects.get(slug="leeds-2").rules == LEEDS
+    listing = admin_client.get(reverse("subscribers_segment:index"))
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", listing.text))
+    assert "leeds-2" in text and "Our city" in text  # both segments listed
+
+
+def test_the_builder_speaks_chinese(client, django_user_model, people):
+    from wagtail.users.models import UserProfile
+
+    user = django_user_model.objects.create_superuser("li", "li@example.com", "pw")
+    UserProfile.get_for_user(user).__class__.objects.filter(user=user).update(preferred_language="zh-hans")
+    client.force_login(user)
+    page = client.get(reverse("subscribers_segment:add"))
+    schema = json.loads(
+        re.search(r'<script id="id_rules-schema" type="application/json">(.*?)</script>', page.text).group(1)
+    )
+    assert "细分群组" in page.text and schema["text"]["field"] == "规则依据"
+    answer = preview(
+        client, {"match": "all", "rules": [{"field": "attribute", "name": "age", "op": "gt", "value": "x"}]}
+    )
+    assert answer.json()["errors"] == ["第 1 条规则：请输入数字，例如 42 或 -3.5。"]
