@@ -231,7 +231,7 @@ def release_claims(campaign_id: int, worker_id: str, ids: list[int] | None = Non
         status = _campaign_status(campaign_id)
         rows = Delivery.objects.filter(campaign_id=campaign_id).held_by(worker_id)
         if ids is not None:
-            rows = rows.filter(pk__in=ids)
+            rows = rows.filter(id__any_of=ids)
         if status == Campaign.Status.CANCELLED:
             count = rows.skip("campaign cancelled")
             Campaign.objects.filter(pk=campaign_id).count_outcomes(skipped=count)
@@ -394,7 +394,7 @@ class _Batch:
             )
             return items if held else []
         ids = [item.recipient.delivery_id for item in items]
-        rows = Delivery.objects.filter(pk__in=ids).held_by(self.worker_id)
+        rows = Delivery.objects.filter(id__any_of=ids).held_by(self.worker_id)
         if rows.mark_sending(now) == len(ids):
             return items
         mine = set(rows.filter(status=Delivery.Status.SENDING, sending_at=now).values_list("pk", flat=True))
@@ -423,7 +423,7 @@ class _Batch:
                     Delivery.objects.mark_sent_with_message_ids(self.pending_sent, now)
                 else:
                     # SMTP: the Message-ID was written with the marker.
-                    Delivery.objects.filter(pk__in=[pk for pk, _ in self.pending_sent]).mark_sent(now)
+                    Delivery.objects.filter(id__any_of=[pk for pk, _ in self.pending_sent]).mark_sent(now)
                 sent = len(self.pending_sent)
             for pk, status, error in self.settled:
                 row = Delivery.objects.filter(pk=pk)
@@ -596,7 +596,7 @@ def _send_claimed(campaign: Campaign, worker_id: str, ids: list[int], result: di
         # Merge tags ask for attributes (or first_name): read them with the rows, as they are now.
         columns = ("pk", "email", "name", "subscriber_uid", "subscriber__attributes", "language")
     groups: dict[tuple, list] = {}
-    rows = Delivery.objects.filter(pk__in=ids).order_by("pk").values_list(*columns, "variant")
+    rows = Delivery.objects.filter(id__any_of=ids).order_by("pk").values_list(*columns, "variant")
     for *row, language, variant in rows:
         groups.setdefault((language, variant), []).append(tuple(row))
     come_back_at = None
