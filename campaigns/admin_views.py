@@ -46,6 +46,7 @@ from mail import mergetags
 from mail.models import newsletter_settings
 from mail.rendering import join_names
 from mail.senders import sender_for
+from subscribers import segments
 from subscribers.admin_permissions import ModelPolicyChecker
 from subscribers.audience import Audience
 from subscribers.models import MAX_ID, Subscriber
@@ -104,6 +105,11 @@ def _crumbs(*items):
         {"url": reverse("campaigns_admin:index"), "label": _("Campaigns")},
         *items,
     ]
+
+
+def _segment_data(segment) -> dict:
+    """The segment's rules as they were when it was sent, in words and as JSON, for the audit log."""
+    return {"segment_rules": segments.describe(segment.rules), "segment_json": segment.rules} if segment else {}
 
 
 def _list_names(lists, segment=None) -> str:
@@ -268,6 +274,7 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
             expected_finish=None if form.cleaned_data["send_at"] else mailers.finish_if_started(recipients, mailer),
             chosen_lists=lists,
             segment=segment,
+            segment_rules=segments.describe(segment.rules) if segment else "",
             already_sent=self.previous_sends(lists),
             has_unpublished_changes=self.page.has_unpublished_changes,
             send_at=form.cleaned_data["send_at"],
@@ -311,6 +318,7 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
                         scheduled_at=_local(campaign.scheduled_at),
                         lists=_list_names(lists, segment),
                         recipients=recipients,
+                        **_segment_data(segment),
                     )
                 else:
                     audit.log_action(
@@ -319,6 +327,7 @@ class SendCampaignView(generic.WagtailAdminTemplateMixin, FormView):
                         self.request.user,
                         lists=_list_names(lists, segment),
                         recipients=recipients,
+                        **_segment_data(segment),
                     )
         except services.CampaignError as error:
             messages.error(self.request, str(error))

@@ -47,7 +47,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from subscribers import attributes
-from subscribers.models import MAX_ID, Subscription
+from subscribers.models import MAX_ID, MailingList, Subscription
 
 ALL, ANY = "all", "any"
 MATCHES = {ALL: gettext_lazy("all"), ANY: gettext_lazy("any")}
@@ -353,6 +353,49 @@ def list_ids(rules: dict) -> set[int]:
         elif item["field"] == "list":
             found.add(item["value"])
     return found
+
+
+# --- Describing ------------------------------------------------------------------------------------
+
+
+def describe(rules) -> str:
+    """Checked ``rules`` in words, in the current language: "Attribute city equals Leeds and (Opened
+    any of the last N campaigns 5 or …)". The confirmation step shows it and the audit log keeps it,
+    so what a campaign went to stays readable after the segment is edited."""
+    try:
+        parsed = parse_rules(rules)
+    except ValidationError:
+        return _("rules that do not check (they match nobody)")
+    lists = dict(MailingList.objects.filter(pk__in=list_ids(parsed)).values_list("pk", "name"))
+    return _describe_group(parsed, lists, nested=False)
+
+
+def _describe_group(group: dict, lists: dict, *, nested: bool) -> str:
+    joiner = f" {_('and')} " if group["match"] == ALL else f" {_('or')} "
+    parts = [
+        _describe_group(item, lists, nested=True) if "match" in item else _describe_rule(item, lists)
+        for item in group["rules"]
+    ]
+    text = joiner.join(parts)
+    return f"({text})" if nested and len(parts) > 1 else text
+
+
+def _describe_rule(rule: dict, lists: dict) -> str:
+    field = FIELDS[rule["field"]]
+    operator = field.operators[rule["op"]]
+    value = rule.get("value")
+    shown = {
+        "list": lambda: lists.get(value, f"#{value}"),
+        "language": lambda: dict(settings.LANGUAGES).get(value, value),
+        "source": lambda: str(Subscription.Source(value).label),
+    }.get(operator.value, lambda: "" if value is None else str(value))()
+    words = [
+        str(field.label),
+        rule.get("name", ""),
+        str(operator.label),
+        f"“{shown}”" if operator.value == "text" else shown,
+    ]
+    return " ".join(word for word in words if word)
 
 
 # --- Compiling --------------------------------------------------------------------------------------

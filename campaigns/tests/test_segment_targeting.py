@@ -192,6 +192,7 @@ def test_confirmation_and_the_started_campaign_count_the_same_segment(
     review = client.post(url, send_form(weekly, leeds, "review"))
     assert review.context["recipients"] == 2
     assert "2 recipients" in review.text and "Leeds readers" in review.text
+    assert "Attribute city equals “Leeds”" in review.text  # the rules in words
 
     with django_capture_on_commit_callbacks(execute=False):
         client.post(url, send_form(weekly, leeds, "confirm"))
@@ -200,6 +201,7 @@ def test_confirmation_and_the_started_campaign_count_the_same_segment(
     assert Delivery.objects.filter(campaign=campaign).count() == 2
     entry = ModelLogEntry.objects.get(object_id=str(campaign.pk), content_type__model="campaign")
     assert entry.data["lists"].endswith("(segment: Leeds readers)")
+    assert entry.data["segment_rules"] == "Attribute city equals “Leeds”"  # as sent, whatever is edited later
     # The campaign's page and its report name the segment it went to.
     for name in ("campaigns_admin:detail", "campaigns_admin:report"):
         assert "Leeds readers" in client.get(reverse(name, args=[campaign.pk])).text

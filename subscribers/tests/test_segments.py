@@ -237,3 +237,17 @@ def test_stored_rules_that_no_longer_check_match_nobody(news, reader, caplog):
     broken = Segment.objects.create(name="Broken", slug="broken", rules=rules(attr("city", "gt", "not a number")))
     assert Audience([news], broken).count() == 0
     assert "matches nobody" in caplog.text
+
+
+def test_rules_in_words_name_lists_and_nest_groups(news):
+    described = segments.describe(
+        rules(
+            attr("city", "equals", "Leeds"),
+            rules({"field": "list", "op": "is_on", "value": news.pk}, {"field": "opened", "op": "never"}, match="any"),
+        )
+    )
+    assert (
+        described
+        == f"Attribute city equals “Leeds” and (List is subscribed to {news.name} or Opened never (no campaign))"
+    )
+    assert segments.describe({"match": "nope"}) == "rules that do not check (they match nobody)"
