@@ -117,6 +117,11 @@ def _count_ops(*names) -> dict[str, Operator]:
     return {name: Operator(labels[name], "" if name in ("ever", "never") else "recent") for name in names}
 
 
+def _is_ops(kind: str) -> dict[str, Operator]:
+    """ "is" / "is not" one of the choices of ``kind`` (schema()["choices"])."""
+    return {"is": Operator(gettext_lazy("is"), kind), "is_not": Operator(gettext_lazy("is not"), kind)}
+
+
 FIELDS: dict[str, Field] = {
     "attribute": Field(
         gettext_lazy("Attribute"),
@@ -155,14 +160,8 @@ FIELDS: dict[str, Field] = {
             "since": Operator(gettext_lazy("on or after"), "date"),
         },
     ),
-    "language": Field(
-        gettext_lazy("Language"),
-        {"is": Operator(gettext_lazy("is"), "language"), "is_not": Operator(gettext_lazy("is not"), "language")},
-    ),
-    "source": Field(
-        gettext_lazy("Signed up through"),
-        {"is": Operator(gettext_lazy("is"), "source"), "is_not": Operator(gettext_lazy("is not"), "source")},
-    ),
+    "language": Field(gettext_lazy("Language"), _is_ops("language")),
+    "source": Field(gettext_lazy("Signed up through"), _is_ops("source")),
     "opened": Field(gettext_lazy("Opened"), _count_ops("any_of_last", "none_of_last", "ever", "never")),
     "clicked": Field(gettext_lazy("Clicked"), _count_ops("any_of_last", "none_of_last", "ever", "never")),
     "received": Field(
