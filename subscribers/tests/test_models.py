@@ -2,11 +2,16 @@ import datetime
 import hashlib
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email as django_validate_email
 from django.db import IntegrityError
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
+from subscribers import models
 from subscribers.models import Subscriber, Subscription, Suppression, email_hash, normalise_email
 from subscribers.tests.factories import SubscriberFactory, SubscriptionFactory
+from subscribers.tests.nasty_strings import NASTY_STRINGS
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +103,24 @@ def test_suppressed_subscribers_are_those_in_a_suppressed_state():
     bounced = SubscriberFactory(state=Subscriber.State.BOUNCED)
     SubscriberFactory()
     assert list(Subscriber.objects.suppressed()) == [bounced]
+
+
+@pytest.mark.parametrize("value", ["ann@example.com", *NASTY_STRINGS])
+def test_remembered_suppression_key_and_domain_verdicts_answer_as_django_does(value):
+    """The import's shortcuts (the HMAC key derived once per secret, a domain's validity and IDNA
+    form remembered) give exactly what Django's salted_hmac and validate_email give."""
+    for secret in ("current", "an older key ключ"):
+        expected = salted_hmac(models.SUPPRESSION_SALT, value, secret=secret, algorithm="sha256").hexdigest()
+        assert models._keyed_hash(value, secret) == expected
+    for address in (value, f"{value}@example.com", f"ann@{value}"):
+        django_says = True
+        try:
+            django_validate_email(address)
+        except ValidationError:
+            django_says = False
+        ours_says = True
+        try:
+            models.validate_email(address)
+        except ValidationError:
+            ours_says = False
+        assert ours_says == django_says, address
