@@ -86,6 +86,10 @@ def worker_env(**extra) -> dict:
         ),
         **extra,
     )
+    if not env.get("REDIS_URL"):
+        # Without Redis the workers share the database cache (settings.base): the mailers' health,
+        # quotas and the periodic chains read it, so its table must exist in this test database.
+        call_command("createcachetable", "broadsheet_cache", verbosity=0)
     return env
 
 
