@@ -87,6 +87,7 @@ def test_attribute_rules(news, reader, segment_rules, expected):
     assert matching(news, segment_rules) == expected
 
 
+@pytest.mark.services
 @pytest.mark.parametrize(("segment_rules", "expected"), json_rules_cases())
 def test_attribute_rules_on_postgresql(postgresql, segment_rules, expected):
     """PostgreSQL compiles equals and is set to the GIN-indexed operators (@>, ?): the same people."""
