@@ -209,6 +209,9 @@ def test_the_report_shows_each_variant_and_lets_an_editor_pick(
     rest = campaign.winner_sends.get()
     page = admin_client.get(reverse("campaigns_admin:report", args=[campaign.pk])).content.decode()
     assert reverse("campaigns_admin:report", args=[rest.pk]) in page
+    # Which won and why: picked by this editor, not by the rule.
+    assert f"Picked by hand by {campaign.ab_decided_by.get_username()} at" in page
+    assert "Chosen automatically" not in page
     rest_page = admin_client.get(reverse("campaigns_admin:report", args=[rest.pk])).content.decode()
     assert reverse("campaigns_admin:report", args=[campaign.pk]) in rest_page
 
@@ -282,3 +285,15 @@ def test_without_the_box_ticked_the_other_subjects_are_ignored(
     campaign = Campaign.objects.get()
     assert (campaign.subject_variants, campaign.recipients) == ([], 10)
     assert set(variants(campaign)) == {None}
+
+
+def test_the_report_says_the_rule_chose_the_winner(admin_client, issue_page, django_capture_on_commit_callbacks):
+    campaign = sent_test(issue_page, django_capture_on_commit_callbacks)
+    open_some(campaign, 1, 4)
+    with django_capture_on_commit_callbacks(execute=False):
+        abtests.decide(campaign.pk, now=campaign.started_at + datetime.timedelta(hours=4, seconds=1))
+
+    page = admin_client.get(reverse("campaigns_admin:report", args=[campaign.pk])).content.decode()
+
+    assert "Chosen automatically at" in page and "Picked by hand" not in page
+    assert 'data-variant="1"' in page and "Winner" in page
