@@ -13,7 +13,6 @@ variants differ by one at most. The reference runs first and again last.
 """
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -24,8 +23,9 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 from import_bench import load_average, machine  # noqa: E402
-from run import PG_SERVER_URL, code_version, create_content, create_postgres_database, drop_postgres_database  # noqa: E402
+from run import PG_SERVER_URL, code_version, create_content  # noqa: E402
 from segment_bench import empty_deliveries  # noqa: E402
+from throwaway_db import close_database, open_database  # noqa: E402
 
 PG_DATABASE = "broadsheet_abtest_bench"  # --pg-database to use another
 
@@ -39,20 +39,7 @@ def main() -> int:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="broadsheet-abtest-bench-"))
-    if args.database == "postgres":
-        os.environ["DATABASE_URL"] = create_postgres_database(args.postgres, args.pg_database)
-    else:
-        os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsletter_site.settings.dev")
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ["TASKS_URL"] = "immediate://"
-    os.environ["EMAIL_URL"] = "locmem://"
-    os.environ["LOG_LEVEL"] = "WARNING"
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
+    database = open_database(args.database, tmp, postgres=args.postgres, pg_database=args.pg_database)
     from django.db import connection, transaction
     from django.db.models import Count
     from django.utils import timezone
@@ -60,14 +47,8 @@ def main() -> int:
     from campaigns import services
     from campaigns.models import Campaign, Delivery
 
-    settings.DEBUG = False
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
     issue, mailing_list, added, generated = create_content(args.subscribers)
     print(f"generated {added:,} subscribers in {generated:.1f}s")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT sqlite_version()" if connection.vendor == "sqlite" else "SHOW server_version")
-        database = f"{connection.vendor} {cursor.fetchone()[0]} ({connection.settings_dict['NAME']})"
 
     def snapshot(campaign, *, keep=False):
         with transaction.atomic():
@@ -139,9 +120,7 @@ def main() -> int:
     for label, rows, seconds in results:
         print(f"{label:<52} {rows:>10,} {seconds:>11.2f} {seconds / reference:>6.2f}")
     print("INVALID RUN: " + "; ".join(problems) if problems else "checked: sizes as expected, parts even")
-    connection.close()
-    if args.database == "postgres":
-        drop_postgres_database(args.postgres, args.pg_database)
+    close_database(args.database, postgres=args.postgres, pg_database=args.pg_database)
     shutil.rmtree(tmp, ignore_errors=True)
     return 1 if problems else 0
 

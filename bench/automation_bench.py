@@ -20,7 +20,6 @@ reference, and the checks (N ledger rows, N deliveries, the idle tick queues 0).
 
 import argparse
 import datetime
-import os
 import shutil
 import sys
 import tempfile
@@ -31,7 +30,8 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 from import_bench import load_average, machine  # noqa: E402
-from run import PG_SERVER_URL, code_version, create_content, create_postgres_database, drop_postgres_database  # noqa: E402
+from run import PG_SERVER_URL, code_version, create_content  # noqa: E402
+from throwaway_db import close_database, open_database  # noqa: E402
 
 PG_DATABASE = "broadsheet_automation_bench"
 
@@ -46,21 +46,12 @@ def main() -> int:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="broadsheet-automation-bench-"))
-    if args.database == "postgres":
-        os.environ["DATABASE_URL"] = create_postgres_database(args.postgres, args.pg_database)
-    else:
-        os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsletter_site.settings.dev")
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ["TASKS_URL"] = "db://"  # the batch tasks are rows, not run here
-    os.environ["EMAIL_URL"] = "locmem://"
-    os.environ["LOG_LEVEL"] = "WARNING"
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
+    # TASKS_URL db://: the batch tasks are rows, not run here.
+    database = open_database(
+        args.database, tmp, postgres=args.postgres, pg_database=args.pg_database, tasks_url="db://"
+    )
     from django.db import connection, transaction
+    from django.db.models import Value
     from django.utils import timezone
     from wagtail.models import Page
 
@@ -70,9 +61,6 @@ def main() -> int:
     from campaigns.models import Delivery
     from subscribers.models import Subscriber
 
-    settings.DEBUG = False
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
     issue, mailing_list, added, generated = create_content(args.subscribers)
     folder = Page.get_first_root_node().add_child(instance=AutomationEmailIndexPage(title="Emails", slug="emails"))
     email = folder.add_child(
@@ -89,10 +77,10 @@ def main() -> int:
             ["automation_id", "subscriber_id", "entered_at", "state", "round"],
             Subscriber.objects.order_by()
             .annotate(
-                e_automation=django.db.models.Value(automation.pk),
-                e_entered=django.db.models.Value(entered),
-                e_state=django.db.models.Value(Enrollment.State.ACTIVE),
-                e_round=django.db.models.Value(0),
+                e_automation=Value(automation.pk),
+                e_entered=Value(entered),
+                e_state=Value(Enrollment.State.ACTIVE),
+                e_round=Value(0),
             )
             .values_list("e_automation", "pk", "e_entered", "e_state", "e_round"),
         )
@@ -100,9 +88,6 @@ def main() -> int:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT sqlite_version()" if connection.vendor == "sqlite" else "SHOW server_version")
-        database = f"{connection.vendor} {cursor.fetchone()[0]} ({connection.settings_dict['NAME']})"
     print(f"generated {added:,} subscribers in {generated:.1f}s; enrolled {enrolled:,} in {enroll_seconds:.1f}s")
 
     load_before = load_average()
@@ -137,9 +122,10 @@ def main() -> int:
     )
     ratio = idle_seconds / reference_seconds
     print(f"{'idle tick right after (nobody due)':<52} {idle:>10,} {idle_seconds:>8.2f} {ratio:>6.2f}")
-    connection.close()
-    if args.database == "postgres" and not args.keep:
-        drop_postgres_database(args.postgres, args.pg_database)
+    if args.keep:
+        connection.close()
+    else:
+        close_database(args.database, postgres=args.postgres, pg_database=args.pg_database)
     shutil.rmtree(tmp, ignore_errors=True)
     for problem in problems:
         print("PROBLEM:", problem)

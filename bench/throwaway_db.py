@@ -4,8 +4,8 @@
 is dropped and created, sets the settings a benchmark runs with (development settings, immediate
 tasks, locmem mail, warnings only), runs ``django.setup()``, ``migrate`` and ``createcachetable``,
 and returns a line describing the database for the printed results. ``close_database`` drops the
-PostgreSQL database again. bench/segment_bench.py uses it; import_bench.py and abtest_bench.py
-still repeat these steps (their owners may switch).
+PostgreSQL database again. segment_bench.py, abtest_bench.py and automation_bench.py use it;
+import_bench.py still sets up its own (it also times the previous importer on a second database).
 """
 
 import os
@@ -14,15 +14,16 @@ from pathlib import Path
 from run import create_postgres_database, drop_postgres_database
 
 
-def open_database(database: str, tmp: Path, *, postgres: str, pg_database: str) -> str:
-    """``database`` is "sqlite" (a file in ``tmp``) or "postgres" (``pg_database`` on ``postgres``)."""
+def open_database(database: str, tmp: Path, *, postgres: str, pg_database: str, tasks_url: str = "immediate://") -> str:
+    """``database`` is "sqlite" (a file in ``tmp``) or "postgres" (``pg_database`` on ``postgres``);
+    ``tasks_url``: "db://" to leave enqueued tasks as rows instead of running them."""
     if database == "postgres":
         os.environ["DATABASE_URL"] = create_postgres_database(postgres, pg_database)
     else:
         os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsletter_site.settings.dev")
     os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ["TASKS_URL"] = "immediate://"
+    os.environ["TASKS_URL"] = tasks_url
     os.environ["EMAIL_URL"] = "locmem://"
     os.environ["LOG_LEVEL"] = "WARNING"
     import django
