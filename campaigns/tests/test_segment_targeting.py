@@ -64,6 +64,7 @@ def matching(weekly, segment_rules) -> list[str]:
     return found
 
 
+@pytest.mark.services  # and again on PostgreSQL by make test-services (issue 11: each rule type on both)
 def test_engagement_rules_read_the_ledger(issue_page, weekly, readers):
     old, middle, recent = (sent_campaign(issue_page, days) for days in (30, 20, 10))
     draft = Campaign.objects.create(page=issue_page)  # never started: not among the last campaigns

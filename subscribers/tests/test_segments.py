@@ -101,6 +101,7 @@ def test_attribute_rules_on_postgresql(postgresql, segment_rules, expected):
     assert matching(news, segment_rules) == expected
 
 
+@pytest.mark.services  # and again on PostgreSQL by make test-services (issue 11: each rule type on both)
 def test_number_rules_skip_values_that_are_no_numbers_without_error(news, reader):
     """JSON numbers from older data compare as numbers; text that is no number never matches."""
     reader("ann", age="7")
@@ -111,6 +112,7 @@ def test_number_rules_skip_values_that_are_no_numbers_without_error(news, reader
     assert matching(news, rules(attr("age", "lt", "999999999999999"))) == ["ann"]
 
 
+@pytest.mark.services  # and again on PostgreSQL by make test-services (issue 11: each rule type on both)
 def test_list_language_and_subscribed_rules(news, reader):
     sport = MailingListFactory(slug="sport")
     ann = reader("ann", created_at=timezone.make_aware(datetime.datetime(2025, 12, 31, 23, 59)))
@@ -126,6 +128,7 @@ def test_list_language_and_subscribed_rules(news, reader):
     assert matching(news, rules({"field": "subscribed", "op": "since", "value": "2026-01-01"})) == ["bob"]
 
 
+@pytest.mark.services  # and again on PostgreSQL by make test-services (issue 11: each rule type on both)
 def test_signup_source_and_email_rules(news, reader):
     reader("ann")
     bob = reader("bob")
