@@ -159,11 +159,13 @@ def test_first_time_editor_writes_previews_tests_sends_and_reads_the_report(
 
     log_in(page)
     write_issue(page, archive)
-    preview_all_modes(page)
-    # Wagtail 8 autosaves the new page as a draft and moves the editor to its edit URL. Publishing
-    # before that first autosave lands races it: the page is created and published, then the late
-    # autosave to the "add" URL is refused (400, the slug is taken). An editor sees the indicator.
+    # Wagtail 8 autosaves the new page as a draft, moves the editor to its edit URL and rebuilds
+    # the form (the preview panel included). Racing that first autosave, a preview mode chosen
+    # meanwhile was reset to the web view, or Publish created the page and the late autosave to
+    # the "add" URL was refused (400, slug taken): both seen in full runs. An editor sees the
+    # indicator; the test waits for the edit URL.
     page.wait_for_url(re.compile(r"/admin/pages/\d+/edit/"), timeout=20_000)
+    preview_all_modes(page)
     page.get_by_role("button", name="More actions").click()
     page.get_by_role("button", name="Publish").click()
     message = page.locator(".messages")
