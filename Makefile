@@ -86,7 +86,7 @@ MUTATION_DB := $(CURDIR)/var/mutation.sqlite3
 mutation: dev-venv
 	rm -f $(MUTATION_DB) && DATABASE_URL=sqlite:///$(MUTATION_DB) DJANGO_SETTINGS_MODULE=newsletter_site.settings.test \
 		$(PY) manage.py migrate -v0
-	MUTATION_TEST_DB=$(MUTATION_DB) $(BIN)/mutmut run --max-children 2
+	MUTATION_TEST_DB=$(MUTATION_DB) DJANGO_SETTINGS_MODULE=newsletter_site.settings.test $(BIN)/mutmut run --max-children 2
 	$(BIN)/mutmut results
 
 # Regenerate the README's screenshots (docs/screenshots/*.png): the visitor's and the editor's
