@@ -13,6 +13,7 @@ from campaigns.models import Campaign, Delivery
 from campaigns.sending import new_worker_id, send_batch
 from campaigns.services import CampaignError
 from campaigns.tests.factories import make_user
+from subscribers.models import Segment
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
 SUBJECTS = ["Spring issue", "What's new this spring", "Ten things for spring"]
@@ -41,12 +42,46 @@ def variants(campaign):
     return Counter(Delivery.objects.filter(campaign=campaign).values_list("variant", flat=True))
 
 
-@pytest.mark.parametrize("count, percent, sizes", [(100, 30, {0: 10, 1: 10, 2: 10}), (50, 20, {0: 4, 1: 3, 2: 3})])
+@pytest.mark.parametrize(
+    "count, percent, sizes",
+    [(100, 30, {0: 10, 1: 10, 2: 10}), (50, 20, {0: 4, 1: 3, 2: 3}), (202, 50, {0: 34, 1: 34, 2: 33})],
+)
 def test_the_test_share_is_split_evenly(issue_page, django_capture_on_commit_callbacks, count, percent, sizes):
     campaign = start(ab_campaign(issue_page, readers(count), percent=percent), django_capture_on_commit_callbacks)
 
     assert variants(campaign) == sizes
     assert campaign.recipients == sum(sizes.values())
+
+
+def test_the_test_share_is_drawn_across_the_list_not_from_its_first_readers(
+    issue_page, django_capture_on_commit_callbacks
+):
+    weekly = readers(100)
+    campaign = start(ab_campaign(issue_page, weekly, percent=30), django_capture_on_commit_callbacks)
+
+    tested = set(Delivery.objects.filter(campaign=campaign).values_list("subscriber_id", flat=True))
+    first_thirty = set(weekly.subscriptions.order_by("subscriber_id").values_list("subscriber_id", flat=True)[:30])
+    assert len(tested) == 30 and tested != first_thirty
+
+
+def test_the_test_share_of_a_segment_is_drawn_from_the_segment(issue_page, django_capture_on_commit_callbacks):
+    weekly = MailingListFactory(slug="weekly")
+    for index in range(20):
+        city = "Leeds" if index % 2 else "York"
+        subscriber = SubscriberFactory(email=f"reader{index}@example.com", attributes={"city": city})
+        SubscriptionFactory(list=weekly, subscriber=subscriber)
+    leeds = Segment.objects.create(
+        name="Leeds readers",
+        slug="leeds",
+        rules={"match": "all", "rules": [{"field": "attribute", "name": "city", "op": "equals", "value": "Leeds"}]},
+    )
+    campaign = services.create_campaign(issue_page, [weekly], subject=SUBJECTS[0], segment=leeds)
+    campaign = abtests.configure(campaign, SUBJECTS, percent=60, window=datetime.timedelta(hours=4), metric="opens")
+    campaign = start(campaign, django_capture_on_commit_callbacks)
+
+    assert variants(campaign) == {0: 2, 1: 2, 2: 2}  # 60 % of the 10 Leeds readers
+    cities = Delivery.objects.filter(campaign=campaign).values_list("subscriber__attributes__city", flat=True)
+    assert set(cities) == {"Leeds"}
 
 
 def test_a_tiny_audience_still_gets_one_reader_per_variant(issue_page, django_capture_on_commit_callbacks):

@@ -7,6 +7,7 @@ from django.db import IntegrityError, connection
 from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery, DeliveryEvent, SendingWorker
+from campaigns.models import campaign as campaign_models
 from campaigns.models.campaign import GROUPED_MESSAGE_IDS, UNKNOWN_ERROR
 from campaigns.sending import engine
 from subscribers.tests.factories import SubscriberFactory
@@ -408,3 +409,51 @@ def test_the_per_message_marker_marks_only_a_row_its_worker_holds(ongoing, monke
                                   esp_message_id=("<" + "m" * 300)[:255])  # fmt: skip
     assert state(other) == changed(other)
     assert list(ledger._marker_sql_cache) == [connection.vendor]
+
+
+# --- The tracking webhooks' batch write, reopening a campaign, the outcome counters -------------
+
+
+@pytest.mark.parametrize("update_from", [True, False], ids=["update-from", "row-by-row"])
+def test_write_fields_writes_each_rows_own_values_of_the_named_fields_only(ongoing, monkeypatch, update_from):
+    monkeypatch.setattr(campaign_models, "_supports_update_from", lambda: update_from)
+    rows = [dirty(ongoing, status=Delivery.Status.SENT, first_opened_at=T0, open_count=1) for _ in range(3)]
+    opened = [None, T2, T3]  # the first row's open is taken back: a NULL written over a value
+    for row, first_opened_at, count in zip(rows, opened, (5, 6, 7), strict=True):
+        row.first_opened_at, row.open_count, row.last_error = first_opened_at, count, "not a named field"
+
+    assert Delivery.objects.write_fields(rows, ("first_opened_at", "open_count")) == 3
+
+    stored = {row.pk: row for row in Delivery.objects.filter(campaign=ongoing)}
+    for row, first_opened_at, count in zip(rows, opened, (5, 6, 7), strict=True):
+        assert (stored[row.pk].first_opened_at, stored[row.pk].open_count) == (first_opened_at, count)
+        assert stored[row.pk].last_error == "old error"
+    assert Delivery.objects.write_fields([], ("open_count",)) == 0
+
+
+def test_reopening_a_sent_campaign_sends_again_and_a_paused_one_stays_paused(issue_page):
+    sent = Campaign.objects.create(
+        page=issue_page, from_email="news@example.com", status=Campaign.Status.SENT, finished_at=T0, recipients=4
+    )
+    paused = Campaign.objects.create(
+        page=issue_page, from_email="news@example.com", status=Campaign.Status.PAUSED, finished_at=T1, recipients=4
+    )
+
+    assert Campaign.objects.filter(pk__in=[sent.pk, paused.pk]).reopen(3) == 2
+
+    sent.refresh_from_db()
+    paused.refresh_from_db()
+    assert (sent.status, sent.finished_at, sent.recipients) == (Campaign.Status.SENDING, None, 7)
+    assert (paused.status, paused.finished_at, paused.recipients) == (Campaign.Status.PAUSED, T1, 7)
+
+
+def test_count_outcomes_adds_only_what_it_is_given(ongoing):
+    Campaign.objects.filter(pk=ongoing.pk).update(sent=2, failed=1, skipped=1)
+    campaigns = Campaign.objects.filter(pk=ongoing.pk)
+
+    assert campaigns.count_outcomes() == 0
+    assert campaigns.count_outcomes(sent=3) == 1
+    assert campaigns.count_outcomes(skipped=2) == 1
+
+    ongoing.refresh_from_db()
+    assert (ongoing.sent, ongoing.failed, ongoing.skipped) == (5, 1, 3)

@@ -81,7 +81,8 @@ def test_a_campaign_larger_than_a_days_quota_stops_at_the_quota_and_comes_back(
     assert second["claimed"] == 0 and second["more"] is True
     retry_at = datetime.datetime.fromisoformat(second["retry_at"])
     assert retry_at - timezone.now() > datetime.timedelta(hours=23)
-    assert succeeded[0]["next_retry_at"] == retry_at and not succeeded[0]["claimable"]
+    # What the successor task is told: rows remain, none claimable before the day frees.
+    assert succeeded == [{"claimable": False, "unfinished": True, "next_retry_at": retry_at, "quota_spent": True}]
     assert Delivery.objects.filter(campaign=campaign, status="queued", claimed_by="").count() == 2
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SENDING

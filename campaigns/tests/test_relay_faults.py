@@ -249,3 +249,15 @@ def test_batches_failing_during_the_same_outage_record_it_once(started, relay):
     assert second["next_try_at"] == first["next_try_at"]
     started.refresh_from_db()
     assert started.relay_failures == 1
+
+
+def test_a_batch_that_cannot_reach_the_relay_hands_its_claim_back_and_says_so(started, relay):
+    from campaigns.sending import send_batch
+
+    relay.refuse_connections()
+
+    result = send_batch(started.pk, worker_id="w1", limit=2)
+
+    assert (result["claimed"], result["released"], result["sent"]) == (2, 2, 0)
+    assert not Delivery.objects.exclude(claimed_by="").exists()
+    assert Delivery.objects.filter(campaign=started, status="queued").count() == 5

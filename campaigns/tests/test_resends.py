@@ -104,6 +104,20 @@ def test_a_cancelled_resend_makes_room_for_another_that_skips_whom_it_reached(
     assert "cat@example.com" in recipients(second)
 
 
+def test_a_reader_erased_after_a_cancelled_resend_reached_them_leaves_the_others_in_the_next(
+    original, django_capture_on_commit_callbacks
+):
+    first, _ = resend_now(original, django_capture_on_commit_callbacks)
+    Delivery.objects.filter(campaign=first, email="bob@example.com").update(status=Delivery.Status.SENT)
+    first.cancel()
+    Subscriber.objects.filter(email="bob@example.com").delete()  # erased: his deliveries stay, without him
+
+    second, created = resend_now(original, django_capture_on_commit_callbacks)
+
+    assert created
+    assert recipients(second) == [f"{name}@example.com" for name in ("cat", "dan", "eve", "fay", "gus", "hal")]
+
+
 def test_after_a_delay_it_is_scheduled_and_leaves_out_who_opened_meanwhile(
     original, django_capture_on_commit_callbacks
 ):

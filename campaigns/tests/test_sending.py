@@ -1,16 +1,22 @@
 """The batch engine: claims, crash-and-resume, exact counters, throttle, task chaining."""
 
 import datetime
+from email import message_from_bytes, policy
+from email.utils import parseaddr
+from types import SimpleNamespace
 
 import pytest
 from django.core import mail
 from django.utils import timezone
 
-from campaigns.models import Campaign, Delivery, SendWindow
-from campaigns.sending import claim_deliveries, recover_stale_deliveries, send_batch
-from campaigns.sending.engine import UNKNOWN_ERROR
+from campaigns import services
+from campaigns.models import Campaign, Delivery, SendingWorker, SendWindow
+from campaigns.sending import claim_deliveries, engine, recover_stale_deliveries, send_batch
+from campaigns.sending.engine import UNKNOWN_ERROR, finish_if_done, work_remaining
 from campaigns.sending.throttle import Throttle
 from campaigns.tests.factories import run_now, started_campaign
+from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
+from subscribers.tokens import read_unsubscribe_token
 
 pytestmark = pytest.mark.django_db
 
@@ -282,3 +288,193 @@ def test_synchronous_marker_setting_keeps_the_wal_flush_on_postgresql(settings, 
     assert marker_prelude() == ["SET LOCAL synchronous_commit = off"]
     settings.BROADSHEET = {**settings.BROADSHEET, "SYNCHRONOUS_MARKER": True}
     assert marker_prelude() == []
+
+
+# --- What one batch reports, and the engine's per-process caches ------------------------------
+
+
+def test_a_whole_batch_reports_every_count_and_flag(campaign):
+    result = send_batch(campaign.pk, worker_id="w1")
+
+    assert result == {
+        "claimed": 6, "sent": 6, "failed": 0, "unknown": 0, "retried": 0, "released": 0, "recovered": 0,
+        "waiting": False, "waiter": False, "paused": False, "relay_recovered": False,
+        "status": Campaign.Status.SENT, "more": False, "retry_at": None,
+    }  # fmt: skip
+    # Run outside a django-tasks-db task: the run names no task result for recovery to fail.
+    assert SendingWorker.objects.get(worker_id="w1").task_id == ""
+
+
+def test_a_batch_of_a_campaign_no_longer_sending_does_nothing_and_says_so(campaign):
+    Campaign.objects.filter(pk=campaign.pk).pause()
+
+    assert send_batch(campaign.pk, worker_id="w1") == {
+        "claimed": 0, "sent": 0, "failed": 0, "unknown": 0, "retried": 0, "released": 0, "recovered": 0,
+        "waiting": False, "waiter": False, "paused": False, "relay_recovered": False,
+        "status": Campaign.Status.PAUSED, "more": False, "retry_at": None,
+    }  # fmt: skip
+    assert mail.outbox == []
+
+
+def test_work_remaining_names_the_next_retry_of_a_queued_row_only(campaign):
+    now = timezone.now()
+    ids = list(Delivery.objects.filter(campaign=campaign).order_by("pk").values_list("pk", flat=True))
+    later, soon = now + datetime.timedelta(minutes=10), now + datetime.timedelta(minutes=5)
+    Delivery.objects.filter(pk=ids[0]).update(retry_at=later)
+    # A retry time already passed (claimable now), and one on a row in flight: neither is "next".
+    Delivery.objects.filter(pk=ids[1]).update(retry_at=now - datetime.timedelta(minutes=1))
+    Delivery.objects.filter(pk=ids[2]).update(status=Delivery.Status.SENDING, claimed_by="w9", retry_at=soon)
+
+    assert work_remaining(campaign.pk) == {
+        "claimable": True, "unfinished": True, "next_retry_at": later, "quota_spent": False
+    }  # fmt: skip
+
+
+def test_dead_workers_are_looked_for_at_most_once_per_interval_unless_forced(campaign, monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(engine, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    engine._last_recovery.clear()
+    # HEARTBEAT_SECONDS is 0 in the tests: the interval is its floor, one second.
+
+    assert engine._recover_if_due(campaign) is not None
+    assert engine._recover_if_due(campaign) is None
+    assert engine._recover_if_due(campaign, force=True) is not None
+    clock[0] = 100.5
+    assert engine._recover_if_due(campaign) is None
+    clock[0] = 101.0  # a whole interval after the forced look
+    assert engine._recover_if_due(campaign) is not None
+    clock[0] = 101.9
+    assert engine._recover_if_due(campaign) is None
+
+
+def test_the_issue_is_built_once_per_campaign_and_process(campaign, monkeypatch):
+    built = []
+    real_build = engine.build_content
+    monkeypatch.setattr(engine, "build_content", lambda *args, **kwargs: built.append(1) or real_build(*args, **kwargs))
+    engine._content_cache.clear()
+
+    for _ in range(3):
+        send_batch(campaign.pk, worker_id="w1", limit=2)
+
+    assert len(mail.outbox) == 6 and len(built) == 1
+
+
+def test_each_message_one_click_link_names_its_campaign(campaign):
+    send_batch(campaign.pk, worker_id="w1")
+
+    for message in mail.outbox:
+        parsed = message_from_bytes(message.message().as_bytes(), policy=policy.default)
+        url = str(parsed["List-Unsubscribe"]).split("<https://")[1].split(">")[0]
+        token = url.rstrip("/").split("/")[-2]  # .../unsubscribe/<token>/one-click/
+        assert read_unsubscribe_token(token).campaign_id == campaign.pk
+
+
+def test_a_translation_whose_tags_need_attributes_gets_them_though_the_issue_does_not(
+    issue_page, translate_page, django_capture_on_commit_callbacks
+):
+    translate_page(
+        issue_page, "zh-hans", subject="春季刊", body=[("paragraph", "<p>你好，{{ attributes.city }}的读者</p>")]
+    )
+    weekly = MailingListFactory(slug="weekly")
+    for email, language in (("ann@example.com", "en"), ("li@example.com", "zh-hans")):
+        subscriber = SubscriberFactory(email=email, language=language, attributes={"city": "Leeds"})
+        SubscriptionFactory(list=weekly, subscriber=subscriber)
+    campaign = services.create_campaign(issue_page, [weekly])
+    with django_capture_on_commit_callbacks(execute=False):
+        services.start_campaign(campaign.pk)
+
+    send_batch(campaign.pk, worker_id="w1")
+
+    messages = {parseaddr(message.to[0])[1]: message for message in mail.outbox}
+    assert messages["li@example.com"].subject == "春季刊"
+    assert "你好，Leeds的读者" in messages["li@example.com"].body
+    assert messages["ann@example.com"].subject == "Spring issue: news from the press"
+    assert "Leeds" not in messages["ann@example.com"].body
+
+
+def test_a_campaign_with_rows_left_is_not_finished(campaign):
+    assert finish_if_done(campaign.pk) is False
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENDING
+
+    Delivery.objects.filter(campaign=campaign).update(status=Delivery.Status.SENT)
+    assert finish_if_done(campaign.pk) is True
+    assert finish_if_done(campaign.pk) is False  # only the caller that flipped it
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENT
+
+
+def test_a_batch_while_the_relay_is_awaited_sends_nothing_and_says_when_to_come_back(campaign):
+    next_try_at = timezone.now() + datetime.timedelta(minutes=3)
+    Campaign.objects.filter(pk=campaign.pk).update(next_try_at=next_try_at)
+
+    result = send_batch(campaign.pk, worker_id="w1")
+
+    assert (result["status"], result["more"], result["waiting"]) == (Campaign.Status.SENDING, True, True)
+    assert result["retry_at"] == next_try_at.isoformat() and result["claimed"] == 0
+    assert mail.outbox == []
+
+
+def test_a_batch_run_by_a_database_task_names_its_task_result(campaign):
+    send_batch(campaign.pk, worker_id="w1", task_id="0f7c2f0e-task")
+
+    assert SendingWorker.objects.get(worker_id="w1").task_id == "0f7c2f0e-task"
+
+
+def test_when_every_row_left_waits_for_a_retry_the_batch_says_when_the_first_is_due(campaign):
+    soon, later = (timezone.now() + datetime.timedelta(minutes=minutes) for minutes in (5, 9))
+    ids = list(Delivery.objects.filter(campaign=campaign).order_by("pk").values_list("pk", flat=True))
+    Delivery.objects.filter(pk__in=ids[4:]).update(retry_at=later)
+    Delivery.objects.filter(pk=ids[5]).update(retry_at=soon)
+
+    result = send_batch(campaign.pk, worker_id="w1")
+
+    assert (result["sent"], result["more"], result["retry_at"]) == (4, True, soon.isoformat())
+
+
+def test_a_campaign_paused_during_a_batch_asks_for_no_more_batches(campaign):
+    def pause_now(_remaining):
+        Campaign.objects.filter(pk=campaign.pk).pause()
+
+    result = send_batch(campaign.pk, worker_id="w1", limit=2, on_claimed=pause_now)
+
+    assert (result["status"], result["more"]) == (Campaign.Status.PAUSED, False)
+    assert Delivery.objects.filter(campaign=campaign, status="queued").exists()
+
+
+def test_the_watchdog_settling_a_dead_workers_claim_still_claims_only_its_batch(campaign):
+    long_ago = timezone.now() - datetime.timedelta(hours=1)
+    ids = claim_deliveries(campaign.pk, "dead-worker", 6)
+    Delivery.objects.filter(pk__in=ids).update(claimed_at=long_ago)
+
+    result = send_batch(campaign.pk, worker_id="watchdog", limit=2)
+
+    assert (result["recovered"], result["claimed"], result["sent"]) == (6, 2, 2)
+    assert Delivery.objects.filter(campaign=campaign, status="queued", claimed_by="").count() == 4
+
+
+def test_a_pause_between_two_languages_hands_the_second_languages_rows_back(
+    issue_page, translate_page, monkeypatch, django_capture_on_commit_callbacks
+):
+    translate_page(issue_page, "zh-hans", subject="春季刊")
+    weekly = MailingListFactory(slug="weekly")
+    for email, language in (("ann@example.com", "en"), ("bob@example.com", "en"), ("li@example.com", "zh-hans")):
+        SubscriptionFactory(list=weekly, subscriber=SubscriberFactory(email=email, language=language))
+    campaign = services.create_campaign(issue_page, [weekly])
+    with django_capture_on_commit_callbacks(execute=False):
+        services.start_campaign(campaign.pk)
+    send_rows = engine._send_rows
+
+    def send_then_pause(*args, **kwargs):
+        try:
+            return send_rows(*args, **kwargs)
+        finally:
+            Campaign.objects.filter(pk=campaign.pk).pause()  # an editor pauses meanwhile
+
+    monkeypatch.setattr(engine, "_send_rows", send_then_pause)
+
+    result = send_batch(campaign.pk, worker_id="w1")
+
+    first_language_size = len(mail.outbox)
+    assert result["claimed"] == 3 and result["released"] == 3 - first_language_size
+    assert result["sent"] == first_language_size and first_language_size in (1, 2)
+    left = Delivery.objects.filter(campaign=campaign, status="queued")
+    assert left.count() == 3 - first_language_size and not left.exclude(claimed_by="").exists()
