@@ -478,3 +478,89 @@ def test_a_pause_between_two_languages_hands_the_second_languages_rows_back(
     assert result["sent"] == first_language_size and first_language_size in (1, 2)
     left = Delivery.objects.filter(campaign=campaign, status="queued")
     assert left.count() == 3 - first_language_size and not left.exclude(claimed_by="").exists()
+
+
+class _Outbox(list):
+    """mail.outbox that calls ``hook(number of messages so far)`` after each message arrives."""
+
+    def __init__(self, hook):
+        super().__init__()
+        self.hook = hook
+
+    def append(self, message):
+        super().append(message)
+        self.hook(len(self))
+
+    def extend(self, messages):
+        for message in messages:
+            self.append(message)
+
+
+def test_a_batch_after_a_relay_outage_says_the_relay_answers_again(campaign):
+    Campaign.objects.filter(pk=campaign.pk).update(relay_failures=2, relay_down_since=timezone.now())
+
+    result = send_batch(campaign.pk, worker_id="w1")
+
+    assert result["relay_recovered"] is True and result["sent"] == 6
+    campaign.refresh_from_db()
+    assert (campaign.relay_failures, campaign.relay_down_since) == (0, None)
+
+
+def test_a_worker_whose_claim_was_given_away_mid_batch_stops_and_says_so(campaign, monkeypatch, caplog):
+    ids = list(Delivery.objects.filter(campaign=campaign).order_by("pk").values_list("pk", flat=True))
+
+    def give_away(sent):
+        if sent == 2:  # recovery thought w1 dead and gave its next row to another worker
+            Delivery.objects.filter(pk=ids[2]).update(claimed_by="w-new")
+
+    monkeypatch.setattr(mail, "outbox", _Outbox(give_away))
+
+    result = send_batch(campaign.pk, worker_id="w1")
+
+    assert (result["claimed"], result["sent"]) == (6, 2)
+    given = Delivery.objects.get(pk=ids[2])
+    assert (given.status, given.claimed_by, given.attempts) == ("queued", "w-new", 0)
+    assert f"campaign {campaign.pk}: worker w1 lost its claim; stopping" in caplog.text
+
+
+def test_a_pause_takes_effect_within_a_large_batch(
+    issue_page, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.BROADSHEET = {**settings.BROADSHEET, "BATCH_SIZE": 250}
+    campaign = started_campaign(issue_page, 210, django_capture_on_commit_callbacks)
+
+    def pause_at(sent):
+        if sent == 30:
+            Campaign.objects.filter(pk=campaign.pk).pause()
+
+    monkeypatch.setattr(mail, "outbox", _Outbox(pause_at))
+
+    result = send_batch(campaign.pk, worker_id="w1")
+
+    # Checked at each checkpoint (every 100 messages), not only at the end of the batch.
+    assert (result["claimed"], result["sent"], result["released"]) == (210, 100, 110)
+    assert Delivery.objects.filter(campaign=campaign, status="queued", claimed_by="").count() == 110
+
+
+def test_a_relay_lost_mid_batch_puts_the_message_in_hand_back_and_the_campaign_waits(
+    campaign, smtp_server, monkeypatch
+):
+    open_transport = engine.mailers.open_transport
+
+    def open_then_go_down(*args, **kwargs):
+        opened = open_transport(*args, **kwargs)
+        smtp_server.refuse_connections()  # the open connection lasts; a reconnection is refused
+        return opened
+
+    monkeypatch.setattr(engine.mailers, "open_transport", open_then_go_down)
+    smtp_server.drop_connection(after=2)
+
+    result = send_batch(campaign.pk, worker_id="w1")
+
+    assert (result["sent"], result["waiter"], result["more"]) == (2, True, True)
+    assert result["retry_at"] is not None
+    queued = Delivery.objects.filter(campaign=campaign, status="queued")
+    assert queued.count() == 4 and not queued.exclude(claimed_by="").exists()
+    assert set(queued.values_list("attempts", flat=True)) == {0}  # the attempt in hand is undone
+    campaign.refresh_from_db()
+    assert campaign.relay_failures == 1 and campaign.next_try_at is not None
