@@ -564,3 +564,84 @@ def test_a_relay_lost_mid_batch_puts_the_message_in_hand_back_and_the_campaign_w
     assert set(queued.values_list("attempts", flat=True)) == {0}  # the attempt in hand is undone
     campaign.refresh_from_db()
     assert campaign.relay_failures == 1 and campaign.next_try_at is not None
+
+
+def faulty_send(monkeypatch, *, on_call: int, error: Exception):
+    """Make the campaign transport's ``send`` raise ``error`` on its ``on_call``-th call."""
+    open_transport = engine.mailers.open_transport
+
+    def open_faulty(*args, **kwargs):
+        transport, alias = open_transport(*args, **kwargs)
+        send, calls = transport.send, []
+
+        def send_or_raise(items, **options):
+            calls.append(items)
+            if len(calls) == on_call:
+                raise error
+            return send(items, **options)
+
+        transport.send = send_or_raise
+        return transport, alias
+
+    monkeypatch.setattr(engine.mailers, "open_transport", open_faulty)
+
+
+def test_an_unexpected_error_once_a_message_is_handed_over_leaves_it_unknown(campaign, monkeypatch):
+    ids = list(Delivery.objects.filter(campaign=campaign).order_by("pk").values_list("pk", flat=True))
+    faulty_send(monkeypatch, on_call=3, error=RuntimeError("boom"))
+
+    with pytest.raises(RuntimeError, match="boom"):
+        send_batch(campaign.pk, worker_id="w1")
+
+    # Handed to the transport: it may have gone, so it is never sent again on its own.
+    in_hand = Delivery.objects.get(pk=ids[2])
+    assert (in_hand.status, in_hand.claimed_by) == (Delivery.Status.UNKNOWN, "")
+    assert in_hand.last_error == "the batch stopped on an unexpected error: RuntimeError: boom"
+    assert list(Delivery.objects.filter(pk__in=ids[:2]).values_list("status", flat=True)) == ["sent", "sent"]
+    rest = Delivery.objects.filter(pk__in=ids[3:])
+    assert set(rest.values_list("status", "claimed_by")) == {("queued", "")}
+    campaign.refresh_from_db()
+    assert (campaign.sent, campaign.failed) == (2, 1)
+
+
+def test_an_unexpected_error_before_a_message_is_handed_over_fails_it(campaign, monkeypatch):
+    ids = list(Delivery.objects.filter(campaign=campaign).order_by("pk").values_list("pk", flat=True))
+    mark_sending, calls = engine._Batch.mark_sending, []
+
+    def mark_or_raise(self, items, message_ids):
+        calls.append(items)
+        if len(calls) == 3:
+            raise RuntimeError("database went away")
+        return mark_sending(self, items, message_ids)
+
+    monkeypatch.setattr(engine._Batch, "mark_sending", mark_or_raise)
+
+    with pytest.raises(RuntimeError):
+        send_batch(campaign.pk, worker_id="w1")
+
+    never_sent = Delivery.objects.get(pk=ids[2])
+    assert never_sent.status == Delivery.Status.FAILED
+    assert never_sent.last_error == "the batch stopped on an unexpected error: RuntimeError: database went away"
+    assert len(mail.outbox) == 2
+
+
+def test_three_temporary_failures_in_a_row_stop_the_batch_and_it_comes_back_later(campaign, smtp_server, settings):
+    settings.BROADSHEET = {**settings.BROADSHEET, "RETRY_BACKOFF_SECONDS": 60}
+    smtp_server.fail_temporarily(at=1, times=10)
+
+    before = timezone.now()
+    result = send_batch(campaign.pk, worker_id="w1")
+
+    assert (result["retried"], result["sent"], result["released"]) == (3, 0, 3)
+    retry_at = datetime.datetime.fromisoformat(result["retry_at"])
+    assert before + datetime.timedelta(seconds=60) <= retry_at <= timezone.now() + datetime.timedelta(seconds=60)
+    assert Delivery.objects.filter(campaign=campaign, status="queued", claimed_by="").count() == 6
+
+
+def test_a_success_between_temporary_failures_starts_the_count_again(campaign, smtp_server):
+    smtp_server.fail_temporarily(at=1)
+    smtp_server.fail_temporarily(at=3, times=2)  # 1 fails, 2 goes, 3 and 4 fail, 5 and 6 go
+
+    result = send_batch(campaign.pk, worker_id="w1")
+
+    assert (result["retried"], result["sent"], result["released"]) == (3, 3, 0)
