@@ -13,7 +13,7 @@ from campaigns.models import Campaign, Delivery
 from campaigns.sending import new_worker_id, send_batch
 from campaigns.services import CampaignError
 from campaigns.tests.factories import make_user
-from subscribers.models import Segment
+from subscribers.models import Segment, Subscriber
 from subscribers.tests.factories import MailingListFactory, SubscriberFactory, SubscriptionFactory
 
 SUBJECTS = ["Spring issue", "What's new this spring", "Ten things for spring"]
@@ -332,3 +332,22 @@ def test_the_report_says_the_rule_chose_the_winner(admin_client, issue_page, dja
 
     assert "Chosen automatically at" in page and "Picked by hand" not in page
     assert 'data-variant="1"' in page and "Winner" in page
+
+
+def test_the_rest_leaves_out_only_this_tests_readers(issue_page, django_capture_on_commit_callbacks):
+    campaign = sent_test(issue_page, django_capture_on_commit_callbacks)
+    tested = Delivery.objects.filter(campaign=campaign)
+    untested = Subscriber.objects.exclude(pk__in=tested.values("subscriber_id")).first()
+    # Another campaign reached a reader outside the test; a tested reader was erased since.
+    other = Campaign.objects.create(page=issue_page, from_email="news@example.com", status=Campaign.Status.SENT)
+    Delivery.objects.create(
+        campaign=other, subscriber=untested, email=untested.email, subscriber_uid=untested.uid, status="sent"
+    )
+    Subscriber.objects.filter(pk=tested.first().subscriber_id).delete()
+
+    with django_capture_on_commit_callbacks(execute=False):
+        abtests.decide(campaign.pk, now=campaign.started_at + datetime.timedelta(hours=5))
+
+    rest = Campaign.objects.get(pk=campaign.pk).winner_sends.get()
+    assert rest.recipients == 30
+    assert Delivery.objects.filter(campaign=rest, subscriber=untested).exists()

@@ -210,7 +210,10 @@ def test_reaping_fails_the_dead_runs_own_task_when_a_live_runs_task_is_older(cam
     alive.refresh_from_db()
     assert (killed.status, alive.status) == ("FAILED", "RUNNING")
     (message,) = [record.getMessage() for record in caplog.records if "died" in record.getMessage()]
-    assert f"pid {pid}" in message and str(killed.pk) in message
+    worker_id = f"{socket.gethostname()}:{pid}:killed"
+    assert message == (
+        f"sending run {worker_id} (host {socket.gethostname()}, pid {pid}) died; its task {killed.pk} is marked failed"
+    )
     # The next recovery (every batch runs one) finds nothing more to fail.
     assert reap_dead_workers() == 0
 
@@ -269,3 +272,12 @@ def test_the_failed_task_names_the_dead_runs_last_heartbeat(campaign, settings):
     task.refresh_from_db()
     (error,) = task.task_result.errors
     assert f"last heartbeat {timezone.localtime(beat):%Y-%m-%d %H:%M:%S}" in error.traceback
+
+
+def test_reaping_counts_every_dead_run_whose_task_it_failed(campaign, settings):
+    settings.TASKS = DB_TASKS
+    first, second = dead_pid(), dead_pid()
+    running_batch_task(campaign, first, f"{socket.gethostname()}:{first}:one")
+    running_batch_task(campaign, second, f"{socket.gethostname()}:{second}:two")
+
+    assert reap_dead_workers() == 2

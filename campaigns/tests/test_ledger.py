@@ -509,3 +509,21 @@ def test_campaign_status_remaining_is_the_share_remaining(campaign):
     send_batch(campaign.pk, worker_id="w1", limit=1)
 
     assert "Remaining:  4 (80.0%)" in status(str(campaign.pk))
+
+
+def test_a_new_run_prunes_only_runs_stopped_over_an_hour_ago():
+    now = timezone.now()
+
+    def run(worker_id, **fields):
+        return SendingWorker.objects.create(worker_id=worker_id, hostname=HOST, pid=1, **fields)
+
+    recent = run("recent", stopped_at=now - datetime.timedelta(minutes=50))
+    old = run("old", stopped_at=now - datetime.timedelta(minutes=70))
+    running = run("running", heartbeat_at=now - datetime.timedelta(hours=3))
+
+    new = SendingWorker.start("new")
+
+    assert set(SendingWorker.objects.values_list("worker_id", flat=True)) == {"recent", "running", "new"}
+    assert new.task_id == "" and new.stopped_at is None
+    assert not SendingWorker.objects.filter(pk=old.pk).exists()
+    assert SendingWorker.objects.filter(pk__in=[recent.pk, running.pk]).count() == 2

@@ -59,7 +59,7 @@ def test_a_batch_sends_only_its_claim_and_leaves_the_rest_queued(campaign):
     assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENDING
 
 
-def test_crash_and_resume_reports_the_message_in_flight_and_sends_the_rest_once(campaign):
+def test_crash_and_resume_reports_the_message_in_flight_and_sends_the_rest_once(campaign, caplog):
     # A worker claimed four rows, sent the first successfully (still 'sending', not checkpointed),
     # handed the second to the transport and was killed.
     ids = claim_deliveries(campaign.pk, "dead-worker", 4)
@@ -72,6 +72,9 @@ def test_crash_and_resume_reports_the_message_in_flight_and_sends_the_rest_once(
     result = send_batch(campaign.pk, worker_id="new-worker")
 
     assert result["recovered"] == 4  # 2 requeued, 1 recorded sent, 1 unknown
+    assert (
+        f"campaign {campaign.pk}: worker dead-worker died; 1 in flight recorded unknown, 1 recorded sent, 2 requeued"
+    ) in caplog.text
     lost = Delivery.objects.get(pk=ids[1])
     assert (lost.status, lost.last_error) == ("unknown", UNKNOWN_ERROR)
     assert Delivery.objects.get(pk=ids[0]).status == "sent"
@@ -293,7 +296,7 @@ def test_synchronous_marker_setting_keeps_the_wal_flush_on_postgresql(settings, 
 # --- What one batch reports, and the engine's per-process caches ------------------------------
 
 
-def test_a_whole_batch_reports_every_count_and_flag(campaign):
+def test_a_whole_batch_reports_every_count_and_flag(campaign, caplog):
     result = send_batch(campaign.pk, worker_id="w1")
 
     assert result == {
@@ -303,6 +306,7 @@ def test_a_whole_batch_reports_every_count_and_flag(campaign):
     }  # fmt: skip
     # Run outside a django-tasks-db task: the run names no task result for recovery to fail.
     assert SendingWorker.objects.get(worker_id="w1").task_id == ""
+    assert "lost its claim" not in caplog.text
 
 
 def test_a_batch_of_a_campaign_no_longer_sending_does_nothing_and_says_so(campaign):
@@ -645,3 +649,18 @@ def test_a_success_between_temporary_failures_starts_the_count_again(campaign, s
     result = send_batch(campaign.pk, worker_id="w1")
 
     assert (result["retried"], result["sent"], result["released"]) == (3, 3, 0)
+
+
+def test_recovery_can_be_told_how_old_a_claim_must_be_to_count_as_abandoned(campaign):
+    claim_deliveries(campaign.pk, "unregistered-worker", 3)  # just now, by a worker with no heartbeat row
+
+    assert recover_stale_deliveries(campaign.pk) == {}
+    assert recover_stale_deliveries(campaign.pk, stale_after=0) == {"requeued": 3, "sent": 0, "unknown": 0}
+    assert not Delivery.objects.exclude(claimed_by="").exists()
+
+
+def test_a_claim_above_a_hint_that_finds_too_few_takes_only_the_rest_from_below(campaign):
+    ids = list(Delivery.objects.filter(campaign=campaign).order_by("pk").values_list("pk", flat=True))
+
+    assert sorted(claim_deliveries(campaign.pk, "w1", 3, after=ids[4])) == [ids[0], ids[1], ids[5]]
+    assert Delivery.objects.filter(claimed_by="w1").count() == 3
