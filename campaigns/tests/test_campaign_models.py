@@ -1,9 +1,11 @@
 """Campaign, Delivery and DeliveryEvent: constraints and querysets."""
 
 import datetime
+import threading
+from types import SimpleNamespace
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import DatabaseError, IntegrityError, connection
 from django.utils import timezone
 
 from campaigns.models import Campaign, Delivery, DeliveryEvent, SendingWorker
@@ -297,12 +299,16 @@ def test_resume_forgets_the_relay_outage(ongoing):
 # --- The engine's relay bookkeeping: exactly one task waits for the relay -------------------------
 
 
-def test_a_relay_failure_is_recorded_once_and_its_first_reporter_waits(ongoing, settings):
+def test_a_relay_failure_is_recorded_once_and_its_first_reporter_waits(ongoing, settings, caplog):
     settings.BROADSHEET = {**settings.BROADSHEET, "RELAY_DOWN_PAUSE_SECONDS": 3600}
     first = engine.record_relay_failure(ongoing.pk, ConnectionRefusedError("refused"))
     ongoing.refresh_from_db()
     assert (first["waiter"], first["paused"], first["next_try_at"]) == (True, False, ongoing.next_try_at)
     assert ongoing.relay_failures == 1 and ongoing.relay_down_since is not None
+    # What the operator reads in the worker's log.
+    assert [record.getMessage() for record in caplog.records if record.levelname == "WARNING"] == [
+        f"campaign {ongoing.pk}: relay unreachable (1 tries), next try at {ongoing.next_try_at}: refused"
+    ]
 
     second = engine.record_relay_failure(ongoing.pk, ConnectionRefusedError("refused"))
     assert second == {"next_try_at": ongoing.next_try_at, "waiter": False, "paused": False}
@@ -316,7 +322,7 @@ def test_a_relay_failure_of_a_campaign_not_sending_changes_nothing(ongoing):
     assert Campaign.objects.get(pk=ongoing.pk).relay_failures == 0
 
 
-def test_the_next_try_is_due_at_its_time_and_a_relay_down_too_long_pauses(ongoing, settings):
+def test_the_next_try_is_due_at_its_time_and_a_relay_down_too_long_pauses(ongoing, settings, caplog):
     settings.BROADSHEET = {**settings.BROADSHEET, "RELAY_DOWN_PAUSE_SECONDS": 0}
     Campaign.objects.filter(pk=ongoing.pk).update(relay_failures=2, relay_down_since=T0, next_try_at=T0)
 
@@ -326,6 +332,8 @@ def test_the_next_try_is_due_at_its_time_and_a_relay_down_too_long_pauses(ongoin
     ongoing.refresh_from_db()
     assert ongoing.status == "paused"
     assert "unreachable since 2026-03-01" in ongoing.last_error and "(3 tries): no route to host" in ongoing.last_error
+    errors = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    assert errors == [f"campaign {ongoing.pk} paused: {ongoing.last_error}"]
 
 
 def test_a_retried_relay_failure_keeps_when_the_outage_began(ongoing, settings):
@@ -457,3 +465,24 @@ def test_count_outcomes_adds_only_what_it_is_given(ongoing):
 
     ongoing.refresh_from_db()
     assert (ongoing.sent, ongoing.failed, ongoing.skipped) == (5, 1, 3)
+
+
+def test_a_failed_heartbeat_is_logged_with_its_error_and_the_beating_goes_on(monkeypatch, caplog):
+    stop, beats = threading.Event(), []
+
+    def beat(worker_id):
+        beats.append(worker_id)
+        if len(beats) == 1:
+            raise DatabaseError("database is locked")
+        stop.set()
+
+    monkeypatch.setattr(SendingWorker, "beat", beat)
+    monkeypatch.setattr(engine, "close_old_connections", lambda: None)
+    monkeypatch.setattr(engine, "connection", SimpleNamespace(close=lambda: None))  # the beat's own connection
+
+    with caplog.at_level("DEBUG", logger="campaigns.sending.engine"):
+        engine._beat("w1", 0.001, stop)
+
+    assert beats == ["w1", "w1"]
+    (record,) = [record for record in caplog.records if "heartbeat" in record.getMessage()]
+    assert record.getMessage() == "heartbeat of w1 failed" and record.exc_info[0] is DatabaseError
