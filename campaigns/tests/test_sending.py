@@ -387,8 +387,9 @@ def test_a_translation_whose_tags_need_attributes_gets_them_though_the_issue_doe
     with django_capture_on_commit_callbacks(execute=False):
         services.start_campaign(campaign.pk)
 
-    send_batch(campaign.pk, worker_id="w1")
+    result = send_batch(campaign.pk, worker_id="w1")
 
+    assert (result["claimed"], result["sent"]) == (2, 2)  # one per language, added up
     messages = {parseaddr(message.to[0])[1]: message for message in mail.outbox}
     assert messages["li@example.com"].subject == "春季刊"
     assert "你好，Leeds的读者" in messages["li@example.com"].body
@@ -444,7 +445,10 @@ def test_a_campaign_paused_during_a_batch_asks_for_no_more_batches(campaign):
     assert Delivery.objects.filter(campaign=campaign, status="queued").exists()
 
 
-def test_the_watchdog_settling_a_dead_workers_claim_still_claims_only_its_batch(campaign):
+def test_the_watchdog_settling_a_dead_workers_claim_still_claims_only_its_batch(campaign, monkeypatch):
+    monkeypatch.setattr(engine, "time", SimpleNamespace(monotonic=lambda: 100.0))
+    engine._last_recovery.clear()
+    assert engine._recover_if_due(campaign) == {}  # a look just now: the next one is not due yet
     long_ago = timezone.now() - datetime.timedelta(hours=1)
     ids = claim_deliveries(campaign.pk, "dead-worker", 6)
     Delivery.objects.filter(pk__in=ids).update(claimed_at=long_ago)
@@ -500,10 +504,13 @@ class _Outbox(list):
             self.append(message)
 
 
-def test_a_batch_after_a_relay_outage_says_the_relay_answers_again(campaign):
+def test_a_batch_after_a_relay_outage_says_the_relay_answers_again(campaign, caplog):
     Campaign.objects.filter(pk=campaign.pk).update(relay_failures=2, relay_down_since=timezone.now())
 
-    result = send_batch(campaign.pk, worker_id="w1")
+    with caplog.at_level("INFO", logger="campaigns.sending.engine"):
+        result = send_batch(campaign.pk, worker_id="w1")
+
+    assert f"campaign {campaign.pk}: the relay answers again" in [record.getMessage() for record in caplog.records]
 
     assert result["relay_recovered"] is True and result["sent"] == 6
     campaign.refresh_from_db()
@@ -568,6 +575,7 @@ def test_a_relay_lost_mid_batch_puts_the_message_in_hand_back_and_the_campaign_w
     assert set(queued.values_list("attempts", flat=True)) == {0}  # the attempt in hand is undone
     campaign.refresh_from_db()
     assert campaign.relay_failures == 1 and campaign.next_try_at is not None
+    assert "Connection refused" in campaign.last_error  # the page says why it waits
 
 
 def faulty_send(monkeypatch, *, on_call: int, error: Exception):
@@ -664,3 +672,38 @@ def test_a_claim_above_a_hint_that_finds_too_few_takes_only_the_rest_from_below(
 
     assert sorted(claim_deliveries(campaign.pk, "w1", 3, after=ids[4])) == [ids[0], ids[1], ids[5]]
     assert Delivery.objects.filter(claimed_by="w1").count() == 3
+
+
+def test_a_large_batch_goes_through_its_checkpoints_to_the_end(
+    issue_page, settings, django_capture_on_commit_callbacks
+):
+    settings.BROADSHEET = {**settings.BROADSHEET, "BATCH_SIZE": 250}
+    campaign = started_campaign(issue_page, 210, django_capture_on_commit_callbacks)
+
+    result = send_batch(campaign.pk, worker_id="w1")
+
+    assert (result["claimed"], result["sent"], result["status"]) == (210, 210, Campaign.Status.SENT)
+
+
+def test_a_batch_for_a_campaign_that_is_gone_does_nothing():
+    result = send_batch(987654, worker_id="w1")
+
+    assert (result["status"], result["more"], result["claimed"]) == (None, False, 0)
+
+
+def test_a_recipient_whose_message_cannot_be_built_does_not_stop_the_others_in_the_batch(campaign, monkeypatch):
+    build = engine.recipient_values
+    bad = Delivery.objects.filter(campaign=campaign).order_by("pk").values_list("email", flat=True)[1]
+
+    def build_or_fail(content, links, recipient):
+        if recipient.email == bad:
+            raise ValueError("unusable merge data")
+        return build(content, links, recipient)
+
+    monkeypatch.setattr(engine, "recipient_values", build_or_fail)
+
+    result = send_batch(campaign.pk, worker_id="w1")
+
+    assert (result["sent"], result["failed"], result["status"]) == (5, 1, Campaign.Status.SENT)
+    failed = Delivery.objects.get(campaign=campaign, email=bad)
+    assert failed.last_error == "could not build the message: ValueError: unusable merge data"
